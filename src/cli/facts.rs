@@ -1,0 +1,106 @@
+//! `mp-remote facts`: layer 1 (detect) on every host, as a table or one JSON document.
+
+use serde::Serialize;
+
+use crate::facts::{self, Facts};
+use crate::inventory::Host;
+use crate::report::{ExitCode, HostStatus};
+use crate::run::{for_each_host, FanOut};
+use crate::transport::shell::quote;
+
+/// Where MarketPrism goes on a host unless the inventory's `deploy_dir` var says otherwise.
+pub const DEFAULT_DEPLOY_DIR: &str = "/opt/marketprism";
+
+/// The `facts --json` document. Field names are an API: see README "facts --json".
+#[derive(Debug, Serialize)]
+pub struct FactsReport {
+    pub hosts: Vec<HostFacts>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct HostFacts {
+    pub name: String,
+    pub status: HostStatus,
+    pub error: Option<String>,
+    pub duration_ms: u64,
+    pub facts: Option<Facts>,
+}
+
+pub async fn run(hosts: &[&Host], fanout: &FanOut, json: bool) -> ExitCode {
+    let outcomes = for_each_host(hosts, fanout, |transport, host| async move {
+        let deploy_dir = host
+            .vars
+            .get("deploy_dir")
+            .and_then(|v| v.as_str())
+            .unwrap_or(DEFAULT_DEPLOY_DIR);
+        let command = format!("sh -s -- {}", quote(deploy_dir));
+        let output = transport
+            .exec(&command, facts::PROBE_SCRIPT.as_bytes())
+            .await?;
+        anyhow::ensure!(
+            output.success(),
+            "the facts probe exited with {:?}: {}",
+            output.status,
+            output.stderr_text().trim()
+        );
+        Ok(facts::parse(&output.stdout_text())?)
+    })
+    .await;
+    let report = FactsReport {
+        hosts: outcomes
+            .into_iter()
+            .map(|o| HostFacts {
+                name: o.host,
+                status: o.status,
+                error: o.error,
+                duration_ms: o.duration.as_millis() as u64,
+                facts: o.value,
+            })
+            .collect(),
+    };
+    if json {
+        match serde_json::to_string_pretty(&report) {
+            Ok(text) => println!("{text}"),
+            Err(error) => eprintln!("error: cannot encode the facts as JSON: {error}"),
+        }
+    } else {
+        print_table(&report);
+    }
+    ExitCode::from_statuses(report.hosts.iter().map(|h| h.status))
+}
+
+fn print_table(report: &FactsReport) {
+    println!(
+        "{:<16} {:<11} {:<18} {:<8} {:>4} {:>8} {:>9} {:<8} {:<12} {:<12} listening",
+        "HOST", "STATUS", "OS", "ARCH", "CPUS", "MEM GiB", "DISK GiB", "INIT", "NATS", "CLICKHOUSE"
+    );
+    const GIB: f64 = (1u64 << 30) as f64;
+    for host in &report.hosts {
+        match (&host.facts, &host.error) {
+            (Some(f), _) => println!(
+                "{:<16} {:<11} {:<18} {:<8} {:>4} {:>8.1} {:>9.1} {:<8} {:<12} {:<12} {}",
+                host.name,
+                host.status,
+                format!("{} {}", f.os.id, f.os.version_id),
+                f.arch,
+                f.cpus,
+                f.memory_bytes as f64 / GIB,
+                f.disk_free_bytes as f64 / GIB,
+                format!("{:?}", f.init).to_lowercase(),
+                f.installed.nats_server.as_deref().unwrap_or("-"),
+                f.installed.clickhouse_server.as_deref().unwrap_or("-"),
+                f.listening_ports
+                    .iter()
+                    .map(u16::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+            (None, error) => println!(
+                "{:<16} {:<11} {}",
+                host.name,
+                host.status,
+                error.as_deref().unwrap_or("no facts")
+            ),
+        }
+    }
+}

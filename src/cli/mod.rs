@@ -1,0 +1,149 @@
+//! The command line: clap arguments, one file per subcommand, and everything that prints.
+
+mod facts;
+mod inventory_check;
+mod logging;
+mod ping;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use crate::inventory::{self, Inventory, InventoryError};
+use crate::report::ExitCode;
+use crate::run::FanOut;
+
+/// The inventory used when `-i` is not given: this machine, without SSH.
+const EMBEDDED_INVENTORY: &str = include_str!("../../inventory/local.toml");
+const EMBEDDED_INVENTORY_NAME: &str = "<embedded inventory/local.toml>";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "mp-remote",
+    version,
+    about = "Deploys the MarketPrism pipeline onto Linux hosts over SSH",
+    after_help = "Exit codes: 0 all hosts ok; 1 usage or inventory error; 2 at least one host failed or timed out; 3 at least one host unreachable (and none failed); 130 interrupted."
+)]
+pub struct Cli {
+    /// Inventory file (TOML). Without it: this machine, no SSH (inventory/local.toml).
+    #[arg(
+        short,
+        long,
+        global = true,
+        value_name = "FILE",
+        env = "MP_REMOTE_INVENTORY"
+    )]
+    pub inventory: Option<PathBuf>,
+
+    /// Only these hosts: names, group names, globs, `role:NAME`, comma lists, `!` to exclude.
+    #[arg(long, global = true, value_name = "PATTERN")]
+    pub limit: Option<String>,
+
+    /// Hosts worked on at once.
+    #[arg(long, global = true, default_value_t = 50, value_name = "N")]
+    pub forks: usize,
+
+    /// SSH handshakes under way at once (keep under sshd's MaxStartups).
+    #[arg(long, global = true, default_value_t = 10, value_name = "N")]
+    pub handshakes: usize,
+
+    /// Deadline for each host's whole task, e.g. 90s or 5m.
+    #[arg(long, global = true, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub timeout: Option<Duration>,
+
+    /// More output (-vv for debug logs).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Only errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Inventory commands.
+    #[command(subcommand)]
+    Inventory(InventoryCommand),
+    /// Connect to every host and run a no-op command.
+    Ping,
+    /// Gather facts (layer 1, detect) from every host in one exec each.
+    Facts {
+        /// Print one JSON document instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum InventoryCommand {
+    /// Parse and validate the inventory, and list the hosts --limit selects.
+    Check,
+}
+
+/// Parses the command line, runs it and returns the process exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let code = if error.use_stderr() {
+                ExitCode::Usage.code()
+            } else {
+                0
+            };
+            let _ = error.print();
+            return code;
+        }
+    };
+    logging::init(cli.verbose, cli.quiet);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::Usage.code();
+        }
+    };
+    runtime.block_on(run(cli)).code()
+}
+
+async fn run(cli: Cli) -> ExitCode {
+    let inventory = match load_inventory(&cli) {
+        Ok(inventory) => inventory,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::Usage;
+        }
+    };
+    let hosts = match inventory.select(cli.limit.as_deref()) {
+        Ok(hosts) => hosts,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::Usage;
+        }
+    };
+    let fanout = FanOut {
+        forks: cli.forks,
+        handshakes: cli.handshakes,
+        timeout: cli.timeout,
+    };
+    match &cli.command {
+        Command::Inventory(InventoryCommand::Check) => inventory_check::run(&inventory, &hosts),
+        Command::Ping => ping::run(&hosts, &fanout, cli.quiet).await,
+        Command::Facts { json } => facts::run(&hosts, &fanout, *json).await,
+    }
+}
+
+fn load_inventory(cli: &Cli) -> Result<Inventory, InventoryError> {
+    match &cli.inventory {
+        Some(path) => inventory::load(path),
+        None => inventory::parse(
+            EMBEDDED_INVENTORY,
+            std::path::Path::new(EMBEDDED_INVENTORY_NAME),
+            None,
+        ),
+    }
+}

@@ -1,0 +1,253 @@
+//! The inventory: which hosts to deploy to, what runs on each (roles) and how to reach them.
+//!
+//! A TOML file (see `inventory/*.toml`) is parsed strictly (`model`), every value is checked and
+//! pointed at when wrong (`validate`, `error`), then `[defaults]` < `[groups.*]` (in name order) <
+//! `[[hosts]]` are merged and `~/.ssh/config` fills what the inventory leaves open (`resolve`,
+//! `ssh_config`), so each [`Host`] carries a fully resolved [`SshTarget`]. `--limit` selection
+//! lives in `limit`.
+
+mod error;
+mod jump;
+mod limit;
+mod model;
+mod resolve;
+mod ssh_config;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+pub use error::{InventoryError, Location};
+
+use crate::transport::target::SshTarget;
+
+/// What a host runs. Serialised lowercase, as written in the inventory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Nats,
+    Clickhouse,
+    Storage,
+    Collector,
+}
+
+impl Role {
+    /// Every role, in deployment order (NATS and ClickHouse before what writes to them).
+    pub const ALL: [Role; 4] = [Role::Nats, Role::Clickhouse, Role::Storage, Role::Collector];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Nats => "nats",
+            Role::Clickhouse => "clickhouse",
+            Role::Storage => "storage",
+            Role::Collector => "collector",
+        }
+    }
+
+    /// "nats, clickhouse, storage, collector", for error hints.
+    pub(crate) fn allowed() -> String {
+        Role::ALL.map(Role::as_str).join(", ")
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The error of [`Role::from_str`]: the unknown name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown role {0:?}: use one of nats, clickhouse, storage, collector")]
+pub struct UnknownRole(pub String);
+
+impl FromStr for Role {
+    type Err = UnknownRole;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Role::ALL
+            .into_iter()
+            .find(|role| role.as_str() == s)
+            .ok_or_else(|| UnknownRole(s.to_string()))
+    }
+}
+
+/// How the control node runs commands on a host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Connection {
+    /// Over SSH, with [`Host::ssh`].
+    Ssh,
+    /// On this machine, without SSH ([`Host::ssh`] is filled but unused).
+    Local,
+}
+
+/// One host, fully resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Host {
+    pub name: String,
+    pub connection: Connection,
+    /// How to reach it; for `Local` hosts the address is "localhost" and the target unused.
+    pub ssh: SshTarget,
+    /// How the other hosts reach it (cluster traffic): `private_address`, else the address.
+    pub private_address: String,
+    /// Run steps through `sudo -n`.
+    pub become_: bool,
+    pub roles: Vec<Role>,
+    /// The groups listing this host, in name order.
+    pub groups: Vec<String>,
+    /// `[defaults].vars` < group vars (groups in name order) < host vars, tables merged deeply.
+    pub vars: toml::Table,
+}
+
+impl Host {
+    pub fn has_role(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+}
+
+/// A `[groups.NAME]` table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Group {
+    pub name: String,
+    /// Member host names, as listed (duplicates removed).
+    pub hosts: Vec<String>,
+    pub vars: toml::Table,
+}
+
+/// A loaded, validated inventory.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Inventory {
+    pub path: PathBuf,
+    /// In file order: every selection keeps this order.
+    pub hosts: Vec<Host>,
+    pub groups: BTreeMap<String, Group>,
+    /// `[components.*]`, not interpreted here.
+    pub components: toml::Table,
+    /// `[streams]` and `[thresholds]`, not interpreted here.
+    pub extra: toml::Table,
+    /// SHA-256 (hex) of the file's bytes: tells whether a deployment used this exact file.
+    pub digest: String,
+}
+
+impl Inventory {
+    /// The hosts a `--limit` pattern selects (all of them for `None`), in inventory order.
+    /// See the `limit` module for the syntax.
+    pub fn select(&self, limit: Option<&str>) -> Result<Vec<&Host>, InventoryError> {
+        match limit {
+            None => Ok(self.hosts.iter().collect()),
+            Some(pattern) => limit::select(self, pattern),
+        }
+    }
+
+    /// The hosts that have `role`, in inventory order.
+    pub fn hosts_with_role(&self, role: Role) -> Vec<&Host> {
+        self.hosts.iter().filter(|h| h.has_role(role)).collect()
+    }
+
+    pub fn host(&self, name: &str) -> Option<&Host> {
+        self.hosts.iter().find(|h| h.name == name)
+    }
+}
+
+/// `~/.ssh/config`, if there is a home directory.
+pub fn default_ssh_config_path() -> Option<PathBuf> {
+    dirs::home_dir().map(|home| home.join(".ssh").join("config"))
+}
+
+/// Reads and validates the inventory at `path`, using `~/.ssh/config` when it exists.
+pub fn load(path: &Path) -> Result<Inventory, InventoryError> {
+    load_with_ssh_config(path, default_ssh_config_path().as_deref())
+}
+
+/// Like [`load`], with the ssh config taken from `ssh_config` (`None`: use none). A missing ssh
+/// config file is not an error: ssh does without one too.
+pub fn load_with_ssh_config(
+    path: &Path,
+    ssh_config: Option<&Path>,
+) -> Result<Inventory, InventoryError> {
+    let source = std::fs::read_to_string(path).map_err(|source| InventoryError::Io {
+        path: path.to_path_buf(),
+        what: "the inventory",
+        source,
+    })?;
+    let ssh_text = match ssh_config {
+        None => None,
+        Some(ssh_path) => match std::fs::read_to_string(ssh_path) {
+            Ok(text) => Some((text, ssh_path)),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => None,
+            Err(source) => {
+                return Err(InventoryError::Io {
+                    path: ssh_path.to_path_buf(),
+                    what: "the ssh config",
+                    source,
+                })
+            }
+        },
+    };
+    let env = resolve::Env::from_system();
+    parse_in(
+        &source,
+        path,
+        ssh_text.as_ref().map(|(text, p)| (text.as_str(), *p)),
+        &env,
+    )
+}
+
+/// Parses inventory text as if read from `path` (used for messages and relative paths), with
+/// `ssh_config` as the content of `~/.ssh/config`. Reads no files except to see which default
+/// key files (`~/.ssh/id_*`) exist.
+pub fn parse(
+    source: &str,
+    path: &Path,
+    ssh_config: Option<&str>,
+) -> Result<Inventory, InventoryError> {
+    let env = resolve::Env::from_system();
+    let ssh_path = PathBuf::from("~/.ssh/config");
+    parse_in(
+        source,
+        path,
+        ssh_config.map(|text| (text, ssh_path.as_path())),
+        &env,
+    )
+}
+
+/// [`parse`] with an explicit environment (home, local user, existing files), for tests.
+fn parse_in(
+    source: &str,
+    path: &Path,
+    ssh_config: Option<(&str, &Path)>,
+    env: &resolve::Env,
+) -> Result<Inventory, InventoryError> {
+    let src = error::Source { path, text: source };
+    let raw: model::RawInventory = toml::from_str(source).map_err(|e| src.syntax(&e))?;
+    let ssh = ssh_config
+        .map(|(text, ssh_path)| {
+            ssh_config::SshConfigFile::parse(text, ssh_path, env.home.as_deref())
+        })
+        .transpose()?;
+    let (hosts, groups) = resolve::build(&raw, &src, ssh.as_ref(), env)?;
+    let mut extra = toml::Table::new();
+    if let Some(streams) = raw.streams {
+        extra.insert("streams".into(), toml::Value::Table(streams));
+    }
+    if let Some(thresholds) = raw.thresholds {
+        extra.insert("thresholds".into(), toml::Value::Table(thresholds));
+    }
+    Ok(Inventory {
+        path: path.to_path_buf(),
+        hosts,
+        groups,
+        components: raw.components,
+        extra,
+        digest: hex::encode(Sha256::digest(source.as_bytes())),
+    })
+}

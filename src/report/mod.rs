@@ -1,0 +1,37 @@
+//! What a run produced, per host, and how it maps to an exit code. No I/O here.
+
+pub mod exit;
+
+pub use exit::ExitCode;
+
+use serde::{Deserialize, Serialize};
+
+/// How one host ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HostStatus {
+    Ok,
+    /// Reached, but something it had to do failed.
+    Failed,
+    /// Never reached or never let in: DNS, TCP, host key, authentication.
+    Unreachable,
+    /// Still busy when its deadline (`--timeout`) ran out.
+    TimedOut,
+}
+
+impl HostStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Failed => "failed",
+            Self::Unreachable => "unreachable",
+            Self::TimedOut => "timed_out",
+        }
+    }
+}
+
+impl std::fmt::Display for HostStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

@@ -1,0 +1,8 @@
+//! The orchestrator on the control node: reach every selected host in parallel, run a task on
+//! each, and collect one outcome per host. One host's failure never stops the others.
+
+pub mod connect;
+pub mod fanout;
+
+pub use connect::connect;
+pub use fanout::{for_each_host, FanOut, HostOutcome};

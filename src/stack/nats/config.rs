@@ -1,0 +1,185 @@
+//! `nats-server.conf`: client, monitoring and (on several nodes) cluster listeners, JetStream's
+//! store. One node gets no `cluster` block; with more, each node routes to all the others.
+
+use serde::{Deserialize, Serialize};
+
+use crate::stack::checks::check_ports;
+use crate::stack::managed::{with_marker, CommentStyle, ManagedFile};
+use crate::stack::render::render;
+use crate::stack::StackError;
+
+const NATS_CONF: &str = include_str!("../../../templates/nats/nats-server.conf.tera");
+
+/// The JetStream cluster's name.
+pub const CLUSTER_NAME: &str = "marketprism";
+
+/// Where JetStream keeps its files unless the inventory says otherwise: never under /tmp, which
+/// does not survive a reboot. nats-server puts its data in a `jetstream/` folder below this
+/// (`/var/lib/nats/jetstream/jetstream`, seen with 2.9.10), so create and own this directory, not
+/// the folder below.
+pub const DEFAULT_STORE_DIR: &str = "/var/lib/nats/jetstream";
+
+/// What one node's config is made of.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NatsConfigInput {
+    /// Unique per node (JetStream clustering needs it): `[A-Za-z0-9_.-]+`.
+    pub server_name: String,
+    /// An absolute path outside /tmp, /var/tmp and /dev/shm; see [`DEFAULT_STORE_DIR`].
+    pub store_dir: String,
+    pub client_port: u16,
+    pub monitor_port: u16,
+    pub cluster_port: u16,
+    /// The private addresses (IP or host name) of all OTHER NATS nodes; see
+    /// [`peer_addresses`]. Empty on a single node: no cluster block.
+    pub routes: Vec<String>,
+    /// JetStream's file store limit on this node.
+    pub max_file_store_bytes: u64,
+}
+
+impl NatsConfigInput {
+    /// 8 GiB: both streams at their default 2 GiB limit, twice over.
+    pub const DEFAULT_MAX_FILE_STORE_BYTES: u64 = 8 << 30;
+
+    /// A single node called `server_name` with the default ports (4222, 8222, 6222), store dir
+    /// and file store limit.
+    pub fn new(server_name: impl Into<String>) -> Self {
+        NatsConfigInput {
+            server_name: server_name.into(),
+            store_dir: DEFAULT_STORE_DIR.into(),
+            client_port: 4222,
+            monitor_port: 8222,
+            cluster_port: 6222,
+            routes: Vec::new(),
+            max_file_store_bytes: Self::DEFAULT_MAX_FILE_STORE_BYTES,
+        }
+    }
+}
+
+/// The addresses in `all` (every NATS node's private address, this one's included) other than
+/// `own`, in order and without repeats: a node's routes.
+pub fn peer_addresses(own: &str, all: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for a in all {
+        if a != own && !out.contains(a) {
+            out.push(a.clone());
+        }
+    }
+    out
+}
+
+#[derive(Serialize)]
+struct ConfData<'a> {
+    server_name: &'a str,
+    client_port: u16,
+    monitor_port: u16,
+    cluster_port: u16,
+    store_dir: &'a str,
+    max_file_store_bytes: u64,
+    cluster_name: &'static str,
+    routes: Vec<String>,
+}
+
+/// Renders `nats-server.conf` with the managed marker as its first line.
+pub fn render_config(input: &NatsConfigInput) -> Result<ManagedFile, StackError> {
+    check_server_name(&input.server_name)?;
+    check_store_dir(&input.store_dir)?;
+    check_ports(&[
+        ("NATS client_port", input.client_port),
+        ("NATS monitor_port", input.monitor_port),
+        ("NATS cluster_port", input.cluster_port),
+    ])?;
+    if input.max_file_store_bytes == 0 {
+        return Err(StackError::invalid(
+            "NATS max_file_store_bytes",
+            "0",
+            "JetStream needs some file store",
+        ));
+    }
+    let mut routes = Vec::new();
+    for r in &input.routes {
+        let url = route_url(r, input.cluster_port)?;
+        if routes.contains(&url) {
+            return Err(StackError::invalid("NATS route", r, "listed twice"));
+        }
+        routes.push(url);
+    }
+    let body = render(
+        "templates/nats/nats-server.conf.tera",
+        NATS_CONF,
+        &ConfData {
+            server_name: &input.server_name,
+            client_port: input.client_port,
+            monitor_port: input.monitor_port,
+            cluster_port: input.cluster_port,
+            store_dir: &input.store_dir,
+            max_file_store_bytes: input.max_file_store_bytes,
+            cluster_name: CLUSTER_NAME,
+            routes,
+        },
+    )?;
+    Ok(ManagedFile {
+        name: "nats-server.conf".into(),
+        text: with_marker(CommentStyle::Hash, &body),
+    })
+}
+
+/// `nats-route://ADDR:PORT` (IPv6 in brackets).
+fn route_url(address: &str, port: u16) -> Result<String, StackError> {
+    let bare = address.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(std::net::IpAddr::V6(_)) = bare.parse() {
+        return Ok(format!("nats-route://[{bare}]:{port}"));
+    }
+    let host_ok = !address.is_empty()
+        && address
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-');
+    if !host_ok {
+        return Err(StackError::invalid(
+            "NATS route",
+            address,
+            "expected a node's private IP address or host name (no scheme, no port)",
+        ));
+    }
+    Ok(format!("nats-route://{address}:{port}"))
+}
+
+fn check_server_name(name: &str) -> Result<(), StackError> {
+    let ok = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(StackError::invalid(
+            "NATS server_name",
+            name,
+            "expected letters, digits, `_`, `.` and `-` (no spaces)",
+        ))
+    }
+}
+
+fn check_store_dir(dir: &str) -> Result<(), StackError> {
+    let why = if !dir.starts_with('/') {
+        Some("must be an absolute path")
+    } else if dir.contains(['"', '\\', '\n', '\r']) {
+        Some("must not contain quotes, backslashes or line breaks")
+    } else if dir.split('/').any(|p| p == "..") {
+        Some("must not contain `..`")
+    } else if ["/tmp", "/var/tmp", "/dev/shm"]
+        .iter()
+        .any(|t| dir == *t || dir.starts_with(&format!("{t}/")))
+    {
+        Some("must not be under /tmp, /var/tmp or /dev/shm: JetStream's data would not survive a reboot")
+    } else {
+        None
+    };
+    match why {
+        Some(why) => Err(StackError::invalid("JetStream store_dir", dir, why)),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+#[path = "config_tests.rs"]
+mod tests;

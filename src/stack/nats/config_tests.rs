@@ -1,0 +1,169 @@
+use super::*;
+use crate::stack::managed::managed_marker_ok;
+
+#[test]
+fn single_node_exactly() {
+    let f = render_config(&NatsConfigInput::new("mp-nats-1")).unwrap();
+    assert_eq!(f.name, "nats-server.conf");
+    assert_eq!(
+        f.text,
+        "# managed by mp-remote: sha256=6ced516cd8ca9366e06a1af9e9b78c87e300c8065f6f47cdee3f8784e95eeb99
+server_name: \"mp-nats-1\"
+listen: \"0.0.0.0:4222\"
+http_port: 8222
+
+jetstream {
+    store_dir: \"/var/lib/nats/jetstream\"
+    max_file_store: 8589934592
+}
+"
+    );
+    assert!(managed_marker_ok(&f.text));
+}
+
+#[test]
+fn three_nodes_route_to_the_two_others() {
+    let all: Vec<String> = ["10.0.0.1", "10.0.0.2", "10.0.0.3"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let input = NatsConfigInput {
+        routes: peer_addresses("10.0.0.2", &all),
+        store_dir: "/srv/nats/js".into(),
+        max_file_store_bytes: 20 << 30,
+        ..NatsConfigInput::new("nats-b")
+    };
+    assert_eq!(input.routes, ["10.0.0.1", "10.0.0.3"]);
+    let f = render_config(&input).unwrap();
+    assert!(managed_marker_ok(&f.text));
+    assert_eq!(
+        f.text.split_once('\n').unwrap().1,
+        "server_name: \"nats-b\"
+listen: \"0.0.0.0:4222\"
+http_port: 8222
+
+jetstream {
+    store_dir: \"/srv/nats/js\"
+    max_file_store: 21474836480
+}
+
+cluster {
+    name: \"marketprism\"
+    listen: \"0.0.0.0:6222\"
+    routes: [
+        \"nats-route://10.0.0.1:6222\"
+        \"nats-route://10.0.0.3:6222\"
+    ]
+}
+"
+    );
+    assert!(!f.text.contains("10.0.0.2"));
+}
+
+#[test]
+fn routes_use_the_cluster_port_and_bracket_ipv6() {
+    let input = NatsConfigInput {
+        cluster_port: 7222,
+        routes: vec!["fd00::2".into(), "nats-c.internal".into()],
+        ..NatsConfigInput::new("a")
+    };
+    let text = render_config(&input).unwrap().text;
+    assert!(
+        text.contains("        \"nats-route://[fd00::2]:7222\"\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("        \"nats-route://nats-c.internal:7222\"\n"),
+        "{text}"
+    );
+    assert!(text.contains("    listen: \"0.0.0.0:7222\"\n"), "{text}");
+}
+
+#[test]
+fn peer_addresses_exclude_self_and_repeats() {
+    let all: Vec<String> = ["a", "b", "a", "c", "b"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    assert_eq!(peer_addresses("b", &all), ["a", "c"]);
+    assert!(peer_addresses("a", &["a".to_string()]).is_empty());
+}
+
+#[test]
+fn bad_inputs_are_refused() {
+    let base = NatsConfigInput::new("n1");
+    let cases: Vec<(NatsConfigInput, &str)> = vec![
+        (
+            NatsConfigInput {
+                store_dir: "/tmp/nats/jetstream".into(),
+                ..base.clone()
+            },
+            "invalid JetStream store_dir `/tmp/nats/jetstream`: must not be under /tmp, /var/tmp \
+             or /dev/shm: JetStream's data would not survive a reboot",
+        ),
+        (
+            NatsConfigInput {
+                store_dir: "/tmp".into(),
+                ..base.clone()
+            },
+            "",
+        ),
+        (
+            NatsConfigInput {
+                store_dir: "var/lib/nats".into(),
+                ..base.clone()
+            },
+            "invalid JetStream store_dir `var/lib/nats`: must be an absolute path",
+        ),
+        (
+            NatsConfigInput {
+                store_dir: "/var/lib/../../tmp/x".into(),
+                ..base.clone()
+            },
+            "",
+        ),
+        (
+            NatsConfigInput {
+                server_name: "my nats".into(),
+                ..base.clone()
+            },
+            "invalid NATS server_name `my nats`: expected letters, digits, `_`, `.` and `-` (no \
+             spaces)",
+        ),
+        (
+            NatsConfigInput {
+                monitor_port: 4222,
+                ..base.clone()
+            },
+            "invalid NATS monitor_port `4222`: the same port as NATS client_port",
+        ),
+        (
+            NatsConfigInput {
+                max_file_store_bytes: 0,
+                ..base.clone()
+            },
+            "",
+        ),
+        (
+            NatsConfigInput {
+                routes: vec!["nats-route://10.0.0.2:6222".into()],
+                ..base.clone()
+            },
+            "invalid NATS route `nats-route://10.0.0.2:6222`: expected a node's private IP \
+             address or host name (no scheme, no port)",
+        ),
+        (
+            NatsConfigInput {
+                routes: vec!["10.0.0.2".into(), "10.0.0.2".into()],
+                ..base.clone()
+            },
+            "invalid NATS route `10.0.0.2`: listed twice",
+        ),
+    ];
+    for (input, msg) in cases {
+        let err = render_config(&input).unwrap_err().to_string();
+        if !msg.is_empty() {
+            assert_eq!(err, msg);
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! The CLI against this machine (`connection = "local"`) and against bad input: no test hosts.
+
+use std::path::Path;
+
+use crate::support::mp_remote;
+
+fn shipped(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("inventory")
+        .join(name)
+}
+
+#[test]
+fn facts_without_inventory_uses_this_machine() {
+    let run = mp_remote(None, &["facts", "--json"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let doc = run.json();
+    let hosts = doc["hosts"].as_array().unwrap();
+    assert_eq!(hosts.len(), 1);
+    assert_eq!(hosts[0]["name"], "local");
+    assert_eq!(hosts[0]["status"], "ok");
+    assert_eq!(hosts[0]["error"], serde_json::Value::Null);
+    assert_eq!(hosts[0]["facts"]["arch"], std::env::consts::ARCH);
+    assert!(hosts[0]["facts"]["cpus"].as_u64().unwrap() >= 1);
+    assert!(hosts[0]["facts"]["memory_bytes"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn ping_local_host() {
+    let run = mp_remote(Some(&shipped("local.toml")), &["ping"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("local"), "{run:?}");
+}
+
+#[test]
+fn shipped_inventories_check_ok() {
+    for name in ["single-host.toml", "multi-node.toml", "local.toml"] {
+        let run = mp_remote(Some(&shipped(name)), &["inventory", "check"]);
+        assert_eq!(run.code, 0, "{name}: {run:?}");
+    }
+}
+
+#[test]
+fn limit_selects_groups_and_rejects_unknown_terms() {
+    let inventory = shipped("multi-node.toml");
+    let run = mp_remote(
+        Some(&inventory),
+        &["inventory", "check", "--limit", "collectors"],
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("2 selected"), "{run:?}");
+    let run = mp_remote(
+        Some(&inventory),
+        &["inventory", "check", "--limit", "nosuchhost"],
+    );
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stderr.contains("nosuchhost"), "{run:?}");
+}
+
+#[test]
+fn bad_inventory_exits_1_with_file_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        "[[hosts]]\nname = \"a\"\naddress = \"127.0.0.1\"\nroles = [\"natz\"]\n",
+    )
+    .unwrap();
+    let run = mp_remote(Some(&path), &["facts"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    let expected = format!("{}:4:", path.display());
+    assert!(run.stderr.contains(&expected), "{run:?}");
+    assert!(run.stderr.contains("natz"), "{run:?}");
+}
+
+#[test]
+fn missing_inventory_and_usage_errors_exit_1() {
+    let run = mp_remote(Some(Path::new("/nonexistent/inv.toml")), &["ping"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stderr.contains("/nonexistent/inv.toml"), "{run:?}");
+    let run = mp_remote(None, &["no-such-command"]);
+    assert_eq!(run.code, 1, "{run:?}");
+}

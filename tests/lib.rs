@@ -1,0 +1,11 @@
+//! Integration tests: one test binary (link once), against real test hosts (Debian 12
+//! containers with systemd and sshd, built by tests/hosts/testhosts). Run them with `tests/run`,
+//! which makes sure the engine and the image exist first.
+
+mod support;
+
+mod cli_local;
+mod ssh_auth;
+mod ssh_facts;
+mod ssh_host_keys;
+mod ssh_transport;

@@ -1,0 +1,41 @@
+//! Running the mp-remote binary the way a user does.
+
+use std::path::Path;
+use std::process::Command;
+
+/// A finished mp-remote run.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+}
+
+pub fn mp_remote(inventory: Option<&Path>, args: &[&str]) -> Run {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_mp-remote"));
+    if let Some(path) = inventory {
+        command.arg("-i").arg(path);
+    }
+    // The developer's agent must not make a wrong-key test pass.
+    command
+        .args(args)
+        .env_remove("SSH_AUTH_SOCK")
+        .env_remove("MP_REMOTE_INVENTORY");
+    let output = command.output().expect("run mp-remote");
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
