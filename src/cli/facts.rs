@@ -8,8 +8,7 @@ use crate::report::{ExitCode, HostStatus};
 use crate::run::{for_each_host, FanOut};
 use crate::transport::shell::quote;
 
-/// Where MarketPrism goes on a host unless the inventory's `deploy_dir` var says otherwise.
-pub const DEFAULT_DEPLOY_DIR: &str = "/opt/marketprism";
+use crate::plan::build::DEFAULT_DEPLOY_DIR;
 
 /// The `facts --json` document. Field names are an API: see README "facts --json".
 #[derive(Debug, Serialize)]

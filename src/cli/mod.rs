@@ -1,5 +1,7 @@
 //! The command line: clap arguments, one file per subcommand, and everything that prints.
 
+mod agent;
+mod deploy;
 mod facts;
 mod inventory_check;
 mod logging;
@@ -77,6 +79,32 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Install, configure and start NATS JetStream and ClickHouse with MarketPrism's schema and
+    /// streams; a second run changes nothing.
+    Deploy {
+        /// Show what would change on each host; change nothing.
+        #[arg(long)]
+        check: bool,
+        /// Go on below the memory and disk thresholds.
+        #[arg(long)]
+        force: bool,
+        /// The mp-remote build to run on the hosts, when they cannot run this one (another
+        /// architecture or an older glibc).
+        #[arg(long, value_name = "PATH")]
+        agent_binary: Option<PathBuf>,
+    },
+    /// The host side (run by deploy over SSH; not for people).
+    #[command(subcommand, hide = true)]
+    Agent(AgentCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AgentCommand {
+    /// Run a plan (JSON, `-` for stdin) and print its events as JSON lines.
+    Run {
+        #[arg(long, value_name = "FILE")]
+        plan: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -111,6 +139,14 @@ pub fn main() -> i32 {
 }
 
 async fn run(cli: Cli) -> ExitCode {
+    // The agent needs no inventory: it runs a plan on the host it is on.
+    if let Command::Agent(AgentCommand::Run { plan }) = &cli.command {
+        return match agent::run(plan).await {
+            0 => ExitCode::Ok,
+            1 => ExitCode::Usage,
+            _ => ExitCode::HostFailed,
+        };
+    }
     let inventory = match load_inventory(&cli) {
         Ok(inventory) => inventory,
         Err(error) => {
@@ -134,6 +170,22 @@ async fn run(cli: Cli) -> ExitCode {
         Command::Inventory(InventoryCommand::Check) => inventory_check::run(&inventory, &hosts),
         Command::Ping => ping::run(&hosts, &fanout, cli.quiet).await,
         Command::Facts { json } => facts::run(&hosts, &fanout, *json).await,
+        Command::Deploy {
+            check,
+            force,
+            agent_binary,
+        } => {
+            let args = deploy::Args {
+                check: *check,
+                force: *force,
+                agent_binary: agent_binary.clone(),
+                quiet: cli.quiet,
+                verbose: cli.verbose > 0,
+            };
+            deploy::run(&inventory, &hosts, &fanout, args).await
+        }
+        // Handled above, before the inventory is read.
+        Command::Agent(_) => ExitCode::Usage,
     }
 }
 

@@ -98,15 +98,8 @@ fn outcome<T>(
     let (status, error, value) = match result {
         Ok(Ok(value)) => (HostStatus::Ok, None, Some(value)),
         Ok(Err(error)) => {
-            let unreachable = error
-                .downcast_ref::<TransportError>()
-                .is_some_and(TransportError::is_unreachable);
-            let status = if unreachable {
-                HostStatus::Unreachable
-            } else {
-                HostStatus::Failed
-            };
-            (status, Some(one_line(&error, &host.name)), None)
+            let (status, line) = classify(&error, &host.name);
+            (status, Some(line), None)
         }
         Err(limit) => (
             HostStatus::TimedOut,
@@ -125,6 +118,19 @@ fn outcome<T>(
         value,
         duration,
     }
+}
+
+/// A host's error as its final status (unreachable or failed) and one line.
+pub fn classify(error: &anyhow::Error, host: &str) -> (HostStatus, String) {
+    let unreachable = error
+        .downcast_ref::<TransportError>()
+        .is_some_and(TransportError::is_unreachable);
+    let status = if unreachable {
+        HostStatus::Unreachable
+    } else {
+        HostStatus::Failed
+    };
+    (status, one_line(error, host))
 }
 
 /// The error and its causes on one line, always naming the host.

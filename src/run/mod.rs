@@ -1,8 +1,11 @@
 //! The orchestrator on the control node: reach every selected host in parallel, run a task on
 //! each, and collect one outcome per host. One host's failure never stops the others.
 
+pub mod agent_exec;
 pub mod connect;
+pub mod deploy;
 pub mod fanout;
+pub mod session;
 
 pub use connect::connect;
 pub use fanout::{for_each_host, FanOut, HostOutcome};

@@ -24,7 +24,7 @@ pub struct ConnectOptions {
 
 /// Channels open at once on one connection: sshd's MaxSessions defaults to 10 and refuses
 /// the eleventh, so callers that run many commands at once wait here instead of failing.
-const MAX_CHANNELS: usize = 8;
+const MAX_CHANNELS: usize = 6;
 
 pub struct SshTransport {
     label: String,
@@ -76,6 +76,24 @@ impl SshTransport {
             channels: Semaphore::new(MAX_CHANNELS),
             _jump: jump,
         })
+    }
+
+    /// Opens a session channel. sshd frees a session slot only after both sides closed it, a
+    /// moment after our previous command returned: a refusal while the connection lives is
+    /// retried with a short backoff before it counts.
+    async fn open_session(&self) -> Result<russh::Channel<client::Msg>, TransportError> {
+        let mut attempt = 0u64;
+        loop {
+            match self.handle.channel_open_session().await {
+                Ok(channel) => return Ok(channel),
+                Err(e) if attempt < 10 && !self.handle.is_closed() => {
+                    attempt += 1;
+                    tracing::debug!("{}: session channel refused ({e}), retrying", self.label);
+                    tokio::time::sleep(std::time::Duration::from_millis(20 * attempt)).await;
+                }
+                Err(e) => return Err(self.channel_error(e)),
+            }
+        }
     }
 
     /// A channel-level failure: the connection is gone, or the server refused the channel.
@@ -290,11 +308,7 @@ impl Transport for SshTransport {
         sink: OutputSink<'_>,
     ) -> Result<Option<u32>, TransportError> {
         let _slot = self.channels.acquire().await.ok();
-        let channel = self
-            .handle
-            .channel_open_session()
-            .await
-            .map_err(|e| self.channel_error(e))?;
+        let channel = self.open_session().await?;
         channel
             .exec(true, command.as_bytes())
             .await

@@ -41,6 +41,10 @@ pub struct InventoryOptions<'a> {
     pub connect_timeout: &'a str,
     /// Only these host names (all when empty).
     pub only: &'a [&'a str],
+    /// Roles of every host.
+    pub roles: &'a [&'a str],
+    /// Raw TOML appended at the end (components, streams).
+    pub extra: &'a str,
 }
 
 fn script() -> PathBuf {
@@ -138,6 +142,8 @@ impl Fleet {
             known_hosts,
             connect_timeout: "10s",
             only: &[],
+            roles: &["nats"],
+            extra: "",
         }
     }
 
@@ -157,9 +163,14 @@ impl Fleet {
             if !options.only.is_empty() && !options.only.contains(&host.name.as_str()) {
                 continue;
             }
+            let roles: Vec<String> = options.roles.iter().map(|r| format!("\"{r}\"")).collect();
             text.push_str(&format!(
-                "\n[[hosts]]\nname = \"{}\"\naddress = \"{}\"\nport = {}\nprivate_address = \"{}\"\nroles = [\"nats\"]\n",
-                host.name, host.address, host.ssh_port, host.private_ip
+                "\n[[hosts]]\nname = \"{}\"\naddress = \"{}\"\nport = {}\nprivate_address = \"{}\"\nroles = [{}]\n",
+                host.name,
+                host.address,
+                host.ssh_port,
+                host.private_ip,
+                roles.join(", ")
             ));
             if host.hidden {
                 let bastion = self.bastion.as_ref().expect("hidden hosts need a bastion");
@@ -169,6 +180,8 @@ impl Fleet {
                 ));
             }
         }
+        text.push('\n');
+        text.push_str(options.extra);
         let path = self.path(file);
         std::fs::write(&path, text).expect("write inventory");
         path

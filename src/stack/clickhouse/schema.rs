@@ -28,7 +28,7 @@ const CREATE_TABLE: &str = include_str!("../../../sql/create_table.sql.tera");
 
 /// One statement to send in one HTTP request. `name` is for the report:
 /// `create database marketprism_hot`, `create table trades`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Statement {
     pub name: String,
     pub sql: String,

@@ -1,0 +1,175 @@
+//! Managed files: written atomically, left alone when already right, and never overwritten
+//! silently when a person edited them (they are backed up, and the step says where).
+
+use std::path::Path;
+
+use crate::agent::outcome::{Outcome, StepError};
+use crate::agent::shell::sh;
+use crate::stack::{managed_state, ManagedState};
+use crate::transport::shell::quote;
+
+pub async fn apply(
+    path: &str,
+    content: &str,
+    mode: u32,
+    owner: Option<&str>,
+    check_only: bool,
+) -> Result<Outcome, StepError> {
+    let current = match tokio::fs::read(path).await {
+        Ok(bytes) => Some(String::from_utf8_lossy(&bytes).into_owned()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(StepError::new(format!("cannot read {path}: {e}"))),
+    };
+    let mut changes = Vec::new();
+    if current.as_deref() == Some(content) {
+        let fixed = fix_metadata(path, mode, owner, check_only).await?;
+        if fixed.is_empty() {
+            return Ok(Outcome::unchanged(format!("{path} up to date")));
+        }
+        return Ok(Outcome::changed(
+            format!("{path}: {}", fixed.join(", ")),
+            fixed,
+        ));
+    }
+    let backup = match &current {
+        // Ours, unedited: an older rendering, replace it.
+        Some(text) if managed_state(text) == ManagedState::Intact => None,
+        Some(_) => Some(format!("{path}.mp-remote-backup-{}", unix_now())),
+        None => None,
+    };
+    match (&current, &backup) {
+        (None, _) => changes.push(format!("create {path}")),
+        (Some(_), None) => changes.push(format!("update {path}")),
+        (Some(_), Some(copy)) => changes.push(format!(
+            "{path} was edited on the host: backed up to {copy}, then replaced"
+        )),
+    }
+    if check_only {
+        return Ok(Outcome::changed(changes.join("; "), changes));
+    }
+    if let Some(copy) = &backup {
+        tokio::fs::copy(path, copy)
+            .await
+            .map_err(|e| StepError::new(format!("cannot back up {path} to {copy}: {e}")))?;
+    }
+    write_atomically(path, content)
+        .await
+        .map_err(|e| full_disk_aware(path, e))?;
+    fix_metadata(path, mode, owner, false).await?;
+    Ok(Outcome::changed(changes.join("; "), changes))
+}
+
+async fn write_atomically(path: &str, content: &str) -> std::io::Result<()> {
+    if let Some(parent) = Path::new(path).parent() {
+        tokio::fs::create_dir_all(parent).await?;
+    }
+    let tmp = format!("{path}.mp-remote-tmp");
+    tokio::fs::write(&tmp, content).await?;
+    tokio::fs::rename(&tmp, path).await
+}
+
+/// Mode and owner as wanted; returns what it fixed (or would fix).
+async fn fix_metadata(
+    path: &str,
+    mode: u32,
+    owner: Option<&str>,
+    check_only: bool,
+) -> Result<Vec<String>, StepError> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let meta = tokio::fs::metadata(path)
+        .await
+        .map_err(|e| StepError::new(format!("cannot stat {path}: {e}")))?;
+    let mut fixed = Vec::new();
+    if meta.mode() & 0o7777 != mode {
+        fixed.push(format!("mode {:o}", mode));
+        if !check_only {
+            tokio::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+                .await
+                .map_err(|e| StepError::new(format!("cannot chmod {path}: {e}")))?;
+        }
+    }
+    if let Some(owner) = owner {
+        let current = sh(&format!("stat -c %U:%G {}", quote(path)))
+            .await
+            .map(|o| o.output.trim().to_string())
+            .unwrap_or_default();
+        let wanted = if owner.contains(':') {
+            owner.to_string()
+        } else {
+            format!("{owner}:{owner}")
+        };
+        if current != wanted {
+            fixed.push(format!("owner {wanted}"));
+            if !check_only {
+                let out = sh(&format!("chown {} {}", quote(&wanted), quote(path)))
+                    .await
+                    .map_err(|e| StepError::new(format!("cannot chown {path}: {e}")))?;
+                if !out.success() {
+                    return Err(StepError::new(format!("cannot chown {path} to {wanted}"))
+                        .with_output(&out.output));
+                }
+            }
+        }
+    }
+    Ok(fixed)
+}
+
+pub fn full_disk_aware(path: &str, e: std::io::Error) -> StepError {
+    if e.raw_os_error() == Some(28) {
+        StepError::new(format!("disk full: cannot write {path}: {e}")).hint(format!(
+            "free space on the file system holding {path} (df -h {path})"
+        ))
+    } else {
+        StepError::new(format!("cannot write {path}: {e}"))
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agent::event::StepStatus;
+
+    #[tokio::test]
+    async fn create_then_unchanged_then_backup_of_an_edit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.conf");
+        let path = path.to_str().unwrap();
+        let content = crate::stack::managed::with_marker(
+            crate::stack::managed::CommentStyle::Hash,
+            "a = 1\n",
+        );
+        let first = apply(path, &content, 0o640, None, false).await.unwrap();
+        assert_eq!(first.status, StepStatus::Changed);
+        let second = apply(path, &content, 0o640, None, false).await.unwrap();
+        assert_eq!(second.status, StepStatus::Ok, "{second:?}");
+
+        std::fs::write(path, format!("{content}b = 2\n")).unwrap();
+        let check = apply(path, &content, 0o640, None, true).await.unwrap();
+        assert_eq!(check.status, StepStatus::Changed);
+        assert!(
+            std::fs::read_to_string(path).unwrap().contains("b = 2"),
+            "check changes nothing"
+        );
+        let third = apply(path, &content, 0o640, None, false).await.unwrap();
+        assert!(third.message.contains("backed up"), "{third:?}");
+        assert_eq!(std::fs::read_to_string(path).unwrap(), content);
+        let backups = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .contains("backup")
+            })
+            .count();
+        assert_eq!(backups, 1);
+    }
+}

@@ -1,0 +1,175 @@
+//! OS packages through the host's package manager. An interrupted dpkg (a host restarted in the
+//! middle of an install) is repaired first, so no one has to run `dpkg --configure -a` by hand.
+
+use crate::agent::outcome::{Outcome, StepError};
+use crate::agent::shell::sh;
+use crate::transport::shell::quote;
+
+pub async fn apply(packages: &[String], check_only: bool) -> Result<Outcome, StepError> {
+    let manager = detect_manager().await?;
+    let installed = installed_versions(manager, packages).await?;
+    let missing: Vec<&String> = packages
+        .iter()
+        .zip(&installed)
+        .filter(|(_, version)| version.is_none())
+        .map(|(name, _)| name)
+        .collect();
+    let broken = manager == Manager::Apt && dpkg_interrupted().await;
+    if missing.is_empty() && !broken {
+        let list: Vec<String> = packages
+            .iter()
+            .zip(&installed)
+            .map(|(name, version)| format!("{name} {}", version.as_deref().unwrap_or("?")))
+            .collect();
+        return Ok(Outcome::unchanged(format!(
+            "{} already installed",
+            list.join(", ")
+        )));
+    }
+    let mut changes: Vec<String> = missing.iter().map(|p| format!("install {p}")).collect();
+    if broken {
+        changes.insert(0, "repair interrupted dpkg (dpkg --configure -a)".into());
+    }
+    if check_only {
+        return Ok(Outcome::changed("would install packages", changes));
+    }
+    let names: Vec<String> = missing.iter().map(|p| quote(p)).collect();
+    let script = match manager {
+        Manager::Apt => apt_script(&names.join(" ")),
+        Manager::Dnf => format!("dnf install -y {}", names.join(" ")),
+        Manager::Yum => format!("yum install -y {}", names.join(" ")),
+    };
+    let run = sh(&script)
+        .await
+        .map_err(|e| StepError::new(format!("cannot run the package manager: {e}")))?;
+    if !run.success() {
+        let hint = if run.output.contains("Unable to locate package")
+            || run.output.contains("No match for argument")
+        {
+            "the package is not in the host's repositories: use source = \"release\" or \"push\" for this component"
+        } else if run.output.contains("Could not get lock") {
+            "another package manager holds the lock (unattended-upgrades?): wait for it, then deploy again"
+        } else {
+            "see the output above; fix the package manager on the host, then deploy again"
+        };
+        return Err(StepError::new(format!(
+            "installing {} failed (exit {:?})",
+            missing
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            run.code
+        ))
+        .hint(hint)
+        .with_output(&run.output));
+    }
+    let after = installed_versions(manager, packages).await?;
+    let versions: Vec<String> = packages
+        .iter()
+        .zip(&after)
+        .map(|(name, version)| format!("{name} {}", version.as_deref().unwrap_or("?")))
+        .collect();
+    Ok(
+        Outcome::changed(format!("installed {}", versions.join(", ")), changes)
+            .with_output(&run.output),
+    )
+}
+
+/// Repairs dpkg, refreshes the package lists when they are missing or a package is unknown,
+/// and installs without prompts, keeping config files a person changed.
+fn apt_script(names: &str) -> String {
+    format!(
+        "set -e
+dpkg --configure -a
+if ! apt-cache show {names} >/dev/null 2>&1; then apt-get update -q; fi
+apt-get install -y -q --no-install-recommends -o Dpkg::Options::=--force-confold {names}"
+    )
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Manager {
+    Apt,
+    Dnf,
+    Yum,
+}
+
+async fn detect_manager() -> Result<Manager, StepError> {
+    for (tool, manager) in [
+        ("apt-get", Manager::Apt),
+        ("dnf", Manager::Dnf),
+        ("yum", Manager::Yum),
+    ] {
+        if sh(&format!("command -v {tool}"))
+            .await
+            .is_ok_and(|o| o.success())
+        {
+            return Ok(manager);
+        }
+    }
+    Err(
+        StepError::new("no supported package manager (apt-get, dnf, yum) on this host")
+            .hint("use source = \"release\" or \"push\" for the components in the inventory"),
+    )
+}
+
+/// The installed version of each package, None where it is not (fully) installed.
+async fn installed_versions(
+    manager: Manager,
+    packages: &[String],
+) -> Result<Vec<Option<String>>, StepError> {
+    let mut versions = Vec::new();
+    for package in packages {
+        let query = match manager {
+            Manager::Apt => format!(
+                "dpkg-query -W -f='${{Status}}|${{Version}}' {} 2>/dev/null",
+                quote(package)
+            ),
+            Manager::Dnf | Manager::Yum => format!(
+                "rpm -q --qf 'install ok installed|%{{VERSION}}' {} 2>/dev/null",
+                quote(package)
+            ),
+        };
+        let out = sh(&query)
+            .await
+            .map_err(|e| StepError::new(format!("cannot query installed packages: {e}")))?;
+        versions.push(parse_status(&out.output));
+    }
+    Ok(versions)
+}
+
+/// `install ok installed|2.9.10-1` -> Some("2.9.10-1"); half-installed states -> None.
+fn parse_status(line: &str) -> Option<String> {
+    let (status, version) = line.trim().split_once('|')?;
+    (status == "install ok installed" && !version.is_empty()).then(|| version.to_string())
+}
+
+/// `dpkg --audit` lists packages left half-configured by an interrupted run.
+async fn dpkg_interrupted() -> bool {
+    sh("dpkg --audit 2>/dev/null")
+        .await
+        .is_ok_and(|o| !o.output.trim().is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dpkg_status_parsing() {
+        assert_eq!(
+            parse_status("install ok installed|2.9.10-1"),
+            Some("2.9.10-1".into())
+        );
+        assert_eq!(parse_status("install ok half-configured|2.9.10-1"), None);
+        assert_eq!(parse_status("deinstall ok config-files|1.0"), None);
+        assert_eq!(parse_status(""), None);
+    }
+
+    #[test]
+    fn apt_script_repairs_first() {
+        let script = apt_script("nats-server");
+        assert!(script.starts_with("set -e\ndpkg --configure -a\n"));
+        assert!(script.contains("--force-confold nats-server"));
+    }
+}

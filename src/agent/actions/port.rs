@@ -1,0 +1,102 @@
+//! A port must be free or held by our own server. A foreign holder fails the step with its
+//! name and pid; mp-remote never kills it (upstream's one-click script did).
+
+use crate::agent::outcome::{Outcome, StepError};
+use crate::agent::shell::sh;
+
+pub async fn apply(
+    port: u16,
+    service: &str,
+    allowed: &[String],
+    our_unit: Option<&str>,
+) -> Result<Outcome, StepError> {
+    let out = sh(&format!("ss -Htlnp 'sport = :{port}'"))
+        .await
+        .map_err(|e| StepError::new(format!("cannot list listening sockets: {e}")))?;
+    let holders = holders(&out.output);
+    if out.output.trim().is_empty() {
+        return Ok(Outcome::unchanged(format!(
+            "port {port} ({service}) is free"
+        )));
+    }
+    if holders
+        .iter()
+        .all(|(name, _)| allowed.iter().any(|a| a == name))
+        && !holders.is_empty()
+    {
+        return Ok(Outcome::unchanged(format!(
+            "port {port} ({service}) held by our {}",
+            holders[0].0
+        )));
+    }
+    if holders.is_empty() {
+        if let Some(unit) = our_unit {
+            let active = sh(&format!(
+                "systemctl is-active {}",
+                crate::transport::shell::quote(unit)
+            ))
+            .await
+            .is_ok_and(|o| o.output.trim() == "active");
+            if active {
+                return Ok(Outcome::unchanged(format!(
+                    "port {port} ({service}) in use while {unit} is active: ours"
+                )));
+            }
+        }
+    }
+    let who = if holders.is_empty() {
+        "an unknown process".to_string()
+    } else {
+        holders
+            .iter()
+            .map(|(name, pid)| format!("{name} (pid {pid})"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    Err(StepError::new(format!(
+        "port {port} ({service}) is already in use by {who}"
+    ))
+    .hint(format!(
+        "mp-remote does not kill other programs: stop {who} or move it to another port, then deploy again"
+    ))
+    .with_output(&out.output))
+}
+
+/// `users:(("nats-server",pid=12,fd=5),("x",pid=13,fd=3))` -> [(nats-server, 12), (x, 13)].
+fn holders(ss_output: &str) -> Vec<(String, u32)> {
+    let mut found = Vec::new();
+    for part in ss_output.split("((").skip(1).flat_map(|s| s.split("),(")) {
+        let mut fields = part.split(',');
+        let name = fields
+            .next()
+            .unwrap_or_default()
+            .trim_matches('"')
+            .to_string();
+        let pid = fields
+            .find_map(|f| f.strip_prefix("pid="))
+            .and_then(|p| p.parse().ok());
+        if let Some(pid) = pid {
+            if !found.contains(&(name.clone(), pid)) {
+                found.push((name, pid));
+            }
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ss_process_column() {
+        let line = r#"LISTEN 0 4096 0.0.0.0:4222 0.0.0.0:* users:(("nats-server",pid=812,fd=5))"#;
+        assert_eq!(holders(line), vec![("nats-server".to_string(), 812)]);
+        let two = r#"LISTEN 0 5 *:4222 *:* users:(("python3",pid=9,fd=3),("python3",pid=10,fd=3))"#;
+        assert_eq!(
+            holders(two),
+            vec![("python3".to_string(), 9), ("python3".to_string(), 10)]
+        );
+        assert!(holders("LISTEN 0 5 *:4222 *:*").is_empty());
+    }
+}

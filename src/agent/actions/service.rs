@@ -1,0 +1,45 @@
+//! systemd services: enabled and running, restarted only when a step that feeds them changed.
+
+use crate::agent::outcome::{Outcome, StepError};
+use crate::agent::shell::sh;
+use crate::transport::shell::quote;
+
+pub async fn apply(unit: &str, notified: bool, check_only: bool) -> Result<Outcome, StepError> {
+    let q = quote(unit);
+    let enabled = sh(&format!("systemctl is-enabled {q}"))
+        .await
+        .is_ok_and(|o| o.output.trim() == "enabled");
+    let active = sh(&format!("systemctl is-active {q}"))
+        .await
+        .is_ok_and(|o| o.output.trim() == "active");
+    let mut changes = Vec::new();
+    if !enabled {
+        changes.push(format!("enable {unit}"));
+    }
+    if !active {
+        changes.push(format!("start {unit}"));
+    } else if notified {
+        changes.push(format!("restart {unit} (its configuration changed)"));
+    }
+    if changes.is_empty() {
+        return Ok(Outcome::unchanged(format!("{unit} enabled and running")));
+    }
+    if check_only {
+        return Ok(Outcome::changed(changes.join(", "), changes));
+    }
+    let verb = if active { "restart" } else { "start" };
+    let script = format!("systemctl daemon-reload && systemctl enable {q} && systemctl {verb} {q}");
+    let run = sh(&script)
+        .await
+        .map_err(|e| StepError::new(format!("cannot run systemctl: {e}")))?;
+    if !run.success() {
+        let log = sh(&format!("journalctl -u {q} -n 20 --no-pager"))
+            .await
+            .map(|o| o.output)
+            .unwrap_or_default();
+        return Err(StepError::new(format!("{unit} failed to {verb}"))
+            .hint(format!("see `journalctl -u {unit}` on the host"))
+            .with_output(&format!("{}\n{log}", run.output)));
+    }
+    Ok(Outcome::changed(changes.join(", "), changes))
+}

@@ -1,0 +1,109 @@
+//! Waiting for a service to answer: poll until its health endpoint says so, or give up at the
+//! deadline with the last lines of its log.
+
+use std::time::{Duration, Instant};
+
+use crate::agent::outcome::{Outcome, StepError};
+use crate::agent::shell::sh;
+use crate::plan::JsonExpectation;
+use crate::transport::shell::quote;
+
+const POLL: Duration = Duration::from_millis(200);
+
+pub async fn apply(
+    url: &str,
+    expect: Option<&JsonExpectation>,
+    timeout: Duration,
+    log_unit: Option<&str>,
+    check_only: bool,
+) -> Result<Outcome, StepError> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .map_err(|e| StepError::new(format!("cannot build an HTTP client: {e}")))?;
+    let started = Instant::now();
+    let last = loop {
+        match probe(&client, url, expect).await {
+            Ok(()) => {
+                return Ok(Outcome::unchanged(format!(
+                    "{url} healthy after {} ms",
+                    started.elapsed().as_millis()
+                )))
+            }
+            // A check run must not wait for a server it did not start.
+            Err(why) if check_only || started.elapsed() >= timeout => break why,
+            Err(_) => tokio::time::sleep(POLL).await,
+        }
+    };
+    if check_only {
+        return Ok(Outcome::changed(
+            format!("{url} not healthy now ({last}); the deploy would start it"),
+            vec![],
+        ));
+    }
+    let log = match log_unit {
+        Some(unit) => sh(&format!("journalctl -u {} -n 20 --no-pager", quote(unit)))
+            .await
+            .map(|o| o.output)
+            .unwrap_or_default(),
+        None => String::new(),
+    };
+    Err(StepError::new(format!(
+        "{url} not healthy within {} s: {last}",
+        timeout.as_secs()
+    ))
+    .hint(match log_unit {
+        Some(unit) => format!("the last lines of `journalctl -u {unit}` are below"),
+        None => "check the service on the host".into(),
+    })
+    .with_output(&log))
+}
+
+/// One health probe: Ok when it answers 2xx and the expected JSON field has the wanted value.
+/// The JSON is parsed, never substring-matched ("unhealthy" contains "healthy").
+async fn probe(
+    client: &reqwest::Client,
+    url: &str,
+    expect: Option<&JsonExpectation>,
+) -> Result<(), String> {
+    let response = client.get(url).send().await.map_err(|e| e.to_string())?;
+    let status = response.status();
+    let body = response.text().await.map_err(|e| e.to_string())?;
+    if !status.is_success() {
+        return Err(format!("HTTP {status}: {}", body.trim()));
+    }
+    match expect {
+        None => Ok(()),
+        Some(expect) => check_json(&body, expect),
+    }
+}
+
+fn check_json(body: &str, expect: &JsonExpectation) -> Result<(), String> {
+    let value: serde_json::Value =
+        serde_json::from_str(body).map_err(|e| format!("not JSON ({e}): {}", body.trim()))?;
+    match value.get(&expect.field).and_then(|v| v.as_str()) {
+        Some(actual) if actual == expect.equals => Ok(()),
+        Some(actual) => Err(format!(
+            "{} is {actual:?}, not {:?}",
+            expect.field, expect.equals
+        )),
+        None => Err(format!("no {:?} field in {}", expect.field, body.trim())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unhealthy_never_passes_for_healthy() {
+        let expect = JsonExpectation {
+            field: "status".into(),
+            equals: "healthy".into(),
+        };
+        assert!(check_json(r#"{"status":"healthy"}"#, &expect).is_ok());
+        assert!(check_json(r#"{"status":"unhealthy"}"#, &expect).is_err());
+        assert!(check_json(r#"{"state":"healthy"}"#, &expect).is_err());
+        assert!(check_json("healthy", &expect).is_err());
+    }
+}

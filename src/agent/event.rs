@@ -1,0 +1,58 @@
+//! The agent's event stream: one JSON object per line on stdout (and in its event log on the
+//! host). The control node turns these into the live view and the report.
+
+use serde::{Deserialize, Serialize};
+
+use crate::plan::LayerName;
+
+/// How a step ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepStatus {
+    /// Checked; already as wanted.
+    Ok,
+    /// Applied a change (in `--check` mode: would apply one).
+    Changed,
+    /// Not run (an earlier step failed, or it does not apply here).
+    Skipped,
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum AgentEvent {
+    RunStarted {
+        host: String,
+        run_id: String,
+        agent_version: String,
+        check_only: bool,
+    },
+    StepStarted {
+        layer: LayerName,
+        step: String,
+        title: String,
+    },
+    StepFinished {
+        layer: LayerName,
+        step: String,
+        status: StepStatus,
+        duration_ms: u64,
+        /// One line: what happened ("nats-server 2.9.10 already installed").
+        message: String,
+        /// What changed, one item per line, for the report.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        changes: Vec<String>,
+        /// The last lines of the step's output (on failure, of the service log too).
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        output_tail: String,
+        /// For failures: what the user can do.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        hint: Option<String>,
+    },
+    RunFinished {
+        ok: bool,
+        changed: usize,
+        failed: usize,
+        duration_ms: u64,
+    },
+}

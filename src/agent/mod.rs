@@ -1,0 +1,14 @@
+//! The agent: the same binary, run on the host (`mp-remote agent run`). It executes one host's
+//! plan step by step, checking before applying, streams events back as JSON lines and keeps
+//! state for idempotency. It never uses `transport`: it talks back only through its events.
+
+pub mod actions;
+pub mod event;
+pub mod outcome;
+pub mod runner;
+pub mod shell;
+pub mod state;
+
+pub use event::{AgentEvent, StepStatus};
+pub use outcome::{Outcome, StepError};
+pub use runner::run_plan;

@@ -1,0 +1,53 @@
+//! What the agent remembers on the host between runs: each step's input hash and how it
+//! ended, so a report can say "unchanged since" and a resumed run knows where it stopped.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::event::StepStatus;
+use crate::plan::Action;
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct State {
+    pub steps: BTreeMap<String, StepRecord>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StepRecord {
+    pub input_hash: String,
+    pub status: StepStatus,
+    pub run_id: String,
+}
+
+impl State {
+    pub fn path(state_dir: &str) -> PathBuf {
+        Path::new(state_dir).join("state.json")
+    }
+
+    /// A missing or unreadable state is an empty one: every action checks the host anyway.
+    pub fn load(state_dir: &str) -> State {
+        std::fs::read(Self::path(state_dir))
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_default()
+    }
+
+    /// Written after every step (temp file, then rename), so a killed agent loses at most the
+    /// step it was in.
+    pub fn save(&self, state_dir: &str) -> std::io::Result<()> {
+        std::fs::create_dir_all(state_dir)?;
+        let path = Self::path(state_dir);
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(&tmp, serde_json::to_vec_pretty(self)?)?;
+        std::fs::rename(tmp, path)
+    }
+}
+
+/// The sha256 of an action's inputs.
+pub fn input_hash(action: &Action) -> String {
+    let json = serde_json::to_vec(action).unwrap_or_default();
+    hex::encode(Sha256::digest(json))
+}

@@ -1,0 +1,71 @@
+//! `mp-remote agent run`: the host side. Reads a plan, runs it, writes one JSON event per
+//! line on stdout (the control node reads them as they come).
+
+use std::io::{Read, Write};
+use std::path::Path;
+
+use crate::agent::{run_plan, AgentEvent};
+use crate::plan::{HostPlan, PLAN_FORMAT};
+
+/// Exit codes of the agent: 0 plan done, 2 a step failed, 1 the plan could not be read.
+pub async fn run(plan_path: &Path) -> i32 {
+    let text = if plan_path == Path::new("-") {
+        let mut text = String::new();
+        if let Err(e) = std::io::stdin().read_to_string(&mut text) {
+            eprintln!("agent: cannot read the plan from stdin: {e}");
+            return 1;
+        }
+        text
+    } else {
+        match std::fs::read_to_string(plan_path) {
+            Ok(text) => text,
+            Err(e) => {
+                eprintln!("agent: cannot read {}: {e}", plan_path.display());
+                return 1;
+            }
+        }
+    };
+    let plan: HostPlan = match serde_json::from_str(&text) {
+        Ok(plan) => plan,
+        Err(e) => {
+            eprintln!(
+                "agent: the plan is not valid ({e}): control node and agent differ in version?"
+            );
+            return 1;
+        }
+    };
+    if plan.format != PLAN_FORMAT {
+        eprintln!(
+            "agent: plan format {} but this agent reads format {PLAN_FORMAT}: push a matching agent",
+            plan.format
+        );
+        return 1;
+    }
+    let log_path = Path::new(&plan.state_dir)
+        .join("runs")
+        .join(format!("{}.events.jsonl", plan.run_id));
+    let mut log = std::fs::create_dir_all(log_path.parent().unwrap_or(Path::new(".")))
+        .and_then(|_| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log_path)
+        })
+        .ok();
+    let mut emit = |event: &AgentEvent| {
+        if let Ok(line) = serde_json::to_string(event) {
+            // The control node may be gone (dropped connection): the run goes on regardless.
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{line}");
+            let _ = out.flush();
+            if let Some(file) = log.as_mut() {
+                let _ = writeln!(file, "{line}");
+            }
+        }
+    };
+    if run_plan(&plan, &mut emit).await {
+        0
+    } else {
+        2
+    }
+}

@@ -1,0 +1,368 @@
+//! Building each host's plan from its roles, its facts and the layout of the whole fleet.
+//! Pure: the same inputs give the same plan, byte for byte, which is what makes a second
+//! deploy a no-op.
+
+use crate::facts::Facts;
+use crate::inventory::{Host, Role};
+use crate::stack::{self, ClickHouseVersion, ListenConfigInput, NatsConfigInput, UsersConfigInput};
+
+use super::components::{Components, Source};
+use super::model::{Action, HostPlan, JsonExpectation, Layer, LayerName, Step, PLAN_FORMAT};
+
+/// Where MarketPrism goes on a host unless the inventory's `deploy_dir` var says otherwise.
+pub const DEFAULT_DEPLOY_DIR: &str = "/opt/marketprism";
+/// Where the agent keeps its state on every host.
+pub const STATE_DIR: &str = "/var/lib/mp-remote";
+/// Where mp-remote's own config files go (the packages' own files are left alone).
+pub const CONFIG_DIR: &str = "/etc/marketprism";
+/// The ClickHouse user the pipeline uses; its password is generated once per fleet.
+pub const CLICKHOUSE_USER: &str = "marketprism";
+pub const CLICKHOUSE_SECRET_PATH: &str = "/etc/marketprism/clickhouse-password";
+
+/// What every host's plan needs to know about the rest of the fleet.
+#[derive(Debug, Clone)]
+pub struct Fleet {
+    /// (name, private address) of every NATS node, in inventory order.
+    pub nats_nodes: Vec<(String, String)>,
+    pub clickhouse_password: String,
+    pub stream_limits: stack::StreamLimits,
+    pub replicas: usize,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PlanError {
+    #[error("{host}: {component} source \"{source_name}\" is not supported yet: set `[components.{component}] source = \"os\"` in the inventory")]
+    UnsupportedSource {
+        host: String,
+        component: &'static str,
+        source_name: &'static str,
+    },
+    #[error("{host}: no systemd ({pid1} is PID 1): running the servers without systemd is not supported yet; use a host booted with systemd")]
+    NoSystemd { host: String, pid1: String },
+    #[error("{host}: cannot become root: user {user} is not root and `sudo -n` needs a password; set `become = true` with passwordless sudo, or connect as root")]
+    NoRoot { host: String, user: String },
+    #[error("{host}: {message}")]
+    Stack { host: String, message: String },
+}
+
+/// Phase 1 on one host: install and start its servers, apply the schema where ClickHouse runs.
+pub fn servers_plan(
+    host: &Host,
+    facts: &Facts,
+    components: &Components,
+    fleet: &Fleet,
+    run_id: &str,
+    check_only: bool,
+) -> Result<HostPlan, PlanError> {
+    preflight(host, facts)?;
+    let mut install = Vec::new();
+    let mut init = Vec::new();
+    if host.roles.contains(&Role::Nats) {
+        require_os_source(host, "nats", &components.nats)?;
+        install.extend(port_steps(
+            "nats",
+            &[(4222, "NATS client"), (8222, "NATS monitoring")],
+            "nats-server",
+            "nats-server",
+        ));
+        install.push(packages_step("nats", &["nats-server"]));
+        init.extend(nats_init_steps(host, fleet)?);
+    }
+    if host.roles.contains(&Role::Clickhouse) {
+        require_os_source(host, "clickhouse", &components.clickhouse)?;
+        install.extend(port_steps(
+            "clickhouse",
+            &[(8123, "ClickHouse HTTP"), (9000, "ClickHouse native")],
+            "clickhouse-serv",
+            "clickhouse-server",
+        ));
+        install.push(packages_step("clickhouse", &["clickhouse-server"]));
+        init.extend(clickhouse_init_steps(host, facts, fleet)?);
+    }
+    Ok(HostPlan {
+        format: PLAN_FORMAT,
+        host: host.name.clone(),
+        run_id: run_id.to_string(),
+        state_dir: STATE_DIR.into(),
+        check_only,
+        layers: vec![
+            Layer {
+                name: LayerName::Install,
+                steps: install,
+            },
+            Layer {
+                name: LayerName::Init,
+                steps: init,
+            },
+        ],
+    })
+}
+
+/// Phase 2, on one NATS node once every node is up: the streams, then a check that they exist.
+pub fn streams_plan(host: &Host, fleet: &Fleet, run_id: &str, check_only: bool) -> HostPlan {
+    let streams = stack::nats::streams_with_replicas(fleet.replicas, &fleet.stream_limits);
+    HostPlan {
+        format: PLAN_FORMAT,
+        host: host.name.clone(),
+        run_id: run_id.to_string(),
+        state_dir: STATE_DIR.into(),
+        check_only,
+        layers: vec![Layer {
+            name: LayerName::Init,
+            steps: vec![Step {
+                id: "init.nats.streams".into(),
+                title: "create or update JetStream streams".into(),
+                action: Action::NatsStreams {
+                    url: "nats://127.0.0.1:4222".into(),
+                    streams,
+                },
+                notify: vec![],
+            }],
+        }],
+    }
+}
+
+fn preflight(host: &Host, facts: &Facts) -> Result<(), PlanError> {
+    if facts.init != crate::facts::Init::Systemd {
+        return Err(PlanError::NoSystemd {
+            host: host.name.clone(),
+            pid1: if facts.pid1.is_empty() {
+                "unknown".into()
+            } else {
+                facts.pid1.clone()
+            },
+        });
+    }
+    if !(facts.is_root || (host.become_ && facts.passwordless_sudo)) {
+        return Err(PlanError::NoRoot {
+            host: host.name.clone(),
+            user: facts.user.clone(),
+        });
+    }
+    Ok(())
+}
+
+fn require_os_source(
+    host: &Host,
+    component: &'static str,
+    source: &Source,
+) -> Result<(), PlanError> {
+    let source_name = match source {
+        Source::Os {} => return Ok(()),
+        Source::Release { .. } => "release",
+        Source::Push { .. } => "push",
+    };
+    Err(PlanError::UnsupportedSource {
+        host: host.name.clone(),
+        component,
+        source_name,
+    })
+}
+
+fn port_steps(component: &str, ports: &[(u16, &str)], process: &str, unit: &str) -> Vec<Step> {
+    ports
+        .iter()
+        .map(|(port, service)| Step {
+            id: format!("install.{component}.port-{port}"),
+            title: format!("port {port} ({service}) free or ours"),
+            action: Action::PortFree {
+                port: *port,
+                service: service.to_string(),
+                allowed_processes: vec![process.to_string()],
+                our_unit: Some(unit.to_string()),
+            },
+            notify: vec![],
+        })
+        .collect()
+}
+
+fn packages_step(component: &str, packages: &[&str]) -> Step {
+    Step {
+        id: format!("install.{component}.packages"),
+        title: format!("install {}", packages.join(", ")),
+        action: Action::Packages {
+            packages: packages.iter().map(|p| p.to_string()).collect(),
+        },
+        notify: vec![],
+    }
+}
+
+fn stack_error(host: &Host, e: impl std::fmt::Display) -> PlanError {
+    PlanError::Stack {
+        host: host.name.clone(),
+        message: e.to_string(),
+    }
+}
+
+const NATS_SERVICE: &str = "init.nats.service";
+const NATS_CONFIG: &str = "/etc/marketprism/nats-server.conf";
+/// A drop-in points the package's own unit at our config: the package's files stay untouched.
+const NATS_DROP_IN: &str = "/etc/systemd/system/nats-server.service.d/mp-remote.conf";
+
+fn nats_init_steps(host: &Host, fleet: &Fleet) -> Result<Vec<Step>, PlanError> {
+    let all: Vec<String> = fleet.nats_nodes.iter().map(|(_, a)| a.clone()).collect();
+    let mut input = NatsConfigInput::new(host.name.clone());
+    input.routes = if all.len() > 1 {
+        stack::nats::peer_addresses(&host.private_address, &all)
+    } else {
+        Vec::new()
+    };
+    let config = stack::nats::render_config(&input).map_err(|e| stack_error(host, e))?;
+    let drop_in = crate::stack::managed::with_marker(
+        crate::stack::managed::CommentStyle::Hash,
+        &format!("[Service]\nExecStart=\nExecStart=/usr/sbin/nats-server -c {NATS_CONFIG}\nLimitNOFILE=65536\n"),
+    );
+    Ok(vec![
+        Step {
+            id: "init.nats.store-dir".into(),
+            title: format!("JetStream store {}", input.store_dir),
+            action: Action::Directory {
+                path: input.store_dir.clone(),
+                owner: Some("nats".into()),
+                mode: 0o750,
+            },
+            notify: vec![],
+        },
+        Step {
+            id: "init.nats.config".into(),
+            title: format!("render {NATS_CONFIG}"),
+            action: Action::File {
+                path: NATS_CONFIG.into(),
+                content: config.text,
+                mode: 0o644,
+                owner: None,
+            },
+            notify: vec![NATS_SERVICE.into()],
+        },
+        Step {
+            id: "init.nats.unit".into(),
+            title: "point nats-server.service at it".into(),
+            action: Action::File {
+                path: NATS_DROP_IN.into(),
+                content: drop_in,
+                mode: 0o644,
+                owner: None,
+            },
+            notify: vec![NATS_SERVICE.into()],
+        },
+        Step {
+            id: NATS_SERVICE.into(),
+            title: "nats-server enabled and running".into(),
+            action: Action::Service {
+                unit: "nats-server".into(),
+            },
+            notify: vec![],
+        },
+        Step {
+            id: "init.nats.health".into(),
+            title: "NATS /healthz".into(),
+            action: Action::WaitHttp {
+                url: "http://127.0.0.1:8222/healthz".into(),
+                expect_json: Some(JsonExpectation {
+                    field: "status".into(),
+                    equals: "ok".into(),
+                }),
+                timeout_secs: 60,
+                log_unit: Some("nats-server".into()),
+            },
+            notify: vec![],
+        },
+    ])
+}
+
+const CLICKHOUSE_SERVICE: &str = "init.clickhouse.service";
+
+/// The version the configs are rendered for: the installed one, else what the OS package
+/// will bring (Debian 12: 18.16). The schema itself is rendered by the agent for the version
+/// the running server reports.
+fn clickhouse_version_for_configs(facts: &Facts) -> ClickHouseVersion {
+    let known = facts
+        .installed
+        .clickhouse_server
+        .as_deref()
+        .and_then(|v| ClickHouseVersion::parse(v).ok());
+    known.unwrap_or_else(|| ClickHouseVersion::parse("18.16.1").expect("a valid version literal"))
+}
+
+fn clickhouse_init_steps(
+    host: &Host,
+    facts: &Facts,
+    fleet: &Fleet,
+) -> Result<Vec<Step>, PlanError> {
+    let version = clickhouse_version_for_configs(facts);
+    let listen = stack::clickhouse::listen_config(&version, &ListenConfigInput::default())
+        .map_err(|e| stack_error(host, e))?;
+    let users = stack::clickhouse::users_config(
+        &version,
+        &UsersConfigInput::marketprism(fleet.clickhouse_password.clone()),
+    )
+    .map_err(|e| stack_error(host, e))?;
+    // users.d holds the password hash: readable by the server's group only.
+    let file = |id: &str, path: String, content: String, mode: u32, notify: bool| Step {
+        id: id.into(),
+        title: format!("render {path}"),
+        action: Action::File {
+            owner: (mode == 0o640).then(|| "root:clickhouse".to_string()),
+            path,
+            content,
+            mode,
+        },
+        notify: if notify {
+            vec![CLICKHOUSE_SERVICE.into()]
+        } else {
+            vec![]
+        },
+    };
+    Ok(vec![
+        file(
+            "init.clickhouse.secret",
+            CLICKHOUSE_SECRET_PATH.into(),
+            format!("{}\n", fleet.clickhouse_password),
+            0o600,
+            false,
+        ),
+        file(
+            "init.clickhouse.listen",
+            format!("/etc/clickhouse-server/{}", listen.name),
+            listen.text,
+            0o644,
+            true,
+        ),
+        file(
+            "init.clickhouse.users",
+            format!("/etc/clickhouse-server/{}", users.name),
+            users.text,
+            0o640,
+            true,
+        ),
+        Step {
+            id: CLICKHOUSE_SERVICE.into(),
+            title: "clickhouse-server enabled and running".into(),
+            action: Action::Service {
+                unit: "clickhouse-server".into(),
+            },
+            notify: vec![],
+        },
+        Step {
+            id: "init.clickhouse.health".into(),
+            title: "ClickHouse /ping".into(),
+            action: Action::WaitHttp {
+                url: "http://127.0.0.1:8123/ping".into(),
+                expect_json: None,
+                timeout_secs: 90,
+                log_unit: Some("clickhouse-server".into()),
+            },
+            notify: vec![],
+        },
+        Step {
+            id: "init.clickhouse.schema".into(),
+            title: "schema marketprism_hot (8 tables)".into(),
+            action: Action::ClickHouseSchema {
+                url: "http://127.0.0.1:8123/".into(),
+                user: CLICKHOUSE_USER.into(),
+                password: Some(fleet.clickhouse_password.clone()),
+            },
+            notify: vec![],
+        },
+    ])
+}

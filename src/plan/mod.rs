@@ -1,0 +1,9 @@
+//! From inventory, facts and stack to each host's plan (layers of steps). No I/O.
+
+pub mod build;
+pub mod components;
+pub mod model;
+
+pub use build::{servers_plan, streams_plan, Fleet, PlanError};
+pub use components::{Components, Source};
+pub use model::{Action, HostPlan, JsonExpectation, Layer, LayerName, Step, PLAN_FORMAT};

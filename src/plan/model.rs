@@ -1,0 +1,137 @@
+//! The plan one host runs: layers of steps, each an action the agent knows how to check and
+//! apply. The control node builds it (no I/O) and sends it to the agent as JSON, so these types
+//! are the wire format between two builds of the same binary: version it, do not break it.
+
+use serde::{Deserialize, Serialize};
+
+use crate::stack::StreamSpec;
+
+/// Bumped when a plan written by one version cannot be read by another.
+pub const PLAN_FORMAT: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostPlan {
+    pub format: u32,
+    pub host: String,
+    pub run_id: String,
+    /// Where the agent keeps its state (done steps and their input hashes) and event logs.
+    pub state_dir: String,
+    /// Report what would change, change nothing (`deploy --check`).
+    pub check_only: bool,
+    pub layers: Vec<Layer>,
+}
+
+/// The five layers, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LayerName {
+    Detect,
+    Install,
+    Init,
+    Start,
+    Verify,
+}
+
+impl LayerName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Detect => "detect",
+            Self::Install => "install",
+            Self::Init => "init",
+            Self::Start => "start",
+            Self::Verify => "verify",
+        }
+    }
+}
+
+impl std::fmt::Display for LayerName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Layer {
+    pub name: LayerName,
+    pub steps: Vec<Step>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Step {
+    /// Unique within the plan and stable across runs: the key of the agent's state.
+    pub id: String,
+    /// What a person reads: "install nats-server", "create stream MARKET_DATA".
+    pub title: String,
+    pub action: Action,
+    /// Services (their step ids) to restart when this step changes something.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notify: Vec<String>,
+}
+
+/// What a step does. Every action checks first and applies only the difference.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Action {
+    /// OS packages, installed with the host's package manager; an interrupted dpkg is repaired
+    /// first.
+    Packages { packages: Vec<String> },
+    /// A directory with an owner and mode.
+    Directory {
+        path: String,
+        owner: Option<String>,
+        mode: u32,
+    },
+    /// A config file mp-remote manages (its first line carries the managed marker). A copy a
+    /// person edited is backed up before it is replaced, and the step says so.
+    File {
+        path: String,
+        content: String,
+        mode: u32,
+        owner: Option<String>,
+    },
+    /// A TCP port must be free, or held by one of the named processes (our own server).
+    PortFree {
+        port: u16,
+        service: String,
+        allowed_processes: Vec<String>,
+        /// Our unit for this port: when it is active and the holder cannot be named (no
+        /// CAP_SYS_PTRACE in containers hides other users' sockets), the port counts as ours.
+        our_unit: Option<String>,
+    },
+    /// A systemd unit enabled and running; restarted when a step notifying it changed.
+    Service { unit: String },
+    /// Poll a URL until it answers (and, if given, a JSON field equals a value), or fail with
+    /// the last lines of the unit's log.
+    WaitHttp {
+        url: String,
+        expect_json: Option<JsonExpectation>,
+        timeout_secs: u64,
+        log_unit: Option<String>,
+    },
+    /// MarketPrism's schema over ClickHouse's HTTP interface, one statement per request. The
+    /// agent asks the server its version and renders the schema for it (modern or legacy):
+    /// on a fresh host the version is only known after the install layer.
+    ClickHouseSchema {
+        url: String,
+        user: String,
+        password: Option<String>,
+    },
+    /// Create or update JetStream streams in place; never delete one.
+    NatsStreams {
+        url: String,
+        streams: Vec<StreamSpec>,
+    },
+    /// A shell script; `check` exiting 0 means "already in place, skip".
+    Script {
+        check: Option<String>,
+        apply: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JsonExpectation {
+    /// A top-level field of the JSON body.
+    pub field: String,
+    /// Its expected string value (`"ok"`, `"healthy"`); anything else keeps waiting.
+    pub equals: String,
+}

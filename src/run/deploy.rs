@@ -1,0 +1,403 @@
+//! `deploy`: detect on every host, push the agent, run the servers phase everywhere in
+//! parallel, then (behind a barrier: every NATS node up) the streams on one NATS node.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use super::agent_exec::{self, AgentBinary};
+use super::session::{self, Connected, Ended};
+use super::FanOut;
+use crate::agent::{AgentEvent, StepStatus};
+use crate::facts::{self, Facts};
+use crate::inventory::{Inventory, Role};
+use crate::plan::{self, Components, HostPlan, LayerName};
+use crate::report::HostStatus;
+use crate::transport::shell::{quote, with_become};
+
+#[derive(Debug, Clone, Default)]
+pub struct DeployOptions {
+    pub check_only: bool,
+    /// Go on below the memory and disk thresholds.
+    pub force: bool,
+    /// The agent build to push, when the hosts cannot run this very binary.
+    pub agent_binary: Option<PathBuf>,
+}
+
+/// One step as the report shows it.
+#[derive(Debug, Clone)]
+pub struct StepResult {
+    pub layer: LayerName,
+    pub step: String,
+    pub status: StepStatus,
+    pub duration: Duration,
+    pub message: String,
+    pub changes: Vec<String>,
+    pub output_tail: String,
+    pub hint: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct HostDeploy {
+    pub host: String,
+    pub status: HostStatus,
+    pub error: Option<String>,
+    pub facts: Option<Facts>,
+    pub steps: Vec<StepResult>,
+    pub duration: Duration,
+}
+
+impl HostDeploy {
+    pub fn count(&self, status: StepStatus) -> usize {
+        self.steps.iter().filter(|s| s.status == status).count()
+    }
+}
+
+/// Receives progress as it happens (the CLI prints it).
+pub type Progress = dyn Fn(&str, &AgentEvent) + Send + Sync;
+
+const MIN_MEMORY: u64 = 4 << 30;
+const MIN_DISK: u64 = 20 << 30;
+
+pub async fn deploy(
+    inventory: &Inventory,
+    selected: &[&crate::inventory::Host],
+    fanout: &FanOut,
+    options: &DeployOptions,
+    progress: &Progress,
+) -> anyhow::Result<Vec<HostDeploy>> {
+    let started = Instant::now();
+    let components = Components::from_table(&inventory.components)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", inventory.path.display()))?;
+    let nats_hosts = inventory.hosts_with_role(Role::Nats);
+    let replicas = crate::stack::validate_layout(nats_hosts.len(), None)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", inventory.path.display()))?;
+    let stream_limits = stream_limits(inventory)?;
+    let agent = match &options.agent_binary {
+        Some(path) => AgentBinary::load(path)?,
+        None => AgentBinary::load(&std::env::current_exe().context("cannot locate this program")?)?,
+    };
+    let run_id = run_id();
+
+    let (connected, mut ended) = session::connect_all(selected, fanout).await;
+    let mut results: BTreeMap<String, HostDeploy> = BTreeMap::new();
+    for e in ended.drain(..) {
+        results.insert(e.host.clone(), ended_host(e));
+    }
+
+    // Layer 1, detect: facts, the secret, the agent.
+    let detected = session::on_each(&connected, fanout.forks, |c| {
+        let agent = agent.clone();
+        async move { detect(&c, &agent, options).await }
+    })
+    .await;
+    let mut ready: Vec<(Connected, Facts, String)> = Vec::new();
+    let mut password = None;
+    for (c, (took, result)) in connected.iter().zip(detected) {
+        match result {
+            Ok(d) => {
+                password = password.or(d.password);
+                ready.push((c.clone(), d.facts, d.agent_path));
+            }
+            Err(error) => {
+                let (status, line) = super::fanout::classify(&error, &c.host.name);
+                results.insert(
+                    c.host.name.clone(),
+                    failed_host(&c.host.name, status, line, took),
+                );
+            }
+        }
+    }
+    let fleet = plan::Fleet {
+        nats_nodes: nats_hosts
+            .iter()
+            .map(|h| (h.name.clone(), h.private_address.clone()))
+            .collect(),
+        clickhouse_password: match password {
+            Some(p) => p,
+            None => generate_password()?,
+        },
+        stream_limits,
+        replicas,
+    };
+
+    // Phase 1: servers on every host, in parallel.
+    let phase1 = session::on_each(
+        &ready.iter().map(|(c, _, _)| c.clone()).collect::<Vec<_>>(),
+        fanout.forks,
+        |c| {
+            let (_, facts, agent_path) = ready
+                .iter()
+                .find(|(r, _, _)| r.host.name == c.host.name)
+                .expect("every ready host has facts");
+            let fleet = &fleet;
+            let components = &components;
+            let run_id = &run_id;
+            async move {
+                let plan = plan::servers_plan(
+                    c.host,
+                    facts,
+                    components,
+                    fleet,
+                    run_id,
+                    options.check_only,
+                )?;
+                run(&c, agent_path, &plan, progress).await
+            }
+        },
+    )
+    .await;
+    let mut nats_ok = true;
+    for ((c, facts, _), (took, result)) in ready.iter().zip(phase1) {
+        let entry = host_result(&c.host.name, Some(facts.clone()), took, result);
+        if c.host.roles.contains(&Role::Nats) && entry.status != HostStatus::Ok {
+            nats_ok = false;
+        }
+        results.insert(c.host.name.clone(), entry);
+    }
+
+    // Barrier: streams need every NATS node up (R3 needs three).
+    if let Some((c, _, agent_path)) = ready
+        .iter()
+        .find(|(c, _, _)| c.host.roles.contains(&Role::Nats))
+    {
+        let entry = results.get_mut(&c.host.name).expect("phase 1 recorded it");
+        if nats_ok && entry.status == HostStatus::Ok {
+            let plan = plan::streams_plan(c.host, &fleet, &run_id, options.check_only);
+            let took = Instant::now();
+            match run(c, agent_path, &plan, progress).await {
+                Ok(steps) => {
+                    if steps.iter().any(|s| s.status == StepStatus::Failed) {
+                        entry.status = HostStatus::Failed;
+                        entry.error = first_failure(&c.host.name, &steps);
+                    }
+                    entry.steps.extend(steps);
+                    entry.duration += took.elapsed();
+                }
+                Err(error) => {
+                    let (status, line) = super::fanout::classify(&error, &c.host.name);
+                    entry.status = status;
+                    entry.error = Some(line);
+                }
+            }
+        } else if entry.status == HostStatus::Ok {
+            entry.status = HostStatus::Failed;
+            entry.error = Some(format!(
+                "{}: streams not created: a NATS node failed above; fix it and deploy again",
+                c.host.name
+            ));
+        }
+    }
+    for c in &connected {
+        c.transport.close().await;
+    }
+    tracing::debug!("deploy took {:?}", started.elapsed());
+    Ok(selected
+        .iter()
+        .filter_map(|h| results.remove(&h.name))
+        .collect())
+}
+
+struct Detected {
+    facts: Facts,
+    agent_path: String,
+    password: Option<String>,
+}
+
+async fn detect(
+    c: &Connected<'_>,
+    agent: &AgentBinary,
+    options: &DeployOptions,
+) -> anyhow::Result<Detected> {
+    let host = c.host;
+    let deploy_dir = host
+        .vars
+        .get("deploy_dir")
+        .and_then(|v| v.as_str())
+        .unwrap_or(plan::build::DEFAULT_DEPLOY_DIR);
+    let output = c
+        .transport
+        .exec(
+            &format!("sh -s -- {}", quote(deploy_dir)),
+            facts::PROBE_SCRIPT.as_bytes(),
+        )
+        .await?;
+    let facts = facts::parse(&output.stdout_text())?;
+    if options.agent_binary.is_none() && facts.target_arch() != Some(std::env::consts::ARCH) {
+        anyhow::bail!(
+            "{}: the agent cannot run here: the host is {} {}, this build is {} {}; pass --agent-binary PATH with a build for the host",
+            host.name,
+            facts.os.id,
+            facts.arch,
+            std::env::consts::OS,
+            std::env::consts::ARCH
+        );
+    }
+    if !options.force {
+        if facts.memory_bytes > 0 && facts.memory_bytes < MIN_MEMORY {
+            anyhow::bail!(
+                "{}: {:.1} GiB of memory, below the {} GiB MarketPrism needs; add memory or pass --force",
+                host.name,
+                facts.memory_bytes as f64 / (1u64 << 30) as f64,
+                MIN_MEMORY >> 30
+            );
+        }
+        if facts.disk_free_bytes > 0 && facts.disk_free_bytes < MIN_DISK {
+            anyhow::bail!(
+                "{}: {:.1} GiB free at {}, below the {} GiB MarketPrism needs; free space or pass --force",
+                host.name,
+                facts.disk_free_bytes as f64 / (1u64 << 30) as f64,
+                facts.disk_path,
+                MIN_DISK >> 30
+            );
+        }
+    }
+    let password = if host.roles.contains(&Role::Clickhouse) {
+        let read = c
+            .transport
+            .exec(
+                &with_become(
+                    &format!("cat {} 2>/dev/null", plan::build::CLICKHOUSE_SECRET_PATH),
+                    host.become_,
+                ),
+                b"",
+            )
+            .await?;
+        Some(read.stdout_text().trim().to_string()).filter(|p| !p.is_empty())
+    } else {
+        None
+    };
+    let (agent_path, _) =
+        agent_exec::push_agent(c.transport.as_ref(), host, facts.is_root, agent).await?;
+    Ok(Detected {
+        facts,
+        agent_path,
+        password,
+    })
+}
+
+async fn run(
+    c: &Connected<'_>,
+    agent_path: &str,
+    plan: &HostPlan,
+    progress: &Progress,
+) -> anyhow::Result<Vec<StepResult>> {
+    let events =
+        agent_exec::run_plan(c.transport.as_ref(), c.host, agent_path, plan, progress).await?;
+    Ok(events
+        .into_iter()
+        .filter_map(|event| match event {
+            AgentEvent::StepFinished {
+                layer,
+                step,
+                status,
+                duration_ms,
+                message,
+                changes,
+                output_tail,
+                hint,
+            } => Some(StepResult {
+                layer,
+                step,
+                status,
+                duration: Duration::from_millis(duration_ms),
+                message,
+                changes,
+                output_tail,
+                hint,
+            }),
+            _ => None,
+        })
+        .collect())
+}
+
+fn host_result(
+    name: &str,
+    facts: Option<Facts>,
+    took: Duration,
+    result: anyhow::Result<Vec<StepResult>>,
+) -> HostDeploy {
+    match result {
+        Ok(steps) => {
+            let error = first_failure(name, &steps);
+            HostDeploy {
+                host: name.to_string(),
+                status: if error.is_some() {
+                    HostStatus::Failed
+                } else {
+                    HostStatus::Ok
+                },
+                error,
+                facts,
+                steps,
+                duration: took,
+            }
+        }
+        Err(error) => {
+            let (status, line) = super::fanout::classify(&error, name);
+            HostDeploy {
+                facts,
+                ..failed_host(name, status, line, took)
+            }
+        }
+    }
+}
+
+fn first_failure(host: &str, steps: &[StepResult]) -> Option<String> {
+    steps
+        .iter()
+        .find(|s| s.status == StepStatus::Failed)
+        .map(|s| {
+            let mut line = format!("{host}: {} {}: {}", s.layer, s.step, s.message);
+            if let Some(hint) = &s.hint {
+                line.push_str(&format!("; {hint}"));
+            }
+            line
+        })
+}
+
+fn failed_host(name: &str, status: HostStatus, error: String, took: Duration) -> HostDeploy {
+    HostDeploy {
+        host: name.to_string(),
+        status,
+        error: Some(error),
+        facts: None,
+        steps: Vec::new(),
+        duration: took,
+    }
+}
+
+fn ended_host(e: Ended) -> HostDeploy {
+    failed_host(&e.host, e.status, e.error, Duration::ZERO)
+}
+
+fn stream_limits(inventory: &Inventory) -> anyhow::Result<crate::stack::StreamLimits> {
+    let limits = match inventory.extra.get("streams") {
+        Some(value) => value
+            .clone()
+            .try_into()
+            .map_err(|e| anyhow::anyhow!("{}: [streams]: {e}", inventory.path.display()))?,
+        None => crate::stack::StreamLimits::default(),
+    };
+    limits
+        .validate()
+        .map_err(|e| anyhow::anyhow!("{}: [streams]: {e}", inventory.path.display()))?;
+    Ok(limits)
+}
+
+fn run_id() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    format!("{}-{}", now.as_secs(), std::process::id())
+}
+
+/// 32 hex characters from the OS's random source; never a weak fallback.
+fn generate_password() -> anyhow::Result<String> {
+    let mut bytes = [0u8; 16];
+    let mut file = std::fs::File::open("/dev/urandom").context("cannot open /dev/urandom")?;
+    std::io::Read::read_exact(&mut file, &mut bytes).context("cannot read /dev/urandom")?;
+    Ok(hex::encode(bytes))
+}

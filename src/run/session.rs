@@ -1,0 +1,86 @@
+//! Connections to many hosts, opened in parallel and kept for the whole run, so that every
+//! phase of a deploy reuses them.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::future::join_all;
+use tokio::sync::Semaphore;
+
+use super::fanout::{classify, FanOut};
+use crate::inventory::Host;
+use crate::report::HostStatus;
+use crate::transport::{ConnectOptions, Transport};
+
+/// A host we got into, with its connection.
+#[derive(Clone)]
+pub struct Connected<'h> {
+    pub host: &'h Host,
+    pub transport: Arc<dyn Transport>,
+}
+
+/// A host that ended early, with its status and error line.
+#[derive(Debug, Clone)]
+pub struct Ended {
+    pub host: String,
+    pub status: HostStatus,
+    pub error: String,
+}
+
+/// Connects to every host; returns those we got into and those we did not.
+pub async fn connect_all<'h>(
+    hosts: &[&'h Host],
+    fanout: &FanOut,
+) -> (Vec<Connected<'h>>, Vec<Ended>) {
+    let options = ConnectOptions {
+        handshakes: Some(Arc::new(Semaphore::new(fanout.handshakes.max(1)))),
+    };
+    let results = join_all(hosts.iter().map(|host| {
+        let options = &options;
+        async move { (*host, super::connect(host, options).await) }
+    }))
+    .await;
+    let mut connected = Vec::new();
+    let mut ended = Vec::new();
+    for (host, result) in results {
+        match result {
+            Ok(transport) => connected.push(Connected { host, transport }),
+            Err(error) => {
+                let error = anyhow::Error::new(error);
+                let (status, line) = classify(&error, &host.name);
+                ended.push(Ended {
+                    host: host.name.clone(),
+                    status,
+                    error: line,
+                });
+            }
+        }
+    }
+    (connected, ended)
+}
+
+/// Runs `task` on every connected host at once (up to `forks`); results in input order, each
+/// with how long it took.
+pub async fn on_each<'h, T, F, Fut>(
+    hosts: &[Connected<'h>],
+    forks: usize,
+    task: F,
+) -> Vec<(std::time::Duration, anyhow::Result<T>)>
+where
+    F: Fn(Connected<'h>) -> Fut,
+    Fut: Future<Output = anyhow::Result<T>>,
+{
+    let slots = Semaphore::new(forks.max(1));
+    join_all(hosts.iter().cloned().map(|c| {
+        let slots = &slots;
+        let task = &task;
+        async move {
+            let _slot = slots.acquire().await.ok();
+            let started = Instant::now();
+            let result = task(c).await;
+            (started.elapsed(), result)
+        }
+    }))
+    .await
+}

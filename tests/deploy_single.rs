@@ -1,0 +1,91 @@
+//! `deploy` on one real host: NATS JetStream and ClickHouse from Debian's packages, the schema
+//! and the streams; then a second deploy and `--check` that change nothing.
+
+use crate::support::{mp_remote, Fleet};
+
+const COMPONENTS: &str =
+    "[components.nats]\nsource = \"os\"\n\n[components.clickhouse]\nsource = \"os\"\n";
+
+/// `systemctl show` start timestamps: unchanged means not restarted.
+fn started_at(fleet: &Fleet, unit: &str) -> String {
+    fleet
+        .exec(
+            "h1",
+            &format!("systemctl show -p ActiveEnterTimestampMonotonic {unit}"),
+        )
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn deploy_single_host_then_nothing_changes() {
+    let fleet = Fleet::up("deploy1", 1, 0);
+    let known_hosts = fleet.path("known_hosts");
+    let mut options = fleet.default_options(&known_hosts);
+    options.roles = &["nats", "clickhouse"];
+    options.extra = COMPONENTS;
+    let inventory = fleet.inventory("inv.toml", &options);
+
+    let first = mp_remote(Some(&inventory), &["deploy"]);
+    assert_eq!(first.code, 0, "{first:?}");
+    assert!(first.stdout.contains("changed"), "{}", first.stdout);
+
+    // NATS healthy, JetStream with both streams; ClickHouse with the 8 tables.
+    let health = fleet.exec("h1", "curl -sf http://127.0.0.1:8222/healthz");
+    assert!(
+        health.contains(r#""status":"ok""#) || health.contains(r#""status": "ok""#),
+        "{health}"
+    );
+    let jsz = fleet.exec("h1", "curl -sf 'http://127.0.0.1:8222/jsz?streams=true'");
+    assert!(
+        jsz.contains("MARKET_DATA") && jsz.contains("ORDERBOOK_SNAP"),
+        "{jsz}"
+    );
+    let tables = fleet.exec(
+        "h1",
+        "curl -sf --data-binary \"SELECT count() FROM system.tables WHERE database = 'marketprism_hot'\" http://127.0.0.1:8123/",
+    );
+    assert_eq!(tables.trim(), "8");
+    let listening = fleet.exec("h1", "ss -Htln");
+    assert!(
+        listening.contains("0.0.0.0:8123"),
+        "ClickHouse listens on all IPv4: {listening}"
+    );
+    assert!(
+        listening.contains("0.0.0.0:4222"),
+        "NATS listens on all IPv4: {listening}"
+    );
+
+    let nats_started = started_at(&fleet, "nats-server");
+    let clickhouse_started = started_at(&fleet, "clickhouse-server");
+
+    let second = mp_remote(Some(&inventory), &["deploy"]);
+    assert_eq!(second.code, 0, "{second:?}");
+    assert!(
+        second.stdout.contains("nothing changed"),
+        "{}",
+        second.stdout
+    );
+    assert_eq!(
+        started_at(&fleet, "nats-server"),
+        nats_started,
+        "NATS was restarted"
+    );
+    assert_eq!(
+        started_at(&fleet, "clickhouse-server"),
+        clickhouse_started,
+        "ClickHouse was restarted"
+    );
+
+    let check = mp_remote(Some(&inventory), &["deploy", "--check"]);
+    assert_eq!(check.code, 0, "{check:?}");
+    assert!(check.stdout.contains("nothing changed"), "{}", check.stdout);
+
+    // The generated ClickHouse password appears in no output.
+    let secret = fleet.exec("h1", "cat /etc/marketprism/clickhouse-password");
+    let secret = secret.trim();
+    assert_eq!(secret.len(), 32);
+    for run in [&first, &second, &check] {
+        assert!(!run.stdout.contains(secret) && !run.stderr.contains(secret));
+    }
+}
