@@ -86,8 +86,7 @@ async fn schema_for_server(
         check_only,
     )
     .await?;
-    outcome
-        .changes
-        .push(format!("rendering: {}", schema.reason));
+    // The report says which rendering the host got and why.
+    outcome.message = format!("{}; {}", outcome.message, schema.reason);
     Ok(outcome)
 }
