@@ -5,6 +5,7 @@
 mod support;
 
 mod cli_local;
+mod deploy_multi;
 mod deploy_single;
 mod ssh_auth;
 mod ssh_facts;

@@ -1,0 +1,68 @@
+//! `deploy` of the multi-node layout on five real hosts: a 3-node NATS cluster with R3 streams
+//! and a separate ClickHouse host; then a second deploy that changes nothing.
+
+use crate::support::{mp_remote, Fleet};
+
+#[test]
+fn deploy_three_node_nats_cluster_with_r3_streams() {
+    let fleet = Fleet::up("multi", 4, 0);
+    let known_hosts = fleet.path("known_hosts");
+    let mut options = fleet.default_options(&known_hosts);
+    options.extra = "[components.nats]\nsource = \"os\"\n\n[components.clickhouse]\nsource = \"os\"\n";
+    // h1..h3: NATS; h4: ClickHouse. The fleet helper gives every host the same roles, so
+    // write the roles per host by rewriting the generated inventory.
+    let inventory = fleet.inventory("inv.toml", &options);
+    let text = std::fs::read_to_string(&inventory).unwrap();
+    let mut out = String::new();
+    let mut current = String::new();
+    for line in text.lines() {
+        if let Some(name) = line.strip_prefix("name = ") {
+            current = name.trim_matches('"').to_string();
+        }
+        if line.starts_with("roles = ") {
+            let roles = if current == "h4" { "[\"clickhouse\"]" } else { "[\"nats\"]" };
+            out.push_str(&format!("roles = {roles}\n"));
+        } else {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    std::fs::write(&inventory, out).unwrap();
+
+    let first = mp_remote(Some(&inventory), &["deploy"]);
+    println!("first deploy:\n{}{}", first.stdout, first.stderr);
+    assert_eq!(first.code, 0, "{first:?}");
+
+    // Every node sees the other two as routes, and the streams have three replicas.
+    for host in ["h1", "h2", "h3"] {
+        let routez = fleet.exec(host, "curl -sf http://127.0.0.1:8222/routez");
+        let routes: serde_json::Value = serde_json::from_str(&routez).unwrap();
+        assert_eq!(routes["num_routes"], 2, "{host}: {routez}");
+    }
+    let info = fleet.exec(
+        "h2",
+        "curl -sf 'http://127.0.0.1:8222/jsz?streams=true&config=true'",
+    );
+    let jsz: serde_json::Value = serde_json::from_str(&info).unwrap();
+    let streams: Vec<&serde_json::Value> = jsz["account_details"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|a| a["stream_detail"].as_array().into_iter().flatten())
+        .collect();
+    let names: Vec<&str> = streams.iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert!(names.contains(&"MARKET_DATA") && names.contains(&"ORDERBOOK_SNAP"), "{info}");
+    for stream in &streams {
+        assert_eq!(stream["config"]["num_replicas"], 3, "{stream}");
+    }
+    let tables = fleet.exec(
+        "h4",
+        "curl -sf --data-binary \"SELECT count() FROM system.tables WHERE database = 'marketprism_hot'\" http://127.0.0.1:8123/",
+    );
+    assert_eq!(tables.trim(), "8");
+
+    let second = mp_remote(Some(&inventory), &["deploy"]);
+    println!("second deploy:\n{}{}", second.stdout, second.stderr);
+    assert_eq!(second.code, 0, "{second:?}");
+    assert!(second.stdout.contains("nothing changed"), "{}", second.stdout);
+}
