@@ -81,3 +81,51 @@ fn missing_inventory_and_usage_errors_exit_1() {
     let run = mp_remote(None, &["no-such-command"]);
     assert_eq!(run.code, 1, "{run:?}");
 }
+
+#[test]
+fn deploy_below_the_memory_threshold_fails_before_installing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("small.toml");
+    let local = std::fs::read_to_string(shipped("local.toml")).unwrap();
+    std::fs::write(
+        &path,
+        format!("{local}\n[thresholds]\nmin_memory_gib = 100000\n"),
+    )
+    .unwrap();
+    let run = mp_remote(Some(&path), &["deploy"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stdout.contains("below the 100000 GiB"), "{run:?}");
+    assert!(run.stdout.contains("--force"), "{run:?}");
+}
+
+#[test]
+fn a_server_that_never_speaks_ssh_times_out_as_unreachable() {
+    // Accepts TCP connections (the kernel's backlog) but never says a word.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("silent.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[defaults]\nconnect_timeout = \"1s\"\nknown_hosts = \"{}\"\n\n[[hosts]]\nname = \"silent\"\naddress = \"127.0.0.1\"\nport = {port}\nroles = [\"nats\"]\n",
+            dir.path().join("known_hosts").display()
+        ),
+    )
+    .unwrap();
+    let run = mp_remote(Some(&path), &["ping"]);
+    assert_eq!(run.code, 3, "{run:?}");
+    assert!(
+        run.stdout.contains("no SSH answer from 127.0.0.1"),
+        "{run:?}"
+    );
+    assert!(run.stdout.contains("within 1s"), "{run:?}");
+    drop(silent);
+}
+
+#[test]
+fn a_host_past_its_deadline_ends_timed_out() {
+    let run = mp_remote(None, &["facts", "--json", "--timeout", "1ns"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert_eq!(run.json()["hosts"][0]["status"], "timed_out");
+}

@@ -8,7 +8,8 @@ fn deploy_three_node_nats_cluster_with_r3_streams() {
     let fleet = Fleet::up("multi", 4, 0);
     let known_hosts = fleet.path("known_hosts");
     let mut options = fleet.default_options(&known_hosts);
-    options.extra = "[components.nats]\nsource = \"os\"\n\n[components.clickhouse]\nsource = \"os\"\n";
+    options.extra =
+        "[components.nats]\nsource = \"os\"\n\n[components.clickhouse]\nsource = \"os\"\n";
     // h1..h3: NATS; h4: ClickHouse. The fleet helper gives every host the same roles, so
     // write the roles per host by rewriting the generated inventory.
     let inventory = fleet.inventory("inv.toml", &options);
@@ -20,7 +21,11 @@ fn deploy_three_node_nats_cluster_with_r3_streams() {
             current = name.trim_matches('"').to_string();
         }
         if line.starts_with("roles = ") {
-            let roles = if current == "h4" { "[\"clickhouse\"]" } else { "[\"nats\"]" };
+            let roles = if current == "h4" {
+                "[\"clickhouse\"]"
+            } else {
+                "[\"nats\"]"
+            };
             out.push_str(&format!("roles = {roles}\n"));
         } else {
             out.push_str(line);
@@ -50,8 +55,14 @@ fn deploy_three_node_nats_cluster_with_r3_streams() {
         .flatten()
         .flat_map(|a| a["stream_detail"].as_array().into_iter().flatten())
         .collect();
-    let names: Vec<&str> = streams.iter().map(|s| s["name"].as_str().unwrap()).collect();
-    assert!(names.contains(&"MARKET_DATA") && names.contains(&"ORDERBOOK_SNAP"), "{info}");
+    let names: Vec<&str> = streams
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"MARKET_DATA") && names.contains(&"ORDERBOOK_SNAP"),
+        "{info}"
+    );
     for stream in &streams {
         assert_eq!(stream["config"]["num_replicas"], 3, "{stream}");
     }
@@ -64,5 +75,9 @@ fn deploy_three_node_nats_cluster_with_r3_streams() {
     let second = mp_remote(Some(&inventory), &["deploy"]);
     println!("second deploy:\n{}{}", second.stdout, second.stderr);
     assert_eq!(second.code, 0, "{second:?}");
-    assert!(second.stdout.contains("nothing changed"), "{}", second.stdout);
+    assert!(
+        second.stdout.contains("nothing changed"),
+        "{}",
+        second.stdout
+    );
 }

@@ -5,8 +5,11 @@
 mod support;
 
 mod cli_local;
+mod day2;
+mod deploy_failures;
 mod deploy_multi;
 mod deploy_single;
+mod local_deploy;
 mod ssh_auth;
 mod ssh_facts;
 mod ssh_host_keys;

@@ -87,3 +87,75 @@ fn encrypted_key_takes_its_passphrase_from_the_environment() {
         .unwrap();
     assert_eq!(output.status.code(), Some(0), "{output:?}");
 }
+
+#[test]
+fn rsa_and_ecdsa_keys_authenticate() {
+    let fleet = fleet::shared();
+    for (kind, bits) in [("rsa", "3072"), ("ecdsa", "256")] {
+        let key = fleet.path(&format!("{kind}_key"));
+        if !key.exists() {
+            let status = Command::new("ssh-keygen")
+                .args(["-q", "-t", kind, "-b", bits, "-N", "", "-C", "", "-f"])
+                .arg(&key)
+                .status()
+                .unwrap();
+            assert!(status.success());
+        }
+        let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+        fleet.exec(
+            "h3",
+            &format!("grep -qF '{0}' /root/.ssh/authorized_keys || echo '{0}' >> /root/.ssh/authorized_keys", public.trim()),
+        );
+        let known_hosts = fleet.path(&format!("{kind}-known_hosts"));
+        let mut options = fleet.default_options(&known_hosts);
+        options.identity_file = Some(&key);
+        options.only = &["h3"];
+        let inventory = fleet.inventory(&format!("{kind}.toml"), &options);
+        let run = mp_remote(Some(&inventory), &["ping"]);
+        assert_eq!(run.code, 0, "{kind}: {run:?}");
+    }
+}
+
+#[test]
+fn ssh_agent_keys_are_used_first() {
+    let fleet = fleet::shared();
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("agent.sock");
+    let mut agent = Command::new("ssh-agent")
+        .args(["-D", "-a"])
+        .arg(&socket)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("ssh-agent (openssh-client)");
+    let started = std::time::Instant::now();
+    while !socket.exists() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "ssh-agent did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let added = Command::new("ssh-add")
+        .arg(&fleet.key)
+        .env("SSH_AUTH_SOCK", &socket)
+        .output()
+        .unwrap();
+    assert!(added.status.success(), "{added:?}");
+    // No key file at all: only the agent can get us in.
+    let known_hosts = fleet.path("agent-known_hosts");
+    let missing = fleet.path("no-key-here");
+    let mut options = fleet.default_options(&known_hosts);
+    options.identity_file = Some(&missing);
+    options.only = &["h1"];
+    let inventory = fleet.inventory("agent.toml", &options);
+    let output = Command::new(env!("CARGO_BIN_EXE_mp-remote"))
+        .arg("-i")
+        .arg(&inventory)
+        .arg("ping")
+        .env("SSH_AUTH_SOCK", &socket)
+        .output()
+        .unwrap();
+    let _ = agent.kill();
+    let _ = agent.wait();
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+}

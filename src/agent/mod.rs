@@ -4,10 +4,12 @@
 
 pub mod actions;
 pub mod event;
+pub mod lock;
 pub mod outcome;
 pub mod runner;
 pub mod shell;
 pub mod state;
+pub mod supervise;
 
 pub use event::{AgentEvent, StepStatus};
 pub use outcome::{Outcome, StepError};

@@ -41,6 +41,22 @@ pub async fn run(plan_path: &Path) -> i32 {
         );
         return 1;
     }
+    // A check changes nothing: it need not wait for a running agent.
+    let _lock = if plan.check_only {
+        None
+    } else {
+        match crate::agent::lock::acquire(&plan.state_dir, crate::agent::lock::WAIT, || {
+            eprintln!("agent: another agent runs on this host (an earlier, cut deploy?); waiting for it to finish");
+        })
+        .await
+        {
+            Ok(lock) => Some(lock),
+            Err(e) => {
+                eprintln!("agent: {e}");
+                return 1;
+            }
+        }
+    };
     let log_path = Path::new(&plan.state_dir)
         .join("runs")
         .join(format!("{}.events.jsonl", plan.run_id));

@@ -1,11 +1,15 @@
 //! The command line: clap arguments, one file per subcommand, and everything that prints.
 
 mod agent;
+mod clean;
 mod deploy;
 mod facts;
 mod inventory_check;
 mod logging;
+mod logs;
 mod ping;
+mod service_ctl;
+mod status;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -93,6 +97,24 @@ pub enum Command {
         #[arg(long, value_name = "PATH")]
         agent_binary: Option<PathBuf>,
     },
+    /// Every service on every host: running, healthy, version, ports; stream messages and
+    /// table rows. Exit 2 when any service is not running or not healthy.
+    Status {
+        /// Print one JSON document instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start the services (those of each host's roles, or --service), then wait until healthy.
+    Start(service_ctl::StartArgs),
+    /// Stop the services (those of each host's roles, or --service).
+    Stop(service_ctl::StopArgs),
+    /// Restart the services (those of each host's roles, or --service), then wait until healthy.
+    Restart(service_ctl::StartArgs),
+    /// The last journal lines of a service, from each host that runs it.
+    Logs(logs::Args),
+    /// Stop and remove what deploy installed (units, packages, mp-remote's files); keeps the
+    /// data unless --purge-data. Asks first; without a terminal it needs --yes.
+    Clean(clean::Args),
     /// The host side (run by deploy over SSH; not for people).
     #[command(subcommand, hide = true)]
     Agent(AgentCommand),
@@ -104,6 +126,22 @@ pub enum AgentCommand {
     Run {
         #[arg(long, value_name = "FILE")]
         plan: PathBuf,
+    },
+    /// Run a server and restart it whenever it exits, until SIGTERM (hosts without systemd;
+    /// the agent starts it detached).
+    Supervise {
+        /// Names the pid and log files.
+        #[arg(long)]
+        name: String,
+        /// The account the server runs as.
+        #[arg(long)]
+        user: String,
+        /// What the server's configuration was when it started (shown, not checked).
+        #[arg(long)]
+        config_hash: String,
+        /// The server's command line, after `--`.
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
     },
 }
 
@@ -147,6 +185,24 @@ async fn run(cli: Cli) -> ExitCode {
             _ => ExitCode::HostFailed,
         };
     }
+    if let Command::Agent(AgentCommand::Supervise {
+        name,
+        user,
+        config_hash,
+        command,
+    }) = cli.command
+    {
+        let server = crate::agent::supervise::ServerCommand {
+            name,
+            user,
+            config_hash,
+            command,
+        };
+        return match crate::agent::supervise::run(server).await {
+            0 => ExitCode::Ok,
+            _ => ExitCode::HostFailed,
+        };
+    }
     let inventory = match load_inventory(&cli) {
         Ok(inventory) => inventory,
         Err(error) => {
@@ -184,6 +240,21 @@ async fn run(cli: Cli) -> ExitCode {
             };
             deploy::run(&inventory, &hosts, &fanout, args).await
         }
+        Command::Status { json } => status::run(&hosts, &fanout, *json).await,
+        Command::Start(args) => {
+            let control = crate::run::day2::Control::Start;
+            service_ctl::run(&hosts, &fanout, control, args.service, args.wait).await
+        }
+        Command::Stop(args) => {
+            let control = crate::run::day2::Control::Stop;
+            service_ctl::run(&hosts, &fanout, control, args.service, None).await
+        }
+        Command::Restart(args) => {
+            let control = crate::run::day2::Control::Restart;
+            service_ctl::run(&hosts, &fanout, control, args.service, args.wait).await
+        }
+        Command::Logs(args) => logs::run(&inventory, &hosts, &fanout, args.clone()).await,
+        Command::Clean(args) => clean::run(&hosts, &fanout, args.clone()).await,
         // Handled above, before the inventory is read.
         Command::Agent(_) => ExitCode::Usage,
     }

@@ -8,6 +8,7 @@ use crate::stack::{self, ClickHouseVersion, ListenConfigInput, NatsConfigInput, 
 
 use super::components::{Components, Source};
 use super::model::{Action, HostPlan, JsonExpectation, Layer, LayerName, Step, PLAN_FORMAT};
+use super::service::{service_steps, Server};
 
 /// Where MarketPrism goes on a host unless the inventory's `deploy_dir` var says otherwise.
 pub const DEFAULT_DEPLOY_DIR: &str = "/opt/marketprism";
@@ -37,7 +38,7 @@ pub enum PlanError {
         component: &'static str,
         source_name: &'static str,
     },
-    #[error("{host}: no systemd ({pid1} is PID 1): running the servers without systemd is not supported yet; use a host booted with systemd")]
+    #[error("{host}: {pid1} is PID 1 (macOS): the servers run on Linux only; deploy them to a Linux host")]
     NoSystemd { host: String, pid1: String },
     #[error("{host}: cannot become root: user {user} is not root and `sudo -n` needs a password; set `become = true` with passwordless sudo, or connect as root")]
     NoRoot { host: String, user: String },
@@ -66,7 +67,7 @@ pub fn servers_plan(
             "nats-server",
         ));
         install.push(packages_step("nats", &["nats-server"]));
-        init.extend(nats_init_steps(host, fleet)?);
+        init.extend(nats_init_steps(host, facts, fleet)?);
     }
     if host.roles.contains(&Role::Clickhouse) {
         require_os_source(host, "clickhouse", &components.clickhouse)?;
@@ -109,21 +110,38 @@ pub fn streams_plan(host: &Host, fleet: &Fleet, run_id: &str, check_only: bool) 
         check_only,
         layers: vec![Layer {
             name: LayerName::Init,
-            steps: vec![Step {
-                id: "init.nats.streams".into(),
-                title: "create or update JetStream streams".into(),
-                action: Action::NatsStreams {
-                    url: "nats://127.0.0.1:4222".into(),
-                    streams,
+            steps: vec![
+                Step {
+                    id: "init.nats.cluster-health".into(),
+                    title: "NATS cluster healthy (JetStream meta leader)".into(),
+                    action: Action::WaitHttp {
+                        url: "http://127.0.0.1:8222/healthz".into(),
+                        expect_json: Some(JsonExpectation {
+                            field: "status".into(),
+                            equals: "ok".into(),
+                        }),
+                        timeout_secs: 60,
+                        log_unit: Some("nats-server".into()),
+                    },
+                    notify: vec![],
                 },
-                notify: vec![],
-            }],
+                Step {
+                    id: "init.nats.streams".into(),
+                    title: "create or update JetStream streams".into(),
+                    action: Action::NatsStreams {
+                        url: "nats://127.0.0.1:4222".into(),
+                        streams,
+                    },
+                    notify: vec![],
+                },
+            ],
         }],
     }
 }
 
 fn preflight(host: &Host, facts: &Facts) -> Result<(), PlanError> {
-    if facts.init != crate::facts::Init::Systemd {
+    // Without systemd the agent supervises the servers itself (plan/service.rs).
+    if facts.init == crate::facts::Init::Launchd {
         return Err(PlanError::NoSystemd {
             host: host.name.clone(),
             pid1: if facts.pid1.is_empty() {
@@ -196,10 +214,8 @@ fn stack_error(host: &Host, e: impl std::fmt::Display) -> PlanError {
 
 const NATS_SERVICE: &str = "init.nats.service";
 const NATS_CONFIG: &str = "/etc/marketprism/nats-server.conf";
-/// A drop-in points the package's own unit at our config: the package's files stay untouched.
-const NATS_DROP_IN: &str = "/etc/systemd/system/nats-server.service.d/mp-remote.conf";
 
-fn nats_init_steps(host: &Host, fleet: &Fleet) -> Result<Vec<Step>, PlanError> {
+fn nats_init_steps(host: &Host, facts: &Facts, fleet: &Fleet) -> Result<Vec<Step>, PlanError> {
     let all: Vec<String> = fleet.nats_nodes.iter().map(|(_, a)| a.clone()).collect();
     let mut input = NatsConfigInput::new(host.name.clone());
     input.routes = if all.len() > 1 {
@@ -208,11 +224,7 @@ fn nats_init_steps(host: &Host, fleet: &Fleet) -> Result<Vec<Step>, PlanError> {
         Vec::new()
     };
     let config = stack::nats::render_config(&input).map_err(|e| stack_error(host, e))?;
-    let drop_in = crate::stack::managed::with_marker(
-        crate::stack::managed::CommentStyle::Hash,
-        &format!("[Service]\nExecStart=\nExecStart=/usr/sbin/nats-server -c {NATS_CONFIG}\nLimitNOFILE=65536\n"),
-    );
-    Ok(vec![
+    let mut steps = vec![
         Step {
             id: "init.nats.store-dir".into(),
             title: format!("JetStream store {}", input.store_dir),
@@ -234,40 +246,33 @@ fn nats_init_steps(host: &Host, fleet: &Fleet) -> Result<Vec<Step>, PlanError> {
             },
             notify: vec![NATS_SERVICE.into()],
         },
-        Step {
-            id: "init.nats.unit".into(),
-            title: "point nats-server.service at it".into(),
-            action: Action::File {
-                path: NATS_DROP_IN.into(),
-                content: drop_in,
-                mode: 0o644,
-                owner: None,
-            },
-            notify: vec![NATS_SERVICE.into()],
+    ];
+    // A drop-in points the package's own unit at our config: the package's files stay untouched.
+    let server = Server {
+        step_id: NATS_SERVICE,
+        name: "nats-server",
+        user: "nats",
+        command: &["/usr/sbin/nats-server", "-c", NATS_CONFIG],
+        drop_in_step: Some("init.nats.unit"),
+    };
+    steps.extend(service_steps(facts.init, &server, &steps));
+    steps.push(Step {
+        id: "init.nats.health".into(),
+        // Up with JetStream on. Full health (a meta leader) needs the other nodes too: it is
+        // checked after the barrier, before the streams.
+        title: "NATS /healthz (JetStream enabled)".into(),
+        action: Action::WaitHttp {
+            url: "http://127.0.0.1:8222/healthz?js-enabled-only=true".into(),
+            expect_json: Some(JsonExpectation {
+                field: "status".into(),
+                equals: "ok".into(),
+            }),
+            timeout_secs: 60,
+            log_unit: Some("nats-server".into()),
         },
-        Step {
-            id: NATS_SERVICE.into(),
-            title: "nats-server enabled and running".into(),
-            action: Action::Service {
-                unit: "nats-server".into(),
-            },
-            notify: vec![],
-        },
-        Step {
-            id: "init.nats.health".into(),
-            title: "NATS /healthz".into(),
-            action: Action::WaitHttp {
-                url: "http://127.0.0.1:8222/healthz".into(),
-                expect_json: Some(JsonExpectation {
-                    field: "status".into(),
-                    equals: "ok".into(),
-                }),
-                timeout_secs: 60,
-                log_unit: Some("nats-server".into()),
-            },
-            notify: vec![],
-        },
-    ])
+        notify: vec![],
+    });
+    Ok(steps)
 }
 
 const CLICKHOUSE_SERVICE: &str = "init.clickhouse.service";
@@ -313,7 +318,18 @@ fn clickhouse_init_steps(
             vec![]
         },
     };
-    Ok(vec![
+    let mut steps = vec![
+        // A reinstall over a surviving `clickhouse` user does not recreate it: make sure.
+        Step {
+            id: "init.clickhouse.data-dir".into(),
+            title: "ClickHouse data /var/lib/clickhouse".into(),
+            action: Action::Directory {
+                path: "/var/lib/clickhouse".into(),
+                owner: Some("clickhouse".into()),
+                mode: 0o750,
+            },
+            notify: vec![],
+        },
         file(
             "init.clickhouse.secret",
             CLICKHOUSE_SECRET_PATH.into(),
@@ -335,14 +351,20 @@ fn clickhouse_init_steps(
             0o640,
             true,
         ),
-        Step {
-            id: CLICKHOUSE_SERVICE.into(),
-            title: "clickhouse-server enabled and running".into(),
-            action: Action::Service {
-                unit: "clickhouse-server".into(),
-            },
-            notify: vec![],
-        },
+    ];
+    // The package's unit already runs this command line: no drop-in.
+    let server = Server {
+        step_id: CLICKHOUSE_SERVICE,
+        name: "clickhouse-server",
+        user: "clickhouse",
+        command: &[
+            "/usr/sbin/clickhouse-server",
+            "--config=/etc/clickhouse-server/config.xml",
+        ],
+        drop_in_step: None,
+    };
+    steps.extend(service_steps(facts.init, &server, &steps));
+    steps.extend([
         Step {
             id: "init.clickhouse.health".into(),
             title: "ClickHouse /ping".into(),
@@ -364,5 +386,6 @@ fn clickhouse_init_steps(
             },
             notify: vec![],
         },
-    ])
+    ]);
+    Ok(steps)
 }

@@ -3,6 +3,7 @@
 pub mod build;
 pub mod components;
 pub mod model;
+pub mod service;
 
 pub use build::{servers_plan, streams_plan, Fleet, PlanError};
 pub use components::{Components, Source};

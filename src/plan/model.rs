@@ -100,6 +100,20 @@ pub enum Action {
     },
     /// A systemd unit enabled and running; restarted when a step notifying it changed.
     Service { unit: String },
+    /// A server run by the agent's own supervisor, where the host has no systemd: detached,
+    /// pid files under /run/mp-remote, output in /var/log/mp-remote/NAME.log, restarted when it
+    /// exits. Restarted by the step when a step notifying it changed, or when its binary or
+    /// one of `config_files` differs from what it was started with.
+    Supervised {
+        /// Names its pid and log files (`nats-server`).
+        name: String,
+        /// The account it runs as.
+        user: String,
+        /// Its command line; the first item an absolute path.
+        command: Vec<String>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        config_files: Vec<String>,
+    },
     /// Poll a URL until it answers (and, if given, a JSON field equals a value), or fail with
     /// the last lines of the unit's log.
     WaitHttp {

@@ -58,8 +58,37 @@ impl HostDeploy {
 /// Receives progress as it happens (the CLI prints it).
 pub type Progress = dyn Fn(&str, &AgentEvent) + Send + Sync;
 
-const MIN_MEMORY: u64 = 4 << 30;
-const MIN_DISK: u64 = 20 << 30;
+/// `[thresholds]` of the inventory: below them a host fails before anything is installed,
+/// unless `--force`. Defaults from the seed: 4 GiB of memory, 20 GiB free disk.
+#[derive(Debug, Clone, Copy, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Thresholds {
+    pub min_memory_gib: f64,
+    pub min_disk_gib: f64,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Self {
+            min_memory_gib: 4.0,
+            min_disk_gib: 20.0,
+        }
+    }
+}
+
+fn thresholds(inventory: &Inventory) -> anyhow::Result<Thresholds> {
+    match inventory.extra.get("thresholds") {
+        Some(value) => value.clone().try_into().map_err(|e| {
+            anyhow::anyhow!(
+                "{}: [thresholds]: {e}; use min_memory_gib and min_disk_gib",
+                inventory.path.display()
+            )
+        }),
+        None => Ok(Thresholds::default()),
+    }
+}
+
+const GIB: f64 = (1u64 << 30) as f64;
 
 pub async fn deploy(
     inventory: &Inventory,
@@ -75,6 +104,7 @@ pub async fn deploy(
     let replicas = crate::stack::validate_layout(nats_hosts.len(), None)
         .map_err(|e| anyhow::anyhow!("{}: {e}", inventory.path.display()))?;
     let stream_limits = stream_limits(inventory)?;
+    let limits = thresholds(inventory)?;
     let agent = match &options.agent_binary {
         Some(path) => AgentBinary::load(path)?,
         None => AgentBinary::load(&std::env::current_exe().context("cannot locate this program")?)?,
@@ -90,7 +120,7 @@ pub async fn deploy(
     // Layer 1, detect: facts, the secret, the agent.
     let detected = session::on_each(&connected, fanout.forks, |c| {
         let agent = agent.clone();
-        async move { detect(&c, &agent, options).await }
+        async move { detect(&c, &agent, options, limits).await }
     })
     .await;
     let mut ready: Vec<(Connected, Facts, String)> = Vec::new();
@@ -210,6 +240,7 @@ async fn detect(
     c: &Connected<'_>,
     agent: &AgentBinary,
     options: &DeployOptions,
+    limits: Thresholds,
 ) -> anyhow::Result<Detected> {
     let host = c.host;
     let deploy_dir = host
@@ -236,21 +267,23 @@ async fn detect(
         );
     }
     if !options.force {
-        if facts.memory_bytes > 0 && facts.memory_bytes < MIN_MEMORY {
+        let (memory, disk) = (
+            facts.memory_bytes as f64 / GIB,
+            facts.disk_free_bytes as f64 / GIB,
+        );
+        if facts.memory_bytes > 0 && memory < limits.min_memory_gib {
             anyhow::bail!(
-                "{}: {:.1} GiB of memory, below the {} GiB MarketPrism needs; add memory or pass --force",
+                "{}: {memory:.1} GiB of memory, below the {} GiB MarketPrism needs ([thresholds] min_memory_gib); add memory or pass --force",
                 host.name,
-                facts.memory_bytes as f64 / (1u64 << 30) as f64,
-                MIN_MEMORY >> 30
+                limits.min_memory_gib
             );
         }
-        if facts.disk_free_bytes > 0 && facts.disk_free_bytes < MIN_DISK {
+        if facts.disk_free_bytes > 0 && disk < limits.min_disk_gib {
             anyhow::bail!(
-                "{}: {:.1} GiB free at {}, below the {} GiB MarketPrism needs; free space or pass --force",
+                "{}: {disk:.1} GiB free at {}, below the {} GiB MarketPrism needs ([thresholds] min_disk_gib); free space or pass --force",
                 host.name,
-                facts.disk_free_bytes as f64 / (1u64 << 30) as f64,
                 facts.disk_path,
-                MIN_DISK >> 30
+                limits.min_disk_gib
             );
         }
     }

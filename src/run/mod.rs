@@ -2,10 +2,13 @@
 //! each, and collect one outcome per host. One host's failure never stops the others.
 
 pub mod agent_exec;
+pub mod clean;
 pub mod connect;
+pub mod day2;
 pub mod deploy;
 pub mod fanout;
 pub mod session;
+pub mod status;
 
 pub use connect::connect;
 pub use fanout::{for_each_host, FanOut, HostOutcome};

@@ -8,6 +8,7 @@ pub mod packages;
 pub mod port;
 pub mod script;
 pub mod service;
+pub mod supervised;
 pub mod wait_http;
 
 use std::time::Duration;
@@ -39,6 +40,12 @@ pub async fn perform(
             our_unit,
         } => port::apply(*port, service, allowed_processes, our_unit.as_deref()).await,
         Action::Service { unit } => service::apply(unit, notified, check_only).await,
+        Action::Supervised {
+            name,
+            user,
+            command,
+            config_files,
+        } => supervised::apply(name, user, command, config_files, notified, check_only).await,
         Action::WaitHttp {
             url,
             expect_json,
@@ -77,7 +84,7 @@ async fn schema_for_server(
             "cannot render the schema for ClickHouse {version}: {e}"
         ))
     })?;
-    let mut outcome = clickhouse_schema::apply(
+    let outcome = clickhouse_schema::apply(
         url,
         user,
         password,
@@ -85,8 +92,77 @@ async fn schema_for_server(
         schema.rendering,
         check_only,
     )
-    .await?;
+    .await;
+    let mut outcome = match outcome {
+        Ok(outcome) => outcome,
+        Err(error) if error.message.contains("disk full") => return Err(with_free_space(error).await),
+        Err(error) => return Err(error),
+    };
     // The report says which rendering the host got and why.
     outcome.message = format!("{}; {}", outcome.message, schema.reason);
     Ok(outcome)
+}
+
+/// ClickHouse's data path; a full disk there is the usual reason a CREATE fails with HTTP 500.
+const CLICKHOUSE_DATA: &str = "/var/lib/clickhouse";
+
+/// Adds the free space of ClickHouse's data path to a disk-full error: Ansible and pyinfra
+/// only relay the HTTP 500.
+async fn with_free_space(mut error: StepError) -> StepError {
+    // ClickHouse names the file it could not write; its folder may be another file system.
+    let path = failed_dir(&format!("{} {}", error.message, error.output_tail))
+        .unwrap_or_else(|| CLICKHOUSE_DATA.to_string());
+    let df = super::shell::sh(&format!(
+        "df -Pk {} | tail -n 1",
+        crate::transport::shell::quote(&path)
+    ))
+    .await;
+    if let Some((free, size)) = df.ok().and_then(|o| parse_df(&o.output)) {
+        error.message = format!(
+            "{} ({path}: {} KiB free of {} KiB)",
+            error.message, free, size
+        );
+        error.hint = Some(format!(
+            "free space on the file system holding {path} (df -h {path}), then deploy again"
+        ));
+    }
+    error
+}
+
+/// The folder of the first ClickHouse data path named in `text`.
+fn failed_dir(text: &str) -> Option<String> {
+    let start = text.find(CLICKHOUSE_DATA)?;
+    let path: String = text[start..]
+        .chars()
+        .take_while(|c| !c.is_whitespace() && !matches!(c, ',' | '\'' | '"' | ')'))
+        .collect();
+    let dir = std::path::Path::new(&path);
+    let dir = if path.ends_with('/') { dir } else { dir.parent()? };
+    Some(dir.to_string_lossy().into_owned())
+}
+
+/// `df -Pk` data line -> (available KiB, size KiB).
+fn parse_df(line: &str) -> Option<(u64, u64)> {
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    Some((fields.get(3)?.parse().ok()?, fields.get(1)?.parse().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn df_line() {
+        let line = "tmpfs 64 64 0 100% /var/lib/clickhouse";
+        assert_eq!(super::parse_df(line), Some((0, 64)));
+        assert_eq!(super::parse_df("garbage"), None);
+    }
+
+    #[test]
+    fn failed_dir_from_clickhouse_error() {
+        let text = "Cannot open file /var/lib/clickhouse/metadata/marketprism_hot.sql.tmp, errno: 28";
+        assert_eq!(
+            super::failed_dir(text).as_deref(),
+            Some("/var/lib/clickhouse/metadata")
+        );
+        assert_eq!(super::failed_dir("no path"), None);
+    }
 }

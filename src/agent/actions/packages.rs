@@ -31,11 +31,11 @@ pub async fn apply(packages: &[String], check_only: bool) -> Result<Outcome, Ste
         changes.insert(0, "repair interrupted dpkg (dpkg --configure -a)".into());
     }
     if check_only {
-        return Ok(Outcome::changed("would install packages", changes));
+        return Ok(Outcome::changed(format!("would {}", changes.join(", ")), changes));
     }
     let names: Vec<String> = missing.iter().map(|p| quote(p)).collect();
     let script = match manager {
-        Manager::Apt => apt_script(&names.join(" ")),
+        Manager::Apt => format!("{NO_SERVICE_STARTS}{}", apt_script(&names.join(" "))),
         Manager::Dnf => format!("dnf install -y {}", names.join(" ")),
         Manager::Yum => format!("yum install -y {}", names.join(" ")),
     };
@@ -70,11 +70,24 @@ pub async fn apply(packages: &[String], check_only: bool) -> Result<Outcome, Ste
         .zip(&after)
         .map(|(name, version)| format!("{name} {}", version.as_deref().unwrap_or("?")))
         .collect();
+    let repaired = if broken { "repaired interrupted dpkg; " } else { "" };
     Ok(
-        Outcome::changed(format!("installed {}", versions.join(", ")), changes)
+        Outcome::changed(format!("{repaired}installed {}", versions.join(", ")), changes)
             .with_output(&run.output),
     )
 }
+
+/// Without systemd, a package's postinst starts its server through init.d (ClickHouse's does),
+/// with the package's config and outside the agent's supervisor, which then finds the ports
+/// taken. A policy-rc.d answering 101 ("not allowed") stops that for the install; one the host
+/// already has (Docker images ship one) is left as it is.
+const NO_SERVICE_STARTS: &str = "policy=/usr/sbin/policy-rc.d
+if [ ! -d /run/systemd/system ] && { [ ! -e $policy ] || grep -q mp-remote $policy; }; then
+  printf '#!/bin/sh\\n# mp-remote: no service starts while it installs packages\\nexit 101\\n' >$policy
+  chmod 755 $policy
+  trap 'rm -f $policy' EXIT
+fi
+";
 
 /// Repairs dpkg, refreshes the package lists when they are missing or a package is unknown,
 /// and installs without prompts, keeping config files a person changed.

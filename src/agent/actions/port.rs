@@ -36,7 +36,11 @@ pub async fn apply(
                 crate::transport::shell::quote(unit)
             ))
             .await
-            .is_ok_and(|o| o.output.trim() == "active");
+            .is_ok_and(|o| o.output.trim() == "active")
+                // Without systemd: our own supervisor runs the server.
+                || crate::agent::supervise::inspect(unit)
+                    .supervised_server()
+                    .is_some();
             if active {
                 return Ok(Outcome::unchanged(format!(
                     "port {port} ({service}) in use while {unit} is active: ours"

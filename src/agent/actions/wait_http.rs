@@ -42,10 +42,7 @@ pub async fn apply(
         ));
     }
     let log = match log_unit {
-        Some(unit) => sh(&format!("journalctl -u {} -n 20 --no-pager", quote(unit)))
-            .await
-            .map(|o| o.output)
-            .unwrap_or_default(),
+        Some(unit) => service_log(unit).await,
         None => String::new(),
     };
     Err(StepError::new(format!(
@@ -53,10 +50,28 @@ pub async fn apply(
         timeout.as_secs()
     ))
     .hint(match log_unit {
-        Some(unit) => format!("the last lines of `journalctl -u {unit}` are below"),
+        Some(unit) => format!("the last lines of {unit}'s log are below"),
         None => "check the service on the host".into(),
     })
     .with_output(&log))
+}
+
+/// The last lines of a service's log: the journal under systemd, else our supervisor's log.
+pub async fn service_log(unit: &str) -> String {
+    let journal = sh(&format!("journalctl -u {} -n 20 --no-pager", quote(unit)))
+        .await
+        .map(|o| o.output)
+        .unwrap_or_default();
+    let supervised = crate::agent::supervise::log_since(unit, 0);
+    if !supervised.trim().is_empty()
+        && (journal.contains("No journal files")
+            || journal.trim().is_empty()
+            || journal.contains("-- No entries --"))
+    {
+        crate::agent::outcome::tail(&supervised, 20)
+    } else {
+        journal
+    }
 }
 
 /// One health probe: Ok when it answers 2xx and the expected JSON field has the wanted value.

@@ -1,0 +1,90 @@
+//! `mp-remote clean`: shows what it will remove on which host, asks (or needs `--yes`), then
+//! undoes the deploy; data directories stay unless `--purge-data`.
+
+use std::io::{BufRead, IsTerminal, Write};
+
+use crate::inventory::Host;
+use crate::report::ExitCode;
+use crate::run::clean::{clean, plan, CleanPlan};
+use crate::run::FanOut;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// Do not ask; needed when stdin is not a terminal.
+    #[arg(long)]
+    pub yes: bool,
+    /// Also delete the data (JetStream store, ClickHouse data) and purge the packages.
+    #[arg(long)]
+    pub purge_data: bool,
+}
+
+pub async fn run(hosts: &[&Host], fanout: &FanOut, args: Args) -> ExitCode {
+    let plans: Vec<CleanPlan> = hosts.iter().map(|h| plan(h, args.purge_data)).collect();
+    for p in &plans {
+        describe(p);
+    }
+    if !args.yes {
+        if !std::io::stdin().is_terminal() {
+            eprintln!(
+                "error: clean removes the above from {} host(s) and stdin is not a terminal to ask: pass --yes to go ahead",
+                plans.len()
+            );
+            return ExitCode::Usage;
+        }
+        if !confirm(plans.len()) {
+            eprintln!("nothing done");
+            return ExitCode::Usage;
+        }
+    }
+    let outcomes = clean(&plans, hosts, fanout).await;
+    for o in &outcomes {
+        if let Some(done) = &o.value {
+            if done.did.is_empty() && done.failed.is_empty() {
+                println!("{:<16} {:<7} nothing left to remove", o.host, o.status);
+            }
+            for line in &done.did {
+                println!("{:<16} {:<7} {line}", o.host, o.status);
+            }
+            for dir in &done.kept {
+                println!("{:<16} {:<7} kept {dir}", o.host, o.status);
+            }
+        }
+        if let Some(error) = &o.error {
+            println!("{:<16} {:<7} {error}", o.host, o.status);
+        }
+    }
+    ExitCode::from_statuses(outcomes.iter().map(|o| o.status))
+}
+
+fn describe(p: &CleanPlan) {
+    println!("{}:", p.host);
+    if !p.units.is_empty() {
+        println!("  stop and disable  {}", p.units.join(", "));
+        let how = if p.purge_data { "purge" } else { "remove" };
+        println!("  apt-get {how:<9} {}", p.packages.join(", "));
+    }
+    let mut files = p.files.clone();
+    files.extend(p.user_files.iter().cloned());
+    println!("  delete            {}", files.join(", "));
+    if !p.data.is_empty() {
+        let dirs: Vec<&str> = p.data.iter().map(|d| d.path).collect();
+        if p.purge_data {
+            println!("  DELETE DATA in    {}", dirs.join(", "));
+        } else {
+            println!(
+                "  keep data         {} (--purge-data deletes it)",
+                dirs.join(", ")
+            );
+        }
+    }
+}
+
+fn confirm(hosts: usize) -> bool {
+    print!("Remove the above from {hosts} host(s)? [y/N] ");
+    let _ = std::io::stdout().flush();
+    let mut answer = String::new();
+    if std::io::stdin().lock().read_line(&mut answer).is_err() {
+        return false;
+    }
+    matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes")
+}

@@ -1,0 +1,371 @@
+//! `clean`: undo a deploy on each host. Stops and disables the units, removes the packages and
+//! mp-remote's own files, and keeps the data (JetStream store, ClickHouse data) unless asked to
+//! purge it, so that a later deploy finds the tables and messages where they were.
+//!
+//! The plan is pure data (shown to the user before anything runs) and renders to one script
+//! per host that reports each thing it did as `did=`, each data directory it kept as `kept=`
+//! and each failure as `failed=`; it does only what is still there, so a second clean is a no-op.
+
+use super::day2::{services_of, Service};
+use super::{for_each_host, FanOut, HostOutcome};
+use crate::inventory::Host;
+use crate::plan::build::{CONFIG_DIR, STATE_DIR};
+use crate::report::HostStatus;
+use crate::stack::nats::DEFAULT_STORE_DIR;
+use crate::transport::shell::{quote, with_become};
+
+/// The drop-in deploy writes for nats-server (src/plan/build.rs keeps its own copy private).
+pub const NATS_DROP_IN: &str = "/etc/systemd/system/nats-server.service.d/mp-remote.conf";
+const CLICKHOUSE_LISTEN: &str = "/etc/clickhouse-server/config.d/mp-listen.xml";
+const CLICKHOUSE_USERS: &str = "/etc/clickhouse-server/users.d/mp-users.xml";
+const CLICKHOUSE_DATA: &str = "/var/lib/clickhouse";
+/// Where a non-root (become) user keeps the agent binary: its home, relative to the session.
+const USER_AGENT_DIR: &str = ".mp-remote";
+
+/// A service's data directory and the user that owns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataDir {
+    pub path: &'static str,
+    pub owner: &'static str,
+}
+
+/// What clean does on one host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CleanPlan {
+    pub host: String,
+    /// Stopped and disabled, in this order.
+    pub units: Vec<&'static str>,
+    /// Removed with `apt-get remove` (`purge` with `purge_data`).
+    pub packages: Vec<&'static str>,
+    /// mp-remote's own files and directories.
+    pub files: Vec<String>,
+    /// The user's agent directory (become), removed as that user.
+    pub user_files: Vec<String>,
+    /// Data directories: kept, or emptied with `purge_data`.
+    pub data: Vec<DataDir>,
+    pub purge_data: bool,
+    become_root: bool,
+}
+
+/// The plan for `host` by its roles.
+pub fn plan(host: &Host, purge_data: bool) -> CleanPlan {
+    let services = services_of(host, None);
+    let mut files = Vec::new();
+    let mut data = Vec::new();
+    for service in &services {
+        match service {
+            Service::Nats => {
+                files.push(NATS_DROP_IN.to_string());
+                data.push(DataDir {
+                    path: DEFAULT_STORE_DIR,
+                    owner: "nats",
+                });
+            }
+            Service::Clickhouse => {
+                files.extend([CLICKHOUSE_LISTEN.to_string(), CLICKHOUSE_USERS.to_string()]);
+                data.push(DataDir {
+                    path: CLICKHOUSE_DATA,
+                    owner: "clickhouse",
+                });
+            }
+        }
+    }
+    files.extend([CONFIG_DIR.to_string(), STATE_DIR.to_string()]);
+    CleanPlan {
+        host: host.name.clone(),
+        units: services.iter().rev().map(|s| s.unit()).collect(),
+        packages: services.iter().rev().map(|s| s.unit()).collect(),
+        files,
+        user_files: if host.become_ {
+            vec![format!("~/{USER_AGENT_DIR}")]
+        } else {
+            Vec::new()
+        },
+        data,
+        purge_data,
+        become_root: host.become_,
+    }
+}
+
+const PRELUDE: &str = r#"set -u
+PATH="$PATH:/usr/sbin:/sbin"
+DEBIAN_FRONTEND=noninteractive
+export PATH DEBIAN_FRONTEND
+if [ "$(id -u)" != 0 ]; then
+    echo 'failed=not root: connect as root, or set become = true with passwordless sudo'
+    exit 1
+fi
+lock=/var/lib/mp-remote/agent.lock
+if [ -e "$lock" ] && command -v flock >/dev/null 2>&1 && ! flock -n "$lock" true </dev/null; then
+    echo "failed=an mp-remote agent holds $lock (a deploy is running): wait for it to finish, then clean again"
+    exit 1
+fi
+rc=0
+did() { printf 'did=%s\n' "$1"; }
+fail() { printf 'failed=%s\n' "$1"; rc=1; }
+stop_unit() {
+    if systemctl is-active --quiet "$1" </dev/null || systemctl is-enabled --quiet "$1" </dev/null; then
+        if systemctl disable --now "$1" </dev/null 1>&2; then did "stopped and disabled $1"; else fail "systemctl disable --now $1 failed"; fi
+    fi
+}
+# pkg VERB NAME: remove skips what is not installed, purge also takes leftover config files.
+pkg() {
+    st=$(dpkg-query -W -f '${Status}' "$2" 2>/dev/null </dev/null)
+    case $1 in
+        remove) case $st in *" installed") ;; *) return 0 ;; esac ;;
+        *) case $st in "" | *not-installed) return 0 ;; esac ;;
+    esac
+    if apt-get "$1" -y -q "$2" </dev/null 1>&2; then did "apt-get $1 $2"; else fail "apt-get $1 $2 failed"; fi
+}
+remove() {
+    if [ -e "$1" ] || [ -L "$1" ]; then
+        if rm -rf -- "$1"; then did "removed $1"; else fail "cannot remove $1"; fi
+    fi
+}
+keep() { if [ -e "$1" ]; then printf 'kept=%s\n' "$1"; fi; }
+wipe() {
+    if [ -d "$1" ] && [ -n "$(ls -A "$1" 2>/dev/null </dev/null)" ]; then
+        if find "$1" -mindepth 1 -delete </dev/null; then did "deleted the data in $1"; else fail "cannot delete the data in $1"; fi
+    fi
+}
+# Debian's clickhouse-server purge deletes its home and a reinstall does not make it again (the
+# user survives): leave each data directory in place, empty, so a later deploy can start.
+home() {
+    if [ ! -d "$1" ] && id -u "$2" >/dev/null 2>&1; then install -d -o "$2" -g "$2" -m 750 "$1"; fi
+}
+"#;
+
+impl CleanPlan {
+    /// The root script (fed on stdin to `sh -s`).
+    pub fn script(&self) -> String {
+        let mut s = String::from(PRELUDE);
+        for unit in &self.units {
+            s.push_str(&format!("stop_unit {}\n", quote(unit)));
+        }
+        for file in &self.files {
+            s.push_str(&format!("remove {}\n", quote(file)));
+        }
+        if self.files.iter().any(|f| f == NATS_DROP_IN) {
+            s.push_str("rmdir /etc/systemd/system/nats-server.service.d 2>/dev/null\n");
+        }
+        if self.purge_data {
+            for dir in &self.data {
+                s.push_str(&format!("wipe {}\n", quote(dir.path)));
+            }
+        }
+        let verb = if self.purge_data { "purge" } else { "remove" };
+        for package in &self.packages {
+            s.push_str(&format!("pkg {verb} {}\n", quote(package)));
+        }
+        s.push_str("systemctl daemon-reload </dev/null 1>&2\n");
+        for dir in &self.data {
+            s.push_str(&if self.purge_data {
+                format!("home {} {}\n", quote(dir.path), quote(dir.owner))
+            } else {
+                format!("keep {}\n", quote(dir.path))
+            });
+        }
+        s.push_str("exit $rc\n");
+        s
+    }
+
+    /// The remote command: the user's own agent copy goes as that user, the rest as root.
+    pub fn command(&self) -> String {
+        let root = with_become("sh -s", self.become_root);
+        if self.user_files.is_empty() {
+            root
+        } else {
+            format!(
+                "if [ -e {USER_AGENT_DIR} ]; then rm -rf {USER_AGENT_DIR} && echo did=removed ~/{USER_AGENT_DIR}; fi; {root}"
+            )
+        }
+    }
+}
+
+/// What clean did on one host.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CleanDone {
+    pub did: Vec<String>,
+    /// Data directories left in place.
+    pub kept: Vec<String>,
+    pub failed: Vec<String>,
+}
+
+/// Reads the script's `did=`, `kept=` and `failed=` lines; anything else is ignored.
+pub fn parse_output(stdout: &str) -> CleanDone {
+    let mut done = CleanDone::default();
+    for line in stdout.lines().map(|l| l.trim_end_matches('\r')) {
+        if let Some(v) = line.strip_prefix("did=") {
+            done.did.push(v.to_string());
+        } else if let Some(v) = line.strip_prefix("kept=") {
+            done.kept.push(v.to_string());
+        } else if let Some(v) = line.strip_prefix("failed=") {
+            done.failed.push(v.to_string());
+        }
+    }
+    done
+}
+
+/// Runs each host's plan; a host with a failure ends `failed`, its error naming what failed
+/// with the tail of the package manager's output.
+pub async fn clean(
+    plans: &[CleanPlan],
+    hosts: &[&Host],
+    fanout: &FanOut,
+) -> Vec<HostOutcome<CleanDone>> {
+    let mut outcomes = for_each_host(hosts, fanout, |transport, host| async move {
+        let plan = plans.iter().find(|p| p.host == host.name).ok_or_else(|| {
+            anyhow::anyhow!("no clean plan for {} (a bug: please report it)", host.name)
+        })?;
+        let output = transport
+            .exec(&plan.command(), plan.script().as_bytes())
+            .await?;
+        let done = parse_output(&output.stdout_text());
+        if !output.success() && done.failed.is_empty() {
+            anyhow::bail!(
+                "the clean script ended with exit {:?}: {}",
+                output.status,
+                crate::agent::outcome::tail(output.stderr_text().trim(), 10)
+            );
+        }
+        Ok((done, output.stderr_text()))
+    })
+    .await;
+    outcomes
+        .drain(..)
+        .map(|o| {
+            let (status, error, value) = match o.value {
+                Some((done, stderr)) if !done.failed.is_empty() => {
+                    let tail = crate::agent::outcome::tail(stderr.trim(), 10);
+                    let error = format!(
+                        "{}: {}; fix that on the host, then clean again{}{}",
+                        o.host,
+                        done.failed.join("; "),
+                        if tail.is_empty() { "" } else { "; output:\n" },
+                        tail
+                    );
+                    (HostStatus::Failed, Some(error), Some(done))
+                }
+                Some((done, _)) => (o.status, o.error, Some(done)),
+                None => (o.status, o.error, None),
+            };
+            HostOutcome {
+                host: o.host,
+                status,
+                error,
+                value,
+                duration: o.duration,
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inventory;
+
+    fn host(roles: &str, become_root: bool) -> Host {
+        let text = format!(
+            "[[hosts]]\nname = \"mp-1\"\naddress = \"10.0.0.1\"\nroles = [{roles}]\nbecome = {become_root}\n"
+        );
+        let inv = inventory::parse(&text, std::path::Path::new("inv.toml"), None).unwrap();
+        inv.hosts[0].clone()
+    }
+
+    #[test]
+    fn plan_follows_the_roles() {
+        let p = plan(&host(r#""nats", "clickhouse""#, false), false);
+        assert_eq!(p.units, ["clickhouse-server", "nats-server"]);
+        assert_eq!(p.packages, ["clickhouse-server", "nats-server"]);
+        assert_eq!(
+            p.files,
+            [
+                NATS_DROP_IN,
+                CLICKHOUSE_LISTEN,
+                CLICKHOUSE_USERS,
+                "/etc/marketprism",
+                "/var/lib/mp-remote"
+            ]
+        );
+        let dirs: Vec<&str> = p.data.iter().map(|d| d.path).collect();
+        assert_eq!(dirs, ["/var/lib/nats/jetstream", "/var/lib/clickhouse"]);
+        assert!(p.user_files.is_empty());
+
+        let collector = plan(&host(r#""collector""#, true), false);
+        assert!(collector.units.is_empty() && collector.data.is_empty());
+        assert_eq!(collector.files, ["/etc/marketprism", "/var/lib/mp-remote"]);
+        assert_eq!(collector.user_files, ["~/.mp-remote"]);
+    }
+
+    #[test]
+    fn script_keeps_data_by_default() {
+        let script = plan(&host(r#""nats""#, false), false).script();
+        let body = &script[PRELUDE.len()..];
+        assert_eq!(
+            body,
+            "stop_unit nats-server
+remove /etc/systemd/system/nats-server.service.d/mp-remote.conf
+remove /etc/marketprism
+remove /var/lib/mp-remote
+rmdir /etc/systemd/system/nats-server.service.d 2>/dev/null
+pkg remove nats-server
+systemctl daemon-reload </dev/null 1>&2
+keep /var/lib/nats/jetstream
+exit $rc
+"
+        );
+    }
+
+    #[test]
+    fn script_purges_data_but_leaves_the_directories() {
+        let script = plan(&host(r#""clickhouse""#, false), true).script();
+        let body = &script[PRELUDE.len()..];
+        assert_eq!(
+            body,
+            "stop_unit clickhouse-server
+remove /etc/clickhouse-server/config.d/mp-listen.xml
+remove /etc/clickhouse-server/users.d/mp-users.xml
+remove /etc/marketprism
+remove /var/lib/mp-remote
+wipe /var/lib/clickhouse
+pkg purge clickhouse-server
+systemctl daemon-reload </dev/null 1>&2
+home /var/lib/clickhouse clickhouse
+exit $rc
+"
+        );
+    }
+
+    #[test]
+    fn commands_run_the_script_as_root() {
+        assert_eq!(plan(&host(r#""nats""#, false), false).command(), "sh -s");
+        assert_eq!(
+            plan(&host(r#""nats""#, true), false).command(),
+            "if [ -e .mp-remote ]; then rm -rf .mp-remote && echo did=removed ~/.mp-remote; fi; sudo -n -- sh -c 'sh -s'"
+        );
+    }
+
+    #[test]
+    fn output_lines() {
+        let done = parse_output("junk\ndid=apt-get remove nats-server\r\nkept=/var/lib/clickhouse\nfailed=apt-get remove clickhouse-server failed\n");
+        assert_eq!(done.did, ["apt-get remove nats-server"]);
+        assert_eq!(done.kept, ["/var/lib/clickhouse"]);
+        assert_eq!(done.failed, ["apt-get remove clickhouse-server failed"]);
+    }
+
+    /// The prelude is valid POSIX sh (dash is Debian's /bin/sh).
+    #[test]
+    fn script_parses_under_sh() {
+        let script = plan(&host(r#""nats", "clickhouse""#, false), true).script();
+        let out = std::process::Command::new("sh")
+            .args(["-n", "-c", &script])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

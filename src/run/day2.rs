@@ -1,0 +1,346 @@
+//! Day-2 operations on deployed hosts: which services a host runs, start/stop/restart with a
+//! health wait, and journal tails. Commands are built by pure functions (tested below); the
+//! fan-out runs them, one host's trouble never stopping the others.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use super::status::{self, Mode};
+use super::{for_each_host, FanOut, HostOutcome};
+use crate::inventory::{Host, Role};
+use crate::transport::shell::{quote, with_become};
+use crate::transport::Transport;
+
+/// A server mp-remote deploys, by the name users type (`--service nats`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Service {
+    Nats,
+    Clickhouse,
+}
+
+impl Service {
+    /// In start order: NATS first, ClickHouse after (stop goes the other way).
+    pub const ALL: [Service; 2] = [Service::Nats, Service::Clickhouse];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Service::Nats => "nats",
+            Service::Clickhouse => "clickhouse",
+        }
+    }
+
+    /// The systemd unit of Debian's package.
+    pub fn unit(self) -> &'static str {
+        match self {
+            Service::Nats => "nats-server",
+            Service::Clickhouse => "clickhouse-server",
+        }
+    }
+
+    pub fn role(self) -> Role {
+        match self {
+            Service::Nats => Role::Nats,
+            Service::Clickhouse => Role::Clickhouse,
+        }
+    }
+
+    /// The ports the service may listen on: client, monitoring/HTTP, cluster/interserver.
+    pub fn ports(self) -> &'static [u16] {
+        match self {
+            Service::Nats => &[4222, 6222, 8222],
+            Service::Clickhouse => &[8123, 9000, 9009],
+        }
+    }
+
+    /// How long start/restart waits for health unless `--wait` says otherwise; the same
+    /// deadlines deploy uses (ClickHouse loads its tables before it answers).
+    pub fn health_deadline(self) -> Duration {
+        match self {
+            Service::Nats => Duration::from_secs(60),
+            Service::Clickhouse => Duration::from_secs(90),
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Service> {
+        Service::ALL.into_iter().find(|s| s.name() == name)
+    }
+}
+
+impl std::fmt::Display for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The services `host` runs by its roles, in start order, narrowed to `only` when given.
+pub fn services_of(host: &Host, only: Option<Service>) -> Vec<Service> {
+    Service::ALL
+        .into_iter()
+        .filter(|s| host.has_role(s.role()) && only.is_none_or(|o| o == *s))
+        .collect()
+}
+
+/// What `start`, `stop` and `restart` do to a unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    Start,
+    Stop,
+    Restart,
+}
+
+impl Control {
+    pub fn verb(self) -> &'static str {
+        match self {
+            Control::Start => "start",
+            Control::Stop => "stop",
+            Control::Restart => "restart",
+        }
+    }
+
+    pub fn past(self) -> &'static str {
+        match self {
+            Control::Start => "started",
+            Control::Stop => "stopped",
+            Control::Restart => "restarted",
+        }
+    }
+
+    fn waits_for_health(self) -> bool {
+        self != Control::Stop
+    }
+}
+
+/// Printed by [`control_command`] when the unit already was as asked.
+const ALREADY: &str = "mp-remote:already";
+
+/// `systemctl start nats-server`, through sudo when the host says `become`. Start and stop
+/// first look, so the report can tell "started" from "was already running".
+pub fn control_command(control: Control, service: Service, become_root: bool) -> String {
+    let unit = quote(service.unit());
+    let verb = control.verb();
+    let command = match control {
+        Control::Start => format!(
+            "if systemctl is-active --quiet {unit}; then echo {ALREADY}; else systemctl {verb} {unit}; fi"
+        ),
+        Control::Stop => format!(
+            "if systemctl is-active --quiet {unit}; then systemctl {verb} {unit}; else echo {ALREADY}; fi"
+        ),
+        Control::Restart => format!("systemctl {verb} {unit}"),
+    };
+    with_become(&command, become_root)
+}
+
+/// The last `lines` journal lines of the service's unit, without a pager.
+pub fn journal_command(service: Service, lines: u32, become_root: bool) -> String {
+    with_become(
+        &format!(
+            "journalctl -u {} -n {lines} --no-pager",
+            quote(service.unit())
+        ),
+        become_root,
+    )
+}
+
+/// What happened to one service on one host.
+#[derive(Debug, Clone)]
+pub struct ServiceControl {
+    pub service: Service,
+    pub control: Control,
+    /// The unit already was as asked (running for start, stopped for stop).
+    pub already: bool,
+    /// How long it took to answer healthy (start/restart).
+    pub healthy_after: Option<Duration>,
+    /// What went wrong and what to do; None when it went as asked.
+    pub failure: Option<String>,
+    /// The unit's last journal lines when it failed.
+    pub journal: String,
+}
+
+/// How often start/restart asks whether the service is healthy yet.
+const POLL: Duration = Duration::from_millis(250);
+/// Journal lines shown when a service fails to start.
+const JOURNAL_TAIL: u32 = 20;
+
+/// Runs `control` on every service of each host (all its roles', or `only`), hosts in
+/// parallel, services of one host in order; start/restart then wait for health until `wait`
+/// (default: [`Service::health_deadline`]).
+pub async fn control_all(
+    hosts: &[&Host],
+    fanout: &FanOut,
+    control: Control,
+    only: Option<Service>,
+    wait: Option<Duration>,
+) -> Vec<HostOutcome<Vec<ServiceControl>>> {
+    for_each_host(hosts, fanout, |transport, host| async move {
+        let mut services = services_of(host, only);
+        if control == Control::Stop {
+            services.reverse();
+        }
+        let mut done = Vec::new();
+        for service in services {
+            let deadline = wait.unwrap_or(service.health_deadline());
+            done.push(control_one(&transport, host, control, service, deadline).await?);
+        }
+        Ok(done)
+    })
+    .await
+}
+
+async fn control_one(
+    transport: &Arc<dyn Transport>,
+    host: &Host,
+    control: Control,
+    service: Service,
+    deadline: Duration,
+) -> anyhow::Result<ServiceControl> {
+    let mut result = ServiceControl {
+        service,
+        control,
+        already: false,
+        healthy_after: None,
+        failure: None,
+        journal: String::new(),
+    };
+    let started = Instant::now();
+    let output = transport
+        .exec(&control_command(control, service, host.become_), b"")
+        .await?;
+    result.already = output.stdout_text().trim() == ALREADY;
+    if !output.success() {
+        result.failure = Some(format!(
+            "`systemctl {} {}` failed (exit {:?}): {}; see its journal below",
+            control.verb(),
+            service.unit(),
+            output.status,
+            output.stderr_text().trim()
+        ));
+    } else if control.waits_for_health() {
+        match wait_healthy(transport.as_ref(), host, service, deadline).await? {
+            Ok(()) => result.healthy_after = Some(started.elapsed()),
+            Err(why) => {
+                result.failure = Some(format!(
+                    "{} not healthy after {:.1} s (deadline {} s): {why}; its last {JOURNAL_TAIL} journal lines are below",
+                    service.unit(),
+                    started.elapsed().as_secs_f64(),
+                    deadline.as_secs()
+                ))
+            }
+        }
+    }
+    if result.failure.is_some() {
+        let journal = transport
+            .exec(&journal_command(service, JOURNAL_TAIL, host.become_), b"")
+            .await?;
+        result.journal = journal.stdout_text();
+    }
+    Ok(result)
+}
+
+/// Polls the service's health (one exec each time) until it is running and healthy, or the
+/// deadline passes; the inner error says what was wrong at the last look.
+async fn wait_healthy(
+    transport: &dyn Transport,
+    host: &Host,
+    service: Service,
+    deadline: Duration,
+) -> anyhow::Result<Result<(), String>> {
+    let started = Instant::now();
+    loop {
+        let output = transport
+            .exec(
+                &status::command(Mode::Health, &[service], host.become_),
+                status::SCRIPT.as_bytes(),
+            )
+            .await?;
+        let probe = status::parse(&output.stdout_text())
+            .with_context(|| format!("the health check of {} failed", service.unit()))?;
+        let state = probe.service(service);
+        match state.problem() {
+            None => return Ok(Ok(())),
+            // `failed`: systemd gave up (no auto-restart pending), waiting cannot help.
+            Some(why) if started.elapsed() >= deadline || state.active == "failed" => {
+                return Ok(Err(why))
+            }
+            Some(_) => tokio::time::sleep(POLL).await,
+        }
+    }
+}
+
+/// The last `lines` journal lines of `service` on each host.
+pub async fn logs(
+    hosts: &[&Host],
+    fanout: &FanOut,
+    service: Service,
+    lines: u32,
+) -> Vec<HostOutcome<String>> {
+    for_each_host(hosts, fanout, |transport, host| async move {
+        let output = transport
+            .exec(&journal_command(service, lines, host.become_), b"")
+            .await?;
+        anyhow::ensure!(
+            output.success(),
+            "journalctl -u {} failed (exit {:?}): {}; it needs root or the adm group: connect as root or set become = true",
+            service.unit(),
+            output.status,
+            output.stderr_text().trim()
+        );
+        Ok(output.stdout_text())
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_commands() {
+        assert_eq!(
+            control_command(Control::Start, Service::Nats, false),
+            "if systemctl is-active --quiet nats-server; then echo mp-remote:already; else systemctl start nats-server; fi"
+        );
+        assert_eq!(
+            control_command(Control::Restart, Service::Clickhouse, true),
+            "sudo -n -- sh -c 'systemctl restart clickhouse-server'"
+        );
+        assert_eq!(
+            control_command(Control::Stop, Service::Clickhouse, false),
+            "if systemctl is-active --quiet clickhouse-server; then systemctl stop clickhouse-server; else echo mp-remote:already; fi"
+        );
+    }
+
+    #[test]
+    fn journal_commands() {
+        assert_eq!(
+            journal_command(Service::Nats, 5, false),
+            "journalctl -u nats-server -n 5 --no-pager"
+        );
+        assert_eq!(
+            journal_command(Service::Clickhouse, 20, true),
+            "sudo -n -- sh -c 'journalctl -u clickhouse-server -n 20 --no-pager'"
+        );
+    }
+
+    #[test]
+    fn services_follow_the_roles_in_start_order() {
+        let text = "[[hosts]]\nname = \"a\"\naddress = \"10.0.0.1\"\nroles = [\"clickhouse\", \"nats\", \"collector\"]\n\n[[hosts]]\nname = \"b\"\naddress = \"10.0.0.2\"\nroles = [\"collector\"]\n";
+        let inv = crate::inventory::parse(text, std::path::Path::new("inv.toml"), None).unwrap();
+        let (a, b) = (&inv.hosts[0], &inv.hosts[1]);
+        assert_eq!(services_of(a, None), [Service::Nats, Service::Clickhouse]);
+        assert_eq!(
+            services_of(a, Some(Service::Clickhouse)),
+            [Service::Clickhouse]
+        );
+        assert!(services_of(b, None).is_empty());
+    }
+
+    #[test]
+    fn service_names_round_trip() {
+        for s in Service::ALL {
+            assert_eq!(Service::from_name(s.name()), Some(s));
+        }
+        assert_eq!(Service::from_name("storage"), None);
+    }
+}

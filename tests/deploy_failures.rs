@@ -1,0 +1,173 @@
+//! Deploys that meet trouble on real hosts: a foreign process on a port, an interrupted dpkg,
+//! an SSH connection cut mid-install, a full disk under ClickHouse.
+
+use std::time::{Duration, Instant};
+
+use crate::support::{mp_remote, Fleet};
+
+const OS_SOURCES: &str =
+    "[components.nats]\nsource = \"os\"\n\n[components.clickhouse]\nsource = \"os\"\n";
+
+/// Polls `condition` every 100 ms until it holds, or panics after `limit`.
+fn wait_for(what: &str, limit: Duration, mut condition: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !condition() {
+        assert!(
+            started.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn port_held_by_a_foreign_process_fails_only_that_host() {
+    let fleet = Fleet::up("port", 2, 0);
+    let known_hosts = fleet.path("known_hosts");
+    let mut options = fleet.default_options(&known_hosts);
+    options.extra = OS_SOURCES;
+    let inventory = fleet.inventory("inv.toml", &options);
+    // Someone else's server on 4222 (perl is in every Debian).
+    fleet.exec(
+        "h2",
+        "setsid perl -MIO::Socket::INET -e 'my $s = IO::Socket::INET->new(LocalPort => 4222, Listen => 5, ReuseAddr => 1) or die; sleep 3600' >/dev/null 2>&1 < /dev/null &",
+    );
+    wait_for("the foreign listener", Duration::from_secs(10), || {
+        fleet
+            .exec("h2", "ss -Htln 'sport = :4222'")
+            .contains("4222")
+    });
+
+    let run = mp_remote(Some(&inventory), &["deploy"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stdout
+            .contains("port 4222 (NATS client) is already in use by perl (pid"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("does not kill"), "{}", run.stdout);
+    // The foreign process lives on; the other host finished its servers phase, and the
+    // streams wait for a whole cluster.
+    assert!(run.stdout.contains("streams not created"), "{}", run.stdout);
+    assert!(fleet
+        .exec("h2", "ss -Htlnp 'sport = :4222'")
+        .contains("perl"));
+    let h1 = fleet.exec("h1", "systemctl is-active nats-server");
+    assert_eq!(h1.trim(), "active");
+}
+
+#[test]
+fn interrupted_dpkg_after_a_restart_is_repaired_by_the_next_deploy() {
+    let fleet = Fleet::up("dpkg", 1, 0);
+    let known_hosts = fleet.path("known_hosts");
+    let mut options = fleet.default_options(&known_hosts);
+    options.extra = OS_SOURCES;
+    let inventory = fleet.inventory("inv.toml", &options);
+    // What a host restarted in the middle of `apt-get install` looks like: the package
+    // unpacked but never configured, and dpkg refusing to go on until someone repairs it.
+    fleet.exec(
+        "h1",
+        "cd /tmp && apt-get update -q >/dev/null && apt-get download -q nats-server >/dev/null && dpkg --unpack nats-server_*.deb >/dev/null",
+    );
+    assert!(!fleet.exec("h1", "dpkg --audit").trim().is_empty());
+    fleet.on_host("stop", "h1");
+    fleet.on_host("start", "h1");
+    let inventory = {
+        // `start` may move the host to another private IP: rewrite the inventory.
+        let _ = &inventory;
+        fleet.inventory("inv.toml", &options)
+    };
+
+    let run = mp_remote(Some(&inventory), &["deploy"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stdout.contains("repaired interrupted dpkg"),
+        "{}",
+        run.stdout
+    );
+    assert!(fleet.exec("h1", "dpkg --audit").trim().is_empty());
+    let health = fleet.exec("h1", "curl -sf http://127.0.0.1:8222/healthz");
+    assert!(health.contains("ok"), "{health}");
+}
+
+#[test]
+fn ssh_cut_during_install_then_the_next_deploy_resumes_and_ends_healthy() {
+    let fleet = Fleet::up("cut", 1, 0);
+    let known_hosts = fleet.path("known_hosts");
+    let mut options = fleet.default_options(&known_hosts);
+    options.roles = &["nats", "clickhouse"];
+    options.extra = OS_SOURCES;
+    let inventory = fleet.inventory("inv.toml", &options);
+
+    let first = {
+        let inventory = inventory.clone();
+        std::thread::spawn(move || mp_remote(Some(&inventory), &["deploy"]))
+    };
+    wait_for(
+        "the package install to start",
+        Duration::from_secs(60),
+        || {
+            !fleet
+                .exec("h1", "pgrep -x apt-get || pgrep -x dpkg || true")
+                .trim()
+                .is_empty()
+        },
+    );
+    // Cut every SSH session (not the listener): the connection drops mid-install.
+    // (The brackets keep pkill from matching the shell that runs it.)
+    fleet.exec("h1", "pkill -KILL -f '[s]shd: root@notty' || true");
+    let first = first.join().unwrap();
+    assert_ne!(
+        first.code, 0,
+        "the cut deploy cannot have succeeded: {first:?}"
+    );
+
+    let second = mp_remote(Some(&inventory), &["deploy"]);
+    assert_eq!(second.code, 0, "{second:?}");
+    let health = fleet.exec("h1", "curl -sf http://127.0.0.1:8222/healthz");
+    assert!(health.contains("ok"), "{health}");
+    let tables = fleet.exec(
+        "h1",
+        "curl -sf --data-binary \"SELECT count() FROM system.tables WHERE database = 'marketprism_hot'\" http://127.0.0.1:8123/",
+    );
+    assert_eq!(tables.trim(), "8");
+    assert!(fleet.exec("h1", "dpkg --audit").trim().is_empty());
+}
+
+#[test]
+fn full_disk_under_clickhouse_is_reported_with_path_and_free_space() {
+    let fleet = Fleet::up("disk", 1, 0);
+    let known_hosts = fleet.path("known_hosts");
+    let mut options = fleet.default_options(&known_hosts);
+    options.roles = &["nats", "clickhouse"];
+    options.extra = OS_SOURCES;
+    let inventory = fleet.inventory("inv.toml", &options);
+    let first = mp_remote(Some(&inventory), &["deploy"]);
+    assert_eq!(first.code, 0, "{first:?}");
+
+    // Drop the schema, then give ClickHouse's metadata folder a tiny, full file system.
+    fleet.exec(
+        "h1",
+        "set -e
+curl -sf --data-binary 'DROP DATABASE marketprism_hot' http://127.0.0.1:8123/
+systemctl stop clickhouse-server
+cp -a /var/lib/clickhouse/metadata /tmp/metadata
+mount -t tmpfs -o size=256k tmpfs /var/lib/clickhouse/metadata
+cp -a /tmp/metadata/. /var/lib/clickhouse/metadata/
+chown clickhouse:clickhouse /var/lib/clickhouse/metadata
+dd if=/dev/zero of=/var/lib/clickhouse/metadata/filler bs=4k 2>/dev/null || true
+systemctl start clickhouse-server",
+    );
+
+    let run = mp_remote(Some(&inventory), &["deploy"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stdout.contains("disk full"), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("/var/lib/clickhouse/metadata: 0 KiB free of 256 KiB"),
+        "{}",
+        run.stdout
+    );
+    fleet.exec("h1", "umount /var/lib/clickhouse/metadata || true");
+}

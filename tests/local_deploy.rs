@@ -1,0 +1,147 @@
+//! `deploy` with no `-i` on this very machine (the embedded inventory/local.toml): on a host
+//! without systemd, such as CI's, the agent's own supervisor runs NATS and ClickHouse from
+//! Debian's packages. Needs root, as `.ci/run` has. The servers are stopped again at the end
+//! unless they were already running before the test (a developer's own deploy stays up), so
+//! every run starts from the same place.
+
+use std::time::{Duration, Instant};
+
+use mp_remote::agent::supervise::{self, Paths};
+
+use crate::support::mp_remote;
+
+const SERVERS: [&str; 2] = ["nats-server", "clickhouse-server"];
+
+/// The pid of the server `name` its supervisor runs now.
+fn server_pid(name: &str) -> Option<u32> {
+    supervise::inspect(name).supervised_server()
+}
+
+/// Stops, when dropped (after a failed assertion too), the supervisors this test started.
+struct StopServers;
+
+impl Drop for StopServers {
+    fn drop(&mut self) {
+        for name in SERVERS {
+            if let Some(pid) = supervise::read_pid(&Paths::of(name).supervisor_pid) {
+                kill("TERM", pid);
+                wait_for(&format!("{name}'s supervisor to stop"), 60, || {
+                    !supervise::alive(pid)
+                });
+            }
+        }
+    }
+}
+
+/// Through the shell's own `kill`: procps' is not on every host.
+fn kill(signal: &str, pid: u32) -> bool {
+    std::process::Command::new("sh")
+        .args(["-c", &format!("kill -{signal} {pid}")])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Polls `condition` every 200 ms until it holds, or panics after `limit_secs`.
+fn wait_for(what: &str, limit_secs: u64, mut condition: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !condition() {
+        assert!(
+            started.elapsed() < Duration::from_secs(limit_secs),
+            "timed out after {limit_secs} s waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// GET (or POST `body`) on a local port; the body of a 2xx answer, else None.
+fn http(url: &str, body: Option<&str>) -> Option<String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .ok()?;
+        let request = match body {
+            Some(body) => client.post(url).body(body.to_string()),
+            None => client.get(url),
+        };
+        let response = request.send().await.ok()?;
+        if !response.status().is_success() {
+            return None;
+        }
+        response.text().await.ok()
+    })
+}
+
+fn nats_healthy() -> bool {
+    http("http://127.0.0.1:8222/healthz", None).is_some_and(|body| {
+        serde_json::from_str::<serde_json::Value>(&body).is_ok_and(|v| v["status"] == "ok")
+    })
+}
+
+#[test]
+fn local_deploy_supervises_the_servers_without_systemd() {
+    if std::path::Path::new("/run/systemd/system").exists() {
+        // systemd runs the servers there; tests/deploy_single.rs covers that path.
+        eprintln!("this machine runs systemd: the supervised path does not apply here");
+        return;
+    }
+    let running_before = SERVERS.iter().all(|name| server_pid(name).is_some());
+    // Not `then_some`: it would build the guard, drop it at once and stop the servers.
+    let _stop = if running_before {
+        None
+    } else {
+        Some(StopServers)
+    };
+
+    let first = mp_remote(None, &["deploy"]);
+    println!("first deploy:\n{}{}", first.stdout, first.stderr);
+    assert_eq!(first.code, 0, "{first:?}");
+
+    assert!(nats_healthy(), "NATS /healthz");
+    let jsz = http("http://127.0.0.1:8222/jsz?streams=true", None).unwrap_or_default();
+    assert!(
+        jsz.contains("MARKET_DATA") && jsz.contains("ORDERBOOK_SNAP"),
+        "JetStream streams: {jsz}"
+    );
+    let tables = http(
+        "http://127.0.0.1:8123/",
+        Some("SELECT count() FROM system.tables WHERE database = 'marketprism_hot'"),
+    );
+    assert_eq!(
+        tables.as_deref().map(str::trim),
+        Some("8"),
+        "ClickHouse tables"
+    );
+
+    let pids: Vec<Option<u32>> = SERVERS.iter().map(|name| server_pid(name)).collect();
+    assert!(pids.iter().all(Option::is_some), "supervised: {pids:?}");
+
+    let second = mp_remote(None, &["deploy"]);
+    println!("second deploy:\n{}{}", second.stdout, second.stderr);
+    assert_eq!(second.code, 0, "{second:?}");
+    assert!(
+        second.stdout.contains("nothing changed"),
+        "{}",
+        second.stdout
+    );
+    let after: Vec<Option<u32>> = SERVERS.iter().map(|name| server_pid(name)).collect();
+    assert_eq!(after, pids, "the second deploy restarted a server");
+
+    // A crash: the supervisor starts a new nats-server and JetStream comes back. 1 s later
+    // normally; up to a minute when earlier runs of this test crashed it moments ago (backoff).
+    let nats = pids[0].unwrap();
+    assert!(kill("KILL", nats));
+    wait_for("a new nats-server", 90, || {
+        server_pid("nats-server").is_some_and(|pid| pid != nats)
+    });
+    wait_for("NATS /healthz after the restart", 30, nats_healthy);
+    let log = supervise::log_since("nats-server", 0);
+    assert!(
+        log.contains(&format!("nats-server (pid {nats}) exited (signal: 9")),
+        "the supervisor logs why it restarted: {log}"
+    );
+}
