@@ -6,6 +6,17 @@ use crate::support::{mp_remote, Fleet};
 const COMPONENTS: &str =
     "[components.nats]\nsource = \"os\"\n\n[components.clickhouse]\nsource = \"os\"\n";
 
+/// (ok, changed-or-would) from the recap line of `host`.
+fn recap_counts(stdout: &str, host: &str) -> (usize, usize) {
+    let line = stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("HOST"))
+        .find(|l| l.split_whitespace().next() == Some(host))
+        .unwrap_or_else(|| panic!("no recap line for {host}:\n{stdout}"));
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    (fields[2].parse().unwrap(), fields[3].parse().unwrap())
+}
+
 /// `systemctl show` start timestamps: unchanged means not restarted.
 fn started_at(fleet: &Fleet, unit: &str) -> String {
     fleet
@@ -26,10 +37,26 @@ fn deploy_single_host_then_nothing_changes() {
     options.extra = COMPONENTS;
     let inventory = fleet.inventory("inv.toml", &options);
 
+    // On the fresh host, --check changes nothing and counts what the deploy then changes.
+    let preview = mp_remote(Some(&inventory), &["deploy", "--check"]);
+    assert_eq!(preview.code, 0, "{preview:?}");
+    assert_eq!(
+        fleet
+            .exec("h1", "command -v nats-server || echo none")
+            .trim(),
+        "none"
+    );
+    let would = recap_counts(&preview.stdout, "h1").1;
+
     let first = mp_remote(Some(&inventory), &["deploy"]);
     println!("first deploy:\n{}{}", first.stdout, first.stderr);
     assert_eq!(first.code, 0, "{first:?}");
     assert!(first.stdout.contains("changed"), "{}", first.stdout);
+    assert_eq!(
+        recap_counts(&first.stdout, "h1").1,
+        would,
+        "--check predicted the changes"
+    );
 
     // NATS healthy, JetStream with both streams; ClickHouse with the 8 tables.
     let health = fleet.exec("h1", "curl -sf http://127.0.0.1:8222/healthz");

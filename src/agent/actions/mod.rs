@@ -65,10 +65,47 @@ pub async fn perform(
             url,
             user,
             password,
-        } => schema_for_server(url, user, password.as_deref(), check_only).await,
-        Action::NatsStreams { url, streams } => nats_streams::apply(url, streams, check_only).await,
+        } => {
+            let result = schema_for_server(url, user, password.as_deref(), check_only).await;
+            not_running_yet(result, check_only, url, "create the schema marketprism_hot").await
+        }
+        Action::NatsStreams { url, streams } => {
+            let result = nats_streams::apply(url, streams, check_only).await;
+            not_running_yet(result, check_only, url, "create the streams").await
+        }
         Action::Script { check, apply } => script::apply(check.as_deref(), apply, check_only).await,
     }
+}
+
+/// In `--check`, a server that does not run yet (a fresh host) is no failure: the deploy
+/// starts it before this step, so the step would change something. Its port decides, not the
+/// wording of the error.
+async fn not_running_yet(
+    result: Result<Outcome, StepError>,
+    check_only: bool,
+    url: &str,
+    what: &str,
+) -> Result<Outcome, StepError> {
+    match result {
+        Err(_) if check_only && !port_open(url).await => Ok(Outcome::changed(
+            format!("would {what} once the server runs (not running now)"),
+            vec![format!("{what}")],
+        )),
+        other => other,
+    }
+}
+
+/// Whether something accepts TCP connections at the URL's host and port.
+async fn port_open(url: &str) -> bool {
+    let Some(rest) = url.split("://").nth(1) else {
+        return false;
+    };
+    let authority = rest.split('/').next().unwrap_or_default();
+    let connect = tokio::net::TcpStream::connect(authority);
+    matches!(
+        tokio::time::timeout(Duration::from_secs(2), connect).await,
+        Ok(Ok(_))
+    )
 }
 
 /// Renders the schema for the version the server reports, then applies it.
@@ -95,7 +132,9 @@ async fn schema_for_server(
     .await;
     let mut outcome = match outcome {
         Ok(outcome) => outcome,
-        Err(error) if error.message.contains("disk full") => return Err(with_free_space(error).await),
+        Err(error) if error.message.contains("disk full") => {
+            return Err(with_free_space(error).await)
+        }
         Err(error) => return Err(error),
     };
     // The report says which rendering the host got and why.
@@ -137,7 +176,11 @@ fn failed_dir(text: &str) -> Option<String> {
         .take_while(|c| !c.is_whitespace() && !matches!(c, ',' | '\'' | '"' | ')'))
         .collect();
     let dir = std::path::Path::new(&path);
-    let dir = if path.ends_with('/') { dir } else { dir.parent()? };
+    let dir = if path.ends_with('/') {
+        dir
+    } else {
+        dir.parent()?
+    };
     Some(dir.to_string_lossy().into_owned())
 }
 
@@ -158,7 +201,8 @@ mod tests {
 
     #[test]
     fn failed_dir_from_clickhouse_error() {
-        let text = "Cannot open file /var/lib/clickhouse/metadata/marketprism_hot.sql.tmp, errno: 28";
+        let text =
+            "Cannot open file /var/lib/clickhouse/metadata/marketprism_hot.sql.tmp, errno: 28";
         assert_eq!(
             super::failed_dir(text).as_deref(),
             Some("/var/lib/clickhouse/metadata")

@@ -31,7 +31,10 @@ pub async fn apply(packages: &[String], check_only: bool) -> Result<Outcome, Ste
         changes.insert(0, "repair interrupted dpkg (dpkg --configure -a)".into());
     }
     if check_only {
-        return Ok(Outcome::changed(format!("would {}", changes.join(", ")), changes));
+        return Ok(Outcome::changed(
+            format!("would {}", changes.join(", ")),
+            changes,
+        ));
     }
     let names: Vec<String> = missing.iter().map(|p| quote(p)).collect();
     let script = match manager {
@@ -70,11 +73,16 @@ pub async fn apply(packages: &[String], check_only: bool) -> Result<Outcome, Ste
         .zip(&after)
         .map(|(name, version)| format!("{name} {}", version.as_deref().unwrap_or("?")))
         .collect();
-    let repaired = if broken { "repaired interrupted dpkg; " } else { "" };
-    Ok(
-        Outcome::changed(format!("{repaired}installed {}", versions.join(", ")), changes)
-            .with_output(&run.output),
+    let repaired = if broken {
+        "repaired interrupted dpkg; "
+    } else {
+        ""
+    };
+    Ok(Outcome::changed(
+        format!("{repaired}installed {}", versions.join(", ")),
+        changes,
     )
+    .with_output(&run.output))
 }
 
 /// Without systemd, a package's postinst starts its server through init.d (ClickHouse's does),

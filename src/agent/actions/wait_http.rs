@@ -36,10 +36,13 @@ pub async fn apply(
         }
     };
     if check_only {
-        return Ok(Outcome::changed(
-            format!("{url} not healthy now ({last}); the deploy would start it"),
-            vec![],
-        ));
+        // Not an error in a check: the deploy starts the server before this step and waits.
+        return Ok(Outcome {
+            status: crate::agent::event::StepStatus::Skipped,
+            message: format!("{url} not healthy now ({last}); the deploy waits for it"),
+            changes: vec![],
+            output_tail: String::new(),
+        });
     }
     let log = match log_unit {
         Some(unit) => service_log(unit).await,
