@@ -110,11 +110,41 @@ fn deploy_single_host_then_nothing_changes() {
     assert_eq!(check.code, 0, "{check:?}");
     assert!(check.stdout.contains("nothing changed"), "{}", check.stdout);
 
+    // update: installs nothing and, with nothing new, changes nothing.
+    let update = mp_remote(Some(&inventory), &["update"]);
+    assert_eq!(update.code, 0, "{update:?}");
+    assert!(
+        update.stdout.contains("nothing changed"),
+        "{}",
+        update.stdout
+    );
+    // A new stream limit: updated in place, no server restarted.
+    let mut text = std::fs::read_to_string(&inventory).unwrap();
+    text.push_str("\n[streams]\nmax_age_secs = 86400\n");
+    std::fs::write(&inventory, text).unwrap();
+    let update = mp_remote(Some(&inventory), &["update"]);
+    assert_eq!(update.code, 0, "{update:?}");
+    assert!(
+        update.stdout.contains("max_age 48h -> 24h"),
+        "{}",
+        update.stdout
+    );
+    assert_eq!(
+        started_at(&fleet, "nats-server"),
+        nats_started,
+        "NATS was restarted"
+    );
+    assert_eq!(
+        started_at(&fleet, "clickhouse-server"),
+        clickhouse_started,
+        "ClickHouse was restarted"
+    );
+
     // The generated ClickHouse password appears in no output.
     let secret = fleet.exec("h1", "cat /etc/marketprism/clickhouse-password");
     let secret = secret.trim();
     assert_eq!(secret.len(), 32);
-    for run in [&first, &second, &check] {
+    for run in [&preview, &first, &second, &check, &update] {
         assert!(!run.stdout.contains(secret) && !run.stderr.contains(secret));
     }
 }

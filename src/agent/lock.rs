@@ -16,7 +16,11 @@ pub struct AgentLock {
 }
 
 /// Takes the lock, waiting up to `wait` for another agent; `on_wait` is called once if it must.
-pub async fn acquire(state_dir: &str, wait: Duration, on_wait: impl FnOnce()) -> Result<AgentLock, String> {
+pub async fn acquire(
+    state_dir: &str,
+    wait: Duration,
+    on_wait: impl FnOnce(),
+) -> Result<AgentLock, String> {
     std::fs::create_dir_all(state_dir).map_err(|e| format!("cannot create {state_dir}: {e}"))?;
     let path = Path::new(state_dir).join("agent.lock");
     let file = File::options()
@@ -64,6 +68,8 @@ mod tests {
         assert!(waited);
         assert!(second.unwrap_err().contains("agent.lock"));
         drop(first);
-        assert!(acquire(dir, Duration::from_millis(300), || {}).await.is_ok());
+        assert!(acquire(dir, Duration::from_millis(300), || {})
+            .await
+            .is_ok());
     }
 }

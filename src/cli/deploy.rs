@@ -9,6 +9,7 @@ use crate::run::deploy::{deploy, DeployOptions, HostDeploy};
 use crate::run::FanOut;
 
 pub struct Args {
+    pub update: bool,
     pub check: bool,
     pub force: bool,
     pub agent_binary: Option<PathBuf>,
@@ -18,6 +19,7 @@ pub struct Args {
 
 pub async fn run(inventory: &Inventory, hosts: &[&Host], fanout: &FanOut, args: Args) -> ExitCode {
     let options = DeployOptions {
+        update: args.update,
         check_only: args.check,
         force: args.force,
         agent_binary: args.agent_binary,
@@ -31,6 +33,7 @@ pub async fn run(inventory: &Inventory, hosts: &[&Host], fanout: &FanOut, args: 
             duration_ms,
             message,
             output_tail,
+            changes,
             ..
         } = event
         {
@@ -45,6 +48,10 @@ pub async fn run(inventory: &Inventory, hosts: &[&Host], fanout: &FanOut, args: 
                     status_word(*status, check),
                     duration_ms
                 );
+                // What changed, where the one-line message does not already say it.
+                for change in changes.iter().filter(|c| !message.contains(c.as_str())) {
+                    println!("{:>16}- {change}", "");
+                }
                 if *status == StepStatus::Failed && !output_tail.is_empty() {
                     for line in output_tail.lines() {
                         println!("{:>16}| {line}", "");
@@ -93,7 +100,11 @@ fn recap(results: &[HostDeploy], check: bool) {
             .map(|_| {
                 host.steps
                     .iter()
-                    .filter(|s| s.step.ends_with(".packages"))
+                    .filter(|s| {
+                        [".packages", ".binary", ".deb"]
+                            .iter()
+                            .any(|end| s.step.ends_with(end))
+                    })
                     .map(|s| s.message.clone())
                     .collect::<Vec<_>>()
                     .join("; ")

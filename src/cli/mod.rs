@@ -115,6 +115,16 @@ pub enum Command {
     /// Stop and remove what deploy installed (units, packages, mp-remote's files); keeps the
     /// data unless --purge-data. Asks first; without a terminal it needs --yes.
     Clean(clean::Args),
+    /// Like deploy, but installs nothing: pushes the new agent and configs, updates the
+    /// streams, and restarts only the services whose config changed.
+    Update {
+        /// Show what would change on each host; change nothing.
+        #[arg(long)]
+        check: bool,
+        /// The mp-remote build to run on the hosts.
+        #[arg(long, value_name = "PATH")]
+        agent_binary: Option<PathBuf>,
+    },
     /// The host side (run by deploy over SSH; not for people).
     #[command(subcommand, hide = true)]
     Agent(AgentCommand),
@@ -232,8 +242,23 @@ async fn run(cli: Cli) -> ExitCode {
             agent_binary,
         } => {
             let args = deploy::Args {
+                update: false,
                 check: *check,
                 force: *force,
+                agent_binary: agent_binary.clone(),
+                quiet: cli.quiet,
+                verbose: cli.verbose > 0,
+            };
+            deploy::run(&inventory, &hosts, &fanout, args).await
+        }
+        Command::Update {
+            check,
+            agent_binary,
+        } => {
+            let args = deploy::Args {
+                update: true,
+                check: *check,
+                force: true,
                 agent_binary: agent_binary.clone(),
                 quiet: cli.quiet,
                 verbose: cli.verbose > 0,

@@ -6,7 +6,8 @@ use crate::facts::Facts;
 use crate::inventory::{Host, Role};
 use crate::stack::{self, ClickHouseVersion, ListenConfigInput, NatsConfigInput, UsersConfigInput};
 
-use super::components::{Components, Source};
+use super::components::Components;
+use super::install::{self, NatsRun};
 use super::model::{Action, HostPlan, JsonExpectation, Layer, LayerName, Step, PLAN_FORMAT};
 use super::service::{service_steps, Server};
 
@@ -32,11 +33,12 @@ pub struct Fleet {
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PlanError {
-    #[error("{host}: {component} source \"{source_name}\" is not supported yet: set `[components.{component}] source = \"os\"` in the inventory")]
-    UnsupportedSource {
+    /// `[components.*]` cannot be installed on this host as written: what to change.
+    #[error("{host}: [components.{component}] {message}")]
+    Source {
         host: String,
         component: &'static str,
-        source_name: &'static str,
+        message: String,
     },
     #[error("{host}: {pid1} is PID 1 (macOS): the servers run on Linux only; deploy them to a Linux host")]
     NoSystemd { host: String, pid1: String },
@@ -59,25 +61,26 @@ pub fn servers_plan(
     let mut install = Vec::new();
     let mut init = Vec::new();
     if host.roles.contains(&Role::Nats) {
-        require_os_source(host, "nats", &components.nats)?;
+        let (nats_install, nats_run) =
+            install::nats_install(host, facts, &components.nats, NATS_SERVICE, NATS_CONFIG)?;
         install.extend(port_steps(
             "nats",
             &[(4222, "NATS client"), (8222, "NATS monitoring")],
             "nats-server",
             "nats-server",
         ));
-        install.push(packages_step("nats", &["nats-server"]));
-        init.extend(nats_init_steps(host, facts, fleet)?);
+        install.extend(nats_install);
+        init.extend(nats_init_steps(host, facts, fleet, nats_run)?);
     }
     if host.roles.contains(&Role::Clickhouse) {
-        require_os_source(host, "clickhouse", &components.clickhouse)?;
+        let clickhouse_install = install::clickhouse_install(host, &components.clickhouse)?;
         install.extend(port_steps(
             "clickhouse",
             &[(8123, "ClickHouse HTTP"), (9000, "ClickHouse native")],
             "clickhouse-serv",
             "clickhouse-server",
         ));
-        install.push(packages_step("clickhouse", &["clickhouse-server"]));
+        install.extend(clickhouse_install);
         init.extend(clickhouse_init_steps(host, facts, fleet)?);
     }
     Ok(HostPlan {
@@ -160,23 +163,6 @@ fn preflight(host: &Host, facts: &Facts) -> Result<(), PlanError> {
     Ok(())
 }
 
-fn require_os_source(
-    host: &Host,
-    component: &'static str,
-    source: &Source,
-) -> Result<(), PlanError> {
-    let source_name = match source {
-        Source::Os {} => return Ok(()),
-        Source::Release { .. } => "release",
-        Source::Push { .. } => "push",
-    };
-    Err(PlanError::UnsupportedSource {
-        host: host.name.clone(),
-        component,
-        source_name,
-    })
-}
-
 fn port_steps(component: &str, ports: &[(u16, &str)], process: &str, unit: &str) -> Vec<Step> {
     ports
         .iter()
@@ -194,17 +180,6 @@ fn port_steps(component: &str, ports: &[(u16, &str)], process: &str, unit: &str)
         .collect()
 }
 
-fn packages_step(component: &str, packages: &[&str]) -> Step {
-    Step {
-        id: format!("install.{component}.packages"),
-        title: format!("install {}", packages.join(", ")),
-        action: Action::Packages {
-            packages: packages.iter().map(|p| p.to_string()).collect(),
-        },
-        notify: vec![],
-    }
-}
-
 fn stack_error(host: &Host, e: impl std::fmt::Display) -> PlanError {
     PlanError::Stack {
         host: host.name.clone(),
@@ -215,7 +190,14 @@ fn stack_error(host: &Host, e: impl std::fmt::Display) -> PlanError {
 const NATS_SERVICE: &str = "init.nats.service";
 const NATS_CONFIG: &str = "/etc/marketprism/nats-server.conf";
 
-fn nats_init_steps(host: &Host, facts: &Facts, fleet: &Fleet) -> Result<Vec<Step>, PlanError> {
+/// `run`: how the install layer's server runs (the package's unit gets a drop-in; a release
+/// brought its own unit, written by the install layer).
+fn nats_init_steps(
+    host: &Host,
+    facts: &Facts,
+    fleet: &Fleet,
+    run: NatsRun,
+) -> Result<Vec<Step>, PlanError> {
     let all: Vec<String> = fleet.nats_nodes.iter().map(|(_, a)| a.clone()).collect();
     let mut input = NatsConfigInput::new(host.name.clone());
     input.routes = if all.len() > 1 {
@@ -252,8 +234,8 @@ fn nats_init_steps(host: &Host, facts: &Facts, fleet: &Fleet) -> Result<Vec<Step
         step_id: NATS_SERVICE,
         name: "nats-server",
         user: "nats",
-        command: &["/usr/sbin/nats-server", "-c", NATS_CONFIG],
-        drop_in_step: Some("init.nats.unit"),
+        command: &[run.binary, "-c", NATS_CONFIG],
+        drop_in_step: run.package_unit.then_some("init.nats.unit"),
     };
     steps.extend(service_steps(facts.init, &server, &steps));
     steps.push(Step {

@@ -1,4 +1,19 @@
 //! `[components.*]` of the inventory: where each server comes from.
+//!
+//! ```toml
+//! [components.nats]
+//! source = "release"            # the vendor's release, downloaded on the host with curl
+//! version = "2.10.7"
+//! sha256 = "<64 hex digits>"    # required: the asset's line in the release's SHA256SUMS
+//! # base_url = "http://mirror.internal"   # a mirror of https://github.com, same paths
+//!
+//! [components.nats]
+//! source = "push"               # a file on the control node, uploaded (air-gapped hosts)
+//! artifact = "files/nats-server-v2.10.7-linux-amd64.tar.gz"   # relative to the inventory
+//! sha256 = "<64 hex digits>"
+//! ```
+
+use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
@@ -11,14 +26,55 @@ pub enum Source {
     /// The vendor's release, pinned by version and sha256.
     Release {
         version: Option<String>,
-        sha256: Option<String>,
+        sha256: Option<Checksums>,
+        /// A mirror of the vendor's site with the same paths (tests, proxies, air gaps with a
+        /// local web server); the default is the vendor's own site.
+        base_url: Option<String>,
     },
     /// A file on the control node, uploaded (air-gapped hosts).
     Push {
+        /// A path on the control node, relative to the inventory file's directory.
         artifact: String,
         sha256: Option<String>,
         version: Option<String>,
     },
+}
+
+impl Source {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Os {} => "os",
+            Self::Release { .. } => "release",
+            Self::Push { .. } => "push",
+        }
+    }
+}
+
+/// The release's checksums: one sum (the one file a host needs), or sums by file name as the
+/// vendor's SHA256SUMS lists them, for fleets of several architectures and for components
+/// made of several files (ClickHouse).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum Checksums {
+    One(String),
+    ByFile(BTreeMap<String, String>),
+}
+
+impl Checksums {
+    /// The sum for `file`; a single sum stands for whichever one file is asked for.
+    pub fn for_file(&self, file: &str) -> Option<&str> {
+        match self {
+            Self::One(sum) => Some(sum),
+            Self::ByFile(sums) => sums.get(file).map(String::as_str),
+        }
+    }
+
+    fn all(&self) -> Vec<&str> {
+        match self {
+            Self::One(sum) => vec![sum],
+            Self::ByFile(sums) => sums.values().map(String::as_str).collect(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,17 +90,20 @@ pub const CLICKHOUSE_PINNED: &str = "25.10.1";
 impl Components {
     pub fn from_table(table: &toml::Table) -> Result<Self, String> {
         let get = |name: &str, pinned: &str| -> Result<Source, String> {
-            match table.get(name) {
-                None => Ok(Source::Release {
+            let source = match table.get(name) {
+                None => Source::Release {
                     version: Some(pinned.to_string()),
                     sha256: None,
-                }),
+                    base_url: None,
+                },
                 Some(value) => value.clone().try_into::<Source>().map_err(|e| {
                     format!(
-                        "[components.{name}]: {e}; use source = \"os\", \"release\" or \"push\""
+                        "[components.{name}]: {e}; use source = \"os\", \"release\" (version, sha256, base_url) or \"push\" (artifact, sha256, version)"
                     )
-                }),
-            }
+                })?,
+            };
+            validate(&source).map_err(|e| format!("[components.{name}]: {e}"))?;
+            Ok(source)
         };
         for key in table.keys() {
             if !["nats", "clickhouse", "storage", "collector"].contains(&key.as_str()) {
@@ -60,23 +119,171 @@ impl Components {
     }
 }
 
+/// Malformed values are refused here, before any host is touched. A missing sha256 is not:
+/// whether it is needed depends on the hosts' roles (see plan/install.rs).
+fn validate(source: &Source) -> Result<(), String> {
+    let version_ok = |v: &str| {
+        !v.is_empty()
+            && v.trim_start_matches('v')
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || ".-+".contains(c))
+    };
+    match source {
+        Source::Os {} => Ok(()),
+        Source::Release {
+            version,
+            sha256,
+            base_url,
+        } => {
+            if let Some(v) = version.as_deref().filter(|v| !version_ok(v)) {
+                return Err(format!(
+                    "version = \"{v}\" is not a version: write it like \"2.10.7\""
+                ));
+            }
+            if let Some(url) = base_url {
+                if !(url.starts_with("http://") || url.starts_with("https://"))
+                    || url.contains(char::is_whitespace)
+                {
+                    return Err(format!(
+                        "base_url = \"{url}\" is not an http:// or https:// URL"
+                    ));
+                }
+            }
+            for sum in sha256.iter().flat_map(Checksums::all) {
+                check_sha256(sum)?;
+            }
+            Ok(())
+        }
+        Source::Push {
+            artifact,
+            sha256,
+            version,
+        } => {
+            if artifact.trim().is_empty() || artifact.ends_with('/') {
+                return Err(format!(
+                    "artifact = \"{artifact}\" names no file: give the path of a .tar.gz, a binary or a .deb"
+                ));
+            }
+            if let Some(v) = version.as_deref().filter(|v| !version_ok(v)) {
+                return Err(format!(
+                    "version = \"{v}\" is not a version: write it like \"2.10.7\""
+                ));
+            }
+            if let Some(sum) = sha256 {
+                check_sha256(sum)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+fn check_sha256(sum: &str) -> Result<(), String> {
+    if sum.len() == 64 && sum.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(())
+    } else {
+        Err(format!(
+            "sha256 = \"{sum}\" is not a sha256: 64 hex digits, as `sha256sum FILE` prints them"
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    const SUM: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    fn parse(text: &str) -> Result<Components, String> {
+        Components::from_table(&toml::from_str(text).unwrap())
+    }
+
     #[test]
     fn sources_parse_with_defaults() {
-        let table: toml::Table = toml::from_str("[nats]\nsource = \"os\"\n").unwrap();
-        let components = Components::from_table(&table).unwrap();
+        let components = parse("[nats]\nsource = \"os\"\n").unwrap();
         assert_eq!(components.nats, Source::Os {});
         assert!(
             matches!(components.clickhouse, Source::Release { version: Some(ref v), .. } if v == CLICKHOUSE_PINNED)
         );
-        let bad: toml::Table = toml::from_str("[nats]\nsource = \"apt\"\n").unwrap();
-        assert!(Components::from_table(&bad)
+        assert!(parse("[nats]\nsource = \"apt\"\n")
             .unwrap_err()
             .contains("[components.nats]"));
-        let unknown: toml::Table = toml::from_str("[redis]\nsource = \"os\"\n").unwrap();
-        assert!(Components::from_table(&unknown).is_err());
+        assert!(parse("[redis]\nsource = \"os\"\n").is_err());
+    }
+
+    #[test]
+    fn release_with_one_sum_or_sums_by_file_and_a_mirror() {
+        let one = parse(&format!(
+            "[nats]\nsource = \"release\"\nversion = \"2.9.10\"\nsha256 = \"{SUM}\"\nbase_url = \"http://10.0.0.1:8080\"\n"
+        ))
+        .unwrap();
+        let Source::Release {
+            version,
+            sha256,
+            base_url,
+        } = &one.nats
+        else {
+            panic!("{one:?}")
+        };
+        assert_eq!(version.as_deref(), Some("2.9.10"));
+        assert_eq!(base_url.as_deref(), Some("http://10.0.0.1:8080"));
+        assert_eq!(sha256.as_ref().unwrap().for_file("anything"), Some(SUM));
+
+        let by_file = parse(&format!(
+            "[nats]\nsource = \"release\"\nsha256 = {{ \"nats-server-v2.10.7-linux-amd64.tar.gz\" = \"{SUM}\" }}\n"
+        ))
+        .unwrap();
+        let Source::Release {
+            sha256: Some(sums), ..
+        } = &by_file.nats
+        else {
+            panic!("{by_file:?}")
+        };
+        assert_eq!(
+            sums.for_file("nats-server-v2.10.7-linux-amd64.tar.gz"),
+            Some(SUM)
+        );
+        assert_eq!(
+            sums.for_file("nats-server-v2.10.7-linux-arm64.tar.gz"),
+            None
+        );
+    }
+
+    #[test]
+    fn push_parses() {
+        let push = parse(&format!(
+            "[nats]\nsource = \"push\"\nartifact = \"files/nats.tar.gz\"\nsha256 = \"{SUM}\"\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            push.nats,
+            Source::Push {
+                artifact: "files/nats.tar.gz".into(),
+                sha256: Some(SUM.into()),
+                version: None
+            }
+        );
+        assert_eq!(push.nats.name(), "push");
+    }
+
+    #[test]
+    fn malformed_values_are_refused_with_what_to_write() {
+        let short = parse("[nats]\nsource = \"release\"\nsha256 = \"abc\"\n").unwrap_err();
+        assert!(
+            short.contains("[components.nats]") && short.contains("64 hex digits"),
+            "{short}"
+        );
+        let url = parse("[nats]\nsource = \"release\"\nbase_url = \"ftp://x\"\n").unwrap_err();
+        assert!(url.contains("base_url"), "{url}");
+        let version = parse("[nats]\nsource = \"release\"\nversion = \"2.10 7\"\n").unwrap_err();
+        assert!(version.contains("not a version"), "{version}");
+        let artifact = parse("[nats]\nsource = \"push\"\nartifact = \"\"\n").unwrap_err();
+        assert!(artifact.contains("names no file"), "{artifact}");
+        let unknown = parse("[nats]\nsource = \"release\"\nurl = \"http://x\"\n").unwrap_err();
+        assert!(unknown.contains("base_url"), "{unknown}");
+        let push_without_artifact = parse("[nats]\nsource = \"push\"\n").unwrap_err();
+        assert!(
+            push_without_artifact.contains("artifact"),
+            "{push_without_artifact}"
+        );
     }
 }

@@ -2,8 +2,10 @@
 
 pub mod build;
 pub mod components;
+pub mod install;
 pub mod model;
 pub mod service;
+pub mod update;
 
 pub use build::{servers_plan, streams_plan, Fleet, PlanError};
 pub use components::{Components, Source};

@@ -140,6 +140,42 @@ pub enum Action {
         check: Option<String>,
         apply: String,
     },
+    /// A server's binary from the vendor's release (downloaded on the host with curl) or from
+    /// a file the control node uploaded: its sha256 verified before anything is installed,
+    /// unpacked (a .tar.gz or a bare binary), installed by an atomic rename. Nothing is
+    /// fetched when the installed binary already reports `version`.
+    InstallBinary {
+        /// Its file name in the archive, and what `--version` names (`nats-server`).
+        name: String,
+        from: ArtifactFrom,
+        sha256: String,
+        /// The version it must report. None (a push without one): the artifact's sha256,
+        /// recorded beside `work_dir` at install, tells whether it is in place.
+        version: Option<String>,
+        /// Where it goes (`/usr/local/bin/nats-server`).
+        path: String,
+        /// Where downloads are unpacked, and the install record kept (agent's state dir).
+        work_dir: String,
+    },
+    /// A Debian package file the control node uploaded, installed with `dpkg -i` unless that
+    /// very version of the package is installed.
+    InstallDeb {
+        package: String,
+        path: String,
+        sha256: String,
+    },
+    /// A system account without login or home directory, for a server no package set up.
+    SystemUser { name: String, home: String },
+}
+
+/// Where an artifact comes from, as the agent sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ArtifactFrom {
+    /// Downloaded on the host with curl.
+    Download { url: String },
+    /// Already on the host: the control node uploaded it (`source = "push"`).
+    Uploaded { path: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -8,8 +8,8 @@ use anyhow::Context;
 use sha2::{Digest, Sha256};
 
 use crate::agent::AgentEvent;
-use crate::inventory::{Connection, Host};
-use crate::plan::HostPlan;
+use crate::inventory::{Connection, Host, Role};
+use crate::plan::{Components, HostPlan, Source};
 use crate::transport::shell::{quote, with_become};
 use crate::transport::{Stream, Transport};
 
@@ -53,6 +53,87 @@ pub async fn push_agent(
     };
     let outcome = transport.upload(&agent.bytes, &path, 0o755).await?;
     Ok((path, outcome == crate::transport::UploadOutcome::Uploaded))
+}
+
+/// A `source = "push"` file, read and verified on the control node before any host is touched.
+#[derive(Debug, Clone)]
+pub struct PushArtifact {
+    pub role: Role,
+    /// As the inventory names it: its file name names the upload.
+    pub artifact: String,
+    pub bytes: Arc<Vec<u8>>,
+    pub sha256: String,
+}
+
+/// Reads the push artifacts of the components the selected hosts run (paths relative to the
+/// inventory's directory) and checks their sha256: a wrong or unpinned file stops the deploy
+/// before any host is touched. ClickHouse's push is refused by the plan (plan/install.rs), so
+/// only NATS's file is read.
+pub fn load_push_artifacts(
+    components: &Components,
+    inventory_path: &Path,
+    selected: &[&Host],
+) -> anyhow::Result<Vec<PushArtifact>> {
+    let mut loaded = Vec::new();
+    let Source::Push {
+        artifact, sha256, ..
+    } = &components.nats
+    else {
+        return Ok(loaded);
+    };
+    if !selected.iter().any(|h| h.roles.contains(&Role::Nats)) {
+        return Ok(loaded);
+    }
+    let inv = inventory_path.display();
+    let local = inventory_path
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join(artifact);
+    let bytes = std::fs::read(&local).with_context(|| {
+        format!(
+            "{inv}: [components.nats] artifact = \"{artifact}\": cannot read {} (a path relative to the inventory's directory)",
+            local.display()
+        )
+    })?;
+    let actual = hex::encode(Sha256::digest(&bytes));
+    match sha256 {
+        None => anyhow::bail!(
+            "{inv}: [components.nats] source = \"push\" needs the artifact's sha256: make sure {} is the file to deploy, then add the line sha256 = \"{actual}\"; nothing was changed on any host",
+            local.display()
+        ),
+        Some(expected) if !expected.eq_ignore_ascii_case(&actual) => anyhow::bail!(
+            "{inv}: [components.nats] artifact {}: sha256 mismatch: expected {expected}, got {actual}; refused before upload, nothing was changed on any host",
+            local.display()
+        ),
+        Some(_) => {}
+    }
+    loaded.push(PushArtifact {
+        role: Role::Nats,
+        artifact: artifact.clone(),
+        bytes: Arc::new(bytes),
+        sha256: actual,
+    });
+    Ok(loaded)
+}
+
+/// Uploads the push artifacts of `host`'s roles where its plan installs them from
+/// ([`crate::plan::install::pushed_artifact_path`]); content-addressed, so skipped when the
+/// file is already there. `--check` uploads nothing.
+pub async fn push_artifacts(
+    transport: &dyn Transport,
+    host: &Host,
+    is_root: bool,
+    artifacts: &[PushArtifact],
+    check_only: bool,
+) -> anyhow::Result<()> {
+    if check_only {
+        return Ok(());
+    }
+    for a in artifacts.iter().filter(|a| host.roles.contains(&a.role)) {
+        let path = crate::plan::install::pushed_artifact_path(is_root, &a.sha256, &a.artifact);
+        transport.upload(&a.bytes, &path, 0o644).await?;
+    }
+    Ok(())
 }
 
 /// Runs `plan` with the agent at `agent_path`, handing each event to `on_event` as it comes.

@@ -22,6 +22,8 @@ pub struct DeployOptions {
     pub check_only: bool,
     /// Go on below the memory and disk thresholds.
     pub force: bool,
+    /// `update`: install nothing; re-render configs, push the agent, restart what changed.
+    pub update: bool,
     /// The agent build to push, when the hosts cannot run this very binary.
     pub agent_binary: Option<PathBuf>,
 }
@@ -105,6 +107,7 @@ pub async fn deploy(
         .map_err(|e| anyhow::anyhow!("{}: {e}", inventory.path.display()))?;
     let stream_limits = stream_limits(inventory)?;
     let limits = thresholds(inventory)?;
+    let artifacts = agent_exec::load_push_artifacts(&components, &inventory.path, selected)?;
     let agent = match &options.agent_binary {
         Some(path) => AgentBinary::load(path)?,
         None => AgentBinary::load(&std::env::current_exe().context("cannot locate this program")?)?,
@@ -120,7 +123,8 @@ pub async fn deploy(
     // Layer 1, detect: facts, the secret, the agent.
     let detected = session::on_each(&connected, fanout.forks, |c| {
         let agent = agent.clone();
-        async move { detect(&c, &agent, options, limits).await }
+        let artifacts = &artifacts;
+        async move { detect(&c, &agent, artifacts, options, limits).await }
     })
     .await;
     let mut ready: Vec<(Connected, Facts, String)> = Vec::new();
@@ -174,6 +178,11 @@ pub async fn deploy(
                     run_id,
                     options.check_only,
                 )?;
+                let plan = if options.update {
+                    plan::update::without_installs(plan)
+                } else {
+                    plan
+                };
                 run(&c, agent_path, &plan, progress).await
             }
         },
@@ -239,6 +248,7 @@ struct Detected {
 async fn detect(
     c: &Connected<'_>,
     agent: &AgentBinary,
+    artifacts: &[agent_exec::PushArtifact],
     options: &DeployOptions,
     limits: Thresholds,
 ) -> anyhow::Result<Detected> {
@@ -304,6 +314,14 @@ async fn detect(
     };
     let (agent_path, _) =
         agent_exec::push_agent(c.transport.as_ref(), host, facts.is_root, agent).await?;
+    agent_exec::push_artifacts(
+        c.transport.as_ref(),
+        host,
+        facts.is_root,
+        artifacts,
+        options.check_only,
+    )
+    .await?;
     Ok(Detected {
         facts,
         agent_path,

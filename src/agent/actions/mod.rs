@@ -1,14 +1,18 @@
 //! One file per kind of action; each checks the host first and applies only the difference.
 
+pub mod artifact;
 pub mod clickhouse_schema;
+pub mod deb;
 pub mod directory;
 pub mod file;
 pub mod nats_streams;
 pub mod packages;
 pub mod port;
+pub mod release;
 pub mod script;
 pub mod service;
 pub mod supervised;
+pub mod system_user;
 pub mod wait_http;
 
 use std::time::Duration;
@@ -74,6 +78,30 @@ pub async fn perform(
             not_running_yet(result, check_only, url, "create the streams").await
         }
         Action::Script { check, apply } => script::apply(check.as_deref(), apply, check_only).await,
+        Action::InstallBinary {
+            name,
+            from,
+            sha256,
+            version,
+            path,
+            work_dir,
+        } => {
+            let binary = release::Binary {
+                name,
+                from,
+                sha256,
+                version: version.as_deref(),
+                path,
+                work_dir,
+            };
+            release::apply(&binary, check_only).await
+        }
+        Action::InstallDeb {
+            package,
+            path,
+            sha256,
+        } => deb::apply(package, path, sha256, check_only).await,
+        Action::SystemUser { name, home } => system_user::apply(name, home, check_only).await,
     }
 }
 

@@ -1,0 +1,117 @@
+//! `update`: the deploy plan without installs. Configs are re-rendered, the agent is the new
+//! one, services restart only where their config changed; a server that is not installed is a
+//! clear failure ("run deploy"), never a silent install.
+
+use super::model::{Action, HostPlan, LayerName, Step};
+
+/// Binaries that prove a server is installed, by step-id prefix of its install steps.
+const SERVERS: [(&str, &str, &str); 2] = [
+    (
+        "install.nats.",
+        "nats-server",
+        "command -v nats-server || test -x /usr/sbin/nats-server || test -x /usr/local/bin/nats-server",
+    ),
+    (
+        "install.clickhouse.",
+        "clickhouse-server",
+        "command -v clickhouse-server || test -x /usr/bin/clickhouse-server",
+    ),
+];
+
+/// Replaces the install steps (packages, binaries) with one "is it installed" check per server.
+pub fn without_installs(mut plan: HostPlan) -> HostPlan {
+    for layer in plan
+        .layers
+        .iter_mut()
+        .filter(|l| l.name == LayerName::Install)
+    {
+        let mut steps = Vec::new();
+        for (prefix, server, probe) in SERVERS {
+            let mine: Vec<&Step> = layer
+                .steps
+                .iter()
+                .filter(|s| s.id.starts_with(prefix))
+                .collect();
+            if mine.is_empty() {
+                continue;
+            }
+            // Keep what only checks or writes config (ports, units, users); drop what installs.
+            steps.extend(
+                mine.iter()
+                    .filter(|s| {
+                        !matches!(
+                            s.action,
+                            Action::Packages { .. }
+                                | Action::InstallBinary { .. }
+                                | Action::InstallDeb { .. }
+                        )
+                    })
+                    .map(|s| (*s).clone()),
+            );
+            steps.push(Step {
+                id: format!("{prefix}present"),
+                title: format!("{server} installed (update installs nothing)"),
+                action: Action::Script {
+                    check: Some(format!("{probe} >/dev/null 2>&1")),
+                    apply: format!(
+                        "echo '{server} is not installed here: update never installs; run mp-remote deploy' >&2; exit 1"
+                    ),
+                },
+                notify: vec![],
+            });
+        }
+        layer.steps = steps;
+    }
+    plan
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::model::{Layer, PLAN_FORMAT};
+
+    #[test]
+    fn installs_become_presence_checks_and_ports_stay() {
+        let port = Step {
+            id: "install.nats.port-4222".into(),
+            title: "port".into(),
+            action: Action::PortFree {
+                port: 4222,
+                service: "NATS client".into(),
+                allowed_processes: vec![],
+                our_unit: None,
+            },
+            notify: vec![],
+        };
+        let packages = Step {
+            id: "install.nats.packages".into(),
+            title: "install nats-server".into(),
+            action: Action::Packages {
+                packages: vec!["nats-server".into()],
+            },
+            notify: vec![],
+        };
+        let plan = HostPlan {
+            format: PLAN_FORMAT,
+            host: "h".into(),
+            run_id: "r".into(),
+            state_dir: "/s".into(),
+            check_only: false,
+            layers: vec![Layer {
+                name: LayerName::Install,
+                steps: vec![port.clone(), packages],
+            }],
+        };
+        let updated = without_installs(plan);
+        let ids: Vec<&str> = updated.layers[0]
+            .steps
+            .iter()
+            .map(|s| s.id.as_str())
+            .collect();
+        assert_eq!(ids, ["install.nats.port-4222", "install.nats.present"]);
+        assert!(matches!(
+            updated.layers[0].steps[1].action,
+            Action::Script { .. }
+        ));
+    }
+}

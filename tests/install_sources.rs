@@ -1,0 +1,476 @@
+//! `source = "release"` and `source = "push"` for NATS on a real host. There is no internet
+//! here: a small HTTP server started by the test stands in for GitHub, serving a release
+//! tarball laid out as nats-io publishes it, repacked from Debian's nats-server 2.9.10 (the
+//! real binary). The test host reaches it at its docker network's gateway address.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{IpAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use crate::support::{mp_remote, Fleet};
+
+const VERSION: &str = "2.9.10";
+const TARBALL: &str = "nats-server-v2.9.10-linux-amd64.tar.gz";
+const RELEASE_PATH: &str = "nats-io/nats-server/releases/download/v2.9.10";
+
+/// The release tarball, built once per test binary.
+struct Release {
+    /// Serve this directory: it holds `RELEASE_PATH/TARBALL`.
+    root: PathBuf,
+    tarball: PathBuf,
+    sha256: String,
+    /// Debian's package itself, for a push of a .deb.
+    deb: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+fn run(command: &mut Command) -> String {
+    let output = command.output().expect("run a command");
+    assert!(
+        output.status.success(),
+        "{command:?} failed: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Debian's nats-server package (apt-get download on this machine), its binary repacked as
+/// `nats-server-v2.9.10-linux-amd64/nats-server` in the tarball, as the vendor ships it.
+fn release() -> &'static Release {
+    static RELEASE: OnceLock<Release> = OnceLock::new();
+    RELEASE.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let deb_dir = dir.path().join("deb");
+        std::fs::create_dir_all(&deb_dir).unwrap();
+        run(Command::new("apt-get")
+            .args(["download", "-q", "nats-server"])
+            .current_dir(&deb_dir));
+        let deb = std::fs::read_dir(&deb_dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|e| e == "deb"))
+            .expect("apt-get download left a .deb");
+        let unpacked = dir.path().join("unpacked");
+        run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&unpacked));
+        let folder = dir.path().join("tree/nats-server-v2.9.10-linux-amd64");
+        std::fs::create_dir_all(&folder).unwrap();
+        std::fs::copy(
+            unpacked.join("usr/sbin/nats-server"),
+            folder.join("nats-server"),
+        )
+        .unwrap();
+        std::fs::write(folder.join("README.md"), "repacked for mp-remote's tests\n").unwrap();
+        let version = run(Command::new(folder.join("nats-server")).arg("--version"));
+        assert_eq!(version.trim(), format!("nats-server: v{VERSION}"));
+        let root = dir.path().join("site");
+        std::fs::create_dir_all(root.join(RELEASE_PATH)).unwrap();
+        let tarball = root.join(RELEASE_PATH).join(TARBALL);
+        run(Command::new("tar")
+            .arg("-czf")
+            .arg(&tarball)
+            .arg("-C")
+            .arg(dir.path().join("tree"))
+            .arg("nats-server-v2.9.10-linux-amd64"));
+        let sha256 = hex::encode(Sha256::digest(std::fs::read(&tarball).unwrap()));
+        Release {
+            root,
+            tarball,
+            sha256,
+            deb,
+            _dir: dir,
+        }
+    })
+}
+
+/// A static file server on `ip` (the fleet's gateway), recording every requested path.
+struct Site {
+    base_url: String,
+    requests: Arc<Mutex<Vec<String>>>,
+}
+
+impl Site {
+    fn start(ip: IpAddr, root: PathBuf) -> Site {
+        let listener = TcpListener::bind((ip, 0)).expect("bind the test download site");
+        let base_url = format!("http://{}", listener.local_addr().unwrap());
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let log = requests.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let (root, log) = (root.clone(), log.clone());
+                std::thread::spawn(move || serve(stream, &root, &log));
+            }
+        });
+        Site { base_url, requests }
+    }
+
+    fn downloads(&self) -> usize {
+        self.requests
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|p| p.ends_with(TARBALL))
+            .count()
+    }
+}
+
+fn serve(mut stream: TcpStream, root: &Path, log: &Mutex<Vec<String>>) {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut request = String::new();
+    if reader.read_line(&mut request).is_err() {
+        return;
+    }
+    // The headers: read up to the blank line, ignored.
+    let mut line = String::new();
+    while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+        line.clear();
+    }
+    let path = request.split_whitespace().nth(1).unwrap_or("/").to_string();
+    log.lock().unwrap().push(path.clone());
+    let file = root.join(path.trim_start_matches('/'));
+    let response = match (path.contains(".."), std::fs::read(&file)) {
+        (false, Ok(body)) => {
+            let mut head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/gzip\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            )
+            .into_bytes();
+            head.extend(body);
+            head
+        }
+        _ => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec(),
+    };
+    let _ = stream.write_all(&response);
+}
+
+/// The address the fleet's containers reach this machine at: their network's gateway.
+fn gateway(fleet: &Fleet) -> IpAddr {
+    let hosts: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fleet.path("hosts.json")).unwrap()).unwrap();
+    let network = hosts["network"]
+        .as_str()
+        .expect("hosts.json names the network");
+    let out = run(Command::new("/usr/bin/docker").args([
+        "network",
+        "inspect",
+        network,
+        "--format",
+        "{{(index .IPAM.Config 0).Gateway}}",
+    ]));
+    out.trim().parse().expect("a gateway address")
+}
+
+/// The first `FAILED`-free answer of a shell test on the host: "yes" or "no".
+fn holds(fleet: &Fleet, test: &str) -> bool {
+    fleet
+        .exec("h1", &format!("if {test}; then echo yes; else echo no; fi"))
+        .trim()
+        == "yes"
+}
+
+fn started_at(fleet: &Fleet) -> String {
+    fleet
+        .exec(
+            "h1",
+            "systemctl show -p ActiveEnterTimestampMonotonic nats-server",
+        )
+        .trim()
+        .to_string()
+}
+
+/// NATS from the release on a fresh host: no OS package, the release's binary healthy under
+/// our own unit.
+fn assert_release_running(fleet: &Fleet) {
+    assert!(
+        holds(fleet, "! dpkg-query -W nats-server >/dev/null 2>&1"),
+        "no OS package was installed"
+    );
+    assert_release_running_as_unit(fleet);
+}
+
+/// The release's binary, healthy, under our own unit without a drop-in.
+fn assert_release_running_as_unit(fleet: &Fleet) {
+    assert_eq!(
+        fleet
+            .exec("h1", "/usr/local/bin/nats-server --version")
+            .trim(),
+        format!("nats-server: v{VERSION}")
+    );
+    let health = fleet.exec("h1", "curl -sf http://127.0.0.1:8222/healthz");
+    assert!(health.contains(r#""status":"ok""#), "{health}");
+    let unit = fleet.exec(
+        "h1",
+        "systemctl show -p FragmentPath -p ExecStart -p DropInPaths -p User nats-server",
+    );
+    assert!(
+        unit.contains("FragmentPath=/etc/systemd/system/nats-server.service"),
+        "{unit}"
+    );
+    assert!(
+        unit.contains("path=/usr/local/bin/nats-server ; argv[]=/usr/local/bin/nats-server -c /etc/marketprism/nats-server.conf"),
+        "{unit}"
+    );
+    assert!(unit.contains("DropInPaths=\n"), "no drop-in: {unit}");
+    assert!(unit.contains("User=nats"), "{unit}");
+}
+
+#[test]
+fn release_verifies_the_sum_installs_then_changes_nothing() {
+    let release = release();
+    let fleet = Fleet::up("release", 1, 0);
+    let site = Site::start(gateway(&fleet), release.root.clone());
+    let known_hosts = fleet.path("known_hosts");
+    let mut options = fleet.default_options(&known_hosts);
+    options.roles = &["nats"];
+
+    // A wrong sum: the host fails naming both sums and the URL, and nothing is installed.
+    let wrong_sum = "0".repeat(64);
+    let components = |sum: &str| {
+        format!(
+            "[components.nats]\nsource = \"release\"\nversion = \"{VERSION}\"\nsha256 = \"{sum}\"\nbase_url = \"{}\"\n",
+            site.base_url
+        )
+    };
+    let wrong = components(&wrong_sum);
+    options.extra = &wrong;
+    let inventory = fleet.inventory("wrong.toml", &options);
+    let failed = mp_remote(Some(&inventory), &["deploy"]);
+    println!("wrong sum:\n{}{}", failed.stdout, failed.stderr);
+    assert_eq!(failed.code, 2, "{failed:?}");
+    let url = format!("{}/{RELEASE_PATH}/{TARBALL}", site.base_url);
+    let line = failed
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("failed: h1: install install.nats.binary: sha256 mismatch"))
+        .unwrap_or_else(|| panic!("no failure line naming the step: {}", failed.stdout));
+    assert!(
+        line.contains(&format!(
+            "sha256 mismatch for {url}: expected {wrong_sum}, got {}; nothing installed",
+            release.sha256
+        )),
+        "{line}"
+    );
+    assert_eq!(site.downloads(), 1);
+    assert!(holds(&fleet, "test ! -e /usr/local/bin/nats-server"));
+    assert!(holds(&fleet, "! id nats >/dev/null 2>&1"), "no user either");
+    assert!(holds(
+        &fleet,
+        "test ! -e /etc/systemd/system/nats-server.service"
+    ));
+    assert!(holds(&fleet, "! systemctl is-active -q nats-server"));
+    assert_eq!(
+        fleet
+            .exec("h1", "ls -A /var/lib/mp-remote/install 2>/dev/null || true")
+            .trim(),
+        "",
+        "the download is gone"
+    );
+
+    // The right sum: installed from the release, running under our unit.
+    let right = components(&release.sha256);
+    options.extra = &right;
+    let inventory = fleet.inventory("inv.toml", &options);
+    let check = mp_remote(Some(&inventory), &["deploy", "--check"]);
+    println!("check:\n{}{}", check.stdout, check.stderr);
+    assert!(
+        check.stdout.contains(&format!(
+            "would download {url}, install nats-server {VERSION} to /usr/local/bin/nats-server"
+        )),
+        "{}",
+        check.stdout
+    );
+    assert_eq!(site.downloads(), 1, "--check downloads nothing");
+    assert!(holds(&fleet, "test ! -e /usr/local/bin/nats-server"));
+    let first = mp_remote(Some(&inventory), &["deploy"]);
+    println!("first deploy:\n{}{}", first.stdout, first.stderr);
+    assert_eq!(first.code, 0, "{first:?}");
+    assert!(
+        first.stdout.contains(&format!(
+            "installed nats-server {VERSION} (/usr/local/bin/nats-server)"
+        )),
+        "{}",
+        first.stdout
+    );
+    assert_eq!(site.downloads(), 2);
+    assert_release_running(&fleet);
+    let jsz = fleet.exec("h1", "curl -sf 'http://127.0.0.1:8222/jsz?streams=true'");
+    assert!(jsz.contains("MARKET_DATA"), "{jsz}");
+    let started = started_at(&fleet);
+
+    // Again: the installed binary reports the pinned version, so nothing is downloaded,
+    // nothing changes, nothing restarts.
+    let second = mp_remote(Some(&inventory), &["deploy"]);
+    println!("second deploy:\n{}{}", second.stdout, second.stderr);
+    assert_eq!(second.code, 0, "{second:?}");
+    assert!(
+        second.stdout.contains("nothing changed"),
+        "{}",
+        second.stdout
+    );
+    assert_eq!(site.downloads(), 2, "nothing downloaded the second time");
+    assert_eq!(started_at(&fleet), started, "NATS was restarted");
+}
+
+#[test]
+fn push_refuses_a_wrong_sum_before_upload_then_installs_the_file() {
+    let release = release();
+    let fleet = Fleet::up("push", 1, 0);
+    let known_hosts = fleet.path("known_hosts");
+    let mut options = fleet.default_options(&known_hosts);
+    options.roles = &["nats"];
+    // The artifact lives beside the inventory, named relative to it.
+    std::fs::create_dir_all(fleet.path("files")).unwrap();
+    std::fs::copy(&release.tarball, fleet.path("files").join(TARBALL)).unwrap();
+    let components = |sum: &str| {
+        format!(
+            "[components.nats]\nsource = \"push\"\nartifact = \"files/{TARBALL}\"\nsha256 = \"{sum}\"\nversion = \"{VERSION}\"\n"
+        )
+    };
+
+    let wrong_sum = "f".repeat(64);
+    let wrong = components(&wrong_sum);
+    options.extra = &wrong;
+    let inventory = fleet.inventory("wrong.toml", &options);
+    let refused = mp_remote(Some(&inventory), &["deploy"]);
+    println!("wrong sum:\n{}{}", refused.stdout, refused.stderr);
+    assert_eq!(refused.code, 1, "refused before any host: {refused:?}");
+    assert!(
+        refused.stderr.contains(&format!(
+            "sha256 mismatch: expected {wrong_sum}, got {}; refused before upload",
+            release.sha256
+        )),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        holds(&fleet, "test ! -e /var/lib/mp-remote"),
+        "the host was not touched (not even the agent)"
+    );
+
+    let right = components(&release.sha256);
+    options.extra = &right;
+    let inventory = fleet.inventory("inv.toml", &options);
+    let first = mp_remote(Some(&inventory), &["deploy"]);
+    println!("first deploy:\n{}{}", first.stdout, first.stderr);
+    assert_eq!(first.code, 0, "{first:?}");
+    assert_release_running(&fleet);
+    let uploaded = format!(
+        "/var/lib/mp-remote/artifacts/{}-{TARBALL}",
+        &release.sha256[..16]
+    );
+    let stat = format!("stat -c '%y %s' {uploaded}");
+    let before = fleet.exec("h1", &stat);
+    assert!(
+        before.trim().ends_with(&format!(
+            " {}",
+            std::fs::metadata(&release.tarball).unwrap().len()
+        )),
+        "{before}"
+    );
+    let started = started_at(&fleet);
+
+    // Again: the upload is skipped (same file, same time stamp), nothing changes.
+    let second = mp_remote(Some(&inventory), &["deploy"]);
+    println!("second deploy:\n{}{}", second.stdout, second.stderr);
+    assert_eq!(second.code, 0, "{second:?}");
+    assert!(
+        second.stdout.contains("nothing changed"),
+        "{}",
+        second.stdout
+    );
+    assert_eq!(fleet.exec("h1", &stat), before, "uploaded again");
+    assert_eq!(started_at(&fleet), started, "NATS was restarted");
+}
+
+/// A .deb pushed by a sudo user (`become = true`): uploaded to the user's home beside the
+/// agent, installed through dpkg, run by the package's own unit with the usual drop-in. Then
+/// a switch to the tarball on the same host.
+#[test]
+fn push_of_a_deb_by_a_sudo_user_then_the_tarball() {
+    let release = release();
+    let fleet = Fleet::up("pushdeb", 1, 0);
+    let known_hosts = fleet.path("known_hosts");
+    let mut options = fleet.default_options(&known_hosts);
+    options.roles = &["nats"];
+    options.user = "deploy";
+    let file = release
+        .deb
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    std::fs::create_dir_all(fleet.path("files")).unwrap();
+    std::fs::copy(&release.deb, fleet.path("files").join(&file)).unwrap();
+    let sum = hex::encode(Sha256::digest(std::fs::read(&release.deb).unwrap()));
+    let components = format!(
+        "[components.nats]\nsource = \"push\"\nartifact = \"files/{file}\"\nsha256 = \"{sum}\"\n"
+    );
+    options.extra = &components;
+    let inventory = fleet.inventory("inv.toml", &options);
+    let text = std::fs::read_to_string(&inventory).unwrap();
+    std::fs::write(
+        &inventory,
+        text.replacen("[defaults]\n", "[defaults]\nbecome = true\n", 1),
+    )
+    .unwrap();
+
+    let first = mp_remote(Some(&inventory), &["deploy"]);
+    println!("first deploy:\n{}{}", first.stdout, first.stderr);
+    assert_eq!(first.code, 0, "{first:?}");
+    assert!(holds(
+        &fleet,
+        &format!(
+            "test -f /home/deploy/.mp-remote/artifacts/{}-{file}",
+            &sum[..16]
+        )
+    ));
+    let version = fleet.exec("h1", "dpkg-query -W -f '${Version}' nats-server");
+    assert!(version.starts_with(VERSION), "{version}");
+    let health = fleet.exec("h1", "curl -sf http://127.0.0.1:8222/healthz");
+    assert!(health.contains(r#""status":"ok""#), "{health}");
+    let unit = fleet.exec(
+        "h1",
+        "systemctl show -p FragmentPath -p ExecStart -p DropInPaths nats-server",
+    );
+    assert!(
+        unit.contains("FragmentPath=/lib/systemd/system/nats-server.service")
+            && unit.contains("/etc/systemd/system/nats-server.service.d/mp-remote.conf")
+            && unit.contains("argv[]=/usr/sbin/nats-server -c /etc/marketprism/nats-server.conf"),
+        "{unit}"
+    );
+    assert!(holds(&fleet, "test ! -e /usr/local/bin/nats-server"));
+
+    let second = mp_remote(Some(&inventory), &["deploy"]);
+    println!("second deploy:\n{}{}", second.stdout, second.stderr);
+    assert_eq!(second.code, 0, "{second:?}");
+    assert!(
+        second.stdout.contains("nothing changed"),
+        "{}",
+        second.stdout
+    );
+
+    // From the package to the release tarball: our unit takes over, the drop-in goes (it
+    // would start the package's binary).
+    std::fs::copy(&release.tarball, fleet.path("files").join(TARBALL)).unwrap();
+    let switched = text
+        .replacen("[defaults]\n", "[defaults]\nbecome = true\n", 1)
+        .replace(
+            &components,
+            &format!(
+                "[components.nats]\nsource = \"push\"\nartifact = \"files/{TARBALL}\"\nsha256 = \"{}\"\nversion = \"{VERSION}\"\n",
+                release.sha256
+            ),
+        );
+    std::fs::write(&inventory, switched).unwrap();
+    let third = mp_remote(Some(&inventory), &["deploy"]);
+    println!("switch to the tarball:\n{}{}", third.stdout, third.stderr);
+    assert_eq!(third.code, 0, "{third:?}");
+    assert_release_running_as_unit(&fleet);
+}
