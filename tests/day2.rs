@@ -78,16 +78,6 @@ fn assert_all_healthy(code: i32, host: &HostDoc) {
     }
 }
 
-fn started_at(fleet: &Fleet, unit: &str) -> String {
-    fleet
-        .exec(
-            "h1",
-            &format!("systemctl show -p ActiveEnterTimestampMonotonic {unit}"),
-        )
-        .trim()
-        .to_string()
-}
-
 fn deploy(inventory: &Path) {
     let run = mp_remote(Some(inventory), &["deploy"]);
     assert_eq!(run.code, 0, "deploy: {run:?}");
@@ -157,14 +147,18 @@ fn day2_status_control_logs_clean_and_redeploy() {
 
     // restart restarts both, for real.
     let before = (
-        started_at(&fleet, "nats-server"),
-        started_at(&fleet, "clickhouse-server"),
+        fleet.started_at("h1", "nats-server"),
+        fleet.started_at("h1", "clickhouse-server"),
     );
     let restart = mp_remote(Some(&inventory), &["restart"]);
     assert_eq!(restart.code, 0, "{restart:?}");
-    assert_ne!(started_at(&fleet, "nats-server"), before.0, "{restart:?}");
     assert_ne!(
-        started_at(&fleet, "clickhouse-server"),
+        fleet.started_at("h1", "nats-server"),
+        before.0,
+        "{restart:?}"
+    );
+    assert_ne!(
+        fleet.started_at("h1", "clickhouse-server"),
         before.1,
         "{restart:?}"
     );

@@ -1,7 +1,7 @@
 //! `deploy` of the multi-node layout on five real hosts: a 3-node NATS cluster with R3 streams
 //! and a separate ClickHouse host; then a second deploy that changes nothing.
 
-use crate::support::{mp_remote, Fleet};
+use crate::support::{assert_nothing_changed, mp_remote, Fleet};
 
 #[test]
 fn deploy_three_node_nats_cluster_with_r3_streams() {
@@ -74,10 +74,5 @@ fn deploy_three_node_nats_cluster_with_r3_streams() {
 
     let second = mp_remote(Some(&inventory), &["deploy"]);
     println!("second deploy:\n{}{}", second.stdout, second.stderr);
-    assert_eq!(second.code, 0, "{second:?}");
-    assert!(
-        second.stdout.contains("nothing changed"),
-        "{}",
-        second.stdout
-    );
+    assert_nothing_changed(&second);
 }

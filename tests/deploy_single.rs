@@ -1,7 +1,7 @@
 //! `deploy` on one real host: NATS JetStream and ClickHouse from Debian's packages, the schema
 //! and the streams; then a second deploy and `--check` that change nothing.
 
-use crate::support::{mp_remote, Fleet};
+use crate::support::{assert_nothing_changed, mp_remote, Fleet};
 
 const COMPONENTS: &str =
     "[components.nats]\nsource = \"os\"\n\n[components.clickhouse]\nsource = \"os\"\n";
@@ -15,17 +15,6 @@ fn recap_counts(stdout: &str, host: &str) -> (usize, usize) {
         .unwrap_or_else(|| panic!("no recap line for {host}:\n{stdout}"));
     let fields: Vec<&str> = line.split_whitespace().collect();
     (fields[2].parse().unwrap(), fields[3].parse().unwrap())
-}
-
-/// `systemctl show` start timestamps: unchanged means not restarted.
-fn started_at(fleet: &Fleet, unit: &str) -> String {
-    fleet
-        .exec(
-            "h1",
-            &format!("systemctl show -p ActiveEnterTimestampMonotonic {unit}"),
-        )
-        .trim()
-        .to_string()
 }
 
 #[test]
@@ -84,40 +73,29 @@ fn deploy_single_host_then_nothing_changes() {
         "NATS listens on all addresses: {listening}"
     );
 
-    let nats_started = started_at(&fleet, "nats-server");
-    let clickhouse_started = started_at(&fleet, "clickhouse-server");
+    let nats_started = fleet.started_at("h1", "nats-server");
+    let clickhouse_started = fleet.started_at("h1", "clickhouse-server");
 
     let second = mp_remote(Some(&inventory), &["deploy"]);
     println!("second deploy:\n{}{}", second.stdout, second.stderr);
-    assert_eq!(second.code, 0, "{second:?}");
-    assert!(
-        second.stdout.contains("nothing changed"),
-        "{}",
-        second.stdout
-    );
+    assert_nothing_changed(&second);
     assert_eq!(
-        started_at(&fleet, "nats-server"),
+        fleet.started_at("h1", "nats-server"),
         nats_started,
         "NATS was restarted"
     );
     assert_eq!(
-        started_at(&fleet, "clickhouse-server"),
+        fleet.started_at("h1", "clickhouse-server"),
         clickhouse_started,
         "ClickHouse was restarted"
     );
 
     let check = mp_remote(Some(&inventory), &["deploy", "--check"]);
-    assert_eq!(check.code, 0, "{check:?}");
-    assert!(check.stdout.contains("nothing changed"), "{}", check.stdout);
+    assert_nothing_changed(&check);
 
     // update: installs nothing and, with nothing new, changes nothing.
     let update = mp_remote(Some(&inventory), &["update"]);
-    assert_eq!(update.code, 0, "{update:?}");
-    assert!(
-        update.stdout.contains("nothing changed"),
-        "{}",
-        update.stdout
-    );
+    assert_nothing_changed(&update);
     // A new stream limit: updated in place, no server restarted.
     let mut text = std::fs::read_to_string(&inventory).unwrap();
     text.push_str("\n[streams]\nmax_age_secs = 86400\n");
@@ -130,12 +108,12 @@ fn deploy_single_host_then_nothing_changes() {
         update.stdout
     );
     assert_eq!(
-        started_at(&fleet, "nats-server"),
+        fleet.started_at("h1", "nats-server"),
         nats_started,
         "NATS was restarted"
     );
     assert_eq!(
-        started_at(&fleet, "clickhouse-server"),
+        fleet.started_at("h1", "clickhouse-server"),
         clickhouse_started,
         "ClickHouse was restarted"
     );

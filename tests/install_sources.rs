@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use crate::support::{mp_remote, Fleet};
+use crate::support::{assert_nothing_changed, mp_remote, Fleet};
 
 const VERSION: &str = "2.9.10";
 const TARBALL: &str = "nats-server-v2.9.10-linux-amd64.tar.gz";
@@ -175,16 +175,6 @@ fn holds(fleet: &Fleet, test: &str) -> bool {
         == "yes"
 }
 
-fn started_at(fleet: &Fleet) -> String {
-    fleet
-        .exec(
-            "h1",
-            "systemctl show -p ActiveEnterTimestampMonotonic nats-server",
-        )
-        .trim()
-        .to_string()
-}
-
 /// NATS from the release on a fresh host: no OS package, the release's binary healthy under
 /// our own unit.
 fn assert_release_running(fleet: &Fleet) {
@@ -302,20 +292,19 @@ fn release_verifies_the_sum_installs_then_changes_nothing() {
     assert_release_running(&fleet);
     let jsz = fleet.exec("h1", "curl -sf 'http://127.0.0.1:8222/jsz?streams=true'");
     assert!(jsz.contains("MARKET_DATA"), "{jsz}");
-    let started = started_at(&fleet);
+    let started = fleet.started_at("h1", "nats-server");
 
     // Again: the installed binary reports the pinned version, so nothing is downloaded,
     // nothing changes, nothing restarts.
     let second = mp_remote(Some(&inventory), &["deploy"]);
     println!("second deploy:\n{}{}", second.stdout, second.stderr);
-    assert_eq!(second.code, 0, "{second:?}");
-    assert!(
-        second.stdout.contains("nothing changed"),
-        "{}",
-        second.stdout
-    );
+    assert_nothing_changed(&second);
     assert_eq!(site.downloads(), 2, "nothing downloaded the second time");
-    assert_eq!(started_at(&fleet), started, "NATS was restarted");
+    assert_eq!(
+        fleet.started_at("h1", "nats-server"),
+        started,
+        "NATS was restarted"
+    );
 }
 
 #[test]
@@ -374,19 +363,18 @@ fn push_refuses_a_wrong_sum_before_upload_then_installs_the_file() {
         )),
         "{before}"
     );
-    let started = started_at(&fleet);
+    let started = fleet.started_at("h1", "nats-server");
 
     // Again: the upload is skipped (same file, same time stamp), nothing changes.
     let second = mp_remote(Some(&inventory), &["deploy"]);
     println!("second deploy:\n{}{}", second.stdout, second.stderr);
-    assert_eq!(second.code, 0, "{second:?}");
-    assert!(
-        second.stdout.contains("nothing changed"),
-        "{}",
-        second.stdout
-    );
+    assert_nothing_changed(&second);
     assert_eq!(fleet.exec("h1", &stat), before, "uploaded again");
-    assert_eq!(started_at(&fleet), started, "NATS was restarted");
+    assert_eq!(
+        fleet.started_at("h1", "nats-server"),
+        started,
+        "NATS was restarted"
+    );
 }
 
 /// A .deb pushed by a sudo user (`become = true`): uploaded to the user's home beside the
@@ -449,12 +437,7 @@ fn push_of_a_deb_by_a_sudo_user_then_the_tarball() {
 
     let second = mp_remote(Some(&inventory), &["deploy"]);
     println!("second deploy:\n{}{}", second.stdout, second.stderr);
-    assert_eq!(second.code, 0, "{second:?}");
-    assert!(
-        second.stdout.contains("nothing changed"),
-        "{}",
-        second.stdout
-    );
+    assert_nothing_changed(&second);
 
     // From the package to the release tarball: our unit takes over, the drop-in goes (it
     // would start the package's binary).

@@ -176,6 +176,9 @@ pub fn main() -> i32 {
         }
     };
     logging::init(cli.verbose, cli.quiet);
+    if !matches!(cli.command, Command::Agent(_)) {
+        restore_sigpipe();
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -293,5 +296,15 @@ fn load_inventory(cli: &Cli) -> Result<Inventory, InventoryError> {
             std::path::Path::new(EMBEDDED_INVENTORY_NAME),
             None,
         ),
+    }
+}
+
+/// `mp-remote status | head` should end quietly like any Unix tool, not panic on a closed
+/// pipe: Rust ignores SIGPIPE by default. The agent keeps ignoring it, so that a dropped SSH
+/// connection never kills a half-done step.
+fn restore_sigpipe() {
+    // SAFETY: called once at start-up, before any thread writes to a pipe.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }

@@ -121,6 +121,16 @@ impl Fleet {
         testhosts(&[action, "--prefix", &self.prefix, host])
     }
 
+    /// When `unit` last entered "active" on `host`: unchanged means not restarted.
+    pub fn started_at(&self, host: &str, unit: &str) -> String {
+        self.exec(
+            host,
+            &format!("systemctl show -p ActiveEnterTimestampMonotonic {unit}"),
+        )
+        .trim()
+        .to_string()
+    }
+
     pub fn exec(&self, host: &str, command: &str) -> String {
         testhosts(&[
             "exec",

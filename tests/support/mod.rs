@@ -4,4 +4,4 @@ pub mod fleet;
 pub mod mp;
 
 pub use fleet::Fleet;
-pub use mp::{mp_remote, Run};
+pub use mp::{assert_nothing_changed, mp_remote, Run};

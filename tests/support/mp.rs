@@ -39,3 +39,9 @@ pub fn mp_remote(inventory: Option<&Path>, args: &[&str]) -> Run {
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
     }
 }
+
+/// A deploy (or update) that found every host as wanted: exit 0 and says so.
+pub fn assert_nothing_changed(run: &Run) {
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("nothing changed"), "{}", run.stdout);
+}
