@@ -10,6 +10,7 @@ use super::day2::{services_of, Service};
 use super::{for_each_host, FanOut, HostOutcome};
 use crate::inventory::Host;
 use crate::plan::build::{CONFIG_DIR, STATE_DIR};
+use crate::plan::install::{NATS_RELEASE_BINARY, NATS_UNIT_PATH as NATS_OWN_UNIT};
 use crate::report::HostStatus;
 use crate::stack::nats::DEFAULT_STORE_DIR;
 use crate::transport::shell::{quote, with_become};
@@ -147,6 +148,11 @@ impl CleanPlan {
         }
         if self.files.iter().any(|f| f == NATS_DROP_IN) {
             s.push_str("rmdir /etc/systemd/system/nats-server.service.d 2>/dev/null\n");
+            // A `release` or `push` install: our own unit (with the managed marker) and the
+            // binary it runs. A unit without the marker is someone else's: left alone.
+            s.push_str(&format!(
+                "if head -n 1 {NATS_OWN_UNIT} 2>/dev/null | grep -q 'managed by mp-remote'; then remove {NATS_RELEASE_BINARY}; remove {NATS_OWN_UNIT}; fi\n"
+            ));
         }
         if self.purge_data {
             for dir in &self.data {
@@ -309,6 +315,7 @@ remove /etc/systemd/system/nats-server.service.d/mp-remote.conf
 remove /etc/marketprism
 remove /var/lib/mp-remote
 rmdir /etc/systemd/system/nats-server.service.d 2>/dev/null
+if head -n 1 /etc/systemd/system/nats-server.service 2>/dev/null | grep -q 'managed by mp-remote'; then remove /usr/local/bin/nats-server; remove /etc/systemd/system/nats-server.service; fi
 pkg remove nats-server
 systemctl daemon-reload </dev/null 1>&2
 keep /var/lib/nats/jetstream
