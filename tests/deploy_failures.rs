@@ -124,6 +124,8 @@ fn ssh_cut_during_install_then_the_next_deploy_resumes_and_ends_healthy() {
     );
 
     let second = mp_remote(Some(&inventory), &["deploy"]);
+    // When the cut run was still going, its last steps show up here as it finishes.
+    println!("resumed deploy:\n{}", second.stdout);
     assert_eq!(second.code, 0, "{second:?}");
     let health = fleet.exec("h1", "curl -sf http://127.0.0.1:8222/healthz");
     assert!(health.contains("ok"), "{health}");

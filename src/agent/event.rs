@@ -55,4 +55,7 @@ pub enum AgentEvent {
         failed: usize,
         duration_ms: u64,
     },
+    /// An event of an earlier run still going on this host (its connection was cut), seen
+    /// while this run waits for it.
+    Resumed { run_id: String, of: Box<AgentEvent> },
 }

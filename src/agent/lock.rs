@@ -15,11 +15,12 @@ pub struct AgentLock {
     _file: File,
 }
 
-/// Takes the lock, waiting up to `wait` for another agent; `on_wait` is called once if it must.
+/// Takes the lock, waiting up to `wait` for another agent; `on_wait` is called at every poll
+/// while it waits (the caller follows the other agent's events meanwhile).
 pub async fn acquire(
     state_dir: &str,
     wait: Duration,
-    on_wait: impl FnOnce(),
+    mut on_wait: impl FnMut(),
 ) -> Result<AgentLock, String> {
     std::fs::create_dir_all(state_dir).map_err(|e| format!("cannot create {state_dir}: {e}"))?;
     let path = Path::new(state_dir).join("agent.lock");
@@ -30,14 +31,11 @@ pub async fn acquire(
         .open(&path)
         .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
     let started = Instant::now();
-    let mut on_wait = Some(on_wait);
     loop {
         match file.try_lock() {
             Ok(()) => return Ok(AgentLock { _file: file }),
             Err(TryLockError::WouldBlock) => {
-                if let Some(notify) = on_wait.take() {
-                    notify();
-                }
+                on_wait();
                 if started.elapsed() >= wait {
                     return Err(format!(
                         "another mp-remote agent has held {} for {} s; if none runs (ps aux | grep mp-remote), remove the file",

@@ -4,6 +4,7 @@
 
 pub mod actions;
 pub mod event;
+pub mod follow;
 pub mod lock;
 pub mod outcome;
 pub mod runner;

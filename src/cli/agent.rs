@@ -45,11 +45,21 @@ pub async fn run(plan_path: &Path) -> i32 {
     let _lock = if plan.check_only {
         None
     } else {
-        match crate::agent::lock::acquire(&plan.state_dir, crate::agent::lock::WAIT, || {
-            eprintln!("agent: another agent runs on this host (an earlier, cut deploy?); waiting for it to finish");
+        let mut follower = crate::agent::follow::Follower::new(&plan.state_dir, &plan.run_id);
+        let mut told = false;
+        let acquired = crate::agent::lock::acquire(&plan.state_dir, crate::agent::lock::WAIT, || {
+            if !told {
+                eprintln!("agent: another agent runs on this host (an earlier, cut deploy?); following it until it ends");
+                told = true;
+            }
+            follower.poll().iter().for_each(print_event);
         })
-        .await
-        {
+        .await;
+        if told {
+            // What it wrote between our last look and its end.
+            follower.poll().iter().for_each(print_event);
+        }
+        match acquired {
             Ok(lock) => Some(lock),
             Err(e) => {
                 eprintln!("agent: {e}");
@@ -69,19 +79,24 @@ pub async fn run(plan_path: &Path) -> i32 {
         })
         .ok();
     let mut emit = |event: &AgentEvent| {
-        if let Ok(line) = serde_json::to_string(event) {
-            // The control node may be gone (dropped connection): the run goes on regardless.
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{line}");
-            let _ = out.flush();
-            if let Some(file) = log.as_mut() {
-                let _ = writeln!(file, "{line}");
-            }
+        print_event(event);
+        if let (Some(file), Ok(line)) = (log.as_mut(), serde_json::to_string(event)) {
+            let _ = writeln!(file, "{line}");
         }
     };
     if run_plan(&plan, &mut emit).await {
         0
     } else {
         2
+    }
+}
+
+/// One event on stdout, flushed: the control node reads them as they come. Errors are ignored:
+/// the control node may be gone, and the run goes on regardless.
+fn print_event(event: &AgentEvent) {
+    if let Ok(line) = serde_json::to_string(event) {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
     }
 }

@@ -26,6 +26,11 @@ pub async fn run(inventory: &Inventory, hosts: &[&Host], fanout: &FanOut, args: 
     };
     let (quiet, verbose, check) = (args.quiet, args.verbose, args.check);
     let progress = move |host: &str, event: &AgentEvent| {
+        // Steps of an earlier run that a cut connection left going, seen finishing now.
+        let (event, tag) = match event {
+            AgentEvent::Resumed { of, .. } => (of.as_ref(), "(earlier, cut run) "),
+            event => (event, ""),
+        };
         if let AgentEvent::StepFinished {
             layer,
             step,
@@ -44,7 +49,7 @@ pub async fn run(inventory: &Inventory, hosts: &[&Host], fanout: &FanOut, args: 
             };
             if show {
                 println!(
-                    "{host:<14} {layer:<8} {:<9} {step:<32} {:>6} ms  {message}",
+                    "{host:<14} {layer:<8} {:<9} {step:<32} {:>6} ms  {tag}{message}",
                     status_word(*status, check),
                     duration_ms
                 );

@@ -300,13 +300,7 @@ async fn detect(
     let password = if host.roles.contains(&Role::Clickhouse) {
         let read = c
             .transport
-            .exec(
-                &with_become(
-                    &format!("cat {} 2>/dev/null", plan::build::CLICKHOUSE_SECRET_PATH),
-                    host.become_,
-                ),
-                b"",
-            )
+            .exec(&with_become(&read_secret_command(), host.become_), b"")
             .await?;
         Some(read.stdout_text().trim().to_string()).filter(|p| !p.is_empty())
     } else {
@@ -436,6 +430,18 @@ fn stream_limits(inventory: &Inventory) -> anyhow::Result<crate::stack::StreamLi
         .validate()
         .map_err(|e| anyhow::anyhow!("{}: [streams]: {e}", inventory.path.display()))?;
     Ok(limits)
+}
+
+/// Reads the ClickHouse password the host already has. An agent left running by a cut
+/// connection may be about to write it: wait for that agent (its lock) first, or this run
+/// would make a second password and replace the first one's.
+fn read_secret_command() -> String {
+    let lock = format!("{}/agent.lock", plan::build::STATE_DIR);
+    format!(
+        "if [ -e {lock} ] && command -v flock >/dev/null 2>&1; then flock -w {wait} {lock} true; fi; cat {secret} 2>/dev/null",
+        wait = crate::agent::lock::WAIT.as_secs(),
+        secret = plan::build::CLICKHOUSE_SECRET_PATH,
+    )
 }
 
 fn run_id() -> String {
