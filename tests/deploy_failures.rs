@@ -173,3 +173,29 @@ systemctl start clickhouse-server",
     );
     fleet.exec("h1", "umount /var/lib/clickhouse/metadata || true");
 }
+
+#[test]
+fn an_agent_needing_a_newer_glibc_is_refused_before_it_is_pushed() {
+    let fleet = crate::support::fleet::shared();
+    let known_hosts = fleet.path("glibc-known_hosts");
+    let mut options = fleet.default_options(&known_hosts);
+    options.only = &["h1"];
+    options.extra = OS_SOURCES;
+    let inventory = fleet.inventory("glibc.toml", &options);
+    // A stand-in for a build made on a newer system than the host.
+    let agent = fleet.path("future-agent");
+    std::fs::write(&agent, b"\x7fELF...GLIBC_2.2.5\0GLIBC_2.99\0").unwrap();
+    let agent_arg = agent.to_string_lossy().into_owned();
+    let run = mp_remote(Some(&inventory), &["deploy", "--agent-binary", &agent_arg]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stdout
+            .contains("it needs glibc 2.99 and the host has 2.36"),
+        "{}",
+        run.stdout
+    );
+    assert!(fleet
+        .exec("h1", "ls /var/lib/mp-remote/bin 2>/dev/null || true")
+        .trim()
+        .is_empty());
+}

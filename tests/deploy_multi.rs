@@ -1,16 +1,17 @@
-//! `deploy` of the multi-node layout on five real hosts: a 3-node NATS cluster with R3 streams
-//! and a separate ClickHouse host; then a second deploy that changes nothing.
+//! `deploy` of the multi-node layout on five real hosts: a 3-node NATS cluster with R3 streams,
+//! a separate ClickHouse host and a host for the pipeline services (no steps until they
+//! exist); then a second deploy that changes nothing.
 
 use crate::support::{assert_nothing_changed, mp_remote, Fleet};
 
 #[test]
 fn deploy_three_node_nats_cluster_with_r3_streams() {
-    let fleet = Fleet::up("multi", 4, 0);
+    let fleet = Fleet::up("multi", 5, 0);
     let known_hosts = fleet.path("known_hosts");
     let mut options = fleet.default_options(&known_hosts);
     options.extra =
         "[components.nats]\nsource = \"os\"\n\n[components.clickhouse]\nsource = \"os\"\n";
-    // h1..h3: NATS; h4: ClickHouse. The fleet helper gives every host the same roles, so
+    // h1..h3: NATS; h4: ClickHouse; h5: storage and collector. The fleet helper gives every host the same roles, so
     // write the roles per host by rewriting the generated inventory.
     let inventory = fleet.inventory("inv.toml", &options);
     let text = std::fs::read_to_string(&inventory).unwrap();
@@ -21,10 +22,10 @@ fn deploy_three_node_nats_cluster_with_r3_streams() {
             current = name.trim_matches('"').to_string();
         }
         if line.starts_with("roles = ") {
-            let roles = if current == "h4" {
-                "[\"clickhouse\"]"
-            } else {
-                "[\"nats\"]"
+            let roles = match current.as_str() {
+                "h4" => "[\"clickhouse\"]",
+                "h5" => "[\"storage\", \"collector\"]",
+                _ => "[\"nats\"]",
             };
             out.push_str(&format!("roles = {roles}\n"));
         } else {

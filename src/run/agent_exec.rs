@@ -18,6 +18,8 @@ use crate::transport::{Stream, Transport};
 pub struct AgentBinary {
     pub bytes: Arc<Vec<u8>>,
     pub sha256: String,
+    /// The glibc it needs (None: static or not glibc), read once here, not per host.
+    pub glibc: Option<Vec<u32>>,
 }
 
 impl AgentBinary {
@@ -25,9 +27,11 @@ impl AgentBinary {
         let bytes = std::fs::read(path)
             .with_context(|| format!("cannot read the agent binary {}", path.display()))?;
         let sha256 = hex::encode(Sha256::digest(&bytes));
+        let glibc = super::agent_glibc::required(&bytes);
         Ok(Self {
             bytes: Arc::new(bytes),
             sha256,
+            glibc,
         })
     }
 }

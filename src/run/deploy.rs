@@ -276,6 +276,19 @@ async fn detect(
             std::env::consts::ARCH
         );
     }
+    if let (Some(needed), Some(host_glibc)) = (
+        agent.glibc.clone(),
+        facts.glibc.as_deref().and_then(super::agent_glibc::parse),
+    ) {
+        if host_glibc < needed && host.connection == crate::inventory::Connection::Ssh {
+            anyhow::bail!(
+                "{}: the agent cannot run here: it needs glibc {} and the host has {}; build mp-remote on an older system (or statically) and pass --agent-binary PATH",
+                host.name,
+                super::agent_glibc::display(&needed),
+                super::agent_glibc::display(&host_glibc)
+            );
+        }
+    }
     if !options.force {
         let (memory, disk) = (
             facts.memory_bytes as f64 / GIB,

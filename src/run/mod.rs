@@ -2,6 +2,7 @@
 //! each, and collect one outcome per host. One host's failure never stops the others.
 
 pub mod agent_exec;
+pub mod agent_glibc;
 pub mod clean;
 pub mod connect;
 pub mod day2;
