@@ -117,15 +117,7 @@ pub fn streams_plan(host: &Host, fleet: &Fleet, run_id: &str, check_only: bool) 
                 Step {
                     id: "init.nats.cluster-health".into(),
                     title: "NATS cluster healthy (JetStream meta leader)".into(),
-                    action: Action::WaitHttp {
-                        url: "http://127.0.0.1:8222/healthz".into(),
-                        expect_json: Some(JsonExpectation {
-                            field: "status".into(),
-                            equals: "ok".into(),
-                        }),
-                        timeout_secs: 60,
-                        log_unit: Some("nats-server".into()),
-                    },
+                    action: nats_healthz(""),
                     notify: vec![],
                 },
                 Step {
@@ -243,15 +235,7 @@ fn nats_init_steps(
         // Up with JetStream on. Full health (a meta leader) needs the other nodes too: it is
         // checked after the barrier, before the streams.
         title: "NATS /healthz (JetStream enabled)".into(),
-        action: Action::WaitHttp {
-            url: "http://127.0.0.1:8222/healthz?js-enabled-only=true".into(),
-            expect_json: Some(JsonExpectation {
-                field: "status".into(),
-                equals: "ok".into(),
-            }),
-            timeout_secs: 60,
-            log_unit: Some("nats-server".into()),
-        },
+        action: nats_healthz("?js-enabled-only=true"),
         notify: vec![],
     });
     Ok(steps)
@@ -370,4 +354,17 @@ fn clickhouse_init_steps(
         },
     ]);
     Ok(steps)
+}
+
+/// NATS `/healthz` (with `query`) answering `{"status":"ok"}` within 60 s.
+fn nats_healthz(query: &str) -> Action {
+    Action::WaitHttp {
+        url: format!("http://127.0.0.1:8222/healthz{query}"),
+        expect_json: Some(JsonExpectation {
+            field: "status".into(),
+            equals: "ok".into(),
+        }),
+        timeout_secs: 60,
+        log_unit: Some("nats-server".into()),
+    }
 }
