@@ -139,4 +139,99 @@ fn local_deploy_supervises_the_servers_without_systemd() {
         log.contains(&format!("nats-server (pid {nats}) exited (signal: 9")),
         "the supervisor logs why it restarted: {log}"
     );
+
+    // Day-2 commands on this host without systemd: in this same test, so that one test owns
+    // the local servers.
+    day2_without_systemd();
+}
+
+/// `status --json` of the local host: per service `(running, healthy)`.
+fn local_status() -> (i32, serde_json::Value) {
+    let run = mp_remote(None, &["status", "--json"]);
+    let json: serde_json::Value = serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|e| panic!("status --json is not JSON ({e}): {run:?}"));
+    (run.code, json["hosts"][0]["services"].clone())
+}
+
+fn running_healthy(services: &serde_json::Value, name: &str) -> (bool, bool) {
+    (
+        services[name]["running"] == true,
+        services[name]["healthy"] == true,
+    )
+}
+
+/// status, stop, logs, start and restart through mp-remote's supervisor; deploy brings back
+/// what stop stopped.
+fn day2_without_systemd() {
+    let (code, services) = local_status();
+    assert_eq!(code, 0, "{services}");
+    for name in ["nats", "clickhouse"] {
+        assert_eq!(running_healthy(&services, name), (true, true), "{services}");
+    }
+
+    let start = mp_remote(None, &["start", "--service", "clickhouse"]);
+    assert_eq!(start.code, 0, "{start:?}");
+    assert!(
+        start
+            .stdout
+            .contains("clickhouse-server already running, healthy"),
+        "{start:?}"
+    );
+
+    let stop = mp_remote(None, &["stop", "--service", "nats"]);
+    println!("stop:\n{}{}", stop.stdout, stop.stderr);
+    assert_eq!(stop.code, 0, "{stop:?}");
+    assert!(stop.stdout.contains("nats-server stopped"), "{stop:?}");
+    assert_eq!(
+        supervise::inspect("nats-server"),
+        supervise::Running::default()
+    );
+    let again = mp_remote(None, &["stop", "--service", "nats"]);
+    assert!(
+        again.code == 0 && again.stdout.contains("nats-server already stopped"),
+        "{again:?}"
+    );
+
+    let (code, services) = local_status();
+    assert_eq!(code, 2, "{services}");
+    assert_eq!(running_healthy(&services, "nats"), (false, false));
+    assert_eq!(running_healthy(&services, "clickhouse"), (true, true));
+    let status = mp_remote(None, &["status"]);
+    assert!(
+        status
+            .stdout
+            .contains("nats-server not running (mp-remote supervisor: inactive)")
+            && status.stdout.contains("run `mp-remote deploy`"),
+        "{status:?}"
+    );
+
+    let logs = mp_remote(None, &["logs", "--service", "nats", "-n", "5"]);
+    println!("logs:\n{}{}", logs.stdout, logs.stderr);
+    assert_eq!(logs.code, 0, "{logs:?}");
+    assert_eq!(logs.stdout.lines().count(), 5, "{logs:?}");
+    assert!(
+        logs.stdout.contains("stopped supervising nats-server"),
+        "{logs:?}"
+    );
+
+    // No unit to start: start and restart say to deploy, and fail for the host.
+    for args in [
+        ["start", "--service", "nats"],
+        ["restart", "--service", "clickhouse"],
+    ] {
+        let run = mp_remote(None, &args);
+        assert_eq!(run.code, 2, "{run:?}");
+        assert!(
+            run.stdout
+                .contains("no systemd here: run `mp-remote deploy`"),
+            "{run:?}"
+        );
+    }
+    assert!(server_pid("clickhouse-server").is_some(), "restart left it");
+
+    let deploy = mp_remote(None, &["deploy"]);
+    assert_eq!(deploy.code, 0, "{deploy:?}");
+    let (code, services) = local_status();
+    assert_eq!(code, 0, "{services}");
+    assert_eq!(running_healthy(&services, "nats"), (true, true));
 }

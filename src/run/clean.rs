@@ -6,7 +6,7 @@
 //! per host that reports each thing it did as `did=`, each data directory it kept as `kept=`
 //! and each failure as `failed=`; it does only what is still there, so a second clean is a no-op.
 
-use super::day2::{services_of, Service};
+use super::day2::{services_of, supervisor_sh, Service};
 use super::{for_each_host, FanOut, HostOutcome};
 use crate::inventory::Host;
 use crate::plan::build::{CONFIG_DIR, STATE_DIR};
@@ -88,7 +88,8 @@ pub fn plan(host: &Host, purge_data: bool) -> CleanPlan {
     }
 }
 
-const PRELUDE: &str = r#"set -u
+const PRELUDE: &str = concat!(
+    r#"set -u
 PATH="$PATH:/usr/sbin:/sbin"
 DEBIAN_FRONTEND=noninteractive
 export PATH DEBIAN_FRONTEND
@@ -104,7 +105,16 @@ fi
 rc=0
 did() { printf 'did=%s\n' "$1"; }
 fail() { printf 'failed=%s\n' "$1"; rc=1; }
+"#,
+    supervisor_sh!(),
+    r#"# Without systemd, deploy runs the servers under mp-remote's own supervisor: stop that.
 stop_unit() {
+    if [ ! -d /run/systemd/system ]; then
+        if sv_sup "$1"; then
+            if sv_stop "$1"; then did "stopped $1 (mp-remote supervisor)"; else fail "cannot stop $1 (supervisor pid $p)"; fi
+        fi
+        return 0
+    fi
     if systemctl is-active --quiet "$1" </dev/null || systemctl is-enabled --quiet "$1" </dev/null; then
         if systemctl disable --now "$1" </dev/null 1>&2; then did "stopped and disabled $1"; else fail "systemctl disable --now $1 failed"; fi
     fi
@@ -134,7 +144,8 @@ wipe() {
 home() {
     if [ ! -d "$1" ] && id -u "$2" >/dev/null 2>&1; then install -d -o "$2" -g "$2" -m 750 "$1"; fi
 }
-"#;
+"#
+);
 
 impl CleanPlan {
     /// The root script (fed on stdin to `sh -s`).

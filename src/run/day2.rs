@@ -114,13 +114,45 @@ impl Control {
 
 /// Printed by [`control_command`] when the unit already was as asked.
 const ALREADY: &str = "mp-remote:already";
+/// Printed first by [`control_command`] on a host without systemd (mp-remote's supervisor).
+const SUPERVISED: &str = "mp-remote:supervised";
+
+/// POSIX sh functions for the agent's supervisor on hosts without systemd (see
+/// `agent::supervise`): pid files in /run/mp-remote, the supervisor's cmdline
+/// `... agent supervise --name NAME ...`. `sv_sup NAME` sets `p` to the live supervisor's pid,
+/// `sv_server NAME` sets `q` to the live server's pid; `sv_stop NAME` sends the supervisor
+/// SIGTERM (it stops its server) and waits up to 60 s (its grace is 30 s) for both to be gone.
+/// No single quotes inside: it goes through `with_become`'s quoting as it is.
+macro_rules! supervisor_sh {
+    () => {
+        r#"sv_alive() { sv_st=$(cat /proc/$1/stat 2>/dev/null </dev/null) || return 1; sv_st=${sv_st##*") "}; case $sv_st in ""|Z*|X*) return 1 ;; esac; }
+sv_pid() { sv_v=$(cat "$1" 2>/dev/null </dev/null) || return 1; case $sv_v in ""|*[!0-9]*) return 1 ;; esac; echo "$sv_v"; }
+sv_sup() { p=$(sv_pid /run/mp-remote/$1.supervisor.pid) && sv_alive $p || { p=; return 1; }; case " $(tr "\0" " " </proc/$p/cmdline 2>/dev/null) " in *" agent supervise --name $1 "*) return 0 ;; esac; p=; return 1; }
+sv_server() { q=$(sv_pid /run/mp-remote/$1.pid) && sv_alive $q || { q=; return 1; }; }
+sv_running() { sv_sup $1 && sv_server $1; }
+sv_stop() { sv_sup $1 || return 0; sv_server $1; kill -TERM $p || return 1; sv_n=0; while sv_alive $p || { [ -n "$q" ] && sv_alive $q; }; do sv_n=$((sv_n+1)); if [ $sv_n -gt 600 ]; then echo "$1 still running 60 s after SIGTERM to its supervisor (pid $p)" >&2; return 1; fi; sleep 0.1; done; }
+"#
+    };
+}
+pub(crate) use supervisor_sh;
+
+/// Why `start`/`restart` do nothing on a host without systemd: the supervisor's command line
+/// comes from deploy's plan (configuration hash, user, server argv), which only the agent's
+/// `Supervised` action builds and checks; a second, shell-made start would bypass it.
+/// The exit status of that refusal.
+const REFUSED: u32 = 3;
+pub const NO_SYSTEMD: &str =
+    "no systemd here: run `mp-remote deploy` to start the servers under mp-remote's supervisor";
 
 /// `systemctl start nats-server`, through sudo when the host says `become`. Start and stop
-/// first look, so the report can tell "started" from "was already running".
+/// first look, so the report can tell "started" from "was already running". On a host without
+/// systemd (no /run/systemd/system) stop sends the agent's supervisor SIGTERM and waits for it
+/// and its server to be gone; start only says "already" when it runs, else fails with
+/// [`NO_SYSTEMD`], as restart always does there.
 pub fn control_command(control: Control, service: Service, become_root: bool) -> String {
     let unit = quote(service.unit());
     let verb = control.verb();
-    let command = match control {
+    let systemd = match control {
         Control::Start => format!(
             "if systemctl is-active --quiet {unit}; then echo {ALREADY}; else systemctl {verb} {unit}; fi"
         ),
@@ -129,15 +161,31 @@ pub fn control_command(control: Control, service: Service, become_root: bool) ->
         ),
         Control::Restart => format!("systemctl {verb} {unit}"),
     };
+    let no_systemd = format!(
+        "echo \"{}\" >&2; exit {REFUSED}",
+        NO_SYSTEMD.replace('`', "\\`")
+    );
+    let supervised = match control {
+        Control::Start => {
+            format!("if sv_running {unit}; then echo {ALREADY}; else {no_systemd}; fi")
+        }
+        Control::Stop => format!("if sv_sup {unit}; then sv_stop {unit}; else echo {ALREADY}; fi"),
+        Control::Restart => no_systemd,
+    };
+    let command = format!(
+        "if [ -d /run/systemd/system ]; then {systemd}; else\n{}echo {SUPERVISED}; {supervised}; fi",
+        supervisor_sh!()
+    );
     with_become(&command, become_root)
 }
 
-/// The last `lines` journal lines of the service's unit, without a pager.
+/// The last `lines` journal lines of the service's unit, without a pager; on a host without
+/// systemd the end of the supervisor's log, /var/log/mp-remote/UNIT.log.
 pub fn journal_command(service: Service, lines: u32, become_root: bool) -> String {
+    let unit = quote(service.unit());
     with_become(
         &format!(
-            "journalctl -u {} -n {lines} --no-pager",
-            quote(service.unit())
+            "if [ -d /run/systemd/system ]; then journalctl -u {unit} -n {lines} --no-pager; else tail -n {lines} /var/log/mp-remote/{unit}.log; fi"
         ),
         become_root,
     )
@@ -207,8 +255,25 @@ async fn control_one(
     let output = transport
         .exec(&control_command(control, service, host.become_), b"")
         .await?;
-    result.already = output.stdout_text().trim() == ALREADY;
-    if !output.success() {
+    let stdout = output.stdout_text();
+    result.already = stdout.lines().any(|l| l.trim() == ALREADY);
+    let supervised = stdout.lines().any(|l| l.trim() == SUPERVISED);
+    // Refused for want of systemd: the log tells nothing about that.
+    let refused = supervised && output.status == Some(REFUSED);
+    if !output.success() && supervised {
+        result.failure = Some(format!(
+            "{} {} under mp-remote's supervisor failed (exit {:?}): {}{}",
+            control.verb(),
+            service.unit(),
+            output.status,
+            output.stderr_text().trim(),
+            if refused {
+                ""
+            } else {
+                "; the end of its log is below"
+            }
+        ));
+    } else if !output.success() {
         result.failure = Some(format!(
             "`systemctl {} {}` failed (exit {:?}): {}; see its journal below",
             control.verb(),
@@ -229,7 +294,7 @@ async fn control_one(
             }
         }
     }
-    if result.failure.is_some() {
+    if result.failure.is_some() && !refused {
         let journal = transport
             .exec(&journal_command(service, JOURNAL_TAIL, host.become_), b"")
             .await?;
@@ -281,7 +346,7 @@ pub async fn logs(
             .await?;
         anyhow::ensure!(
             output.success(),
-            "journalctl -u {} failed (exit {:?}): {}; it needs root or the adm group: connect as root or set become = true",
+            "journalctl -u {0} (or, without systemd, tail of /var/log/mp-remote/{0}.log) failed (exit {1:?}): {2}; it needs root or the adm group: connect as root or set become = true",
             service.unit(),
             output.status,
             output.stderr_text().trim()
@@ -295,31 +360,90 @@ pub async fn logs(
 mod tests {
     use super::*;
 
+    /// `if [ -d /run/systemd/system ]; then SYSTEMD; else FUNCTIONS echo mp-remote:supervised;
+    /// SUPERVISED; fi`, through sudo when asked.
+    fn both(systemd: &str, supervised: &str) -> String {
+        format!(
+            "if [ -d /run/systemd/system ]; then {systemd}; else\n{}echo mp-remote:supervised; {supervised}; fi",
+            supervisor_sh!()
+        )
+    }
+
     #[test]
     fn control_commands() {
+        let no_systemd = "echo \"no systemd here: run \\`mp-remote deploy\\` to start the servers under mp-remote's supervisor\" >&2; exit 3";
         assert_eq!(
             control_command(Control::Start, Service::Nats, false),
-            "if systemctl is-active --quiet nats-server; then echo mp-remote:already; else systemctl start nats-server; fi"
+            both(
+                "if systemctl is-active --quiet nats-server; then echo mp-remote:already; else systemctl start nats-server; fi",
+                &format!("if sv_running nats-server; then echo mp-remote:already; else {no_systemd}; fi")
+            )
         );
         assert_eq!(
             control_command(Control::Restart, Service::Clickhouse, true),
-            "sudo -n -- sh -c 'systemctl restart clickhouse-server'"
+            with_become(
+                &both("systemctl restart clickhouse-server", no_systemd),
+                true
+            )
         );
+        assert!(control_command(Control::Restart, Service::Clickhouse, true)
+            .starts_with("sudo -n -- sh -c 'if [ -d /run/systemd/system ]; then systemctl restart clickhouse-server; else\n"));
         assert_eq!(
             control_command(Control::Stop, Service::Clickhouse, false),
-            "if systemctl is-active --quiet clickhouse-server; then systemctl stop clickhouse-server; else echo mp-remote:already; fi"
+            both(
+                "if systemctl is-active --quiet clickhouse-server; then systemctl stop clickhouse-server; else echo mp-remote:already; fi",
+                "if sv_sup clickhouse-server; then sv_stop clickhouse-server; else echo mp-remote:already; fi"
+            )
         );
+    }
+
+    /// Every command is valid POSIX sh (dash), through sudo's quoting too.
+    #[test]
+    fn commands_parse_under_sh() {
+        for control in [Control::Start, Control::Stop, Control::Restart] {
+            for become_root in [false, true] {
+                let command = control_command(control, Service::Clickhouse, become_root);
+                let out = std::process::Command::new("sh")
+                    .args(["-n", "-c", &command])
+                    .output()
+                    .unwrap();
+                assert!(
+                    out.status.success(),
+                    "{command}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+        }
+    }
+
+    /// The supervisor's start refusal reaches the user whole, backquotes and all.
+    #[test]
+    fn start_without_systemd_says_to_deploy() {
+        let out = std::process::Command::new("sh")
+            .args([
+                "-c",
+                &control_command(Control::Restart, Service::Nats, false)
+                    .replace("[ -d /run/systemd/system ]", "false"),
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(3));
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "mp-remote:supervised\n"
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stderr).trim(), NO_SYSTEMD);
     }
 
     #[test]
     fn journal_commands() {
         assert_eq!(
             journal_command(Service::Nats, 5, false),
-            "journalctl -u nats-server -n 5 --no-pager"
+            "if [ -d /run/systemd/system ]; then journalctl -u nats-server -n 5 --no-pager; else tail -n 5 /var/log/mp-remote/nats-server.log; fi"
         );
         assert_eq!(
             journal_command(Service::Clickhouse, 20, true),
-            "sudo -n -- sh -c 'journalctl -u clickhouse-server -n 20 --no-pager'"
+            "sudo -n -- sh -c 'if [ -d /run/systemd/system ]; then journalctl -u clickhouse-server -n 20 --no-pager; else tail -n 20 /var/log/mp-remote/clickhouse-server.log; fi'"
         );
     }
 

@@ -3,8 +3,9 @@
 //!
 //! Output format (`mp_status=1`): `key=value` lines and `--- name ---` ... `--- end name ---`
 //! sections, closed by `status_end=ok`. Per service S (`nats`, `clickhouse`): `S.active`
-//! (`systemctl is-active`), `S.pkg` (dpkg `Status|Version`); per HTTP call N: `N.curl` (curl's
-//! exit code), `N.code` (HTTP status, `000` when nothing answered) and section N (the body).
+//! (`systemctl is-active`; without systemd `active`/`restarting`/`inactive` from mp-remote's
+//! supervisor's pid files, with `S.manager=supervisor`), `S.pkg` (dpkg `Status|Version`); per
+//! HTTP call N: `N.curl` (curl's exit code), `N.code` (HTTP status, `000` when nothing answered) and section N (the body).
 //! Calls: `nats.healthz`, `clickhouse.ping`; in full mode also `nats.version` (first line of
 //! `nats-server --version`), `nats.jsz`, `clickhouse.version`, `clickhouse.tables`,
 //! `clickhouse.parts`, and `listen_source` with the `listen` section as in facts.
@@ -13,7 +14,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-use super::day2::{services_of, Service};
+use super::day2::{services_of, supervisor_sh, Service};
 use super::{for_each_host, FanOut, HostOutcome};
 use crate::facts::{listening_ports, normalize_version, PortsSource};
 use crate::inventory::{Host, Role};
@@ -22,7 +23,8 @@ use crate::transport::shell::with_become;
 
 /// The status probe, POSIX sh, fed on stdin: `sh -s -- MODE SERVICE...`. It reports and never
 /// decides; every command reads /dev/null so none eats the script.
-pub const SCRIPT: &str = r#"set +e +u 2>/dev/null
+pub const SCRIPT: &str = concat!(
+    r#"set +e +u 2>/dev/null
 PATH="$PATH:/usr/sbin:/sbin"
 LC_ALL=C
 export PATH LC_ALL
@@ -56,6 +58,9 @@ query() {
     reply "$1" $? "$out"
 }
 pkg() { dpkg-query -W -f '${Status}|${Version}' "$1" 2>/dev/null </dev/null; }
+"#,
+    supervisor_sh!(),
+    r#"
 
 echo 'mp_status=1'
 for s in "$@"; do
@@ -64,7 +69,15 @@ for s in "$@"; do
         clickhouse) unit=clickhouse-server ;;
         *) continue ;;
     esac
-    printf '%s.active=%s\n' "$s" "$(systemctl is-active "$unit" 2>/dev/null </dev/null)"
+    if [ -d /run/systemd/system ]; then
+        printf '%s.active=%s\n' "$s" "$(systemctl is-active "$unit" 2>/dev/null </dev/null)"
+    elif sv_running "$unit"; then
+        printf '%s.active=active\n%s.manager=supervisor\n' "$s" "$s"
+    elif [ -n "$p" ]; then
+        printf '%s.active=restarting\n%s.manager=supervisor\n' "$s" "$s"
+    else
+        printf '%s.active=inactive\n%s.manager=supervisor\n' "$s" "$s"
+    fi
     printf '%s.pkg=%s\n' "$s" "$(pkg "$unit")"
     if [ "$s" = nats ]; then
         get nats.healthz http://127.0.0.1:8222/healthz
@@ -99,7 +112,8 @@ if [ "$mode" = full ]; then
     section listen "$out"
 fi
 echo 'status_end=ok'
-"#;
+"#
+);
 
 /// How much the probe asks: `Health` for polling after a start, `Full` for `status`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,9 +144,14 @@ pub struct ServiceState {
     pub healthy: bool,
     pub version: Option<String>,
     pub ports: Vec<u16>,
-    /// `systemctl is-active` said this (`inactive`, `failed`, ...); empty when unknown.
+    /// `systemctl is-active` said this (`inactive`, `failed`, ...); empty when unknown. Under
+    /// mp-remote's supervisor (no systemd): `active`, `restarting` (the supervisor runs, its
+    /// server not) or `inactive` (no supervisor).
     #[serde(skip)]
     pub active: String,
+    /// Run by mp-remote's own supervisor, the host having no systemd.
+    #[serde(skip)]
+    pub supervised: bool,
     #[serde(skip)]
     pub installed: bool,
     /// Why it is not healthy, when it is not.
@@ -149,7 +168,11 @@ impl ServiceState {
             } else {
                 &self.active
             };
-            return Some(format!("not running (systemctl is-active: {state})"));
+            return Some(if self.supervised {
+                format!("not running (mp-remote supervisor: {state})")
+            } else {
+                format!("not running (systemctl is-active: {state})")
+            });
         }
         if !self.healthy {
             return Some(format!(
@@ -239,6 +262,7 @@ pub fn parse(output: &str) -> Result<HostProbe, StatusParseError> {
                     .filter(|p| service.ports().contains(p))
                     .collect(),
                 active: active.to_string(),
+                supervised: raw.get(&format!("{service}.manager")) == Some("supervisor"),
                 installed: pkg_version.is_some(),
                 health_error: health.err(),
             },
@@ -509,7 +533,10 @@ fn problem_line(service: Service, state: &ServiceState, problem: &str) -> String
     if !state.installed && !state.running {
         return format!("{unit} is not installed: run `mp-remote deploy`");
     }
-    let todo = if !state.running {
+    let todo = if !state.running && state.supervised {
+        "no systemd there: run `mp-remote deploy` to start it under mp-remote's supervisor"
+            .to_string()
+    } else if !state.running {
         format!("start it with `mp-remote start --service {service}`")
     } else {
         format!("see `mp-remote logs --service {service}`")
@@ -731,6 +758,30 @@ status_end=ok
                 )
             );
         }
+    }
+
+    /// On a host without systemd, after `mp-remote stop --service nats`.
+    #[test]
+    fn supervised_nats_stopped_says_to_deploy() {
+        let output = NATS_STOPPED.replace(
+            "nats.active=inactive\n",
+            "nats.active=inactive\nnats.manager=supervisor\n",
+        );
+        let state = parse(&output).unwrap().service(Service::Nats);
+        assert!(state.supervised && !state.running && state.installed);
+        let problem = state.problem().unwrap();
+        assert_eq!(problem, "not running (mp-remote supervisor: inactive)");
+        assert_eq!(
+            problem_line(Service::Nats, &state, &problem),
+            "nats-server not running (mp-remote supervisor: inactive): no systemd there: run `mp-remote deploy` to start it under mp-remote's supervisor"
+        );
+        let running = parse(&with_healthz("200", r#"{"status":"ok"}"#).replace(
+            "nats.active=active\n",
+            "nats.active=active\nnats.manager=supervisor\n",
+        ))
+        .unwrap()
+        .service(Service::Nats);
+        assert!(running.supervised && running.running && running.healthy);
     }
 
     #[test]
