@@ -13,6 +13,10 @@ use super::service::{service_steps, Server};
 
 /// Where MarketPrism goes on a host unless the inventory's `deploy_dir` var says otherwise.
 pub const DEFAULT_DEPLOY_DIR: &str = "/opt/marketprism";
+/// ClickHouse's data (Debian's package and the official ones agree).
+pub const CLICKHOUSE_DATA_DIR: &str = "/var/lib/clickhouse";
+/// The drop-in that points a package's `nats-server.service` at our config.
+pub const NATS_DROP_IN: &str = "/etc/systemd/system/nats-server.service.d/mp-remote.conf";
 /// Where the agent keeps its state on every host.
 pub const STATE_DIR: &str = "/var/lib/mp-remote";
 /// Where mp-remote's own config files go (the packages' own files are left alone).
@@ -290,7 +294,7 @@ fn clickhouse_init_steps(
             id: "init.clickhouse.data-dir".into(),
             title: "ClickHouse data /var/lib/clickhouse".into(),
             action: Action::Directory {
-                path: "/var/lib/clickhouse".into(),
+                path: CLICKHOUSE_DATA_DIR.into(),
                 owner: Some("clickhouse".into()),
                 mode: 0o750,
             },

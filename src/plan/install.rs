@@ -12,6 +12,7 @@
 //! by side would only matter for a rollback, which is a deploy of the older pin anyway.
 //! Without a package there is no unit and no account: both are made here.
 
+use super::build::NATS_DROP_IN as NATS_OS_DROP_IN;
 use crate::facts::{Facts, Init};
 use crate::inventory::Host;
 use crate::stack::managed::{with_marker, CommentStyle};
@@ -29,8 +30,6 @@ pub const NATS_RELEASE_SITE: &str = "https://github.com";
 pub const CLICKHOUSE_RELEASE_SITE: &str = "https://packages.clickhouse.com";
 /// The unit mp-remote writes where no package brought one.
 pub const NATS_UNIT_PATH: &str = "/etc/systemd/system/nats-server.service";
-/// The drop-in the `os` source writes for the package's unit (see plan/service.rs).
-const NATS_OS_DROP_IN: &str = "/etc/systemd/system/nats-server.service.d/mp-remote.conf";
 
 /// How the init layer runs the NATS server the install layer put in place.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

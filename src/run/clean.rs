@@ -9,17 +9,16 @@
 use super::day2::{services_of, supervisor_sh, Service};
 use super::{for_each_host, FanOut, HostOutcome};
 use crate::inventory::Host;
+use crate::plan::build::CLICKHOUSE_DATA_DIR as CLICKHOUSE_DATA;
+pub use crate::plan::build::NATS_DROP_IN;
 use crate::plan::build::{CONFIG_DIR, STATE_DIR};
 use crate::plan::install::{NATS_RELEASE_BINARY, NATS_UNIT_PATH as NATS_OWN_UNIT};
 use crate::report::HostStatus;
 use crate::stack::nats::DEFAULT_STORE_DIR;
 use crate::transport::shell::{quote, with_become};
 
-/// The drop-in deploy writes for nats-server (src/plan/build.rs keeps its own copy private).
-pub const NATS_DROP_IN: &str = "/etc/systemd/system/nats-server.service.d/mp-remote.conf";
 const CLICKHOUSE_LISTEN: &str = "/etc/clickhouse-server/config.d/mp-listen.xml";
 const CLICKHOUSE_USERS: &str = "/etc/clickhouse-server/users.d/mp-users.xml";
-const CLICKHOUSE_DATA: &str = "/var/lib/clickhouse";
 /// Where a non-root (become) user keeps the agent binary: its home, relative to the session.
 const USER_AGENT_DIR: &str = ".mp-remote";
 

@@ -15,6 +15,7 @@ pub mod supervised;
 pub mod system_user;
 pub mod wait_http;
 
+use crate::plan::build::CLICKHOUSE_DATA_DIR as CLICKHOUSE_DATA;
 use std::time::Duration;
 
 use super::outcome::{Outcome, StepError};
@@ -169,9 +170,6 @@ async fn schema_for_server(
     outcome.message = format!("{}; {}", outcome.message, schema.reason);
     Ok(outcome)
 }
-
-/// ClickHouse's data path; a full disk there is the usual reason a CREATE fails with HTTP 500.
-const CLICKHOUSE_DATA: &str = "/var/lib/clickhouse";
 
 /// Adds the free space of ClickHouse's data path to a disk-full error: Ansible and pyinfra
 /// only relay the HTTP 500.
