@@ -8,6 +8,7 @@ pub mod agent;
 pub mod cli;
 pub mod facts;
 pub mod inventory;
+pub mod pipeline;
 pub mod plan;
 pub mod report;
 pub mod run;

@@ -1,8 +1,10 @@
 //! `deploy` of the multi-node layout on five real hosts: a 3-node NATS cluster with R3 streams,
-//! a separate ClickHouse host and a host for the pipeline services (no steps until they
-//! exist); then a second deploy that changes nothing.
+//! a separate ClickHouse host and a host for the pipeline services, which reach the others over
+//! their private addresses; a second deploy that changes nothing; one NATS node restarted
+//! while the collector publishes, and nothing lost.
 
-use crate::support::{assert_nothing_changed, mp_remote, Fleet};
+use crate::support::pipeline::{Pipeline, TABLES};
+use crate::support::{assert_nothing_changed, mp_remote, wait_for, Fleet};
 
 #[test]
 fn deploy_three_node_nats_cluster_with_r3_streams() {
@@ -73,7 +75,32 @@ fn deploy_three_node_nats_cluster_with_r3_streams() {
     );
     assert_eq!(tables.trim(), "8");
 
+    // Layer 5 passed (exit 0): rows in every table, written by storage on h5 into h4.
+    let p = Pipeline {
+        fleet: &fleet,
+        clickhouse: "h4",
+        nats: "h1",
+        storage: "h5",
+        collector: "h5",
+    };
+    let rows = p.row_counts();
+    for table in TABLES {
+        assert!(
+            rows.get(table).copied().unwrap_or(0) > 0,
+            "{table}: {rows:?}"
+        );
+    }
+
     let second = mp_remote(Some(&inventory), &["deploy"]);
     println!("second deploy:\n{}{}", second.stdout, second.stderr);
     assert_nothing_changed(&second);
+
+    // One node of the cluster restarts while the collector publishes: R3 keeps every message.
+    p.systemctl("h2", "restart nats-server");
+    wait_for("h2 back in the cluster", 60, || {
+        let body = fleet.exec("h2", "curl -s http://127.0.0.1:8222/healthz || true");
+        serde_json::from_str::<serde_json::Value>(&body).is_ok_and(|v| v["status"] == "ok")
+    });
+    p.wait_for_messages("300 messages after the restart", 300);
+    p.assert_nothing_lost();
 }

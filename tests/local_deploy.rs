@@ -4,13 +4,18 @@
 //! unless they were already running before the test (a developer's own deploy stays up), so
 //! every run starts from the same place.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use mp_remote::agent::supervise::{self, Paths};
 
-use crate::support::{assert_nothing_changed, mp_remote};
+use crate::support::{assert_nothing_changed, mp_remote, wait_for};
 
-const SERVERS: [&str; 2] = ["nats-server", "clickhouse-server"];
+const SERVERS: [&str; 4] = [
+    "mp-collector",
+    "mp-storage",
+    "nats-server",
+    "clickhouse-server",
+];
 
 /// The pid of the server `name` its supervisor runs now.
 fn server_pid(name: &str) -> Option<u32> {
@@ -39,18 +44,6 @@ fn kill(signal: &str, pid: u32) -> bool {
         .args(["-c", &format!("kill -{signal} {pid}")])
         .status()
         .is_ok_and(|s| s.success())
-}
-
-/// Polls `condition` every 200 ms until it holds, or panics after `limit_secs`.
-fn wait_for(what: &str, limit_secs: u64, mut condition: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !condition() {
-        assert!(
-            started.elapsed() < Duration::from_secs(limit_secs),
-            "timed out after {limit_secs} s waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 /// GET (or POST `body`) on a local port; the body of a 2xx answer, else None.
@@ -128,7 +121,7 @@ fn local_deploy_supervises_the_servers_without_systemd() {
 
     // A crash: the supervisor starts a new nats-server and JetStream comes back. 1 s later
     // normally; up to a minute when earlier runs of this test crashed it moments ago (backoff).
-    let nats = pids[0].unwrap();
+    let nats = server_pid("nats-server").expect("nats-server supervised");
     assert!(kill("KILL", nats));
     wait_for("a new nats-server", 90, || {
         server_pid("nats-server").is_some_and(|pid| pid != nats)

@@ -9,6 +9,8 @@ pub struct Outcome {
     pub message: String,
     pub changes: Vec<String>,
     pub output_tail: String,
+    /// Numbers the report keeps (rows per table after the data-flow check).
+    pub data: std::collections::BTreeMap<String, u64>,
 }
 
 impl Outcome {
@@ -19,6 +21,7 @@ impl Outcome {
             message: message.into(),
             changes: Vec::new(),
             output_tail: String::new(),
+            data: Default::default(),
         }
     }
 
@@ -29,11 +32,17 @@ impl Outcome {
             message: message.into(),
             changes,
             output_tail: String::new(),
+            data: Default::default(),
         }
     }
 
     pub fn with_output(mut self, output: &str) -> Self {
         self.output_tail = tail(output, 20);
+        self
+    }
+
+    pub fn with_data(mut self, data: std::collections::BTreeMap<String, u64>) -> Self {
+        self.data = data;
         self
     }
 }

@@ -33,6 +33,7 @@ pub async fn run_plan(plan: &HostPlan, emit: &mut dyn FnMut(&AgentEvent)) -> boo
                     changes: vec![],
                     output_tail: String::new(),
                     hint: None,
+                    data: Default::default(),
                 });
                 continue;
             }
@@ -60,6 +61,7 @@ pub async fn run_plan(plan: &HostPlan, emit: &mut dyn FnMut(&AgentEvent)) -> boo
                         changes: outcome.changes,
                         output_tail: outcome.output_tail,
                         hint: None,
+                        data: outcome.data,
                     }
                 }
                 Err(error) => {
@@ -73,6 +75,7 @@ pub async fn run_plan(plan: &HostPlan, emit: &mut dyn FnMut(&AgentEvent)) -> boo
                         changes: vec![],
                         output_tail: error.output_tail,
                         hint: error.hint,
+                        data: Default::default(),
                     }
                 }
             };

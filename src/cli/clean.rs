@@ -1,12 +1,14 @@
 //! `mp-remote clean`: shows what it will remove on which host, asks (or needs `--yes`), then
-//! undoes the deploy; data directories stay unless `--purge-data`.
+//! undoes the deploy; data directories stay unless `--purge-data`. The run is recorded.
 
 use std::io::{BufRead, IsTerminal, Write};
 
+use super::progress::{Recorder, Settings};
 use crate::inventory::Host;
-use crate::report::ExitCode;
-use crate::run::clean::{clean, plan, CleanPlan};
-use crate::run::FanOut;
+use crate::report::record::{StepRecord, StepState};
+use crate::report::{ExitCode, HostEnd, HostStatus, Redactor};
+use crate::run::clean::{clean, plan, CleanDone, CleanPlan};
+use crate::run::{FanOut, HostOutcome};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
@@ -18,7 +20,7 @@ pub struct Args {
     pub purge_data: bool,
 }
 
-pub async fn run(hosts: &[&Host], fanout: &FanOut, args: Args) -> ExitCode {
+pub async fn run(hosts: &[&Host], fanout: &FanOut, args: Args, settings: &Settings) -> ExitCode {
     let plans: Vec<CleanPlan> = hosts.iter().map(|h| plan(h, args.purge_data)).collect();
     for p in &plans {
         describe(p);
@@ -36,7 +38,19 @@ pub async fn run(hosts: &[&Host], fanout: &FanOut, args: Args) -> ExitCode {
             return ExitCode::Usage;
         }
     }
-    let outcomes = clean(&plans, hosts, fanout).await;
+    let names: Vec<String> = hosts.iter().map(|h| h.name.clone()).collect();
+    let recorder = Recorder::start(settings, "clean", false, &names, Redactor::default());
+    let outcomes = match recorder.interruptible(clean(&plans, hosts, fanout)).await {
+        Ok(outcomes) => outcomes,
+        Err(_signal) => {
+            let record = recorder.finish(ExitCode::Interrupted, true, None);
+            recorder.print_recap(&record);
+            return ExitCode::Interrupted;
+        }
+    };
+    for o in &outcomes {
+        record_host(&recorder, o);
+    }
     for o in &outcomes {
         if let Some(done) = &o.value {
             if done.did.is_empty() && done.failed.is_empty() {
@@ -53,7 +67,57 @@ pub async fn run(hosts: &[&Host], fanout: &FanOut, args: Args) -> ExitCode {
             println!("{:<16} {:<7} {error}", o.host, o.status);
         }
     }
-    ExitCode::from_statuses(outcomes.iter().map(|o| o.status))
+    let code = ExitCode::from_statuses(outcomes.iter().map(|o| o.status));
+    recorder.finish(code, false, None);
+    code
+}
+
+/// One `clean` step per host: what it removed, what it kept, what it could not remove.
+fn record_host(recorder: &Recorder, o: &HostOutcome<CleanDone>) {
+    let (status, message, mut changes) = match &o.value {
+        Some(done) if !done.failed.is_empty() => {
+            (StepState::Failed, done.failed.join("; "), done.did.clone())
+        }
+        Some(done) if done.did.is_empty() => (
+            StepState::Ok,
+            "nothing left to remove".to_string(),
+            Vec::new(),
+        ),
+        Some(done) => (
+            StepState::Changed,
+            format!("removed {} item(s)", done.did.len()),
+            done.did.clone(),
+        ),
+        None if o.status == HostStatus::Unreachable => (
+            StepState::Unreachable,
+            o.error.clone().unwrap_or_default(),
+            Vec::new(),
+        ),
+        None => (
+            StepState::Failed,
+            o.error.clone().unwrap_or_default(),
+            Vec::new(),
+        ),
+    };
+    if let Some(done) = &o.value {
+        changes.extend(done.kept.iter().map(|dir| format!("kept {dir}")));
+    }
+    recorder.step(
+        &o.host,
+        StepRecord {
+            layer: "clean".into(),
+            step: "clean".into(),
+            status,
+            duration_ms: o.duration.as_millis() as u64,
+            error: status
+                .is_failure()
+                .then(|| o.error.clone().unwrap_or(message.clone())),
+            message,
+            changes,
+            ..StepRecord::default()
+        },
+    );
+    recorder.host_done(&o.host, HostEnd::new(o.status, o.error.clone(), o.duration));
 }
 
 fn describe(p: &CleanPlan) {

@@ -1,11 +1,14 @@
-//! `mp-remote deploy`: live step lines, then a recap per host and every failure with its hint.
+//! `mp-remote deploy` and `update`: live progress, a run record, then a recap per host and
+//! every failure with its hint. Ctrl-C stops the agents and ends with 130.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use crate::agent::{AgentEvent, StepStatus};
+use super::progress::{stop_agents, Recorder, Settings};
 use crate::inventory::{Host, Inventory};
-use crate::report::{ExitCode, HostStatus};
-use crate::run::deploy::{deploy, DeployOptions, HostDeploy};
+use crate::report::record::{installed_versions, FactsSummary};
+use crate::report::{ExitCode, HostEnd, Redactor};
+use crate::run::deploy::{deploy, DeployOptions, HostDeploy, StepResult};
 use crate::run::FanOut;
 
 pub struct Args {
@@ -13,128 +16,115 @@ pub struct Args {
     pub check: bool,
     pub force: bool,
     pub agent_binary: Option<PathBuf>,
-    pub quiet: bool,
-    pub verbose: bool,
+    pub settings: Settings,
 }
 
 pub async fn run(inventory: &Inventory, hosts: &[&Host], fanout: &FanOut, args: Args) -> ExitCode {
+    let redactor = Redactor::default();
     let options = DeployOptions {
         update: args.update,
         check_only: args.check,
         force: args.force,
         agent_binary: args.agent_binary,
+        redactor: redactor.clone(),
     };
-    let (quiet, verbose, check) = (args.quiet, args.verbose, args.check);
-    let progress = move |host: &str, event: &AgentEvent| {
-        // Steps of an earlier run that a cut connection left going, seen finishing now.
-        let (event, tag) = match event {
-            AgentEvent::Resumed { of, .. } => (of.as_ref(), "(earlier, cut run) "),
-            event => (event, ""),
-        };
-        if let AgentEvent::StepFinished {
-            layer,
-            step,
-            status,
-            duration_ms,
-            message,
-            output_tail,
-            changes,
-            ..
-        } = event
-        {
-            let show = match status {
-                StepStatus::Failed => true,
-                StepStatus::Changed => !quiet,
-                StepStatus::Ok | StepStatus::Skipped => verbose,
-            };
-            if show {
-                println!(
-                    "{host:<14} {layer:<8} {:<9} {step:<32} {:>6} ms  {tag}{message}",
-                    status_word(*status, check),
-                    duration_ms
-                );
-                // What changed, where the one-line message does not already say it.
-                for change in changes.iter().filter(|c| !message.contains(c.as_str())) {
-                    println!("{:>16}- {change}", "");
-                }
-                if *status == StepStatus::Failed && !output_tail.is_empty() {
-                    for line in output_tail.lines() {
-                        println!("{:>16}| {line}", "");
-                    }
-                }
+    let command = if args.update { "update" } else { "deploy" };
+    let names: Vec<String> = hosts.iter().map(|h| h.name.clone()).collect();
+    let recorder = Recorder::start(&args.settings, command, args.check, &names, redactor);
+    let shared = recorder.clone();
+    let progress =
+        move |host: &str, event: &crate::agent::AgentEvent| shared.agent_event(host, event);
+    let (code, interrupted, error) = match recorder
+        .interruptible(deploy(inventory, hosts, fanout, &options, &progress))
+        .await
+    {
+        Ok(Ok(results)) => {
+            for host in &results {
+                recorder.host_done(&host.host, host_end(host));
+            }
+            let code = ExitCode::from_statuses(results.iter().map(|h| h.status));
+            (code, false, None)
+        }
+        Ok(Err(error)) => {
+            eprintln!("error: {error:#}");
+            (ExitCode::Usage, false, Some(format!("{error:#}")))
+        }
+        Err(_signal) => {
+            stop_agents(&recorder, hosts, fanout).await;
+            (ExitCode::Interrupted, true, None)
+        }
+    };
+    let record = recorder.finish(code, interrupted, error);
+    if code != ExitCode::Usage {
+        recorder.print_recap(&record);
+    }
+    code
+}
+
+/// What the record keeps of a host's deploy.
+fn host_end(host: &HostDeploy) -> HostEnd {
+    let mut end = HostEnd::new(host.status, host.error.clone(), host.duration);
+    if let Some(facts) = &host.facts {
+        end.facts = Some(FactsSummary::from(facts));
+        end.versions = installed_versions(facts);
+    }
+    end.versions.extend(versions_from_steps(&host.steps));
+    end
+}
+
+/// The versions the install steps name ("installed nats-server 2.10.7 (...)", "nats-server
+/// 2.9.10, clickhouse-server 18.16.1 already installed"): they override what the facts found
+/// before the run.
+fn versions_from_steps(steps: &[StepResult]) -> BTreeMap<String, String> {
+    let mut versions = BTreeMap::new();
+    for step in steps.iter().filter(|s| s.layer.as_str() == "install") {
+        for name in ["nats-server", "clickhouse-server"] {
+            if let Some(version) = version_after(&step.message, name) {
+                versions.insert(name.to_string(), version);
             }
         }
-    };
-    let results = match deploy(inventory, hosts, fanout, &options, &progress).await {
-        Ok(results) => results,
-        Err(error) => {
-            eprintln!("error: {error:#}");
-            return ExitCode::Usage;
-        }
-    };
-    recap(&results, check);
-    ExitCode::from_statuses(results.iter().map(|h| h.status))
+    }
+    versions
 }
 
-fn status_word(status: StepStatus, check: bool) -> &'static str {
-    match (status, check) {
-        (StepStatus::Ok, _) => "ok",
-        (StepStatus::Changed, false) => "changed",
-        (StepStatus::Changed, true) => "would",
-        (StepStatus::Skipped, _) => "skipped",
-        (StepStatus::Failed, _) => "FAILED",
-    }
+/// The version that follows `name ` in `text`, if it starts with a digit.
+fn version_after(text: &str, name: &str) -> Option<String> {
+    let rest = &text[text.find(&format!("{name} "))? + name.len() + 1..];
+    let token: String = rest
+        .chars()
+        .take_while(|c| !c.is_whitespace() && !",;()".contains(*c))
+        .collect();
+    token
+        .starts_with(|c: char| c.is_ascii_digit())
+        .then_some(token)
 }
 
-fn recap(results: &[HostDeploy], check: bool) {
-    println!();
-    println!(
-        "{:<14} {:<11} {:>4} {:>8} {:>7} {:>8} {:>9}  versions",
-        "HOST",
-        "STATUS",
-        "OK",
-        if check { "WOULD" } else { "CHANGED" },
-        "FAILED",
-        "SKIPPED",
-        "TIME"
-    );
-    for host in results {
-        let versions = host
-            .facts
-            .as_ref()
-            .map(|_| {
-                host.steps
-                    .iter()
-                    .filter(|s| {
-                        [".packages", ".binary", ".deb"]
-                            .iter()
-                            .any(|end| s.step.ends_with(end))
-                    })
-                    .map(|s| s.message.clone())
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            })
-            .unwrap_or_default();
-        println!(
-            "{:<14} {:<11} {:>4} {:>8} {:>7} {:>8} {:>8.1}s  {}",
-            host.host,
-            host.status,
-            host.count(StepStatus::Ok),
-            host.count(StepStatus::Changed),
-            host.count(StepStatus::Failed),
-            host.count(StepStatus::Skipped),
-            host.duration.as_secs_f64(),
-            versions
-        );
-    }
-    let changed: usize = results.iter().map(|h| h.count(StepStatus::Changed)).sum();
-    let all_ok = results.iter().all(|h| h.status == HostStatus::Ok);
-    if all_ok && changed == 0 {
-        println!("\nnothing changed: every host already as wanted");
-    }
-    for host in results {
-        if let Some(error) = &host.error {
-            println!("\n{}: {error}", host.status);
+#[cfg(test)]
+mod tests {
+    use super::version_after;
+
+    #[test]
+    fn versions_from_step_messages() {
+        let cases = [
+            (
+                "installed nats-server 2.10.7 (/usr/local/bin/nats-server)",
+                "nats-server",
+                Some("2.10.7"),
+            ),
+            (
+                "nats-server 2.9.10, clickhouse-server 18.16.1 already installed",
+                "clickhouse-server",
+                Some("18.16.1"),
+            ),
+            (
+                "would install nats-server, clickhouse-server",
+                "nats-server",
+                None,
+            ),
+            ("nothing here", "nats-server", None),
+        ];
+        for (text, name, expected) in cases {
+            assert_eq!(version_after(text, name).as_deref(), expected, "{text}");
         }
     }
 }

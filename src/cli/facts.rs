@@ -1,11 +1,15 @@
-//! `mp-remote facts`: layer 1 (detect) on every host, as a table or one JSON document.
+//! `mp-remote facts`: layer 1 (detect) on every host, as a table or one JSON document; the
+//! run is recorded like a deploy.
 
 use serde::Serialize;
 
+use super::progress::{Recorder, Settings};
 use crate::facts::{self, Facts};
 use crate::inventory::Host;
-use crate::report::{ExitCode, HostStatus};
-use crate::run::{for_each_host, FanOut};
+use crate::report::record::{installed_versions, FactsSummary, StepRecord, StepState};
+use crate::report::render::gib;
+use crate::report::{ExitCode, HostEnd, HostStatus, Redactor};
+use crate::run::{for_each_host, FanOut, HostOutcome};
 use crate::transport::shell::quote;
 
 use crate::plan::build::DEFAULT_DEPLOY_DIR;
@@ -25,8 +29,15 @@ pub struct HostFacts {
     pub facts: Option<Facts>,
 }
 
-pub async fn run(hosts: &[&Host], fanout: &FanOut, json: bool) -> ExitCode {
-    let outcomes = for_each_host(hosts, fanout, |transport, host| async move {
+pub async fn run(hosts: &[&Host], fanout: &FanOut, json: bool, settings: &Settings) -> ExitCode {
+    let settings = if json {
+        settings.clone().without_display()
+    } else {
+        settings.clone()
+    };
+    let names: Vec<String> = hosts.iter().map(|h| h.name.clone()).collect();
+    let recorder = Recorder::start(&settings, "facts", false, &names, Redactor::default());
+    let work = for_each_host(hosts, fanout, |transport, host| async move {
         let deploy_dir = host
             .vars
             .get("deploy_dir")
@@ -43,8 +54,18 @@ pub async fn run(hosts: &[&Host], fanout: &FanOut, json: bool) -> ExitCode {
             output.stderr_text().trim()
         );
         Ok(facts::parse(&output.stdout_text())?)
-    })
-    .await;
+    });
+    let outcomes = match recorder.interruptible(work).await {
+        Ok(outcomes) => outcomes,
+        Err(_signal) => {
+            let record = recorder.finish(ExitCode::Interrupted, true, None);
+            recorder.print_recap(&record);
+            return ExitCode::Interrupted;
+        }
+    };
+    for o in &outcomes {
+        record_host(&recorder, o);
+    }
     let report = FactsReport {
         hosts: outcomes
             .into_iter()
@@ -65,7 +86,49 @@ pub async fn run(hosts: &[&Host], fanout: &FanOut, json: bool) -> ExitCode {
     } else {
         print_table(&report);
     }
-    ExitCode::from_statuses(report.hosts.iter().map(|h| h.status))
+    let code = ExitCode::from_statuses(report.hosts.iter().map(|h| h.status));
+    recorder.finish(code, false, None);
+    code
+}
+
+/// One `detect facts` step per host, and its facts summary and installed versions.
+fn record_host(recorder: &Recorder, o: &HostOutcome<Facts>) {
+    let status = match (&o.value, o.status) {
+        (Some(_), _) => StepState::Ok,
+        (None, HostStatus::Unreachable) => StepState::Unreachable,
+        (None, HostStatus::TimedOut) => StepState::TimedOut,
+        (None, _) => StepState::Failed,
+    };
+    let message = match &o.value {
+        Some(f) => format!(
+            "{} {}, {}, {} CPUs, {} memory, {} disk free",
+            f.os.id,
+            f.os.version_id,
+            f.arch,
+            f.cpus,
+            gib(f.memory_bytes),
+            gib(f.disk_free_bytes)
+        ),
+        None => o.error.clone().unwrap_or_default(),
+    };
+    recorder.step(
+        &o.host,
+        StepRecord {
+            layer: "detect".into(),
+            step: "detect.facts".into(),
+            status,
+            duration_ms: o.duration.as_millis() as u64,
+            error: o.error.clone(),
+            message,
+            ..StepRecord::default()
+        },
+    );
+    let mut end = HostEnd::new(o.status, o.error.clone(), o.duration);
+    if let Some(facts) = &o.value {
+        end.facts = Some(FactsSummary::from(facts));
+        end.versions = installed_versions(facts);
+    }
+    recorder.host_done(&o.host, end);
 }
 
 fn print_table(report: &FactsReport) {

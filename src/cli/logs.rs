@@ -10,7 +10,8 @@ use super::service_ctl::{hosts_with, ServiceName};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
-    /// Whose journal: nats (unit nats-server) or clickhouse (unit clickhouse-server).
+    /// Whose journal: nats (unit nats-server), clickhouse (clickhouse-server), storage
+    /// (mp-storage) or collector (mp-collector).
     #[arg(long, value_enum)]
     pub service: ServiceName,
     /// Only this host (instead of every selected host that runs the service).

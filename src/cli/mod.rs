@@ -8,6 +8,10 @@ mod inventory_check;
 mod logging;
 mod logs;
 mod ping;
+mod progress;
+mod report;
+mod runs;
+mod service;
 mod service_ctl;
 mod status;
 
@@ -66,6 +70,14 @@ pub struct Cli {
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
 
+    /// Where runs are recorded (default: .mp-remote/runs beside the inventory).
+    #[arg(long, global = true, value_name = "DIR", env = "MP_REMOTE_RUNS_DIR")]
+    pub runs_dir: Option<PathBuf>,
+
+    /// No colours (also when NO_COLOR is set or stdout is not a terminal).
+    #[arg(long, global = true)]
+    pub no_color: bool,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -75,6 +87,10 @@ pub enum Command {
     /// Inventory commands.
     #[command(subcommand)]
     Inventory(InventoryCommand),
+    /// The recorded runs (deploy, update, clean, facts): id, command, when, hosts, result.
+    Runs,
+    /// A recorded run as text, JSON (run.json), JUnit XML or a self-contained HTML page.
+    Report(report::Args),
     /// Connect to every host and run a no-op command.
     Ping,
     /// Gather facts (layer 1, detect) from every host in one exec each.
@@ -125,6 +141,11 @@ pub enum Command {
         #[arg(long, value_name = "PATH")]
         agent_binary: Option<PathBuf>,
     },
+    /// Run a pipeline service in the foreground until SIGTERM: `collector` publishes market
+    /// data to JetStream, `storage` writes it into ClickHouse (what deploy runs as
+    /// mp-collector and mp-storage).
+    #[command(subcommand)]
+    Service(service::ServiceCommand),
     /// The host side (run by deploy over SSH; not for people).
     #[command(subcommand, hide = true)]
     Agent(AgentCommand),
@@ -175,8 +196,13 @@ pub fn main() -> i32 {
             return code;
         }
     };
-    logging::init(cli.verbose, cli.quiet);
-    if !matches!(cli.command, Command::Agent(_)) {
+    if matches!(cli.command, Command::Service(_)) {
+        service::init_logging(cli.verbose, cli.quiet);
+    } else {
+        logging::init(cli.verbose, cli.quiet);
+    }
+    // Services, like the agent, must not die on a closed stderr pipe.
+    if !matches!(cli.command, Command::Agent(_) | Command::Service(_)) {
         restore_sigpipe();
     }
     let runtime = match tokio::runtime::Runtime::new() {
@@ -190,6 +216,15 @@ pub fn main() -> i32 {
 }
 
 async fn run(cli: Cli) -> ExitCode {
+    // Services need no inventory: they read their own config file.
+    if let Command::Service(command) = cli.command {
+        return match service::run(command).await {
+            0 => ExitCode::Ok,
+            1 => ExitCode::Usage,
+            // 2: the service's config is wrong.
+            _ => ExitCode::HostFailed,
+        };
+    }
     // The agent needs no inventory: it runs a plan on the host it is on.
     if let Command::Agent(AgentCommand::Run { plan }) = &cli.command {
         return match agent::run(plan).await {
@@ -216,6 +251,13 @@ async fn run(cli: Cli) -> ExitCode {
             _ => ExitCode::HostFailed,
         };
     }
+    // Recorded runs need no inventory either: only where it is.
+    match &cli.command {
+        Command::Runs => return runs::run(&runs::runs_dir(&cli)),
+        Command::Report(args) => return report::run(&runs::runs_dir(&cli), args),
+        _ => {}
+    }
+    let settings = runs::settings(&cli, (EMBEDDED_INVENTORY_NAME, EMBEDDED_INVENTORY));
     let inventory = match load_inventory(&cli) {
         Ok(inventory) => inventory,
         Err(error) => {
@@ -238,7 +280,7 @@ async fn run(cli: Cli) -> ExitCode {
     match &cli.command {
         Command::Inventory(InventoryCommand::Check) => inventory_check::run(&inventory, &hosts),
         Command::Ping => ping::run(&hosts, &fanout, cli.quiet).await,
-        Command::Facts { json } => facts::run(&hosts, &fanout, *json).await,
+        Command::Facts { json } => facts::run(&hosts, &fanout, *json, &settings).await,
         Command::Deploy {
             check,
             force,
@@ -249,8 +291,7 @@ async fn run(cli: Cli) -> ExitCode {
                 check: *check,
                 force: *force,
                 agent_binary: agent_binary.clone(),
-                quiet: cli.quiet,
-                verbose: cli.verbose > 0,
+                settings: settings.clone(),
             };
             deploy::run(&inventory, &hosts, &fanout, args).await
         }
@@ -263,8 +304,7 @@ async fn run(cli: Cli) -> ExitCode {
                 check: *check,
                 force: true,
                 agent_binary: agent_binary.clone(),
-                quiet: cli.quiet,
-                verbose: cli.verbose > 0,
+                settings: settings.clone(),
             };
             deploy::run(&inventory, &hosts, &fanout, args).await
         }
@@ -282,9 +322,11 @@ async fn run(cli: Cli) -> ExitCode {
             service_ctl::run(&hosts, &fanout, control, args.service, args.wait).await
         }
         Command::Logs(args) => logs::run(&inventory, &hosts, &fanout, args.clone()).await,
-        Command::Clean(args) => clean::run(&hosts, &fanout, args.clone()).await,
+        Command::Clean(args) => clean::run(&hosts, &fanout, args.clone(), &settings).await,
         // Handled above, before the inventory is read.
-        Command::Agent(_) => ExitCode::Usage,
+        Command::Runs | Command::Report(_) => ExitCode::Usage,
+        // Handled above, before the inventory is read.
+        Command::Agent(_) | Command::Service(_) => ExitCode::Usage,
     }
 }
 

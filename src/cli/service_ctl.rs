@@ -1,5 +1,6 @@
-//! `mp-remote start|stop|restart`: systemctl on each host's services, then (start, restart) a
-//! wait until they answer healthy; one line per service and host.
+//! `mp-remote start|stop|restart`: systemctl on each host's services (NATS, ClickHouse, storage,
+//! collector; stop in reverse), then (start, restart) a wait until they answer healthy; one
+//! line per service and host.
 
 use std::time::Duration;
 
@@ -13,6 +14,8 @@ use crate::run::FanOut;
 pub enum ServiceName {
     Nats,
     Clickhouse,
+    Storage,
+    Collector,
 }
 
 impl From<ServiceName> for Service {
@@ -20,6 +23,8 @@ impl From<ServiceName> for Service {
         match name {
             ServiceName::Nats => Service::Nats,
             ServiceName::Clickhouse => Service::Clickhouse,
+            ServiceName::Storage => Service::Storage,
+            ServiceName::Collector => Service::Collector,
         }
     }
 }
@@ -29,7 +34,7 @@ pub struct StartArgs {
     /// Only this service (default: every service of the host's roles).
     #[arg(long, value_enum)]
     pub service: Option<ServiceName>,
-    /// How long to wait for health, e.g. 30s (default: 60s NATS, 90s ClickHouse).
+    /// How long to wait for health, e.g. 30s (default: 90s ClickHouse, 60s the others).
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub wait: Option<Duration>,
 }
@@ -54,7 +59,7 @@ pub fn hosts_with<'h>(hosts: &[&'h Host], only: Option<Service>) -> Result<Vec<&
                 "no selected host has the {} role; check --limit and the hosts' roles",
                 s.role()
             ),
-            None => "no selected host has the nats or clickhouse role; check --limit and the hosts' roles".into(),
+            None => "no selected host has a nats, clickhouse, storage or collector role; check --limit and the hosts' roles".into(),
         });
     }
     Ok(chosen)

@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::inventory::Host;
 use crate::report::{ExitCode, HostStatus};
 use crate::run::status::{gather, HostProbe, ServiceState, StreamState};
-use crate::run::FanOut;
+use crate::run::{FanOut, HostOutcome};
 
 /// The `status --json` document. Field names are an API (README usage table), pinned by
 /// tests/day2.rs.
@@ -22,11 +22,13 @@ pub struct HostReport {
     pub name: String,
     pub status: HostStatus,
     pub error: Option<String>,
-    /// By service name (`nats`, `clickhouse`), only the host's roles'; null when not reached.
+    /// By service name (`nats`, `clickhouse`, `storage`, `collector`), only the host's
+    /// roles'; null when not reached.
     pub services: Option<BTreeMap<String, ServiceState>>,
     /// Per stream its messages; only on the one NATS host that speaks for the cluster.
     pub streams: Option<BTreeMap<String, StreamState>>,
-    /// Rows per table of `marketprism_hot`; only on ClickHouse hosts.
+    /// Rows per table of `marketprism_hot` (`"tables":{"trades":1234,...}`); only on
+    /// ClickHouse hosts, null when ClickHouse did not answer.
     pub tables: Option<BTreeMap<String, u64>>,
 }
 
@@ -57,38 +59,47 @@ pub async fn run(hosts: &[&Host], fanout: &FanOut, json: bool) -> ExitCode {
     let outcomes = gather(hosts, fanout).await;
     let code = ExitCode::from_statuses(outcomes.iter().map(|o| o.status));
     if json {
-        let report = StatusReport {
-            hosts: outcomes
-                .iter()
-                .map(|o| {
-                    HostReport::new(o.host.clone(), o.status, o.error.clone(), o.value.as_ref())
-                })
-                .collect(),
-        };
-        match serde_json::to_string_pretty(&report) {
+        match serde_json::to_string_pretty(&report(&outcomes)) {
             Ok(text) => println!("{text}"),
             Err(error) => eprintln!("error: cannot encode the status as JSON: {error}"),
         }
-        return code;
+    } else {
+        print!("{}", text(&outcomes));
     }
-    println!(
+    code
+}
+
+/// The `status --json` document.
+fn report(outcomes: &[HostOutcome<HostProbe>]) -> StatusReport {
+    StatusReport {
+        hosts: outcomes
+            .iter()
+            .map(|o| HostReport::new(o.host.clone(), o.status, o.error.clone(), o.value.as_ref()))
+            .collect(),
+    }
+}
+
+/// The table: a line per host and service, then streams, rows per table and errors.
+fn text(outcomes: &[HostOutcome<HostProbe>]) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
         "{:<16} {:<11} {:<11} {:<8} {:<8} {:<10} ports",
         "HOST", "STATUS", "SERVICE", "RUNNING", "HEALTHY", "VERSION"
     );
     let yes_no = |b: bool| if b { "yes" } else { "NO" };
-    for o in &outcomes {
+    for o in outcomes {
         let Some(probe) = &o.value else {
-            println!("{:<16} {:<11} -", o.host, o.status);
+            let _ = writeln!(out, "{:<16} {:<11} -", o.host, o.status);
             continue;
         };
         if probe.services.is_empty() {
-            println!(
-                "{:<16} {:<11} (no nats or clickhouse role)",
-                o.host, o.status
-            );
+            let _ = writeln!(out, "{:<16} {:<11} (no service role)", o.host, o.status);
         }
         for (service, state) in &probe.services {
-            println!(
+            let _ = writeln!(
+                out,
                 "{:<16} {:<11} {:<11} {:<8} {:<8} {:<10} {}",
                 o.host,
                 o.status,
@@ -100,44 +111,57 @@ pub async fn run(hosts: &[&Host], fanout: &FanOut, json: bool) -> ExitCode {
             );
         }
     }
-    for o in &outcomes {
+    for o in outcomes {
         let Some(probe) = &o.value else { continue };
         match &probe.streams {
-            Some(Ok(streams)) if streams.is_empty() => println!("\n{} streams: none", o.host),
-            Some(Ok(streams)) => println!(
-                "\n{} streams: {}",
-                o.host,
-                join(
-                    streams
-                        .iter()
-                        .map(|(n, s)| format!("{n} {} msgs", s.messages))
-                )
-            ),
-            Some(Err(why)) => println!("\n{} streams: unknown ({why})", o.host),
+            Some(Ok(streams)) if streams.is_empty() => {
+                let _ = writeln!(out, "\n{} streams: none", o.host);
+            }
+            Some(Ok(streams)) => {
+                let _ = writeln!(
+                    out,
+                    "\n{} streams: {}",
+                    o.host,
+                    join(
+                        streams
+                            .iter()
+                            .map(|(n, s)| format!("{n} {} msgs", s.messages))
+                    )
+                );
+            }
+            Some(Err(why)) => {
+                let _ = writeln!(out, "\n{} streams: unknown ({why})", o.host);
+            }
             None => {}
         }
         match &probe.tables {
             Some(Ok(tables)) if tables.is_empty() => {
-                println!(
+                let _ = writeln!(
+                    out,
                     "\n{} tables of marketprism_hot: none (run `mp-remote deploy`)",
                     o.host
-                )
+                );
             }
-            Some(Ok(tables)) => println!(
-                "\n{} rows in marketprism_hot: {}",
-                o.host,
-                join(tables.iter().map(|(t, rows)| format!("{t} {rows}")))
-            ),
-            Some(Err(why)) => println!("\n{} tables: unknown ({why})", o.host),
+            Some(Ok(tables)) => {
+                let _ = writeln!(
+                    out,
+                    "\n{} rows in marketprism_hot: {}",
+                    o.host,
+                    join(tables.iter().map(|(t, rows)| format!("{t} {rows}")))
+                );
+            }
+            Some(Err(why)) => {
+                let _ = writeln!(out, "\n{} tables: unknown ({why})", o.host);
+            }
             None => {}
         }
     }
-    for o in &outcomes {
+    for o in outcomes {
         if let Some(error) = &o.error {
-            println!("\n{}: {error}", o.status);
+            let _ = writeln!(out, "\n{}: {error}", o.status);
         }
     }
-    code
+    out
 }
 
 fn join(items: impl Iterator<Item = String>) -> String {
@@ -146,5 +170,118 @@ fn join(items: impl Iterator<Item = String>) -> String {
         "-".into()
     } else {
         all.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::run::day2::Service;
+    use std::time::Duration;
+
+    fn outcome(host: &str, probe: HostProbe) -> HostOutcome<HostProbe> {
+        HostOutcome {
+            host: host.into(),
+            status: HostStatus::Ok,
+            error: None,
+            value: Some(probe),
+            duration: Duration::ZERO,
+        }
+    }
+
+    fn state(running: bool, healthy: bool, version: &str, ports: &[u16]) -> ServiceState {
+        ServiceState {
+            running,
+            healthy,
+            version: Some(version.into()),
+            ports: ports.to_vec(),
+            ..Default::default()
+        }
+    }
+
+    /// A ClickHouse + storage host and a NATS + collector host.
+    fn fleet() -> Vec<HostOutcome<HostProbe>> {
+        let db = HostProbe {
+            services: BTreeMap::from([
+                (
+                    Service::Clickhouse,
+                    state(true, true, "18.16.1", &[8123, 9000]),
+                ),
+                (Service::Storage, state(true, true, "0.1.0", &[8085, 9094])),
+            ]),
+            streams: None,
+            tables: Some(Ok(BTreeMap::from([
+                ("orderbooks".to_string(), 0),
+                ("trades".to_string(), 1234),
+            ]))),
+        };
+        let edge = HostProbe {
+            services: BTreeMap::from([
+                (Service::Nats, state(true, true, "2.9.10", &[4222, 8222])),
+                (
+                    Service::Collector,
+                    state(true, false, "0.1.0", &[8087, 9093]),
+                ),
+            ]),
+            streams: Some(Ok(BTreeMap::from([(
+                "MARKET_DATA".to_string(),
+                StreamState { messages: 7 },
+            )]))),
+            tables: None,
+        };
+        vec![outcome("db", db), outcome("edge", edge)]
+    }
+
+    #[test]
+    fn json_has_the_pipeline_services_and_the_rows_per_table() {
+        let json = serde_json::to_value(report(&fleet())).unwrap();
+        let db = &json["hosts"][0];
+        assert_eq!(
+            db["services"]["storage"],
+            serde_json::json!({"running": true, "healthy": true, "version": "0.1.0", "ports": [8085, 9094]})
+        );
+        assert_eq!(
+            db["tables"],
+            serde_json::json!({"orderbooks": 0, "trades": 1234})
+        );
+        assert_eq!(db["streams"], serde_json::Value::Null);
+        let edge = &json["hosts"][1];
+        assert_eq!(
+            edge["services"]["collector"],
+            serde_json::json!({"running": true, "healthy": false, "version": "0.1.0", "ports": [8087, 9093]})
+        );
+        assert_eq!(edge["tables"], serde_json::Value::Null);
+        assert_eq!(edge["streams"]["MARKET_DATA"]["messages"], 7);
+        let mut keys: Vec<&String> = edge.as_object().unwrap().keys().collect();
+        keys.sort();
+        assert_eq!(
+            keys,
+            ["error", "name", "services", "status", "streams", "tables"]
+        );
+    }
+
+    #[test]
+    fn table_shows_the_pipeline_services_and_the_rows() {
+        let text = text(&fleet());
+        assert!(
+            text.contains(
+                "db               ok          storage     yes      yes      0.1.0      8085, 9094\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "edge             ok          collector   yes      NO       0.1.0      8087, 9093\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("db rows in marketprism_hot: orderbooks 0, trades 1234\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("edge streams: MARKET_DATA 7 msgs\n"),
+            "{text}"
+        );
     }
 }

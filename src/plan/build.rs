@@ -19,8 +19,7 @@ pub const CLICKHOUSE_DATA_DIR: &str = "/var/lib/clickhouse";
 pub const NATS_DROP_IN: &str = "/etc/systemd/system/nats-server.service.d/mp-remote.conf";
 /// Where the agent keeps its state on every host.
 pub const STATE_DIR: &str = "/var/lib/mp-remote";
-/// Where mp-remote's own config files go (the packages' own files are left alone).
-pub const CONFIG_DIR: &str = "/etc/marketprism";
+pub use crate::stack::pipeline::CONFIG_DIR;
 /// The ClickHouse user the pipeline uses; its password is generated once per fleet.
 pub const CLICKHOUSE_USER: &str = "marketprism";
 pub const CLICKHOUSE_SECRET_PATH: &str = "/etc/marketprism/clickhouse-password";
@@ -33,6 +32,28 @@ pub struct Fleet {
     pub clickhouse_password: String,
     pub stream_limits: stack::StreamLimits,
     pub replicas: usize,
+    /// (name, private address) of every ClickHouse host, in inventory order.
+    pub clickhouse_nodes: Vec<(String, String)>,
+    /// How many collectors the fleet runs: without one, no data flow is expected.
+    pub collectors: usize,
+    /// The agent binary's sha256: the pipeline's release is this very binary.
+    pub agent_sha256: String,
+}
+
+#[cfg(test)]
+impl Fleet {
+    /// One host running everything, as `inventory/local.toml` lays it out.
+    pub fn single_host_for_tests() -> Self {
+        Fleet {
+            nats_nodes: vec![("local".into(), "127.0.0.1".into())],
+            clickhouse_password: "secret".into(),
+            stream_limits: stack::StreamLimits::default(),
+            replicas: 1,
+            clickhouse_nodes: vec![("local".into(), "127.0.0.1".into())],
+            collectors: 1,
+            agent_sha256: "ab".repeat(32),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -87,6 +108,7 @@ pub fn servers_plan(
         install.extend(clickhouse_install);
         init.extend(clickhouse_init_steps(host, facts, fleet)?);
     }
+    install.extend(super::pipeline::install_steps(host, facts, fleet));
     Ok(HostPlan {
         format: PLAN_FORMAT,
         host: host.name.clone(),

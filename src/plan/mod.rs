@@ -4,6 +4,7 @@ pub mod build;
 pub mod components;
 pub mod install;
 pub mod model;
+pub mod pipeline;
 pub mod service;
 pub mod update;
 

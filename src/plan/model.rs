@@ -166,6 +166,33 @@ pub enum Action {
     },
     /// A system account without login or home directory, for a server no package set up.
     SystemUser { name: String, home: String },
+    /// This very program (the agent) installed as the pipeline's release:
+    /// `{dir}/releases/{sha256[..16]}/mp-remote`, with `{dir}/current` pointing at it and the
+    /// release it replaced kept as `{dir}/previous`, so a rollback is one symlink away.
+    AppRelease { dir: String, sha256: String },
+    /// A collector publishes: the `published` count of its health JSON grows within the
+    /// deadline. Otherwise the step fails naming the hop, with the service's last log lines.
+    VerifyPublishing {
+        health_url: String,
+        timeout_secs: u64,
+        log_unit: String,
+    },
+    /// Data reaches ClickHouse: every table in `tables` gains rows within the deadline. When
+    /// one does not, the step names the broken hop (stream not receiving, storage not
+    /// consuming, inserts failing) from the stream's and the consumer's state and the
+    /// storage's health, with the storage's last log lines.
+    VerifyFlow {
+        clickhouse_url: String,
+        user: String,
+        password_file: String,
+        database: String,
+        tables: Vec<String>,
+        storage_health_url: String,
+        /// A NATS node's monitoring endpoint (`http://ADDRESS:8222`).
+        nats_monitor_url: String,
+        timeout_secs: u64,
+        log_unit: String,
+    },
 }
 
 /// Where an artifact comes from, as the agent sees it.

@@ -186,12 +186,7 @@ mod tests {
         )
         .unwrap();
         let components = crate::plan::Components::from_table(&inventory.components).unwrap();
-        let fleet = crate::plan::Fleet {
-            nats_nodes: vec![("local".into(), "127.0.0.1".into())],
-            clickhouse_password: "secret".into(),
-            stream_limits: crate::stack::StreamLimits::default(),
-            replicas: 1,
-        };
+        let fleet = crate::plan::Fleet::single_host_for_tests();
         let plan = crate::plan::servers_plan(
             &inventory.hosts[0],
             &facts,

@@ -60,6 +60,15 @@ pub fn without_installs(mut plan: HostPlan) -> HostPlan {
                 notify: vec![],
             });
         }
+        // The pipeline's release is the new agent itself: update installs it (and restarts
+        // the services when it changed), as it pushes the agent.
+        steps.extend(
+            layer
+                .steps
+                .iter()
+                .filter(|s| !SERVERS.iter().any(|(prefix, _, _)| s.id.starts_with(prefix)))
+                .cloned(),
+        );
         layer.steps = steps;
     }
     plan

@@ -1,8 +1,19 @@
-//! What a run produced, per host, and how it maps to an exit code. No I/O here.
+//! What a run produced, per host, and how it maps to an exit code; the run record, the live
+//! view's model and the renderers (text, JSON, JUnit, HTML). No I/O here but in `store`, which
+//! writes and reads the runs directory.
 
+pub mod builder;
 pub mod exit;
+pub mod live;
+pub mod record;
+pub mod redact;
+pub mod render;
+pub mod store;
 
+pub use builder::{HostEnd, RecordBuilder, RunMeta};
 pub use exit::ExitCode;
+pub use record::RunRecord;
+pub use redact::{Redactor, Secret};
 
 use serde::{Deserialize, Serialize};
 

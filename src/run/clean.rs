@@ -68,13 +68,38 @@ pub fn plan(host: &Host, purge_data: bool) -> CleanPlan {
                     owner: "clickhouse",
                 });
             }
+            // The pipeline services keep no data of their own: their unit goes, and the
+            // releases they ran with the deploy directory below.
+            Service::Storage | Service::Collector => {
+                files.push(format!("/etc/systemd/system/{}.service", service.unit()));
+            }
+        }
+    }
+    if services
+        .iter()
+        .any(|s| matches!(s, Service::Storage | Service::Collector))
+    {
+        let deploy_dir = host
+            .vars
+            .get("deploy_dir")
+            .and_then(|v| v.as_str())
+            .unwrap_or(crate::plan::build::DEFAULT_DEPLOY_DIR);
+        // Only what the release step made: the directory may hold a person's own files.
+        for name in ["current", "previous", "releases"] {
+            files.push(format!("{deploy_dir}/{name}"));
         }
     }
     files.extend([CONFIG_DIR.to_string(), STATE_DIR.to_string()]);
     CleanPlan {
         host: host.name.clone(),
         units: services.iter().rev().map(|s| s.unit()).collect(),
-        packages: services.iter().rev().map(|s| s.unit()).collect(),
+        // Only the servers came from packages.
+        packages: services
+            .iter()
+            .rev()
+            .filter(|s| matches!(s, Service::Nats | Service::Clickhouse))
+            .map(|s| s.unit())
+            .collect(),
         files,
         user_files: if host.become_ {
             vec![format!("~/{USER_AGENT_DIR}")]
@@ -308,9 +333,21 @@ mod tests {
         assert_eq!(dirs, ["/var/lib/nats/jetstream", "/var/lib/clickhouse"]);
         assert!(p.user_files.is_empty());
 
+        // A pipeline host: its unit and the releases go; no package, no data.
         let collector = plan(&host(r#""collector""#, true), false);
-        assert!(collector.units.is_empty() && collector.data.is_empty());
-        assert_eq!(collector.files, ["/etc/marketprism", "/var/lib/mp-remote"]);
+        assert_eq!(collector.units, ["mp-collector"]);
+        assert!(collector.packages.is_empty() && collector.data.is_empty());
+        assert_eq!(
+            collector.files,
+            [
+                "/etc/systemd/system/mp-collector.service",
+                "/opt/marketprism/current",
+                "/opt/marketprism/previous",
+                "/opt/marketprism/releases",
+                "/etc/marketprism",
+                "/var/lib/mp-remote"
+            ]
+        );
         assert_eq!(collector.user_files, ["~/.mp-remote"]);
     }
 

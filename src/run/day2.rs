@@ -10,6 +10,7 @@ use anyhow::Context;
 use super::status::{self, Mode};
 use super::{for_each_host, FanOut, HostOutcome};
 use crate::inventory::{Host, Role};
+use crate::stack::pipeline::PipelineService;
 use crate::transport::shell::{quote, with_become};
 use crate::transport::Transport;
 
@@ -18,24 +19,47 @@ use crate::transport::Transport;
 pub enum Service {
     Nats,
     Clickhouse,
+    Storage,
+    Collector,
 }
 
 impl Service {
-    /// In start order: NATS first, ClickHouse after (stop goes the other way).
-    pub const ALL: [Service; 2] = [Service::Nats, Service::Clickhouse];
+    /// In start order: NATS, ClickHouse, then the storage that writes into it and the
+    /// collector that publishes (stop goes the other way).
+    pub const ALL: [Service; 4] = [
+        Service::Nats,
+        Service::Clickhouse,
+        Service::Storage,
+        Service::Collector,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Service::Nats => "nats",
             Service::Clickhouse => "clickhouse",
+            Service::Storage => "storage",
+            Service::Collector => "collector",
         }
     }
 
-    /// The systemd unit of Debian's package.
+    /// The pipeline service mp-remote itself runs (`mp-remote service NAME`), None for the
+    /// vendors' servers.
+    pub fn pipeline(self) -> Option<PipelineService> {
+        match self {
+            Service::Nats | Service::Clickhouse => None,
+            Service::Storage => Some(PipelineService::Storage),
+            Service::Collector => Some(PipelineService::Collector),
+        }
+    }
+
+    /// The systemd unit (Debian's package's, or deploy's `mp-storage`/`mp-collector`), and
+    /// the supervised service's name on hosts without systemd.
     pub fn unit(self) -> &'static str {
         match self {
             Service::Nats => "nats-server",
             Service::Clickhouse => "clickhouse-server",
+            Service::Storage => PipelineService::Storage.unit(),
+            Service::Collector => PipelineService::Collector.unit(),
         }
     }
 
@@ -43,14 +67,19 @@ impl Service {
         match self {
             Service::Nats => Role::Nats,
             Service::Clickhouse => Role::Clickhouse,
+            Service::Storage => Role::Storage,
+            Service::Collector => Role::Collector,
         }
     }
 
-    /// The ports the service may listen on: client, monitoring/HTTP, cluster/interserver.
+    /// The ports the service may listen on: client, monitoring/HTTP, cluster/interserver;
+    /// for the pipeline services health and metrics.
     pub fn ports(self) -> &'static [u16] {
         match self {
             Service::Nats => &[4222, 6222, 8222],
             Service::Clickhouse => &[8123, 9000, 9009],
+            Service::Storage => &[8085, 9094],
+            Service::Collector => &[8087, 9093],
         }
     }
 
@@ -58,7 +87,7 @@ impl Service {
     /// deadlines deploy uses (ClickHouse loads its tables before it answers).
     pub fn health_deadline(self) -> Duration {
         match self {
-            Service::Nats => Duration::from_secs(60),
+            Service::Nats | Service::Storage | Service::Collector => Duration::from_secs(60),
             Service::Clickhouse => Duration::from_secs(90),
         }
     }
@@ -80,6 +109,17 @@ pub fn services_of(host: &Host, only: Option<Service>) -> Vec<Service> {
         .into_iter()
         .filter(|s| host.has_role(s.role()) && only.is_none_or(|o| o == *s))
         .collect()
+}
+
+/// The services `control` goes through on `host`, one after the other: start order for start
+/// and restart (NATS, ClickHouse, storage, collector), the reverse for stop (the collector
+/// stops publishing before anything it feeds goes away).
+pub fn control_order(host: &Host, control: Control, only: Option<Service>) -> Vec<Service> {
+    let mut services = services_of(host, only);
+    if control == Control::Stop {
+        services.reverse();
+    }
+    services
 }
 
 /// What `start`, `stop` and `restart` do to a unit.
@@ -222,12 +262,8 @@ pub async fn control_all(
     wait: Option<Duration>,
 ) -> Vec<HostOutcome<Vec<ServiceControl>>> {
     for_each_host(hosts, fanout, |transport, host| async move {
-        let mut services = services_of(host, only);
-        if control == Control::Stop {
-            services.reverse();
-        }
         let mut done = Vec::new();
-        for service in services {
+        for service in control_order(host, control, only) {
             let deadline = wait.unwrap_or(service.health_deadline());
             done.push(control_one(&transport, host, control, service, deadline).await?);
         }
@@ -315,7 +351,12 @@ async fn wait_healthy(
     loop {
         let output = transport
             .exec(
-                &status::command(Mode::Health, &[service], host.become_),
+                &status::command(
+                    Mode::Health,
+                    &[service],
+                    status::deploy_dir(host),
+                    host.become_,
+                ),
                 status::SCRIPT.as_bytes(),
             )
             .await?;
@@ -452,19 +493,110 @@ mod tests {
         let text = "[[hosts]]\nname = \"a\"\naddress = \"10.0.0.1\"\nroles = [\"clickhouse\", \"nats\", \"collector\"]\n\n[[hosts]]\nname = \"b\"\naddress = \"10.0.0.2\"\nroles = [\"collector\"]\n";
         let inv = crate::inventory::parse(text, std::path::Path::new("inv.toml"), None).unwrap();
         let (a, b) = (&inv.hosts[0], &inv.hosts[1]);
-        assert_eq!(services_of(a, None), [Service::Nats, Service::Clickhouse]);
+        assert_eq!(
+            services_of(a, None),
+            [Service::Nats, Service::Clickhouse, Service::Collector]
+        );
         assert_eq!(
             services_of(a, Some(Service::Clickhouse)),
             [Service::Clickhouse]
         );
-        assert!(services_of(b, None).is_empty());
+        assert_eq!(services_of(b, None), [Service::Collector]);
+        assert!(services_of(b, Some(Service::Storage)).is_empty());
+        let text = "[[hosts]]\nname = \"all\"\naddress = \"10.0.0.1\"\nroles = [\"collector\", \"storage\", \"clickhouse\", \"nats\"]\n";
+        let inv = crate::inventory::parse(text, std::path::Path::new("inv.toml"), None).unwrap();
+        let all = &inv.hosts[0];
+        assert_eq!(services_of(all, None), Service::ALL);
+        for control in [Control::Start, Control::Restart] {
+            assert_eq!(control_order(all, control, None), Service::ALL);
+        }
+        assert_eq!(
+            control_order(all, Control::Stop, None),
+            [
+                Service::Collector,
+                Service::Storage,
+                Service::Clickhouse,
+                Service::Nats
+            ]
+        );
+        assert_eq!(
+            control_order(all, Control::Stop, Some(Service::Storage)),
+            [Service::Storage]
+        );
     }
 
     #[test]
     fn service_names_round_trip() {
         for s in Service::ALL {
             assert_eq!(Service::from_name(s.name()), Some(s));
+            assert_eq!(s.role().as_str(), s.name());
         }
-        assert_eq!(Service::from_name("storage"), None);
+        assert_eq!(Service::from_name("mp-storage"), None);
+    }
+
+    /// The pipeline services are what deploy installs: the same units, names and ports.
+    #[test]
+    fn pipeline_services_match_the_stack() {
+        for (service, pipeline) in [
+            (Service::Storage, PipelineService::Storage),
+            (Service::Collector, PipelineService::Collector),
+        ] {
+            assert_eq!(service.pipeline(), Some(pipeline));
+            assert_eq!(service.name(), pipeline.name());
+            assert_eq!(service.unit(), pipeline.unit());
+            assert_eq!(
+                service.ports(),
+                [pipeline.health_port(), pipeline.metrics_port()]
+            );
+            assert_eq!(service.health_deadline(), Duration::from_secs(60));
+        }
+        assert_eq!(Service::Storage.ports(), [8085, 9094]);
+        assert_eq!(Service::Collector.ports(), [8087, 9093]);
+        assert_eq!(Service::Nats.pipeline(), None);
+    }
+
+    #[test]
+    fn pipeline_control_commands() {
+        let no_systemd = "echo \"no systemd here: run \\`mp-remote deploy\\` to start the servers under mp-remote's supervisor\" >&2; exit 3";
+        assert_eq!(
+            control_command(Control::Start, Service::Storage, false),
+            both(
+                "if systemctl is-active --quiet mp-storage; then echo mp-remote:already; else systemctl start mp-storage; fi",
+                &format!("if sv_running mp-storage; then echo mp-remote:already; else {no_systemd}; fi")
+            )
+        );
+        assert_eq!(
+            control_command(Control::Stop, Service::Collector, false),
+            both(
+                "if systemctl is-active --quiet mp-collector; then systemctl stop mp-collector; else echo mp-remote:already; fi",
+                "if sv_sup mp-collector; then sv_stop mp-collector; else echo mp-remote:already; fi"
+            )
+        );
+        assert_eq!(
+            control_command(Control::Restart, Service::Collector, true),
+            with_become(&both("systemctl restart mp-collector", no_systemd), true)
+        );
+        for service in [Service::Storage, Service::Collector] {
+            for control in [Control::Start, Control::Stop, Control::Restart] {
+                let command = control_command(control, service, true);
+                let out = std::process::Command::new("sh")
+                    .args(["-n", "-c", &command])
+                    .output()
+                    .unwrap();
+                assert!(out.status.success(), "{command}");
+            }
+        }
+    }
+
+    #[test]
+    fn pipeline_journal_commands() {
+        assert_eq!(
+            journal_command(Service::Storage, 50, false),
+            "if [ -d /run/systemd/system ]; then journalctl -u mp-storage -n 50 --no-pager; else tail -n 50 /var/log/mp-remote/mp-storage.log; fi"
+        );
+        assert_eq!(
+            journal_command(Service::Collector, 7, true),
+            "sudo -n -- sh -c 'if [ -d /run/systemd/system ]; then journalctl -u mp-collector -n 7 --no-pager; else tail -n 7 /var/log/mp-remote/mp-collector.log; fi'"
+        );
     }
 }

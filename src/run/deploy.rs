@@ -26,6 +26,9 @@ pub struct DeployOptions {
     pub update: bool,
     /// The agent build to push, when the hosts cannot run this very binary.
     pub agent_binary: Option<PathBuf>,
+    /// Learns the run's secrets (the ClickHouse password) before any event can carry them,
+    /// so that the record, the logs and the reports mask them.
+    pub redactor: crate::report::Redactor,
 }
 
 /// One step as the report shows it.
@@ -39,6 +42,8 @@ pub struct StepResult {
     pub changes: Vec<String>,
     pub output_tail: String,
     pub hint: Option<String>,
+    /// Numbers the step measured (the data-flow check: rows per table).
+    pub data: BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -155,7 +160,15 @@ pub async fn deploy(
         },
         stream_limits,
         replicas,
+        clickhouse_nodes: inventory
+            .hosts_with_role(Role::Clickhouse)
+            .iter()
+            .map(|h| (h.name.clone(), h.private_address.clone()))
+            .collect(),
+        collectors: inventory.hosts_with_role(Role::Collector).len(),
+        agent_sha256: agent.sha256.clone(),
     };
+    options.redactor.register(&fleet.clickhouse_password);
 
     // Phase 1: servers on every host, in parallel.
     let phase1 = session::on_each(
@@ -206,27 +219,74 @@ pub async fn deploy(
         if nats_ok && entry.status == HostStatus::Ok {
             let plan = plan::streams_plan(c.host, &fleet, &run_id, options.check_only);
             let took = Instant::now();
-            match run(c, agent_path, &plan, progress).await {
-                Ok(steps) => {
-                    if steps.iter().any(|s| s.status == StepStatus::Failed) {
-                        entry.status = HostStatus::Failed;
-                        entry.error = first_failure(&c.host.name, &steps);
-                    }
-                    entry.steps.extend(steps);
-                    entry.duration += took.elapsed();
-                }
-                Err(error) => {
-                    let (status, line) = super::fanout::classify(&error, &c.host.name);
-                    entry.status = status;
-                    entry.error = Some(line);
-                }
-            }
+            let result = run(c, agent_path, &plan, progress).await;
+            absorb(entry, took.elapsed(), result);
         } else if entry.status == HostStatus::Ok {
             entry.status = HostStatus::Failed;
             entry.error = Some(format!(
                 "{}: streams not created: a NATS node failed above; fix it and deploy again",
                 c.host.name
             ));
+        }
+    }
+
+    // Phases 3 and 4: the pipeline services start once every server they use is up (the
+    // streams exist, the schema is there), then the data flow is verified on every host.
+    let servers_ok = results.values().all(|r| {
+        r.status == HostStatus::Ok
+            || !inventory.hosts.iter().any(|h| {
+                h.name == r.host
+                    && (h.roles.contains(&Role::Nats) || h.roles.contains(&Role::Clickhouse))
+            })
+    });
+    let pipeline_hosts: Vec<Connected> = ready
+        .iter()
+        .map(|(c, _, _)| c.clone())
+        .filter(|c| !plan::pipeline::services_of(c.host).is_empty())
+        .filter(|c| results[&c.host.name].status == HostStatus::Ok)
+        .collect();
+    if !servers_ok {
+        for c in &pipeline_hosts {
+            let entry = results.get_mut(&c.host.name).expect("phase 1 recorded it");
+            entry.status = HostStatus::Failed;
+            entry.error = Some(format!(
+                "{}: storage and collectors not started: a NATS or ClickHouse host failed above; fix it and deploy again",
+                c.host.name
+            ));
+        }
+    } else {
+        for layer in [LayerName::Start, LayerName::Verify] {
+            let hosts: Vec<Connected> = pipeline_hosts
+                .iter()
+                .filter(|c| results[&c.host.name].status == HostStatus::Ok)
+                .cloned()
+                .collect();
+            let outcomes = session::on_each(&hosts, fanout.forks, |c| {
+                let (_, facts, agent_path) = ready
+                    .iter()
+                    .find(|(r, _, _)| r.host.name == c.host.name)
+                    .expect("every ready host has facts");
+                let fleet = &fleet;
+                let run_id = &run_id;
+                async move {
+                    let plan = match layer {
+                        LayerName::Start => plan::pipeline::services_plan(
+                            c.host,
+                            facts,
+                            fleet,
+                            run_id,
+                            options.check_only,
+                        )?,
+                        _ => plan::pipeline::verify_plan(c.host, fleet, run_id, options.check_only),
+                    };
+                    run(&c, agent_path, &plan, progress).await
+                }
+            })
+            .await;
+            for (c, (took, result)) in hosts.iter().zip(outcomes) {
+                let entry = results.get_mut(&c.host.name).expect("phase 1 recorded it");
+                absorb(entry, took, result);
+            }
         }
     }
     for c in &connected {
@@ -356,6 +416,7 @@ async fn run(
                 changes,
                 output_tail,
                 hint,
+                data,
             } => Some(StepResult {
                 layer,
                 step,
@@ -365,6 +426,7 @@ async fn run(
                 changes,
                 output_tail,
                 hint,
+                data,
             }),
             _ => None,
         })
@@ -399,6 +461,25 @@ fn host_result(
                 facts,
                 ..failed_host(name, status, line, took)
             }
+        }
+    }
+}
+
+/// Adds a later phase's steps to a host's result; its first failure fails the host.
+fn absorb(entry: &mut HostDeploy, took: Duration, result: anyhow::Result<Vec<StepResult>>) {
+    entry.duration += took;
+    match result {
+        Ok(steps) => {
+            if let Some(error) = first_failure(&entry.host, &steps) {
+                entry.status = HostStatus::Failed;
+                entry.error = Some(error);
+            }
+            entry.steps.extend(steps);
+        }
+        Err(error) => {
+            let (status, line) = super::fanout::classify(&error, &entry.host);
+            entry.status = status;
+            entry.error = Some(line);
         }
     }
 }

@@ -2,13 +2,18 @@
 //! script below prints raw sections) and interpreted by the pure [`parse`], like `facts`.
 //!
 //! Output format (`mp_status=1`): `key=value` lines and `--- name ---` ... `--- end name ---`
-//! sections, closed by `status_end=ok`. Per service S (`nats`, `clickhouse`): `S.active`
-//! (`systemctl is-active`; without systemd `active`/`restarting`/`inactive` from mp-remote's
-//! supervisor's pid files, with `S.manager=supervisor`), `S.pkg` (dpkg `Status|Version`); per
-//! HTTP call N: `N.curl` (curl's exit code), `N.code` (HTTP status, `000` when nothing answered) and section N (the body).
-//! Calls: `nats.healthz`, `clickhouse.ping`; in full mode also `nats.version` (first line of
-//! `nats-server --version`), `nats.jsz`, `clickhouse.version`, `clickhouse.tables`,
-//! `clickhouse.parts`, and `listen_source` with the `listen` section as in facts.
+//! sections, closed by `status_end=ok`. Per service S (`nats`, `clickhouse`, `storage`,
+//! `collector`): `S.active` (`systemctl is-active`; without systemd
+//! `active`/`restarting`/`inactive` from mp-remote's supervisor's pid files, with
+//! `S.manager=supervisor`); for NATS and ClickHouse `S.pkg` (dpkg `Status|Version`), for the
+//! pipeline services `S.installed` (`yes` when the release's binary
+//! `DEPLOY_DIR/current/mp-remote` and the service's config are there); per HTTP call N: `N.curl`
+//! (curl's exit code), `N.code` (HTTP status, `000` when nothing answered) and section N (the
+//! body). Calls: `nats.healthz`, `clickhouse.ping`, `storage.health`, `collector.health`; in
+//! full mode also `nats.version` (first line of `nats-server --version`), `nats.jsz`,
+//! `clickhouse.version`, `clickhouse.tables`, `clickhouse.parts`, `storage.version` and
+//! `collector.version` (first line of the release's `mp-remote --version`), and
+//! `listen_source` with the `listen` section as in facts.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -19,10 +24,10 @@ use super::{for_each_host, FanOut, HostOutcome};
 use crate::facts::{listening_ports, normalize_version, PortsSource};
 use crate::inventory::{Host, Role};
 use crate::report::HostStatus;
-use crate::transport::shell::with_become;
+use crate::transport::shell::{quote, with_become};
 
-/// The status probe, POSIX sh, fed on stdin: `sh -s -- MODE SERVICE...`. It reports and never
-/// decides; every command reads /dev/null so none eats the script.
+/// The status probe, POSIX sh, fed on stdin: `sh -s -- MODE DEPLOY_DIR SERVICE...`. It
+/// reports and never decides; every command reads /dev/null so none eats the script.
 pub const SCRIPT: &str = concat!(
     r#"set +e +u 2>/dev/null
 PATH="$PATH:/usr/sbin:/sbin"
@@ -31,7 +36,8 @@ export PATH LC_ALL
 nl='
 '
 mode=$1
-shift
+dir=$2
+shift 2
 section() {
     printf -- '--- %s ---\n' "$1"
     [ -n "$2" ] && printf '%s\n' "$2"
@@ -63,10 +69,13 @@ pkg() { dpkg-query -W -f '${Status}|${Version}' "$1" 2>/dev/null </dev/null; }
     r#"
 
 echo 'mp_status=1'
+app_v=
 for s in "$@"; do
     case $s in
         nats) unit=nats-server ;;
         clickhouse) unit=clickhouse-server ;;
+        storage) unit=mp-storage port=8085 ;;
+        collector) unit=mp-collector port=8087 ;;
         *) continue ;;
     esac
     if [ -d /run/systemd/system ]; then
@@ -78,8 +87,9 @@ for s in "$@"; do
     else
         printf '%s.active=inactive\n%s.manager=supervisor\n' "$s" "$s"
     fi
-    printf '%s.pkg=%s\n' "$s" "$(pkg "$unit")"
-    if [ "$s" = nats ]; then
+    case $s in
+    nats)
+        printf '%s.pkg=%s\n' "$s" "$(pkg "$unit")"
         get nats.healthz http://127.0.0.1:8222/healthz
         if [ "$mode" = full ]; then
             v=
@@ -87,14 +97,33 @@ for s in "$@"; do
             printf 'nats.version=%s\n' "${v%%"$nl"*}"
             get nats.jsz 'http://127.0.0.1:8222/jsz?streams=true'
         fi
-    else
+        ;;
+    clickhouse)
+        printf '%s.pkg=%s\n' "$s" "$(pkg "$unit")"
         get clickhouse.ping http://127.0.0.1:8123/ping
         if [ "$mode" = full ] && [ "${out##*"$nl"}" = 200 ]; then
             query clickhouse.version 'SELECT version()'
             query clickhouse.tables "SELECT name FROM system.tables WHERE database = 'marketprism_hot' FORMAT JSONEachRow"
             query clickhouse.parts "SELECT table, sum(rows) AS rows FROM system.parts WHERE database = 'marketprism_hot' AND active GROUP BY table FORMAT JSONEachRow"
         fi
-    fi
+        ;;
+    *)
+        # The pipeline services: mp-remote's own release runs them.
+        bin="$dir/current/mp-remote"
+        if [ -x "$bin" ] && [ -e "/etc/marketprism/$s.toml" ]; then
+            printf '%s.installed=yes\n' "$s"
+        else
+            printf '%s.installed=no\n' "$s"
+        fi
+        get "$s.health" "http://127.0.0.1:$port/health"
+        if [ "$mode" = full ]; then
+            if [ -z "$app_v" ] && [ -x "$bin" ]; then
+                app_v=$("$bin" --version 2>/dev/null </dev/null | head -n 1)
+            fi
+            printf '%s.version=%s\n' "$s" "${app_v%%"$nl"*}"
+        fi
+        ;;
+    esac
 done
 if [ "$mode" = full ]; then
     if out=$(ss -Htln 2>/dev/null </dev/null); then
@@ -122,14 +151,24 @@ pub enum Mode {
     Full,
 }
 
-/// The remote command that runs [`SCRIPT`] (fed on stdin) for `services`; through sudo when
-/// `become`, so that the ClickHouse password file is readable.
-pub fn command(mode: Mode, services: &[Service], become_root: bool) -> String {
+/// Where the host keeps MarketPrism's releases: its `deploy_dir` var, else deploy's default.
+pub fn deploy_dir(host: &Host) -> &str {
+    host.vars
+        .get("deploy_dir")
+        .and_then(|v| v.as_str())
+        .unwrap_or(crate::plan::build::DEFAULT_DEPLOY_DIR)
+}
+
+/// The remote command that runs [`SCRIPT`] (fed on stdin) for `services`, the pipeline's
+/// release under `deploy_dir`; through sudo when `become`, so that the ClickHouse password
+/// file is readable.
+pub fn command(mode: Mode, services: &[Service], deploy_dir: &str, become_root: bool) -> String {
     let mut line = String::from("sh -s --");
     line.push_str(match mode {
-        Mode::Health => " health",
-        Mode::Full => " full",
+        Mode::Health => " health ",
+        Mode::Full => " full ",
     });
+    line.push_str(&quote(deploy_dir));
     for s in services {
         line.push(' ');
         line.push_str(s.name());
@@ -232,11 +271,12 @@ pub fn parse(output: &str) -> Result<HostProbe, StatusParseError> {
             .get(&format!("{service}.pkg"))
             .and_then(|p| p.strip_prefix("install ok installed|"))
             .and_then(normalize_version);
-        let (health, version) = match service {
+        let (health, version, installed) = match service {
             Service::Nats => (
                 raw.http("nats.healthz")
                     .and_then(|body| nats_healthy(&body)),
                 raw.get("nats.version").and_then(normalize_version),
+                pkg_version.is_some(),
             ),
             Service::Clickhouse => (
                 raw.http("clickhouse.ping")
@@ -248,6 +288,13 @@ pub fn parse(output: &str) -> Result<HostProbe, StatusParseError> {
                     .ok()
                     .map(|v| v.trim().to_string())
                     .filter(|v| !v.is_empty()),
+                pkg_version.is_some(),
+            ),
+            Service::Storage | Service::Collector => (
+                pipeline_healthy(&raw, &format!("{service}.health")),
+                raw.get(&format!("{service}.version"))
+                    .and_then(normalize_version),
+                raw.get(&format!("{service}.installed")) == Some("yes"),
             ),
         };
         probe.services.insert(
@@ -263,7 +310,7 @@ pub fn parse(output: &str) -> Result<HostProbe, StatusParseError> {
                     .collect(),
                 active: active.to_string(),
                 supervised: raw.get(&format!("{service}.manager")) == Some("supervisor"),
-                installed: pkg_version.is_some(),
+                installed,
                 health_error: health.err(),
             },
         );
@@ -299,6 +346,47 @@ fn nats_healthy(body: &str) -> Result<(), String> {
             error.map(|e| format!(": {e}")).unwrap_or_default()
         )),
     }
+}
+
+/// A pipeline service's `/health` (call `call`) is healthy when it answered 200 with a JSON
+/// object whose `status` is exactly `"healthy"`: parsed, never substring-matched ("unhealthy"
+/// contains "healthy"). A `degraded` or `unhealthy` answer (whatever its HTTP code) says so,
+/// with the service's `last_error` when it gives one.
+fn pipeline_healthy(raw: &Raw, call: &str) -> Result<(), String> {
+    let code = raw.get(&format!("{call}.code")).unwrap_or("");
+    if code.is_empty() || code == "000" {
+        // Nothing answered: curl's reason.
+        return Err(raw
+            .http(call)
+            .err()
+            .unwrap_or_else(|| format!("{call}: no answer")));
+    }
+    let body = raw.section(call);
+    let json: serde_json::Value = serde_json::from_str(body).map_err(|e| {
+        format!(
+            "/health answered HTTP {code}, not JSON ({e}): {}",
+            one_line(body)
+        )
+    })?;
+    let status = json.get("status").and_then(serde_json::Value::as_str);
+    if status == Some("healthy") {
+        return if code == "200" {
+            Ok(())
+        } else {
+            Err(format!("/health says \"healthy\" but answered HTTP {code}"))
+        };
+    }
+    let last_error = match json.get("last_error") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(e)) if e.trim().is_empty() => None,
+        Some(serde_json::Value::String(e)) => Some(one_line(e)),
+        Some(other) => Some(one_line(&other.to_string())),
+    };
+    Err(format!(
+        "/health status is {:?}{}",
+        status.unwrap_or("missing"),
+        last_error.map(|e| format!(": {e}")).unwrap_or_default()
+    ))
 }
 
 /// Per stream its message count, from `/jsz?streams=true`.
@@ -470,7 +558,7 @@ pub async fn gather(hosts: &[&Host], fanout: &FanOut) -> Vec<HostOutcome<HostPro
         let services = services_of(host, None);
         let output = transport
             .exec(
-                &command(Mode::Full, &services, host.become_),
+                &command(Mode::Full, &services, deploy_dir(host), host.become_),
                 SCRIPT.as_bytes(),
             )
             .await?;
@@ -825,6 +913,217 @@ status_end=ok
         );
     }
 
+    /// A pipeline service's part of the probe output: `active`, then its `/health` call
+    /// (`curl` exit, HTTP `code`, `body`), full mode's version line.
+    fn pipeline(service: &str, active: &str, curl: &str, code: &str, body: &str) -> String {
+        format!(
+            "{service}.active={active}\n{service}.installed=yes\n{service}.health.curl={curl}\n{service}.health.code={code}\n--- {service}.health ---\n{body}\n--- end {service}.health ---\n{service}.version=mp-remote 0.1.0\n"
+        )
+    }
+
+    fn probe_of(sections: &[String]) -> HostProbe {
+        parse(&format!(
+            "mp_status=1\n{}status_end=ok\n",
+            sections.concat()
+        ))
+        .unwrap()
+    }
+
+    /// A host that runs everything, storage and collector healthy (pretty-printed JSON too).
+    #[test]
+    fn healthy_pipeline_services() {
+        let output = HEALTHY.replace(
+            "listen_source=ss\n",
+            &format!(
+                "{}{}listen_source=ss\n",
+                pipeline(
+                    "storage",
+                    "active",
+                    "0",
+                    "200",
+                    r#"{"status":"healthy","nats":"connected","clickhouse":"connected","pending":0,"last_error":null}"#
+                ),
+                pipeline(
+                    "collector",
+                    "active",
+                    "0",
+                    "200",
+                    "{\n  \"status\": \"healthy\",\n  \"published\": 1200\n}"
+                ),
+            ),
+        )
+        .replace(
+            "LISTEN 0      128       0.0.0.0:22    0.0.0.0:*\n",
+            "LISTEN 0      128       0.0.0.0:22    0.0.0.0:*\nLISTEN 0      1024      0.0.0.0:8085  0.0.0.0:*\nLISTEN 0      1024      0.0.0.0:9094  0.0.0.0:*\nLISTEN 0      1024      0.0.0.0:8087  0.0.0.0:*\nLISTEN 0      1024      0.0.0.0:9093  0.0.0.0:*\n",
+        );
+        let probe = parse(&output).unwrap();
+        assert_eq!(
+            probe.services.keys().copied().collect::<Vec<_>>(),
+            Service::ALL
+        );
+        for (service, ports) in [
+            (Service::Storage, [8085, 9094]),
+            (Service::Collector, [8087, 9093]),
+        ] {
+            let state = probe.service(service);
+            assert!(
+                state.running && state.healthy && state.installed,
+                "{state:?}"
+            );
+            assert_eq!(state.version.as_deref(), Some("0.1.0"));
+            assert_eq!(state.ports, ports);
+            assert_eq!(state.problem(), None);
+        }
+        assert_eq!(probe.service(Service::Nats).ports, [4222, 8222]);
+        assert_eq!(probe.tables.unwrap().unwrap()["trades"], 1);
+    }
+
+    #[test]
+    fn degraded_or_unhealthy_pipeline_says_so_with_its_last_error() {
+        let cases = [
+            (
+                "200",
+                r#"{"status":"degraded","last_error":"NATS: connection refused, reconnecting"}"#,
+                r#"/health status is "degraded": NATS: connection refused, reconnecting"#,
+            ),
+            (
+                "503",
+                r#"{"status":"unhealthy","last_error":"ClickHouse: table trades has different columns"}"#,
+                r#"/health status is "unhealthy": ClickHouse: table trades has different columns"#,
+            ),
+            (
+                "503",
+                r#"{"status":"unhealthy"}"#,
+                r#"/health status is "unhealthy""#,
+            ),
+            (
+                "200",
+                r#"{"status":"degraded","last_error":null}"#,
+                r#"/health status is "degraded""#,
+            ),
+            (
+                "200",
+                r#"{"status":"degraded","last_error":{"hop":"nats"}}"#,
+                r#"/health status is "degraded": {"hop":"nats"}"#,
+            ),
+            (
+                "200",
+                r#"{"state":"healthy"}"#,
+                r#"/health status is "missing""#,
+            ),
+            (
+                "200",
+                r#"{"status":"Healthy"}"#,
+                r#"/health status is "Healthy""#,
+            ),
+            (
+                "503",
+                r#"{"status":"healthy"}"#,
+                r#"/health says "healthy" but answered HTTP 503"#,
+            ),
+            (
+                "200",
+                "healthy",
+                "/health answered HTTP 200, not JSON (expected value at line 1 column 1): healthy",
+            ),
+        ];
+        for (code, body, error) in cases {
+            let state = probe_of(&[pipeline("storage", "active", "0", code, body)])
+                .service(Service::Storage);
+            assert!(state.running, "{body}");
+            assert!(!state.healthy, "{code} {body}");
+            assert_eq!(state.health_error.as_deref(), Some(error), "{code} {body}");
+            assert_eq!(
+                state.problem(),
+                Some(format!("running but not healthy: {error}"))
+            );
+        }
+        // "unhealthy" contains "healthy": never taken for it.
+        let state = probe_of(&[pipeline(
+            "collector",
+            "active",
+            "0",
+            "200",
+            r#"{"status":"unhealthy","detail":"healthy"}"#,
+        )])
+        .service(Service::Collector);
+        assert!(!state.healthy);
+    }
+
+    #[test]
+    fn pipeline_without_an_answer() {
+        // Stopped under systemd: nothing listens.
+        let stopped =
+            probe_of(&[pipeline("storage", "inactive", "7", "000", "")]).service(Service::Storage);
+        assert!(!stopped.running && !stopped.healthy && stopped.installed);
+        assert_eq!(
+            stopped.health_error.as_deref(),
+            Some("storage.health: connection refused")
+        );
+        assert_eq!(stopped.version.as_deref(), Some("0.1.0"));
+        let problem = stopped.problem().unwrap();
+        assert_eq!(problem, "not running (systemctl is-active: inactive)");
+        assert_eq!(
+            problem_line(Service::Storage, &stopped, &problem),
+            "mp-storage not running (systemctl is-active: inactive): start it with `mp-remote start --service storage`"
+        );
+        // Running, but its health port does not answer in time.
+        let hung = probe_of(&[pipeline("collector", "active", "28", "000", "")])
+            .service(Service::Collector);
+        assert!(hung.running && !hung.healthy);
+        assert_eq!(
+            hung.problem().as_deref(),
+            Some("running but not healthy: collector.health: no answer in time")
+        );
+        assert_eq!(
+            problem_line(Service::Collector, &hung, &hung.problem().unwrap()),
+            "mp-collector running but not healthy: collector.health: no answer in time: see `mp-remote logs --service collector`"
+        );
+        // Under mp-remote's supervisor, its server restarting.
+        let supervised = probe_of(
+            &[pipeline("collector", "restarting", "7", "000", "").replace(
+                "collector.active=restarting\n",
+                "collector.active=restarting\ncollector.manager=supervisor\n",
+            )],
+        )
+        .service(Service::Collector);
+        assert!(supervised.supervised && !supervised.running);
+        assert_eq!(
+            supervised.problem().as_deref(),
+            Some("not running (mp-remote supervisor: restarting)")
+        );
+        // Never deployed (or cleaned): no release, no config, no version.
+        let absent = probe_of(&[pipeline("storage", "inactive", "7", "000", "")
+            .replace("storage.installed=yes", "storage.installed=no")
+            .replace("storage.version=mp-remote 0.1.0", "storage.version=")])
+        .service(Service::Storage);
+        assert!(!absent.installed && absent.version.is_none());
+        assert_eq!(
+            problem_line(Service::Storage, &absent, &absent.problem().unwrap()),
+            "mp-storage is not installed: run `mp-remote deploy`"
+        );
+        // Health mode: no version line.
+        let health =
+            probe_of(&[
+                pipeline("storage", "active", "0", "200", r#"{"status":"healthy"}"#)
+                    .replace("storage.version=mp-remote 0.1.0\n", ""),
+            ])
+            .service(Service::Storage);
+        assert!(health.healthy && health.version.is_none());
+        // A host without a ClickHouse role has no tables.
+        assert_eq!(
+            probe_of(&[pipeline(
+                "storage",
+                "active",
+                "0",
+                "200",
+                r#"{"status":"healthy"}"#
+            )])
+            .tables,
+            None
+        );
+    }
+
     #[test]
     fn row_counts_as_numbers_or_strings() {
         let output = HEALTHY.replace(
@@ -876,13 +1175,58 @@ status_end=ok
     #[test]
     fn commands() {
         assert_eq!(
-            command(Mode::Full, &[Service::Nats, Service::Clickhouse], false),
-            "sh -s -- full nats clickhouse"
+            command(
+                Mode::Full,
+                &[Service::Nats, Service::Clickhouse],
+                "/opt/marketprism",
+                false
+            ),
+            "sh -s -- full /opt/marketprism nats clickhouse"
         );
         assert_eq!(
-            command(Mode::Health, &[Service::Clickhouse], true),
-            "sudo -n -- sh -c 'sh -s -- health clickhouse'"
+            command(
+                Mode::Health,
+                &[Service::Clickhouse],
+                "/opt/marketprism",
+                true
+            ),
+            "sudo -n -- sh -c 'sh -s -- health /opt/marketprism clickhouse'"
         );
+        assert_eq!(
+            command(Mode::Full, &Service::ALL, "/srv/mp apps", false),
+            "sh -s -- full '/srv/mp apps' nats clickhouse storage collector"
+        );
+        assert_eq!(
+            command(Mode::Health, &[Service::Storage], "/srv/mp apps", true),
+            r"sudo -n -- sh -c 'sh -s -- health '\''/srv/mp apps'\'' storage'"
+        );
+    }
+
+    #[test]
+    fn deploy_dir_from_the_host_var_else_the_default() {
+        let text = "[[hosts]]\nname = \"a\"\naddress = \"10.0.0.1\"\nroles = [\"storage\"]\n\n[[hosts]]\nname = \"b\"\naddress = \"10.0.0.2\"\nroles = [\"collector\"]\n[hosts.vars]\ndeploy_dir = \"/srv/mp\"\n";
+        let inv = crate::inventory::parse(text, std::path::Path::new("inv.toml"), None).unwrap();
+        assert_eq!(deploy_dir(&inv.hosts[0]), "/opt/marketprism");
+        assert_eq!(deploy_dir(&inv.hosts[1]), "/srv/mp");
+    }
+
+    /// The script's hard-wired units, ports and config paths are deploy's.
+    #[test]
+    fn script_knows_the_pipeline_services() {
+        for service in [Service::Storage, Service::Collector] {
+            let pipeline = service.pipeline().unwrap();
+            assert!(SCRIPT.contains(&format!(
+                "{}) unit={} port={} ;;",
+                service.name(),
+                service.unit(),
+                pipeline.health_port()
+            )));
+            assert_eq!(
+                pipeline.config_path(),
+                format!("/etc/marketprism/{}.toml", service.name())
+            );
+        }
+        assert!(SCRIPT.contains(r#"[ -e "/etc/marketprism/$s.toml" ]"#));
     }
 
     /// The script itself, run here under every POSIX shell there is: whatever runs or not on
@@ -893,7 +1237,16 @@ status_end=ok
         use std::process::{Command, Stdio};
         for shell in ["sh", "dash", "bash"] {
             let Ok(mut child) = Command::new(shell)
-                .args(["-s", "--", "full", "nats", "clickhouse"])
+                .args([
+                    "-s",
+                    "--",
+                    "full",
+                    "/nonexistent/mp-remote-status-test",
+                    "nats",
+                    "clickhouse",
+                    "storage",
+                    "collector",
+                ])
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
@@ -910,8 +1263,18 @@ status_end=ok
             let out = child.wait_with_output().unwrap();
             let stdout = String::from_utf8(out.stdout).unwrap();
             let probe = parse(&stdout).unwrap_or_else(|e| panic!("{shell}: {e}\n{stdout}"));
-            assert_eq!(probe.services.len(), 2, "{shell}: {stdout}");
+            assert_eq!(probe.services.len(), 4, "{shell}: {stdout}");
             assert!(probe.streams.is_some(), "{shell}: {stdout}");
+            for service in [Service::Storage, Service::Collector] {
+                assert!(
+                    !probe.service(service).installed,
+                    "{shell}: no release in /nonexistent: {stdout}"
+                );
+                assert!(
+                    stdout.contains(&format!("{service}.health.code=")),
+                    "{shell}: {stdout}"
+                );
+            }
         }
     }
 }

@@ -15,6 +15,7 @@ pub mod clickhouse;
 mod error;
 pub mod managed;
 pub mod nats;
+pub mod pipeline;
 mod render;
 
 pub use clickhouse::{

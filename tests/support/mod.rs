@@ -2,6 +2,10 @@
 
 pub mod fleet;
 pub mod mp;
+pub mod runs;
+pub mod pipeline;
+pub mod wait;
 
 pub use fleet::Fleet;
 pub use mp::{assert_nothing_changed, mp_remote, Run};
+pub use wait::wait_for;

@@ -1,5 +1,6 @@
 //! One file per kind of action; each checks the host first and applies only the difference.
 
+pub mod app_release;
 pub mod artifact;
 pub mod clickhouse_schema;
 pub mod deb;
@@ -13,6 +14,7 @@ pub mod script;
 pub mod service;
 pub mod supervised;
 pub mod system_user;
+pub mod verify_flow;
 pub mod wait_http;
 
 use crate::plan::build::CLICKHOUSE_DATA_DIR as CLICKHOUSE_DATA;
@@ -103,6 +105,39 @@ pub async fn perform(
             sha256,
         } => deb::apply(package, path, sha256, check_only).await,
         Action::SystemUser { name, home } => system_user::apply(name, home, check_only).await,
+        Action::AppRelease { dir, sha256 } => app_release::apply(dir, sha256, check_only).await,
+        Action::VerifyPublishing {
+            health_url,
+            timeout_secs,
+            log_unit,
+        } => {
+            let timeout = Duration::from_secs(*timeout_secs);
+            verify_flow::publishing(health_url, timeout, log_unit, check_only).await
+        }
+        Action::VerifyFlow {
+            clickhouse_url,
+            user,
+            password_file,
+            database,
+            tables,
+            storage_health_url,
+            nats_monitor_url,
+            timeout_secs,
+            log_unit,
+        } => {
+            let flow = verify_flow::Flow {
+                clickhouse_url,
+                user,
+                password_file,
+                database,
+                tables,
+                storage_health_url,
+                nats_monitor_url,
+                timeout: Duration::from_secs(*timeout_secs),
+                log_unit,
+            };
+            verify_flow::rows_arrive(&flow, check_only).await
+        }
     }
 }
 

@@ -1,0 +1,186 @@
+#!/usr/bin/env bash
+# Benchmark: the pipeline services on this machine, against a temporary nats-server (JetStream)
+# and a temporary clickhouse-server, both on high loopback ports in a temp dir (removed at the
+# end). Not a test: it prints numbers and checks only that nothing was lost.
+#   1. the collector publishes MESSAGES synthetic messages as fast as JetStream acks them
+#      (storage not running): publish msg/s;
+#   2. storage starts on that backlog and stores all of it: rows/s into one ClickHouse;
+#   3. count(DISTINCT trade_id) in ClickHouse must equal the trades the collector published.
+# Streams and schema are created by `mp-remote agent run` with the deploy's own actions.
+#   bench/pipeline.sh [MESSAGES]          (default 200000)
+#   MP_BENCH_BATCH=5000 bench/pipeline.sh (storage batch_size; default 1000)
+#   MP_BENCH_PORT_BASE=35000              (ports used: BASE+85 ... BASE+900)
+#   MP_BENCH_BIN=target/debug/mp-remote   (skip the release build)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+messages=${1:-200000}
+batch=${MP_BENCH_BATCH:-1000}
+base=${MP_BENCH_PORT_BASE:-35000}
+nats_port=$((base + 222)) nats_mon=$((base + 822))
+ch_http=$((base + 123)) ch_tcp=$((base + 900))
+col_health=$((base + 87)) col_metrics=$((base + 93))
+st_health=$((base + 85)) st_metrics=$((base + 94))
+nats_server=${NATS_SERVER:-/usr/sbin/nats-server}
+clickhouse_server=${CLICKHOUSE_SERVER:-/usr/sbin/clickhouse-server}
+
+# MP_BENCH_BIN: an mp-remote build to use instead of building the release one.
+bin=${MP_BENCH_BIN:-}
+if [[ -z $bin ]]; then
+    cargo build --release --locked -q
+    bin=$PWD/target/release/mp-remote
+fi
+dir=$(mktemp -d /tmp/mp-bench-pipeline.XXXXXX)
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+    rm -rf "$dir"
+}
+trap cleanup EXIT
+
+wait_http() { # URL WHAT
+    for _ in $(seq 1 150); do
+        curl -sf -o /dev/null "$1" && return 0
+        sleep 0.2
+    done
+    echo "$2 did not answer at $1; its log:" >&2
+    tail -n 20 "$dir"/*.log >&2 || true
+    exit 1
+}
+ch() { curl -sf "http://127.0.0.1:$ch_http/" -u marketprism:benchpw --data-binary "$1"; }
+health() { curl -s "http://127.0.0.1:$1/health"; }
+
+# --- servers ---------------------------------------------------------------------------------
+mkdir -p "$dir/js" "$dir/ch/data" "$dir/ch/tmp" "$dir/ch/user_files" "$dir/ch/format_schemas"
+"$nats_server" -js -a 127.0.0.1 -p "$nats_port" -m "$nats_mon" -sd "$dir/js" >"$dir/nats.log" 2>&1 &
+pids+=($!)
+cat >"$dir/ch/config.xml" <<EOF
+<yandex>
+    <logger><level>warning</level><log>$dir/ch/server.log</log><errorlog>$dir/ch/error.log</errorlog></logger>
+    <listen_host>127.0.0.1</listen_host>
+    <http_port>$ch_http</http_port>
+    <tcp_port>$ch_tcp</tcp_port>
+    <path>$dir/ch/data/</path>
+    <tmp_path>$dir/ch/tmp/</tmp_path>
+    <user_files_path>$dir/ch/user_files/</user_files_path>
+    <format_schema_path>$dir/ch/format_schemas/</format_schema_path>
+    <users_config>users.xml</users_config>
+    <default_profile>default</default_profile>
+    <default_database>default</default_database>
+    <mark_cache_size>536870912</mark_cache_size>
+    <timezone>UTC</timezone>
+</yandex>
+EOF
+cat >"$dir/ch/users.xml" <<'EOF'
+<yandex>
+    <profiles><default><max_memory_usage>4000000000</max_memory_usage></default></profiles>
+    <users>
+        <marketprism>
+            <password>benchpw</password>
+            <networks><ip>127.0.0.1</ip></networks>
+            <profile>default</profile>
+            <quota>default</quota>
+        </marketprism>
+    </users>
+    <quotas><default><interval><duration>3600</duration><queries>0</queries><errors>0</errors>
+        <result_rows>0</result_rows><read_rows>0</read_rows><execution_time>0</execution_time>
+    </interval></default></quotas>
+</yandex>
+EOF
+"$clickhouse_server" --config-file="$dir/ch/config.xml" >"$dir/clickhouse.log" 2>&1 &
+pids+=($!)
+wait_http "http://127.0.0.1:$nats_mon/healthz" nats-server
+wait_http "http://127.0.0.1:$ch_http/ping" clickhouse-server
+nats_version=$("$nats_server" --version 2>&1 | head -n 1)
+ch_version=$(ch "SELECT version()")
+
+# --- streams and schema, with the deploy's own actions --------------------------------------
+stream() { # NAME SUBJECTS-JSON
+    printf '{"name":"%s","subjects":%s,"storage":"file","discard":"old","max_msgs":5000000,"max_bytes":2147483648,"max_age_secs":172800,"duplicate_window_secs":300,"replicas":1}' "$1" "$2"
+}
+cat >"$dir/plan.json" <<EOF
+{"format":1,"host":"bench","run_id":"bench","state_dir":"$dir/agent","check_only":false,"layers":[
+ {"name":"init","steps":[
+  {"id":"streams","title":"create streams","action":{"kind":"nats_streams","url":"nats://127.0.0.1:$nats_port","streams":[
+    $(stream MARKET_DATA '["trade.>","funding_rate.>","open_interest.>","liquidation.>","volatility_index.>","lsr_top_position.>","lsr_all_account.>"]'),
+    $(stream ORDERBOOK_SNAP '["orderbook.>"]')]}},
+  {"id":"schema","title":"create schema","action":{"kind":"click_house_schema","url":"http://127.0.0.1:$ch_http","user":"marketprism","password":"benchpw"}}
+ ]}]}
+EOF
+if ! "$bin" agent run --plan "$dir/plan.json" >"$dir/agent.jsonl" 2>&1; then
+    echo "creating the streams and the schema failed:" >&2
+    cat "$dir/agent.jsonl" >&2
+    exit 1
+fi
+
+# --- 1. collector: publish rate ---------------------------------------------------------------
+cat >"$dir/collector.toml" <<EOF
+id = "bench"
+nats_urls = ["nats://127.0.0.1:$nats_port"]
+health_listen = "127.0.0.1:$col_health"
+metrics_listen = "127.0.0.1:$col_metrics"
+[source]
+rate = 4000000000
+EOF
+"$bin" service collector --config "$dir/collector.toml" --max-messages "$messages" \
+    >"$dir/collector.json" 2>"$dir/collector.log"
+read -r published publish_rate trades < <(python3 -c '
+import json, sys
+s = json.load(open(sys.argv[1]))
+print(s["published"], round(s["per_second"]), s["published_by_type"].get("trade", 0))' "$dir/collector.json")
+
+# --- 2. storage: insert rate on that backlog --------------------------------------------------
+printf 'benchpw\n' >"$dir/password"
+cat >"$dir/storage.toml" <<EOF
+nats_urls = ["nats://127.0.0.1:$nats_port"]
+health_listen = "127.0.0.1:$st_health"
+metrics_listen = "127.0.0.1:$st_metrics"
+batch_size = $batch
+flush_interval = "1s"
+[clickhouse]
+url = "http://127.0.0.1:$ch_http"
+user = "marketprism"
+password_file = "$dir/password"
+EOF
+start=$(date +%s.%N)
+"$bin" service storage --config "$dir/storage.toml" 2>"$dir/storage.log" &
+storage_pid=$!
+pids+=("$storage_pid")
+acked=0
+for _ in $(seq 1 1200); do
+    acked=$(health "$st_health" | python3 -c 'import json,sys
+try: print(json.load(sys.stdin)["acked"])
+except Exception: print(0)')
+    [[ $acked -ge $published ]] && break
+    sleep 0.5
+done
+end=$(date +%s.%N)
+kill -TERM "$storage_pid"
+wait "$storage_pid" || true
+if [[ $acked -lt $published ]]; then
+    echo "storage acked only $acked of $published messages; its log:" >&2
+    tail -n 20 "$dir/storage.log" >&2
+    exit 1
+fi
+
+# --- 3. nothing lost ----------------------------------------------------------------------------
+rows=0
+for t in orderbooks trades funding_rates open_interests liquidations lsr_top_positions lsr_all_accounts volatility_indices; do
+    rows=$((rows + $(ch "SELECT count() FROM marketprism_hot.$t")))
+done
+distinct_trades=$(ch "SELECT uniqExact(trade_id) FROM marketprism_hot.trades")
+
+python3 - "$published" "$publish_rate" "$start" "$end" "$rows" "$trades" "$distinct_trades" "$batch" \
+    "$nats_version" "$ch_version" <<'PY'
+import sys
+published, rate, start, end, rows, trades, distinct, batch = sys.argv[1:9]
+nats, ch = sys.argv[9:11]
+secs = float(end) - float(start)
+print(f"servers: {nats}; ClickHouse {ch} (legacy or modern schema as the deploy renders it)")
+print(f"collector: {int(published)} messages published and acked at {int(rate)} msg/s")
+print(f"storage:   {int(rows)} rows stored in {secs:.1f} s = {int(rows) / secs:.0f} rows/s "
+      f"(batch_size {batch}, one ClickHouse, from storage start to the last ack)")
+print(f"no loss:   {distinct} distinct trade ids in ClickHouse for {trades} trades published"
+      + ("" if distinct == trades else "  <-- MISMATCH"))
+sys.exit(0 if distinct == trades else 1)
+PY

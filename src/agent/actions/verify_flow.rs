@@ -1,0 +1,409 @@
+//! Layer 5: proof that the pipeline works, hop by hop. A collector's published count grows;
+//! every table gains rows. When rows do not come, the stream's and the consumer's state and the
+//! storage's health name the hop that is broken, and the failure carries that service's log.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::wait_http::service_log;
+use crate::agent::outcome::{Outcome, StepError};
+
+const POLL: Duration = Duration::from_secs(1);
+
+fn client() -> Result<reqwest::Client, StepError> {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .connect_timeout(Duration::from_secs(3))
+        .build()
+        .map_err(|e| StepError::new(format!("cannot set up an HTTP client: {e}")))
+}
+
+async fn get_json(client: &reqwest::Client, url: &str) -> Result<Value, String> {
+    let response = client.get(url).send().await.map_err(|e| e.to_string())?;
+    let status = response.status();
+    let body = response.text().await.map_err(|e| e.to_string())?;
+    if !status.is_success() {
+        return Err(format!("HTTP {status}: {}", body.trim()));
+    }
+    serde_json::from_str(&body).map_err(|e| format!("not JSON ({e}): {}", body.trim()))
+}
+
+fn count(value: &Value, field: &str) -> Option<u64> {
+    value.get(field).and_then(Value::as_u64)
+}
+
+/// The collector's `published` count grows within the deadline.
+pub async fn publishing(
+    health_url: &str,
+    timeout: Duration,
+    log_unit: &str,
+    check_only: bool,
+) -> Result<Outcome, StepError> {
+    if check_only {
+        return Ok(Outcome::unchanged(
+            "would check that the collector publishes",
+        ));
+    }
+    let client = client()?;
+    let started = Instant::now();
+    let mut first: Option<u64> = None;
+    let mut last = String::from("no answer yet");
+    while started.elapsed() < timeout {
+        match get_json(&client, health_url).await {
+            Ok(health) => {
+                let published = count(&health, "published").unwrap_or(0);
+                match first {
+                    Some(before) if published > before => {
+                        return Ok(Outcome::unchanged(format!(
+                            "collector published {} messages in {:.1} s ({published} since start)",
+                            published - before,
+                            started.elapsed().as_secs_f64()
+                        )));
+                    }
+                    None => first = Some(published),
+                    _ => {}
+                }
+                last = format!(
+                    "status {}, nats {}, published {published}, last error {}",
+                    health["status"], health["nats"], health["last_error"]
+                );
+            }
+            Err(e) => last = format!("{health_url}: {e}"),
+        }
+        tokio::time::sleep(POLL).await;
+    }
+    Err(StepError::new(format!(
+        "collector not publishing: its published count did not grow in {} s ({last})",
+        timeout.as_secs()
+    ))
+    .hint(format!(
+        "check NATS from this host and the collector's log (`mp-remote logs --service collector`); the last lines of {log_unit} are below"
+    ))
+    .with_output(&service_log(log_unit).await))
+}
+
+/// Where to look for rows, and who to blame when none come.
+pub struct Flow<'a> {
+    pub clickhouse_url: &'a str,
+    pub user: &'a str,
+    pub password_file: &'a str,
+    pub database: &'a str,
+    pub tables: &'a [String],
+    pub storage_health_url: &'a str,
+    pub nats_monitor_url: &'a str,
+    pub timeout: Duration,
+    pub log_unit: &'a str,
+}
+
+/// The streams storage consumes and its durable consumers' names (`mp-storage-STREAM`).
+const STREAMS: [&str; 2] = ["MARKET_DATA", "ORDERBOOK_SNAP"];
+const CONSUMER_PREFIX: &str = "mp-storage";
+
+/// What NATS says of one stream and storage's consumer on it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct StreamState {
+    last_seq: u64,
+    /// None: storage has no consumer on this stream.
+    ack_floor: Option<u64>,
+    pending: u64,
+}
+
+pub async fn rows_arrive(flow: &Flow<'_>, check_only: bool) -> Result<Outcome, StepError> {
+    if check_only {
+        return Ok(Outcome::unchanged(
+            "would check that rows arrive in every table",
+        ));
+    }
+    let password = std::fs::read_to_string(flow.password_file)
+        .map_err(|e| StepError::new(format!("cannot read {}: {e}", flow.password_file)))?;
+    let password = password.trim();
+    let client = client()?;
+    let started = Instant::now();
+    let before = row_counts(&client, flow, password).await.map_err(|e| {
+        StepError::new(format!("cannot count rows in ClickHouse: {e}"))
+            .hint("ClickHouse must answer on its HTTP port; see `mp-remote status`")
+    })?;
+    let streams_before = stream_states(&client, flow.nats_monitor_url).await;
+    let mut after = before.clone();
+    loop {
+        let missing: Vec<&String> = flow
+            .tables
+            .iter()
+            .filter(|t| after.get(*t) <= before.get(*t))
+            .collect();
+        if missing.is_empty() {
+            let grown: Vec<String> = flow
+                .tables
+                .iter()
+                .map(|t| format!("{t} +{}", after[t] - before.get(t).copied().unwrap_or(0)))
+                .collect();
+            return Ok(Outcome::unchanged(format!(
+                "rows arrived in all {} tables within {:.1} s: {}",
+                flow.tables.len(),
+                started.elapsed().as_secs_f64(),
+                grown.join(", ")
+            ))
+            .with_data(after));
+        }
+        if started.elapsed() >= flow.timeout {
+            let streams_after = stream_states(&client, flow.nats_monitor_url).await;
+            let health = get_json(&client, flow.storage_health_url).await;
+            let message = diagnose(&missing, &streams_before, &streams_after, &health);
+            return Err(StepError::new(format!(
+                "no data flow within {} s: {message}",
+                flow.timeout.as_secs()
+            ))
+            .hint(format!(
+                "the last lines of {} are below; `mp-remote status` shows every hop",
+                flow.log_unit
+            ))
+            .with_output(&service_log(flow.log_unit).await));
+        }
+        tokio::time::sleep(POLL).await;
+        if let Ok(now) = row_counts(&client, flow, password).await {
+            after = now;
+        }
+    }
+}
+
+/// Rows per table, in one query (one statement per request, as ClickHouse wants).
+async fn row_counts(
+    client: &reqwest::Client,
+    flow: &Flow<'_>,
+    password: &str,
+) -> Result<BTreeMap<String, u64>, String> {
+    let sql = flow
+        .tables
+        .iter()
+        .map(|t| format!("SELECT '{t}', count() FROM {}.{t}", flow.database))
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ")
+        + " FORMAT TabSeparated";
+    let response = client
+        .post(flow.clickhouse_url)
+        .header("X-ClickHouse-User", flow.user)
+        .header("X-ClickHouse-Key", password)
+        .body(sql)
+        .send()
+        .await
+        .map_err(|e| format!("{}: {e}", flow.clickhouse_url))?;
+    let status = response.status();
+    let body = response.text().await.map_err(|e| e.to_string())?;
+    if !status.is_success() {
+        return Err(format!("HTTP {status}: {}", body.trim()));
+    }
+    Ok(parse_counts(&body))
+}
+
+fn parse_counts(body: &str) -> BTreeMap<String, u64> {
+    body.lines()
+        .filter_map(|line| {
+            let (table, n) = line.split_once('\t')?;
+            Some((table.to_string(), n.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+/// Each stream's state from NATS monitoring (`/jsz`); empty when NATS does not answer.
+async fn stream_states(client: &reqwest::Client, monitor: &str) -> BTreeMap<String, StreamState> {
+    let url = format!("{monitor}/jsz?streams=true&consumers=true");
+    match get_json(client, &url).await {
+        Ok(jsz) => parse_jsz(&jsz),
+        Err(_) => BTreeMap::new(),
+    }
+}
+
+fn parse_jsz(jsz: &Value) -> BTreeMap<String, StreamState> {
+    let mut states = BTreeMap::new();
+    let accounts = jsz["account_details"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    for stream in accounts
+        .iter()
+        .flat_map(|a| a["stream_detail"].as_array().cloned().unwrap_or_default())
+    {
+        let Some(name) = stream["name"].as_str() else {
+            continue;
+        };
+        if !STREAMS.contains(&name) {
+            continue;
+        }
+        let consumer_name = format!("{CONSUMER_PREFIX}-{name}");
+        let consumer = stream["consumer_detail"]
+            .as_array()
+            .and_then(|cs| cs.iter().find(|c| c["name"] == consumer_name.as_str()));
+        states.insert(
+            name.to_string(),
+            StreamState {
+                last_seq: stream["state"]["last_seq"].as_u64().unwrap_or(0),
+                ack_floor: consumer.map(|c| c["ack_floor"]["stream_seq"].as_u64().unwrap_or(0)),
+                pending: consumer
+                    .and_then(|c| c["num_pending"].as_u64())
+                    .unwrap_or(0),
+            },
+        );
+    }
+    states
+}
+
+/// Names the broken hop from what the stream, the consumer and the storage say.
+fn diagnose(
+    missing: &[&String],
+    before: &BTreeMap<String, StreamState>,
+    after: &BTreeMap<String, StreamState>,
+    health: &Result<Value, String>,
+) -> String {
+    let tables = missing
+        .iter()
+        .map(|t| t.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let storage_error = match health {
+        Ok(h) => h["last_error"].as_str().map(str::to_string),
+        Err(e) => Some(format!("its health endpoint does not answer: {e}")),
+    };
+    let clickhouse_failing =
+        matches!(health, Ok(h) if h["clickhouse"].as_str().is_some_and(|s| s != "ok"));
+    if after.is_empty() {
+        return format!(
+            "no new rows in {tables}; NATS monitoring does not answer, so the streams cannot be checked"
+        );
+    }
+    for stream in STREAMS {
+        if !after.contains_key(stream) {
+            return format!("stream {stream} missing: run mp-remote deploy to create it");
+        }
+    }
+    let grew = |name: &str| {
+        let old = before.get(name).map(|s| s.last_seq).unwrap_or(0);
+        after[name].last_seq > old
+    };
+    if !STREAMS.iter().any(|s| grew(s)) {
+        return format!(
+            "stream not receiving: no new messages in {} (collectors not publishing: see verify.collector.publishing and `mp-remote logs --service collector`)",
+            STREAMS.join(" or ")
+        );
+    }
+    for stream in STREAMS {
+        let state = &after[stream];
+        let Some(floor) = state.ack_floor else {
+            return format!(
+                "storage not consuming: it has no consumer {CONSUMER_PREFIX}-{stream} on {stream}{}",
+                storage_error.map(|e| format!(" ({e})")).unwrap_or_default()
+            );
+        };
+        let old_floor = before.get(stream).and_then(|s| s.ack_floor).unwrap_or(0);
+        // Storage acks only what ClickHouse took: a stuck floor with ClickHouse failing is
+        // the insert hop, not the consumer.
+        if grew(stream) && floor <= old_floor && clickhouse_failing {
+            return format!(
+                "inserts failing: {stream} grew to sequence {} but storage cannot insert{}",
+                state.last_seq,
+                storage_error.map(|e| format!(": {e}")).unwrap_or_default()
+            );
+        }
+        if grew(stream) && floor <= old_floor {
+            return format!(
+                "storage not consuming: {stream} grew to sequence {} while its consumer's ack floor stayed at {floor} ({} pending){}",
+                state.last_seq,
+                state.pending,
+                storage_error.map(|e| format!("; storage says: {e}")).unwrap_or_default()
+            );
+        }
+    }
+    format!(
+        "inserts failing: storage consumes the streams but no rows reached {tables}{}",
+        storage_error
+            .map(|e| format!("; storage says: {e}"))
+            .unwrap_or_default()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(last_seq: u64, ack_floor: Option<u64>) -> StreamState {
+        StreamState {
+            last_seq,
+            ack_floor,
+            pending: 0,
+        }
+    }
+
+    fn streams(md: StreamState, ob: StreamState) -> BTreeMap<String, StreamState> {
+        [
+            ("MARKET_DATA".to_string(), md),
+            ("ORDERBOOK_SNAP".to_string(), ob),
+        ]
+        .into()
+    }
+
+    #[test]
+    fn counts_are_parsed_from_tab_separated_rows() {
+        let counts = parse_counts("trades\t12\norderbooks\t0\n");
+        assert_eq!(counts["trades"], 12);
+        assert_eq!(counts["orderbooks"], 0);
+    }
+
+    #[test]
+    fn jsz_gives_stream_tail_and_storage_ack_floor() {
+        let jsz: Value = serde_json::from_str(
+            r#"{"account_details":[{"stream_detail":[
+                {"name":"MARKET_DATA","state":{"messages":5,"last_seq":9},
+                 "consumer_detail":[{"name":"other","ack_floor":{"stream_seq":1}},
+                                    {"name":"mp-storage-MARKET_DATA","ack_floor":{"stream_seq":7},"num_pending":2}]},
+                {"name":"ORDERBOOK_SNAP","state":{"messages":3,"last_seq":3}}]}]}"#,
+        )
+        .unwrap();
+        let states = parse_jsz(&jsz);
+        assert_eq!(
+            states["MARKET_DATA"],
+            StreamState {
+                last_seq: 9,
+                ack_floor: Some(7),
+                pending: 2
+            }
+        );
+        assert_eq!(states["ORDERBOOK_SNAP"].ack_floor, None);
+    }
+
+    #[test]
+    fn each_broken_hop_is_named() {
+        let trades = "trades".to_string();
+        let missing = vec![&trades];
+        let healthy: Result<Value, String> = Ok(serde_json::json!({"last_error": null}));
+        let quiet = streams(state(10, Some(10)), state(5, Some(5)));
+        assert!(diagnose(&missing, &quiet, &quiet, &healthy).starts_with("stream not receiving"));
+
+        let grown_unacked = streams(state(20, Some(10)), state(9, Some(5)));
+        let message = diagnose(&missing, &quiet, &grown_unacked, &healthy);
+        assert!(message.starts_with("storage not consuming"), "{message}");
+        let clickhouse_down: Result<Value, String> =
+            Ok(serde_json::json!({"clickhouse": "error", "last_error": "connection refused"}));
+        let message = diagnose(&missing, &quiet, &grown_unacked, &clickhouse_down);
+        assert!(message.starts_with("inserts failing"), "{message}");
+        assert!(message.contains("connection refused"), "{message}");
+
+        let acked = streams(state(20, Some(20)), state(9, Some(9)));
+        let failing: Result<Value, String> =
+            Ok(serde_json::json!({"last_error": "Code: 60, table missing"}));
+        let message = diagnose(&missing, &quiet, &acked, &failing);
+        assert!(message.starts_with("inserts failing"), "{message}");
+        assert!(message.contains("Code: 60"), "{message}");
+
+        let no_consumer = streams(state(20, None), state(9, Some(9)));
+        let message = diagnose(&missing, &quiet, &no_consumer, &healthy);
+        assert!(
+            message.contains("no consumer mp-storage-MARKET_DATA"),
+            "{message}"
+        );
+
+        let only_one = [("MARKET_DATA".to_string(), state(1, Some(1)))].into();
+        let message = diagnose(&missing, &quiet, &only_one, &healthy);
+        assert!(message.contains("ORDERBOOK_SNAP missing"), "{message}");
+    }
+}

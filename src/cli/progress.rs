@@ -1,0 +1,600 @@
+//! A recorded run as the user sees it: every event goes to the run record (run.json,
+//! events.jsonl, one log per host) and to the terminal, a live view on a TTY (one line per
+//! running host, finished hosts folded into a summary line) or plain timestamped lines and a
+//! heartbeat every 10 s without one. Ctrl-C (SIGTERM, SIGHUP) ends the run as interrupted.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use tokio::signal::unix::{signal, Signal, SignalKind};
+
+use crate::agent::{AgentEvent, StepStatus};
+use crate::report::builder::{host_log_path, rfc3339, run_id};
+use crate::report::live::LiveState;
+use crate::report::record::{InventoryRef, StepRecord};
+use crate::report::render::text::{self, Paint};
+use crate::report::store::RunWriter;
+use crate::report::{ExitCode, HostEnd, RecordBuilder, Redactor, RunMeta, RunRecord};
+
+/// How often the heartbeat names the hosts still running, without a TTY.
+const HEARTBEAT: Duration = Duration::from_secs(10);
+/// Running hosts shown at most in the live view (the slowest).
+const LIVE_HOSTS: usize = 15;
+
+/// What every recorded command needs from the global flags.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub runs_dir: PathBuf,
+    pub inventory: InventoryRef,
+    pub argv: Vec<String>,
+    pub quiet: bool,
+    pub verbose: bool,
+    /// Colours: a TTY, no NO_COLOR, no --no-color.
+    pub color: bool,
+    /// Live view: stdout is a TTY and not -q.
+    pub live: bool,
+}
+
+impl Settings {
+    pub fn new(
+        runs_dir: PathBuf,
+        inventory: InventoryRef,
+        quiet: bool,
+        verbose: bool,
+        no_color: bool,
+    ) -> Self {
+        let tty = std::io::stdout().is_terminal();
+        let no_color = no_color || std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        Self {
+            runs_dir,
+            inventory,
+            argv: std::env::args().collect(),
+            quiet,
+            verbose,
+            color: tty && !no_color,
+            live: tty && !quiet,
+        }
+    }
+}
+
+impl Settings {
+    /// No live view, no step lines, no heartbeat: stdout is a JSON document.
+    pub fn without_display(mut self) -> Self {
+        self.live = false;
+        self.quiet = true;
+        self.color = false;
+        self
+    }
+}
+
+struct State {
+    builder: RecordBuilder,
+    live: LiveState,
+    /// Hosts whose agent runs now, with the agent's run id (to stop it on Ctrl-C).
+    agents: BTreeMap<String, String>,
+}
+
+/// One recorded run, shared by the progress callback, the ticker and the command.
+pub struct Recorder {
+    state: Mutex<State>,
+    writer: Option<RunWriter>,
+    redactor: Redactor,
+    settings: Settings,
+    check: bool,
+    started: Instant,
+    bar: Option<ProgressBar>,
+    ticker: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    interrupts: Mutex<Option<Interrupts>>,
+}
+
+impl Recorder {
+    /// Starts the record (run.json with result `running`) and the terminal display.
+    pub fn start(
+        settings: &Settings,
+        command: &str,
+        check: bool,
+        hosts: &[String],
+        redactor: Redactor,
+    ) -> Arc<Self> {
+        let interrupts = Interrupts::install();
+        let now = SystemTime::now();
+        let meta = RunMeta {
+            id: run_id(now, std::process::id()),
+            command: command.to_string(),
+            check,
+            argv: settings.argv.clone(),
+            inventory: settings.inventory.clone(),
+            pid: std::process::id(),
+        };
+        let builder = RecordBuilder::new(meta, hosts.iter().cloned(), now);
+        let writer = match RunWriter::create(&settings.runs_dir, builder.record(), redactor.clone())
+        {
+            Ok(writer) => Some(writer),
+            Err(error) => {
+                eprintln!(
+                    "warning: cannot record this run in {}: {error}; going on without a record",
+                    settings.runs_dir.display()
+                );
+                None
+            }
+        };
+        let bar = settings.live.then(|| {
+            let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stdout());
+            bar.set_style(ProgressStyle::with_template("{msg}").expect("a valid template"));
+            bar
+        });
+        let recorder = Arc::new(Self {
+            state: Mutex::new(State {
+                builder,
+                live: LiveState::new(command, hosts.iter().cloned()),
+                agents: BTreeMap::new(),
+            }),
+            writer,
+            redactor,
+            settings: settings.clone(),
+            check,
+            started: Instant::now(),
+            bar,
+            ticker: Mutex::new(None),
+            interrupts: Mutex::new(interrupts),
+        });
+        recorder.event(
+            None,
+            serde_json::json!({"event": "run_started", "command": command, "check": check, "hosts": hosts}),
+        );
+        if !settings.quiet {
+            let ticker = tokio::spawn(tick(recorder.clone()));
+            *recorder.ticker.lock().unwrap_or_else(|e| e.into_inner()) = Some(ticker);
+        }
+        recorder
+    }
+
+    /// One event of a host's agent: recorded, logged, shown.
+    pub fn agent_event(&self, host: &str, event: &AgentEvent) {
+        let now = SystemTime::now();
+        {
+            let mut state = self.lock();
+            state.builder.agent_event(host, event, now);
+            match event {
+                AgentEvent::RunStarted { run_id, .. } => {
+                    state.agents.insert(host.to_string(), run_id.clone());
+                }
+                AgentEvent::RunFinished { .. } => {
+                    state.agents.remove(host);
+                }
+                AgentEvent::StepStarted { layer, step, .. } => {
+                    let at = self.started.elapsed();
+                    state.live.step_started(host, layer.as_str(), step, at);
+                }
+                _ => {}
+            }
+        }
+        if let Ok(value) = serde_json::to_value(event) {
+            self.event(Some(host), value);
+        }
+        self.log(host, &log_lines(now, event));
+        if let Some(lines) = self.step_lines(host, event) {
+            self.say(&lines);
+        }
+    }
+
+    /// Runs `work` until it ends or the user interrupts (Ctrl-C, SIGTERM, SIGHUP); Err names
+    /// the signal.
+    pub async fn interruptible<F: Future>(&self, work: F) -> Result<F::Output, &'static str> {
+        let taken = self
+            .interrupts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        let Some(mut signals) = taken else {
+            return Ok(work.await);
+        };
+        tokio::select! {
+            output = work => Ok(output),
+            _ = signals.int.recv() => Err("Ctrl-C"),
+            _ = signals.term.recv() => Err("SIGTERM"),
+            _ = signals.hup.recv() => Err("SIGHUP"),
+        }
+    }
+
+    /// A step done without the agent (facts, clean).
+    pub fn step(&self, host: &str, step: StepRecord) {
+        let now = SystemTime::now();
+        let mut text = format!(
+            "{} {} {} {}: {}\n",
+            rfc3339(now),
+            step.layer,
+            step.step,
+            step.status,
+            step.message
+        );
+        for change in &step.changes {
+            text.push_str(&format!("  - {change}\n"));
+        }
+        for line in step.output_tail.lines() {
+            text.push_str(&format!("  | {line}\n"));
+        }
+        self.event(
+            Some(host),
+            serde_json::json!({"event": "step_finished", "layer": step.layer, "step": step.step,
+                "status": step.status, "duration_ms": step.duration_ms, "message": step.message,
+                "changes": step.changes}),
+        );
+        self.log(host, &text);
+        self.lock().builder.finish_step(host, step, now);
+    }
+
+    /// A host is done: recorded (run.json rewritten, so a lost run keeps it) and shown.
+    pub fn host_done(&self, host: &str, end: HostEnd) {
+        let status = end.status;
+        let line = format!(
+            "{} host {status} in {}{}\n",
+            rfc3339(SystemTime::now()),
+            crate::report::render::secs(end.duration.as_millis() as u64),
+            end.error
+                .as_ref()
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default()
+        );
+        self.event(
+            Some(host),
+            serde_json::json!({"event": "host_finished", "status": status,
+                "error": end.error, "duration_ms": end.duration.as_millis() as u64}),
+        );
+        self.log(host, &line);
+        let record = {
+            let mut state = self.lock();
+            state.live.host_done(host, status.into());
+            state.agents.remove(host);
+            state.builder.host_finished(host, end);
+            state.builder.record().clone()
+        };
+        self.write(&record);
+    }
+
+    /// Hosts whose agent was still at work, with its run id.
+    pub fn running_agents(&self) -> Vec<(String, String)> {
+        self.lock()
+            .agents
+            .iter()
+            .map(|(h, r)| (h.clone(), r.clone()))
+            .collect()
+    }
+
+    /// Something said about a host outside its steps (the agent was stopped ...).
+    pub fn note(&self, host: &str, text: &str) {
+        self.log(host, &format!("{} {text}\n", rfc3339(SystemTime::now())));
+        self.event(
+            Some(host),
+            serde_json::json!({"event": "note", "message": text}),
+        );
+    }
+
+    /// Ends the run: the final run.json, the display cleared. Returns the record as written.
+    pub fn finish(&self, code: ExitCode, interrupted: bool, error: Option<String>) -> RunRecord {
+        if let Some(ticker) = self.ticker.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            ticker.abort();
+        }
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+        let record = {
+            let mut state = self.lock();
+            state
+                .builder
+                .finish(code, interrupted, error, SystemTime::now());
+            state.builder.record().clone()
+        };
+        self.event(
+            None,
+            serde_json::json!({"event": "run_finished", "result": record.result,
+                "interrupted": interrupted, "exit_code": code.code(), "duration_ms": record.duration_ms}),
+        );
+        self.write(&record);
+        self.redactor
+            .to_json(&record)
+            .ok()
+            .and_then(|v| serde_json::from_value(v).ok())
+            .unwrap_or(record)
+    }
+
+    /// The recap table and the failures, then where the record is.
+    pub fn print_recap(&self, record: &RunRecord) {
+        print!(
+            "{}",
+            self.redactor
+                .redact(&text::recap(record, Paint(self.settings.color)))
+        );
+        if let (Some(writer), false) = (&self.writer, self.settings.quiet) {
+            println!(
+                "\nrecord: {} (mp-remote report {} --format html -o report.html)",
+                writer.dir().display(),
+                record.id
+            );
+        }
+    }
+
+    /// A line for the user, above the live view when there is one; plain lines get a time.
+    pub fn say(&self, text: &str) {
+        let text = self.redactor.redact(text);
+        match &self.bar {
+            Some(bar) => bar.println(text),
+            None => {
+                let clock = clock(SystemTime::now());
+                for line in text.lines() {
+                    println!("{clock} {line}");
+                }
+            }
+        }
+    }
+
+    /// The step line (and its changes and output) that the verbosity shows, if any.
+    fn step_lines(&self, host: &str, event: &AgentEvent) -> Option<String> {
+        // Steps of an earlier run that a cut connection left going, seen finishing now.
+        let (event, tag) = match event {
+            AgentEvent::Resumed { of, .. } => (of.as_ref(), "(earlier, cut run) "),
+            event => (event, ""),
+        };
+        let AgentEvent::StepFinished {
+            layer,
+            step,
+            status,
+            duration_ms,
+            message,
+            output_tail,
+            changes,
+            ..
+        } = event
+        else {
+            return None;
+        };
+        let show = match status {
+            StepStatus::Failed => true,
+            StepStatus::Changed => !self.settings.quiet,
+            _ => self.settings.verbose,
+        };
+        if !show {
+            return None;
+        }
+        let word = crate::report::record::StepState::from_agent(status).as_str();
+        let word = match (word, self.check) {
+            ("changed", true) => "would",
+            ("failed", _) => "FAILED",
+            (word, _) => word,
+        };
+        let paint = Paint(self.settings.color);
+        let mut out = format!(
+            "{host:<14} {layer:<8} {} {step:<32} {duration_ms:>6} ms  {tag}{message}",
+            paint.status(&format!("{word:<9}"), word)
+        );
+        // What changed, where the one-line message does not already say it.
+        for change in changes.iter().filter(|c| !message.contains(c.as_str())) {
+            out.push_str(&format!("\n{:>16}- {change}", ""));
+        }
+        if *status == StepStatus::Failed {
+            for line in output_tail.lines() {
+                out.push_str(&format!("\n{:>16}| {line}", ""));
+            }
+        }
+        Some(out)
+    }
+
+    fn event(&self, host: Option<&str>, value: serde_json::Value) {
+        let Some(writer) = &self.writer else { return };
+        let mut line = serde_json::Map::new();
+        line.insert("time".into(), rfc3339(SystemTime::now()).into());
+        if let Some(host) = host {
+            line.insert("host".into(), host.into());
+        }
+        if let serde_json::Value::Object(fields) = value {
+            for (key, field) in fields {
+                if !(key == "host" && host.is_some()) {
+                    line.insert(key, field);
+                }
+            }
+        }
+        if let Err(error) = writer.write_event(serde_json::Value::Object(line)) {
+            tracing::warn!("cannot append to the run's events: {error}");
+        }
+    }
+
+    fn log(&self, host: &str, text: &str) {
+        if let Some(writer) = &self.writer {
+            if let Err(error) = writer.append_log(&host_log_path(host), text) {
+                tracing::warn!("cannot append to {host}'s log: {error}");
+            }
+        }
+    }
+
+    fn write(&self, record: &RunRecord) {
+        if let Some(writer) = &self.writer {
+            if let Err(error) = writer.write_record(record) {
+                eprintln!(
+                    "warning: cannot write {}/run.json: {error}",
+                    writer.dir().display()
+                );
+            }
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Redraws the live view (a TTY) or prints the heartbeat (plain lines) until aborted.
+async fn tick(recorder: Arc<Recorder>) {
+    let period = if recorder.bar.is_some() {
+        Duration::from_millis(200)
+    } else {
+        HEARTBEAT
+    };
+    let mut interval = tokio::time::interval(period);
+    interval.tick().await;
+    loop {
+        interval.tick().await;
+        let now = recorder.started.elapsed();
+        match &recorder.bar {
+            Some(bar) => {
+                let (columns, rows) = terminal_size();
+                let shown = LIVE_HOSTS.min(rows.saturating_sub(4).max(1));
+                let lines = recorder.lock().live.view(now, shown);
+                let lines: Vec<String> = lines
+                    .into_iter()
+                    .map(|l| l.chars().take(columns.saturating_sub(1)).collect())
+                    .collect();
+                let paint = Paint(recorder.settings.color);
+                let mut text = paint.bold(&lines[0]);
+                for line in &lines[1..] {
+                    text.push('\n');
+                    text.push_str(line);
+                }
+                bar.set_message(text);
+            }
+            None => {
+                let beat = recorder.lock().live.heartbeat(now);
+                if let Some(beat) = beat {
+                    recorder.say(&beat);
+                }
+            }
+        }
+    }
+}
+
+/// The host log's text for one event: every field, with the output in full as the agent
+/// sent it.
+fn log_lines(now: SystemTime, event: &AgentEvent) -> String {
+    let time = rfc3339(now);
+    match event {
+        AgentEvent::StepStarted {
+            layer, step, title, ..
+        } => format!("{time} {layer} {step} started: {title}\n"),
+        AgentEvent::StepFinished {
+            layer,
+            step,
+            status,
+            duration_ms,
+            message,
+            changes,
+            output_tail,
+            hint,
+            ..
+        } => {
+            let status = crate::report::record::StepState::from_agent(status);
+            let mut text =
+                format!("{time} {layer} {step} {status} in {duration_ms} ms: {message}\n");
+            for change in changes {
+                text.push_str(&format!("  - {change}\n"));
+            }
+            for line in output_tail.lines() {
+                text.push_str(&format!("  | {line}\n"));
+            }
+            if let Some(hint) = hint {
+                text.push_str(&format!("  hint: {hint}\n"));
+            }
+            text
+        }
+        AgentEvent::Resumed { run_id, of } => log_lines(now, of)
+            .lines()
+            .map(|l| format!("{time} (earlier run {run_id}) {l}\n"))
+            .collect(),
+        other => format!(
+            "{time} {}\n",
+            serde_json::to_string(other).unwrap_or_default()
+        ),
+    }
+}
+
+/// `12:04:05` (UTC), for plain lines.
+fn clock(now: SystemTime) -> String {
+    let stamp = humantime::format_rfc3339_seconds(now).to_string();
+    stamp.get(11..19).unwrap_or(&stamp).to_string()
+}
+
+fn terminal_size() -> (usize, usize) {
+    // SAFETY: TIOCGWINSZ fills the struct or fails; nothing else is touched.
+    unsafe {
+        let mut size: libc::winsize = std::mem::zeroed();
+        if libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut size) == 0 && size.ws_col > 0 {
+            (size.ws_col as usize, size.ws_row as usize)
+        } else {
+            (100, 40)
+        }
+    }
+}
+
+/// Ctrl-C, SIGTERM and SIGHUP (a lost terminal), caught from the moment the run is recorded:
+/// from then on they end the run cleanly instead of killing the process.
+struct Interrupts {
+    int: Signal,
+    term: Signal,
+    hup: Signal,
+}
+
+impl Interrupts {
+    fn install() -> Option<Self> {
+        Some(Self {
+            int: signal(SignalKind::interrupt()).ok()?,
+            term: signal(SignalKind::terminate()).ok()?,
+            hup: signal(SignalKind::hangup()).ok()?,
+        })
+    }
+}
+
+/// After an interrupt: tells the agents still at work to stop (a second Ctrl-C, or 30 s,
+/// gives up on that), noting the answer in each host's log.
+pub async fn stop_agents(
+    recorder: &Recorder,
+    hosts: &[&crate::inventory::Host],
+    fanout: &crate::run::FanOut,
+) {
+    let agents = recorder.running_agents();
+    if agents.is_empty() {
+        return;
+    }
+    eprintln!(
+        "interrupted: telling the agents on {} host(s) to stop (Ctrl-C again to leave them)",
+        agents.len()
+    );
+    let targets: Vec<&crate::inventory::Host> = hosts
+        .iter()
+        .copied()
+        .filter(|h| agents.iter().any(|(name, _)| *name == h.name))
+        .collect();
+    let fanout = crate::run::FanOut {
+        timeout: Some(Duration::from_secs(30)),
+        ..fanout.clone()
+    };
+    let agents = &agents;
+    let stop = crate::run::for_each_host(&targets, &fanout, |transport, host| async move {
+        let run_id = agents
+            .iter()
+            .find(|(name, _)| *name == host.name)
+            .map(|(_, id)| id.clone())
+            .unwrap_or_default();
+        crate::run::agent_exec::stop_agent(transport.as_ref(), host, &run_id).await
+    });
+    match tokio::select! {
+        outcomes = stop => Some(outcomes),
+        _ = tokio::signal::ctrl_c() => None,
+    } {
+        Some(outcomes) => {
+            for o in outcomes {
+                let line = match (o.value, o.error) {
+                    (Some(done), _) => done,
+                    (None, error) => {
+                        format!("could not stop the agent: {}", error.unwrap_or_default())
+                    }
+                };
+                recorder.note(&o.host, &line);
+                eprintln!("{:<14} {line}", o.host);
+            }
+        }
+        None => eprintln!("left the agents running"),
+    }
+}

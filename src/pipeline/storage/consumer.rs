@@ -1,0 +1,368 @@
+//! One stream's durable pull consumer: fetch a batch, turn it into rows, insert every table's
+//! rows, and only then ack the batch (at least once: a crash before the ack means the batch
+//! comes again, so rows may be duplicated, never lost).
+//!
+//! While ClickHouse fails, the same batch is retried with backoff and nothing more is fetched
+//! (memory stays bounded by one batch per stream); its messages get "in progress" acks so
+//! JetStream does not hand them out again meanwhile. A table whose insert succeeded is not
+//! inserted again when another table of the batch fails.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::consumer::pull::Config as PullConfig;
+use async_nats::jetstream::consumer::{self, AckPolicy, DeliverPolicy, PullConsumer};
+use async_nats::jetstream::context::Context;
+use async_nats::jetstream::{AckKind, Message};
+use futures::StreamExt;
+use tokio::sync::watch;
+
+use super::health::StorageState;
+use super::rows::{TableRows, TimeEncoding};
+use crate::pipeline::message::{DataType, MarketMessage};
+
+/// How long JetStream waits for an ack before it delivers a message again.
+const ACK_WAIT: Duration = Duration::from_secs(30);
+/// How often a stream that is missing, or a consumer that cannot be made, is tried again.
+const SETUP_RETRY: Duration = Duration::from_secs(10);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// "In progress" acks while retrying, well inside [`ACK_WAIT`].
+const PROGRESS_EVERY: Duration = Duration::from_secs(10);
+/// After shutdown is asked, how long a failing insert is still retried before giving up on
+/// the batch (unacked, so it comes again at the next start).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+pub struct Worker {
+    pub js: Context,
+    pub clickhouse: clickhouse::Client,
+    pub stream: &'static str,
+    pub durable: String,
+    pub batch_size: usize,
+    pub flush_interval: Duration,
+    pub encoding: TimeEncoding,
+    pub state: Arc<StorageState>,
+    pub shutdown: watch::Receiver<bool>,
+}
+
+impl Worker {
+    /// Runs until shutdown; the batch in flight is stored and acked first.
+    pub async fn run(mut self) {
+        let Some(consumer) = self.consumer().await else {
+            return;
+        };
+        while !*self.shutdown.borrow() {
+            let messages = match self.fetch(&consumer).await {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!("{}: fetch failed: {e}", self.stream);
+                    self.state.update(|c| {
+                        c.last_error = Some(format!("fetch from {}: {e}", self.stream))
+                    });
+                    self.pause(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            if !messages.is_empty() {
+                self.store(messages).await;
+            }
+        }
+    }
+
+    /// The durable consumer, created if absent; retried every 10 s while the stream is missing.
+    async fn consumer(&mut self) -> Option<PullConsumer> {
+        loop {
+            match self.open().await {
+                Ok(consumer) => {
+                    self.state.update(|c| c.missing_streams.remove(self.stream));
+                    return Some(consumer);
+                }
+                Err((error, missing)) => {
+                    tracing::error!("{error}; retrying in {}s", SETUP_RETRY.as_secs());
+                    self.state.update(|c| {
+                        if missing {
+                            c.missing_streams
+                                .insert(self.stream.to_string(), error.clone());
+                        }
+                        c.last_error = Some(error);
+                    });
+                }
+            }
+            if self.pause(SETUP_RETRY).await {
+                return None;
+            }
+        }
+    }
+
+    /// Err((message, stream missing)).
+    async fn open(&self) -> Result<PullConsumer, (String, bool)> {
+        use async_nats::jetstream::context::GetStreamErrorKind;
+        let stream = self
+            .js
+            .get_stream(self.stream)
+            .await
+            .map_err(|e| match e.kind() {
+                GetStreamErrorKind::JetStream(j)
+                    if j.error_code() == async_nats::jetstream::ErrorCode::STREAM_NOT_FOUND =>
+                {
+                    (
+                        format!("stream {} missing: run mp-remote deploy", self.stream),
+                        true,
+                    )
+                }
+                _ => (format!("cannot read stream {}: {e}", self.stream), false),
+            })?;
+        let wanted = wanted_config(&self.durable, self.batch_size);
+        // Never deleted or re-created: its position is what makes restarts lose nothing.
+        let consumer: PullConsumer = stream
+            .get_or_create_consumer(&self.durable, wanted.clone())
+            .await
+            .map_err(|e| {
+                (
+                    format!(
+                        "cannot create consumer {} on {}: {e}",
+                        self.durable, self.stream
+                    ),
+                    false,
+                )
+            })?;
+        let has = &consumer.cached_info().config;
+        let differences = differences(has, &wanted);
+        if differences.is_empty() {
+            tracing::info!(
+                "{}: consuming with durable consumer {}",
+                self.stream,
+                self.durable
+            );
+        } else {
+            tracing::warn!(
+                "{}: consumer {} exists with other settings ({}); using it as it is",
+                self.stream,
+                self.durable,
+                differences.join(", ")
+            );
+        }
+        Ok(consumer)
+    }
+
+    /// Up to `batch_size` messages, waiting at most `flush_interval` for them.
+    async fn fetch(&self, consumer: &PullConsumer) -> Result<Vec<Message>, String> {
+        let mut batch = consumer
+            .batch()
+            .max_messages(self.batch_size)
+            .expires(self.flush_interval)
+            .messages()
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut messages = Vec::new();
+        while let Some(next) = batch.next().await {
+            match next {
+                Ok(m) => messages.push(m),
+                // What was received is kept; the rest comes with the next fetch.
+                Err(e) => {
+                    tracing::debug!("{}: batch ended: {e}", self.stream);
+                    break;
+                }
+            }
+        }
+        Ok(messages)
+    }
+
+    /// Stores one batch and acks it; a message that cannot be parsed is terminated.
+    async fn store(&mut self, messages: Vec<Message>) {
+        let mut rows = TableRows::default();
+        let mut accepted = Vec::with_capacity(messages.len());
+        let mut redelivered = 0;
+        for m in messages {
+            if m.info().is_ok_and(|i| i.delivered > 1) {
+                redelivered += 1;
+            }
+            match parse(&m, &mut rows, self.encoding) {
+                Ok(()) => accepted.push(m),
+                Err(reason) => self.reject(&m, &reason).await,
+            }
+        }
+        let count = accepted.len() as u64;
+        self.state.update(|c| {
+            c.redelivered += redelivered;
+            c.pending.insert(self.stream.to_string(), count);
+        });
+        if !self.insert(&rows, &accepted).await {
+            self.state
+                .update(|c| c.pending.insert(self.stream.to_string(), 0));
+            return;
+        }
+        let mut acked = 0;
+        for m in &accepted {
+            match m.ack().await {
+                Ok(()) => acked += 1,
+                Err(e) => {
+                    tracing::warn!("{}: ack failed (will be delivered again): {e}", m.subject)
+                }
+            }
+        }
+        self.state.update(|c| {
+            c.acked += acked;
+            c.pending.insert(self.stream.to_string(), 0);
+        });
+    }
+
+    /// Inserts every table's rows, retrying until all succeeded; false when shutdown cut it.
+    async fn insert(&mut self, rows: &TableRows, messages: &[Message]) -> bool {
+        let mut done: BTreeSet<DataType> = BTreeSet::new();
+        let mut backoff = Duration::from_millis(200);
+        let mut progress_sent = Instant::now();
+        let mut stop_asked: Option<Instant> = None;
+        loop {
+            let mut failure = None;
+            for data_type in rows.data_types() {
+                if done.contains(&data_type) {
+                    continue;
+                }
+                match rows.insert(&self.clickhouse, data_type).await {
+                    Ok(()) => {
+                        done.insert(data_type);
+                        let n = rows.len(data_type) as u64;
+                        self.state.clickhouse_ok();
+                        self.state.update(|c| {
+                            *c.inserted.entry(data_type).or_default() += n;
+                            c.last_insert = Some(Instant::now());
+                        });
+                    }
+                    Err(e) => {
+                        failure = Some(e);
+                        break;
+                    }
+                }
+            }
+            let Some(error) = failure else {
+                return true;
+            };
+            tracing::warn!(
+                "{}: {error}; {} message(s) kept, retrying in {:?}",
+                self.stream,
+                messages.len(),
+                backoff
+            );
+            self.state.clickhouse_failed(error, true);
+            if progress_sent.elapsed() > PROGRESS_EVERY {
+                for m in messages {
+                    let _ = m.ack_with(AckKind::Progress).await;
+                }
+                progress_sent = Instant::now();
+            }
+            if *self.shutdown.borrow() {
+                let asked = *stop_asked.get_or_insert_with(Instant::now);
+                if asked.elapsed() > SHUTDOWN_GRACE {
+                    tracing::warn!(
+                        "{}: stopping with {} message(s) not stored and not acked; they are \
+                         delivered again at the next start",
+                        self.stream,
+                        messages.len()
+                    );
+                    return false;
+                }
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    async fn reject(&self, m: &Message, reason: &str) {
+        tracing::warn!("rejected message on {}: {reason}", m.subject);
+        self.state.update(|c| {
+            c.rejected += 1;
+            c.last_error = Some(format!("rejected message on {}: {reason}", m.subject));
+        });
+        // Terminated, so it is not delivered again and again.
+        if let Err(e) = m.ack_with(AckKind::Term).await {
+            tracing::warn!("{}: cannot terminate rejected message: {e}", m.subject);
+        }
+    }
+
+    /// Sleeps, or returns early (true) when shutdown is asked.
+    async fn pause(&mut self, d: Duration) -> bool {
+        tokio::select! {
+            _ = tokio::time::sleep(d) => false,
+            _ = self.shutdown.wait_for(|s| *s) => true,
+        }
+    }
+}
+
+fn parse(m: &Message, rows: &mut TableRows, encoding: TimeEncoding) -> Result<(), String> {
+    if DataType::of_subject(&m.subject).is_none() {
+        return Err("not one of the 8 data types".into());
+    }
+    let message = MarketMessage::from_json(&m.subject, &m.payload)?;
+    rows.push(&message, encoding)
+}
+
+/// The consumer storage wants: everything in the stream from the start (a fresh consumer
+/// stores what is already there), acked one by one, room for 4 batches unacked.
+pub fn wanted_config(durable: &str, batch_size: usize) -> PullConfig {
+    PullConfig {
+        durable_name: Some(durable.to_string()),
+        deliver_policy: DeliverPolicy::All,
+        ack_policy: AckPolicy::Explicit,
+        ack_wait: ACK_WAIT,
+        max_ack_pending: i64::try_from(batch_size.saturating_mul(4)).unwrap_or(i64::MAX),
+        ..Default::default()
+    }
+}
+
+/// Settings where an existing consumer differs from what storage wants.
+fn differences(has: &consumer::Config, wanted: &PullConfig) -> Vec<String> {
+    let mut out = Vec::new();
+    if has.deliver_policy != wanted.deliver_policy {
+        out.push(format!("deliver policy {:?}", has.deliver_policy));
+    }
+    if has.ack_policy != wanted.ack_policy {
+        out.push(format!("ack policy {:?}", has.ack_policy));
+    }
+    if has.ack_wait != wanted.ack_wait {
+        out.push(format!("ack wait {:?}", has.ack_wait));
+    }
+    if has.max_ack_pending < wanted.max_ack_pending {
+        out.push(format!("max ack pending {}", has.max_ack_pending));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wanted_consumer_reads_everything_with_explicit_acks() {
+        let c = wanted_config("mp-storage-MARKET_DATA", 1000);
+        assert_eq!(c.durable_name.as_deref(), Some("mp-storage-MARKET_DATA"));
+        assert_eq!(c.deliver_policy, DeliverPolicy::All);
+        assert_eq!(c.ack_policy, AckPolicy::Explicit);
+        assert_eq!(c.ack_wait, Duration::from_secs(30));
+        assert_eq!(c.max_ack_pending, 4000);
+        let same = consumer::Config {
+            deliver_policy: DeliverPolicy::All,
+            ack_policy: AckPolicy::Explicit,
+            ack_wait: Duration::from_secs(30),
+            max_ack_pending: 4000,
+            ..Default::default()
+        };
+        assert!(differences(&same, &c).is_empty());
+    }
+
+    #[test]
+    fn an_existing_consumer_with_other_settings_is_described() {
+        let wanted = wanted_config("d", 10);
+        let has = consumer::Config {
+            deliver_policy: DeliverPolicy::Last,
+            ack_policy: AckPolicy::Explicit,
+            ack_wait: Duration::from_secs(30),
+            max_ack_pending: 5,
+            ..Default::default()
+        };
+        assert_eq!(
+            differences(&has, &wanted),
+            ["deliver policy Last", "max ack pending 5"]
+        );
+    }
+}

@@ -1,0 +1,480 @@
+//! The pipeline services in a host's plan: the release they run (install layer), their configs,
+//! units and health (start layer), and the proof that data flows (verify layer).
+
+use crate::facts::Facts;
+use crate::inventory::{Host, Role};
+use crate::stack::pipeline::{self, PipelineService, SERVICE_USER};
+
+use super::build::{Fleet, PlanError, CLICKHOUSE_USER};
+use super::model::{Action, HostPlan, JsonExpectation, Layer, LayerName, Step, PLAN_FORMAT};
+use super::service::{service_steps, Server};
+
+/// Where the storage reads the ClickHouse password: its own copy, readable by its account
+/// only (the ClickHouse host's copy stays root's).
+pub const STORAGE_PASSWORD_FILE: &str = "/etc/marketprism/storage-clickhouse-password";
+/// Synthetic messages per second per collector, unless the host's `collector_rate` var says.
+pub const DEFAULT_COLLECTOR_RATE: u32 = 40;
+/// How long the services get to answer healthy, and data to reach every table.
+const HEALTH_DEADLINE_SECS: u64 = 60;
+const FLOW_DEADLINE_SECS: u64 = 90;
+
+/// The tables a synthetic collector fills: all eight.
+pub const TABLES: [&str; 8] = [
+    "orderbooks",
+    "trades",
+    "funding_rates",
+    "open_interests",
+    "liquidations",
+    "lsr_top_positions",
+    "lsr_all_accounts",
+    "volatility_indices",
+];
+
+/// The pipeline services this host runs, storage first.
+pub fn services_of(host: &Host) -> Vec<PipelineService> {
+    PipelineService::ALL
+        .into_iter()
+        .filter(|s| match s {
+            PipelineService::Storage => host.roles.contains(&Role::Storage),
+            PipelineService::Collector => host.roles.contains(&Role::Collector),
+        })
+        .collect()
+}
+
+fn service_step_id(service: PipelineService) -> String {
+    format!("start.{}.service", service.name())
+}
+
+/// `{deploy_dir}/current/mp-remote`: what the units run; the release step moves it.
+pub fn current_binary(facts: &Facts) -> String {
+    format!("{}/current/mp-remote", facts.deploy_dir)
+}
+
+/// Install layer: the account, the release of this very binary, the services' ports.
+pub fn install_steps(host: &Host, facts: &Facts, fleet: &Fleet) -> Vec<Step> {
+    let services = services_of(host);
+    if services.is_empty() {
+        return Vec::new();
+    }
+    let mut steps = vec![
+        Step {
+            id: "install.app.user".into(),
+            title: format!("system user {SERVICE_USER}"),
+            action: Action::SystemUser {
+                name: SERVICE_USER.into(),
+                home: "/var/lib/marketprism".into(),
+            },
+            notify: vec![],
+        },
+        Step {
+            id: "install.app.release".into(),
+            title: format!(
+                "release {} in {}",
+                &fleet.agent_sha256[..16.min(fleet.agent_sha256.len())],
+                facts.deploy_dir
+            ),
+            action: Action::AppRelease {
+                dir: facts.deploy_dir.clone(),
+                sha256: fleet.agent_sha256.clone(),
+            },
+            notify: services.iter().map(|s| service_step_id(*s)).collect(),
+        },
+    ];
+    for service in services {
+        for (port, what) in [
+            (service.health_port(), "health"),
+            (service.metrics_port(), "metrics"),
+        ] {
+            steps.push(Step {
+                id: format!("install.{}.port-{port}", service.name()),
+                title: format!("port {port} ({} {what}) free or ours", service.name()),
+                action: Action::PortFree {
+                    port,
+                    service: format!("{} {what}", service.name()),
+                    allowed_processes: vec!["mp-remote".into()],
+                    our_unit: Some(service.unit().into()),
+                },
+                notify: vec![],
+            });
+        }
+    }
+    steps
+}
+
+/// Phase 3 on a storage or collector host: configs, units, running, healthy.
+pub fn services_plan(
+    host: &Host,
+    facts: &Facts,
+    fleet: &Fleet,
+    run_id: &str,
+    check_only: bool,
+) -> Result<HostPlan, PlanError> {
+    let binary = current_binary(facts);
+    let mut steps = Vec::new();
+    for service in services_of(host) {
+        steps.extend(service_start_steps(host, facts, fleet, service, &binary)?);
+    }
+    Ok(plan_of(host, run_id, check_only, LayerName::Start, steps))
+}
+
+fn service_start_steps(
+    host: &Host,
+    facts: &Facts,
+    fleet: &Fleet,
+    service: PipelineService,
+    binary: &str,
+) -> Result<Vec<Step>, PlanError> {
+    let name = service.name();
+    let service_id = service_step_id(service);
+    let notify = vec![service_id.clone()];
+    let nats_urls: Vec<String> = fleet
+        .nats_nodes
+        .iter()
+        .map(|(_, address)| format!("nats://{address}:4222"))
+        .collect();
+    let owned_by_service = Some(format!("root:{SERVICE_USER}"));
+    let mut steps = Vec::new();
+    let config = match service {
+        PipelineService::Collector => pipeline::collector_config(&pipeline::CollectorConfigInput {
+            id: host.name.clone(),
+            nats_urls,
+            rate: collector_rate(host)?,
+        }),
+        PipelineService::Storage => {
+            steps.push(Step {
+                id: "start.storage.secret".into(),
+                title: format!("ClickHouse password for storage ({STORAGE_PASSWORD_FILE})"),
+                action: Action::File {
+                    path: STORAGE_PASSWORD_FILE.into(),
+                    content: format!("{}\n", fleet.clickhouse_password),
+                    mode: 0o640,
+                    owner: owned_by_service.clone(),
+                },
+                notify: notify.clone(),
+            });
+            pipeline::storage_config(&pipeline::StorageConfigInput {
+                nats_urls,
+                clickhouse_url: clickhouse_url_for(host, fleet),
+                clickhouse_user: CLICKHOUSE_USER.into(),
+                password_file: STORAGE_PASSWORD_FILE.into(),
+            })
+        }
+    };
+    let config_path = service.config_path();
+    steps.push(Step {
+        id: format!("start.{name}.config"),
+        title: format!("render {config_path}"),
+        action: Action::File {
+            path: config_path,
+            content: config,
+            mode: 0o640,
+            owner: owned_by_service,
+        },
+        notify: notify.clone(),
+    });
+    if facts.init == crate::facts::Init::Systemd {
+        let path = format!("/etc/systemd/system/{}.service", service.unit());
+        steps.push(Step {
+            id: format!("start.{name}.unit"),
+            title: format!("systemd unit {path}"),
+            action: Action::File {
+                path,
+                content: pipeline::unit(service, binary),
+                mode: 0o644,
+                owner: None,
+            },
+            notify: notify.clone(),
+        });
+    }
+    let command = pipeline::command(service, binary);
+    let command: Vec<&str> = command.iter().map(String::as_str).collect();
+    let server = Server {
+        step_id: &service_id,
+        name: service.unit(),
+        user: SERVICE_USER,
+        command: &command,
+        drop_in_step: None,
+    };
+    let feeding = steps.clone();
+    steps.extend(service_steps(facts.init, &server, &feeding));
+    steps.push(Step {
+        id: format!("start.{name}.health"),
+        title: format!("{name} /health says healthy"),
+        action: Action::WaitHttp {
+            url: format!("http://127.0.0.1:{}/health", service.health_port()),
+            // Parsed JSON, compared whole: "unhealthy" never passes for "healthy".
+            expect_json: Some(JsonExpectation {
+                field: "status".into(),
+                equals: "healthy".into(),
+            }),
+            timeout_secs: HEALTH_DEADLINE_SECS,
+            log_unit: Some(service.unit().into()),
+        },
+        notify: vec![],
+    });
+    Ok(steps)
+}
+
+/// Phase 4: the collector publishes; data reaches every table.
+pub fn verify_plan(host: &Host, fleet: &Fleet, run_id: &str, check_only: bool) -> HostPlan {
+    let mut steps = Vec::new();
+    let services = services_of(host);
+    if services.contains(&PipelineService::Collector) {
+        steps.push(Step {
+            id: "verify.collector.publishing".into(),
+            title: "collector publishes to NATS".into(),
+            action: Action::VerifyPublishing {
+                health_url: format!(
+                    "http://127.0.0.1:{}/health",
+                    PipelineService::Collector.health_port()
+                ),
+                timeout_secs: 30,
+                log_unit: PipelineService::Collector.unit().into(),
+            },
+            notify: vec![],
+        });
+    }
+    if services.contains(&PipelineService::Storage) && fleet.collectors > 0 {
+        let nats = fleet
+            .nats_nodes
+            .first()
+            .map(|(_, address)| address.clone())
+            .unwrap_or_else(|| "127.0.0.1".into());
+        steps.push(Step {
+            id: "verify.storage.data-flow".into(),
+            title: "rows arrive in every marketprism_hot table".into(),
+            action: Action::VerifyFlow {
+                clickhouse_url: clickhouse_url_for(host, fleet),
+                user: CLICKHOUSE_USER.into(),
+                password_file: STORAGE_PASSWORD_FILE.into(),
+                database: "marketprism_hot".into(),
+                tables: TABLES.iter().map(|t| t.to_string()).collect(),
+                storage_health_url: format!(
+                    "http://127.0.0.1:{}/health",
+                    PipelineService::Storage.health_port()
+                ),
+                nats_monitor_url: format!("http://{nats}:8222"),
+                timeout_secs: FLOW_DEADLINE_SECS,
+                log_unit: PipelineService::Storage.unit().into(),
+            },
+            notify: vec![],
+        });
+    }
+    plan_of(host, run_id, check_only, LayerName::Verify, steps)
+}
+
+/// The ClickHouse a storage on `host` writes to: its own, else the first ClickHouse host's.
+fn clickhouse_url_for(host: &Host, fleet: &Fleet) -> String {
+    if host.roles.contains(&Role::Clickhouse) {
+        return "http://127.0.0.1:8123".into();
+    }
+    let address = fleet
+        .clickhouse_nodes
+        .first()
+        .map(|(_, address)| address.as_str())
+        .unwrap_or("127.0.0.1");
+    format!("http://{address}:8123")
+}
+
+/// The host's `collector_rate` var: a positive whole number of messages per second.
+fn collector_rate(host: &Host) -> Result<u32, PlanError> {
+    let Some(value) = host.vars.get("collector_rate") else {
+        return Ok(DEFAULT_COLLECTOR_RATE);
+    };
+    value
+        .as_integer()
+        .and_then(|v| u32::try_from(v).ok())
+        .filter(|v| *v > 0)
+        .ok_or_else(|| PlanError::Stack {
+            host: host.name.clone(),
+            message: format!(
+                "vars.collector_rate = {value}: write a positive whole number of messages per second, e.g. collector_rate = 40"
+            ),
+        })
+}
+
+fn plan_of(
+    host: &Host,
+    run_id: &str,
+    check_only: bool,
+    layer: LayerName,
+    steps: Vec<Step>,
+) -> HostPlan {
+    HostPlan {
+        format: PLAN_FORMAT,
+        host: host.name.clone(),
+        run_id: run_id.to_string(),
+        state_dir: super::build::STATE_DIR.into(),
+        check_only,
+        layers: vec![Layer { name: layer, steps }],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SYSTEMD: &str = include_str!("../../tests/fixtures/facts/debian12_vm.txt");
+    const CONTAINER: &str = include_str!("../../tests/fixtures/facts/debian12.txt");
+
+    fn host(roles: &str, vars: &str) -> Host {
+        let inventory = crate::inventory::parse(
+            &format!(
+                "[[hosts]]\nname = \"mp-1\"\naddress = \"10.0.0.5\"\nroles = [{roles}]\n{vars}"
+            ),
+            std::path::Path::new("test.toml"),
+            None,
+        )
+        .unwrap();
+        inventory.hosts[0].clone()
+    }
+
+    fn facts(text: &str) -> Facts {
+        crate::facts::parse(text).unwrap()
+    }
+
+    fn ids(plan: &HostPlan) -> Vec<&str> {
+        plan.layers[0].steps.iter().map(|s| s.id.as_str()).collect()
+    }
+
+    fn remote_fleet() -> Fleet {
+        Fleet {
+            nats_nodes: vec![
+                ("n1".into(), "10.0.0.1".into()),
+                ("n2".into(), "10.0.0.2".into()),
+            ],
+            clickhouse_nodes: vec![("ch".into(), "10.0.0.9".into())],
+            ..Fleet::single_host_for_tests()
+        }
+    }
+
+    #[test]
+    fn the_release_step_restarts_both_services() {
+        let steps = install_steps(
+            &host("\"storage\", \"collector\"", ""),
+            &facts(SYSTEMD),
+            &remote_fleet(),
+        );
+        let release = steps
+            .iter()
+            .find(|s| s.id == "install.app.release")
+            .unwrap();
+        assert_eq!(
+            release.notify,
+            ["start.storage.service", "start.collector.service"]
+        );
+        let ports: Vec<&str> = steps
+            .iter()
+            .filter(|s| matches!(s.action, Action::PortFree { .. }))
+            .map(|s| s.id.as_str())
+            .collect();
+        assert_eq!(
+            ports,
+            [
+                "install.storage.port-8085",
+                "install.storage.port-9094",
+                "install.collector.port-8087",
+                "install.collector.port-9093"
+            ]
+        );
+        assert!(install_steps(&host("\"nats\"", ""), &facts(SYSTEMD), &remote_fleet()).is_empty());
+    }
+
+    #[test]
+    fn storage_on_its_own_host_writes_to_the_first_clickhouse_over_its_address() {
+        let plan = services_plan(
+            &host("\"storage\"", ""),
+            &facts(SYSTEMD),
+            &remote_fleet(),
+            "run",
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            ids(&plan),
+            [
+                "start.storage.secret",
+                "start.storage.config",
+                "start.storage.unit",
+                "start.storage.service",
+                "start.storage.health"
+            ]
+        );
+        let Action::File { content, .. } = &plan.layers[0].steps[1].action else {
+            panic!()
+        };
+        assert!(
+            content.contains("url = \"http://10.0.0.9:8123\""),
+            "{content}"
+        );
+        assert!(
+            content.contains("nats_urls = [\"nats://10.0.0.1:4222\", \"nats://10.0.0.2:4222\"]"),
+            "{content}"
+        );
+        // The password goes to a file of its own, never into the config.
+        assert!(!content.contains("secret"), "{content}");
+        let Action::WaitHttp { expect_json, .. } = &plan.layers[0].steps[4].action else {
+            panic!()
+        };
+        assert_eq!(expect_json.as_ref().unwrap().equals, "healthy");
+    }
+
+    #[test]
+    fn without_systemd_the_agent_supervises_the_current_release() {
+        let plan = services_plan(
+            &host("\"collector\"", ""),
+            &facts(CONTAINER),
+            &Fleet::single_host_for_tests(),
+            "run",
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            ids(&plan),
+            [
+                "start.collector.config",
+                "start.collector.service",
+                "start.collector.health"
+            ]
+        );
+        let Action::Supervised {
+            command,
+            config_files,
+            ..
+        } = &plan.layers[0].steps[1].action
+        else {
+            panic!()
+        };
+        assert_eq!(command[0], "/opt/marketprism/current/mp-remote");
+        assert_eq!(config_files, &["/etc/marketprism/collector.toml"]);
+    }
+
+    #[test]
+    fn a_bad_collector_rate_is_refused_with_the_fix() {
+        let error = services_plan(
+            &host("\"collector\"", "vars = { collector_rate = \"fast\" }\n"),
+            &facts(SYSTEMD),
+            &Fleet::single_host_for_tests(),
+            "run",
+            false,
+        )
+        .unwrap_err();
+        assert!(error.to_string().contains("collector_rate = 40"), "{error}");
+    }
+
+    #[test]
+    fn verify_checks_rows_only_where_collectors_exist() {
+        let both = host("\"storage\", \"collector\"", "");
+        let plan = verify_plan(&both, &Fleet::single_host_for_tests(), "run", false);
+        assert_eq!(
+            ids(&plan),
+            ["verify.collector.publishing", "verify.storage.data-flow"]
+        );
+        let none = Fleet {
+            collectors: 0,
+            ..Fleet::single_host_for_tests()
+        };
+        let plan = verify_plan(&host("\"storage\"", ""), &none, "run", false);
+        assert!(ids(&plan).is_empty());
+    }
+}

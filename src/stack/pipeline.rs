@@ -1,0 +1,281 @@
+//! The two pipeline services (collector and hot storage) as a host runs them: their config
+//! files (the contract `mp-remote service … --config FILE` reads, see `pipeline::config`) and
+//! their systemd units. Pure: data in, text out.
+
+use serde::Serialize;
+
+use super::managed::{with_marker, CommentStyle};
+
+/// The two services, with their names, ports and the table of rows they feed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PipelineService {
+    Collector,
+    Storage,
+}
+
+impl PipelineService {
+    pub const ALL: [PipelineService; 2] = [Self::Storage, Self::Collector];
+
+    /// The `mp-remote service NAME` argument, the role and the key in status reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Collector => "collector",
+            Self::Storage => "storage",
+        }
+    }
+
+    /// The systemd unit and the supervised service's name.
+    pub fn unit(self) -> &'static str {
+        match self {
+            Self::Collector => "mp-collector",
+            Self::Storage => "mp-storage",
+        }
+    }
+
+    /// `/health` answers JSON with a `status` field here.
+    pub fn health_port(self) -> u16 {
+        match self {
+            Self::Collector => 8087,
+            Self::Storage => 8085,
+        }
+    }
+
+    /// Prometheus metrics.
+    pub fn metrics_port(self) -> u16 {
+        match self {
+            Self::Collector => 9093,
+            Self::Storage => 9094,
+        }
+    }
+
+    pub fn config_path(self) -> String {
+        format!("{CONFIG_DIR}/{}.toml", self.name())
+    }
+}
+
+/// Where mp-remote's own config files go (the packages' own files are left alone).
+pub const CONFIG_DIR: &str = "/etc/marketprism";
+
+/// The account both services run as.
+pub const SERVICE_USER: &str = "marketprism";
+
+/// What the collector's config is made from.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CollectorConfigInput {
+    /// Goes into every message (`collector_id`): the host's name.
+    pub id: String,
+    pub nats_urls: Vec<String>,
+    /// Synthetic messages per second, all data types together.
+    pub rate: u32,
+}
+
+/// What the storage's config is made from.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StorageConfigInput {
+    pub nats_urls: Vec<String>,
+    /// ClickHouse's HTTP interface (`http://ADDRESS:8123`).
+    pub clickhouse_url: String,
+    pub clickhouse_user: String,
+    /// Where the password is on the host; never in the config itself.
+    pub password_file: String,
+}
+
+#[derive(Serialize)]
+struct CollectorFile<'a> {
+    id: &'a str,
+    nats_urls: &'a [String],
+    health_listen: String,
+    metrics_listen: String,
+    source: SyntheticSource,
+}
+
+#[derive(Serialize)]
+struct SyntheticSource {
+    kind: &'static str,
+    rate: u32,
+    seed: u64,
+}
+
+#[derive(Serialize)]
+struct StorageFile<'a> {
+    nats_urls: &'a [String],
+    health_listen: String,
+    metrics_listen: String,
+    clickhouse: StorageClickHouse<'a>,
+}
+
+#[derive(Serialize)]
+struct StorageClickHouse<'a> {
+    url: &'a str,
+    database: &'static str,
+    user: &'a str,
+    password_file: &'a str,
+}
+
+fn listen(port: u16) -> String {
+    format!("0.0.0.0:{port}")
+}
+
+/// `collector.toml`, with the managed marker. Serialised by `toml`, so any name quotes safely.
+pub fn collector_config(input: &CollectorConfigInput) -> String {
+    let service = PipelineService::Collector;
+    let file = CollectorFile {
+        id: &input.id,
+        nats_urls: &input.nats_urls,
+        health_listen: listen(service.health_port()),
+        metrics_listen: listen(service.metrics_port()),
+        source: SyntheticSource {
+            kind: "synthetic",
+            rate: input.rate,
+            seed: 1,
+        },
+    };
+    managed_toml(&file)
+}
+
+/// `storage.toml`, with the managed marker.
+pub fn storage_config(input: &StorageConfigInput) -> String {
+    let service = PipelineService::Storage;
+    let file = StorageFile {
+        nats_urls: &input.nats_urls,
+        health_listen: listen(service.health_port()),
+        metrics_listen: listen(service.metrics_port()),
+        clickhouse: StorageClickHouse {
+            url: &input.clickhouse_url,
+            database: "marketprism_hot",
+            user: &input.clickhouse_user,
+            password_file: &input.password_file,
+        },
+    };
+    managed_toml(&file)
+}
+
+fn managed_toml(file: &impl Serialize) -> String {
+    let text = toml::to_string(file).expect("plain structs always serialise to TOML");
+    with_marker(CommentStyle::Hash, &text)
+}
+
+/// The command line a host runs the service with (`binary`: the current release).
+pub fn command(service: PipelineService, binary: &str) -> Vec<String> {
+    vec![
+        binary.to_string(),
+        "service".into(),
+        service.name().into(),
+        "--config".into(),
+        service.config_path(),
+    ]
+}
+
+/// The systemd unit: restarts on any exit (a crash loop shows in `systemctl status` and the
+/// journal), stops with SIGTERM so storage finishes its batch and acks.
+pub fn unit(service: PipelineService, binary: &str) -> String {
+    let description = match service {
+        PipelineService::Collector => "MarketPrism collector",
+        PipelineService::Storage => "MarketPrism hot storage",
+    };
+    with_marker(
+        CommentStyle::Hash,
+        &format!(
+            "[Unit]
+Description={description} (installed by mp-remote)
+After=network-online.target nats-server.service clickhouse-server.service
+Wants=network-online.target
+
+[Service]
+Type=simple
+User={SERVICE_USER}
+Group={SERVICE_USER}
+ExecStart={command}
+Restart=always
+RestartSec=2
+KillSignal=SIGTERM
+TimeoutStopSec=30
+LimitNOFILE=65536
+
+[Install]
+WantedBy=multi-user.target
+",
+            command = command(service, binary).join(" ")
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stack::managed_marker_ok;
+
+    fn strip_marker(text: &str) -> &str {
+        text.split_once('\n').expect("a marker line").1
+    }
+
+    #[test]
+    fn collector_config_is_the_contract() {
+        let text = collector_config(&CollectorConfigInput {
+            id: "mp-collector-1".into(),
+            nats_urls: vec!["nats://10.0.0.1:4222".into(), "nats://10.0.0.2:4222".into()],
+            rate: 40,
+        });
+        assert!(managed_marker_ok(&text), "{text}");
+        assert_eq!(
+            strip_marker(&text),
+            r#"id = "mp-collector-1"
+nats_urls = ["nats://10.0.0.1:4222", "nats://10.0.0.2:4222"]
+health_listen = "0.0.0.0:8087"
+metrics_listen = "0.0.0.0:9093"
+
+[source]
+kind = "synthetic"
+rate = 40
+seed = 1
+"#
+        );
+    }
+
+    #[test]
+    fn storage_config_names_the_password_file_never_the_password() {
+        let text = storage_config(&StorageConfigInput {
+            nats_urls: vec!["nats://127.0.0.1:4222".into()],
+            clickhouse_url: "http://127.0.0.1:8123".into(),
+            clickhouse_user: "marketprism".into(),
+            password_file: "/etc/marketprism/storage-clickhouse-password".into(),
+        });
+        assert_eq!(
+            strip_marker(&text),
+            r#"nats_urls = ["nats://127.0.0.1:4222"]
+health_listen = "0.0.0.0:8085"
+metrics_listen = "0.0.0.0:9094"
+
+[clickhouse]
+url = "http://127.0.0.1:8123"
+database = "marketprism_hot"
+user = "marketprism"
+password_file = "/etc/marketprism/storage-clickhouse-password"
+"#
+        );
+    }
+
+    #[test]
+    fn names_that_need_quoting_stay_valid_toml() {
+        let text = collector_config(&CollectorConfigInput {
+            id: "odd \"name\"\\".into(),
+            nats_urls: vec![],
+            rate: 1,
+        });
+        let parsed: toml::Table = toml::from_str(strip_marker(&text)).expect("valid TOML");
+        assert_eq!(parsed["id"].as_str(), Some("odd \"name\"\\"));
+    }
+
+    #[test]
+    fn unit_runs_the_current_release_as_the_service_user() {
+        let text = unit(
+            PipelineService::Storage,
+            "/opt/marketprism/current/mp-remote",
+        );
+        assert!(text.contains(
+            "ExecStart=/opt/marketprism/current/mp-remote service storage --config /etc/marketprism/storage.toml\n"
+        ));
+        assert!(text.contains("User=marketprism\n"));
+        assert!(text.contains("Restart=always\n"));
+    }
+}

@@ -1,0 +1,113 @@
+//! The whole pipeline on one real host (all four roles): the deploy proves that rows arrive in
+//! every table; then storage stopped, ClickHouse stopped and storage killed with -9 in the
+//! middle of a batch while the collector keeps publishing. Afterwards every trade and order
+//! book sequence the collector published is in ClickHouse.
+
+use crate::support::pipeline::{Pipeline, TABLES};
+use crate::support::{assert_nothing_changed, mp_remote, wait_for, Fleet};
+
+const COMPONENTS: &str =
+    "[components.nats]\nsource = \"os\"\n\n[components.clickhouse]\nsource = \"os\"\n";
+
+#[test]
+fn pipeline_survives_outages_without_losing_a_message() {
+    let fleet = Fleet::up("flow", 1, 0);
+    let known_hosts = fleet.path("known_hosts");
+    let mut options = fleet.default_options(&known_hosts);
+    options.roles = &["nats", "clickhouse", "storage", "collector"];
+    options.extra = COMPONENTS;
+    let inventory = fleet.inventory("inv.toml", &options);
+
+    let first = mp_remote(Some(&inventory), &["deploy"]);
+    println!("first deploy:\n{}{}", first.stdout, first.stderr);
+    // Exit 0 includes layer 5: rows arrived in every table within its deadline.
+    assert_eq!(first.code, 0, "{first:?}");
+    let p = Pipeline {
+        fleet: &fleet,
+        clickhouse: "h1",
+        nats: "h1",
+        storage: "h1",
+        collector: "h1",
+    };
+    let rows = p.row_counts();
+    for table in TABLES {
+        assert!(
+            rows.get(table).copied().unwrap_or(0) > 0,
+            "{table}: {rows:?}"
+        );
+    }
+
+    // A second deploy changes nothing and restarts neither service.
+    let started = || ["mp-storage", "mp-collector"].map(|u| fleet.started_at("h1", u));
+    let before = started();
+    let second = mp_remote(Some(&inventory), &["deploy"]);
+    assert_nothing_changed(&second);
+    assert_eq!(started(), before, "a pipeline service was restarted");
+
+    // Storage down while the collector publishes: the consumer keeps the backlog.
+    p.systemctl(p.storage, "stop mp-storage");
+    p.wait_for_messages("1000 messages published while storage is down", 1000);
+    p.systemctl(p.storage, "start mp-storage");
+    p.wait_healthy(p.storage, 8085);
+
+    // ClickHouse down: storage retries (and says so in its health), then catches up.
+    p.systemctl(p.clickhouse, "stop clickhouse-server");
+    wait_for("storage to report ClickHouse down", 60, || {
+        let health = p.health(p.storage, 8085);
+        health["clickhouse"] != "ok" && health["status"] != "healthy"
+    });
+    p.wait_for_messages("600 messages published while ClickHouse is down", 600);
+    p.systemctl(p.clickhouse, "start clickhouse-server");
+    p.wait_healthy(p.storage, 8085);
+
+    // kill -9 while a batch is in flight (fetched, not yet acked); systemd restarts it.
+    wait_for("storage to hold an unacked batch", 60, || {
+        p.health(p.storage, 8085)["pending"].as_u64().unwrap_or(0) > 0
+    });
+    p.systemctl(p.storage, "kill -s KILL mp-storage");
+    p.wait_healthy(p.storage, 8085);
+
+    p.assert_nothing_lost();
+
+    // Bring the collector back: a deploy starts what was stopped, and reports it.
+    let again = mp_remote(Some(&inventory), &["deploy"]);
+    assert_eq!(again.code, 0, "{again:?}");
+    assert!(
+        again.stdout.contains("start mp-collector"),
+        "{}",
+        again.stdout
+    );
+
+    day2_of_the_pipeline_services(&fleet, &inventory);
+}
+
+/// status, restart, stop and clean know the two services.
+fn day2_of_the_pipeline_services(fleet: &Fleet, inventory: &std::path::Path) {
+    let status = mp_remote(Some(inventory), &["status", "--json"]);
+    assert_eq!(status.code, 0, "{status:?}");
+    let host = &status.json()["hosts"][0];
+    for service in ["storage", "collector"] {
+        assert_eq!(host["services"][service]["running"], true, "{host}");
+        assert_eq!(host["services"][service]["healthy"], true, "{host}");
+    }
+    assert!(host["tables"]["trades"].as_u64().unwrap_or(0) > 0, "{host}");
+
+    let before = fleet.started_at("h1", "mp-storage");
+    let restart = mp_remote(Some(inventory), &["restart", "--service", "storage"]);
+    assert_eq!(restart.code, 0, "{restart:?}");
+    assert_ne!(fleet.started_at("h1", "mp-storage"), before, "{restart:?}");
+
+    let stop = mp_remote(Some(inventory), &["stop", "--service", "collector"]);
+    assert!(stop.stdout.contains("mp-collector stopped"), "{stop:?}");
+    let status = mp_remote(Some(inventory), &["status", "--json"]);
+    assert_eq!(status.code, 2, "{status:?}");
+
+    let clean = mp_remote(Some(inventory), &["clean", "--yes"]);
+    assert_eq!(clean.code, 0, "{clean:?}");
+    let left = fleet.exec(
+        "h1",
+        "for u in mp-storage mp-collector; do systemctl cat $u >/dev/null 2>&1 && echo unit:$u; done; \
+         for f in /opt/marketprism/current /opt/marketprism/releases /etc/marketprism; do test -e $f && echo file:$f; done; true",
+    );
+    assert_eq!(left.trim(), "", "left behind after clean");
+}
