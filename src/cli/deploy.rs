@@ -6,7 +6,8 @@ use std::path::PathBuf;
 
 use super::progress::{stop_agents, Recorder, Settings};
 use crate::inventory::{Host, Inventory};
-use crate::report::record::{installed_versions, FactsSummary};
+use crate::agent::StepStatus;
+use crate::report::record::{installed_versions, FactsSummary, ServiceRecord};
 use crate::report::{ExitCode, HostEnd, Redactor};
 use crate::run::deploy::{deploy, DeployOptions, HostDeploy, StepResult};
 use crate::run::FanOut;
@@ -40,7 +41,11 @@ pub async fn run(inventory: &Inventory, hosts: &[&Host], fanout: &FanOut, args: 
     {
         Ok(Ok(results)) => {
             for host in &results {
-                recorder.host_done(&host.host, host_end(host));
+                let address = hosts
+                    .iter()
+                    .find(|h| h.name == host.host)
+                    .map_or("127.0.0.1", |h| h.private_address.as_str());
+                recorder.host_done(&host.host, host_end(host, address));
             }
             let code = ExitCode::from_statuses(results.iter().map(|h| h.status));
             (code, false, None)
@@ -62,14 +67,41 @@ pub async fn run(inventory: &Inventory, hosts: &[&Host], fanout: &FanOut, args: 
 }
 
 /// What the record keeps of a host's deploy.
-fn host_end(host: &HostDeploy) -> HostEnd {
+fn host_end(host: &HostDeploy, address: &str) -> HostEnd {
     let mut end = HostEnd::new(host.status, host.error.clone(), host.duration);
     if let Some(facts) = &host.facts {
         end.facts = Some(FactsSummary::from(facts));
         end.versions = installed_versions(facts);
     }
     end.versions.extend(versions_from_steps(&host.steps));
+    end.services = services_from_steps(&host.steps, address);
     end
+}
+
+/// Each service's endpoint, and its health as the deploy's health step found it.
+fn services_from_steps(steps: &[StepResult], address: &str) -> Vec<ServiceRecord> {
+    const HEALTH_STEPS: [(&str, &str, &str); 4] = [
+        ("init.nats.health", "nats", "nats://{}:4222"),
+        ("init.clickhouse.health", "clickhouse", "http://{}:8123"),
+        ("start.storage.health", "storage", "http://{}:8085/health"),
+        ("start.collector.health", "collector", "http://{}:8087/health"),
+    ];
+    HEALTH_STEPS
+        .iter()
+        .filter_map(|(id, name, endpoint)| {
+            let step = steps.iter().find(|s| s.step == *id)?;
+            Some(ServiceRecord {
+                name: name.to_string(),
+                endpoint: Some(endpoint.replace("{}", address)),
+                healthy: match step.status {
+                    StepStatus::Ok | StepStatus::Changed => Some(true),
+                    StepStatus::Failed => Some(false),
+                    StepStatus::Skipped => None,
+                },
+                detail: Some(step.message.clone()),
+            })
+        })
+        .collect()
 }
 
 /// The versions the install steps name ("installed nats-server 2.10.7 (...)", "nats-server

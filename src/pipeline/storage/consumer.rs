@@ -4,8 +4,8 @@
 //!
 //! While ClickHouse fails, the same batch is retried with backoff and nothing more is fetched
 //! (memory stays bounded by one batch per stream); its messages get "in progress" acks so
-//! JetStream does not hand them out again meanwhile. A table whose insert succeeded is not
-//! inserted again when another table of the batch fails.
+//! JetStream does not hand them out again meanwhile. A batch's tables are inserted
+//! concurrently; a table whose insert succeeded is not inserted again when another fails.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -214,12 +214,20 @@ impl Worker {
         let mut progress_sent = Instant::now();
         let mut stop_asked: Option<Instant> = None;
         loop {
+            // The tables are inserted at once: each insert is one HTTP request, mostly waiting.
+            let todo: Vec<DataType> = rows
+                .data_types()
+                .into_iter()
+                .filter(|t| !done.contains(t))
+                .collect();
+            let clickhouse = &self.clickhouse;
+            let results = futures::future::join_all(todo.into_iter().map(|data_type| async move {
+                (data_type, rows.insert(clickhouse, data_type).await)
+            }))
+            .await;
             let mut failure = None;
-            for data_type in rows.data_types() {
-                if done.contains(&data_type) {
-                    continue;
-                }
-                match rows.insert(&self.clickhouse, data_type).await {
+            for (data_type, result) in results {
+                match result {
                     Ok(()) => {
                         done.insert(data_type);
                         let n = rows.len(data_type) as u64;
@@ -229,10 +237,7 @@ impl Worker {
                             c.last_insert = Some(Instant::now());
                         });
                     }
-                    Err(e) => {
-                        failure = Some(e);
-                        break;
-                    }
+                    Err(e) => failure = Some(e),
                 }
             }
             let Some(error) = failure else {
