@@ -13,7 +13,7 @@ fn deploy_three_node_nats_cluster_with_r3_streams() {
     let mut options = fleet.default_options(&known_hosts);
     options.extra =
         "[components.nats]\nsource = \"os\"\n\n[components.clickhouse]\nsource = \"os\"\n";
-    // h1..h3: NATS; h4: ClickHouse; h5: storage and collector. The fleet helper gives every host the same roles, so
+    // h1..h3: NATS; h4: ClickHouse and storage; h5: collector. The fleet helper gives every host the same roles, so
     // write the roles per host by rewriting the generated inventory.
     let inventory = fleet.inventory("inv.toml", &options);
     let text = std::fs::read_to_string(&inventory).unwrap();
@@ -25,8 +25,9 @@ fn deploy_three_node_nats_cluster_with_r3_streams() {
         }
         if line.starts_with("roles = ") {
             let roles = match current.as_str() {
-                "h4" => "[\"clickhouse\"]",
-                "h5" => "[\"storage\", \"collector\"]",
+                // A short data-flow deadline: the last deploy below fails on purpose.
+                "h4" => "[\"clickhouse\", \"storage\"]\nvars = { verify_timeout_secs = 20 }",
+                "h5" => "[\"collector\"]",
                 _ => "[\"nats\"]",
             };
             out.push_str(&format!("roles = {roles}\n"));
@@ -75,12 +76,12 @@ fn deploy_three_node_nats_cluster_with_r3_streams() {
     );
     assert_eq!(tables.trim(), "8");
 
-    // Layer 5 passed (exit 0): rows in every table, written by storage on h5 into h4.
+    // Layer 5 passed (exit 0): rows in every table, published on h5, stored from h4.
     let p = Pipeline {
         fleet: &fleet,
         clickhouse: "h4",
-        nats: "h1",
-        storage: "h5",
+        nats: &["h1", "h2", "h3"],
+        storage: "h4",
         collector: "h5",
     };
     let rows = p.row_counts();
@@ -103,4 +104,16 @@ fn deploy_three_node_nats_cluster_with_r3_streams() {
     });
     p.wait_for_messages("300 messages after the restart", 300);
     p.assert_nothing_lost();
+
+    // The collector is stopped now: a deploy that leaves its host out fails in layer 5 and
+    // names the hop.
+    let broken = mp_remote(Some(&inventory), &["deploy", "--limit", "!h5"]);
+    println!("deploy without a collector:\n{}{}", broken.stdout, broken.stderr);
+    assert_eq!(broken.code, 2, "{broken:?}");
+    assert!(
+        broken.stdout.contains("verify.storage.data-flow")
+            && broken.stdout.contains("stream not receiving"),
+        "{}",
+        broken.stdout
+    );
 }

@@ -25,7 +25,7 @@ fn pipeline_survives_outages_without_losing_a_message() {
     let p = Pipeline {
         fleet: &fleet,
         clickhouse: "h1",
-        nats: "h1",
+        nats: &["h1"],
         storage: "h1",
         collector: "h1",
     };

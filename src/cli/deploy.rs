@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use super::progress::{stop_agents, Recorder, Settings};
-use crate::inventory::{Host, Inventory};
 use crate::agent::StepStatus;
+use crate::inventory::{Host, Inventory};
 use crate::report::record::{installed_versions, FactsSummary, ServiceRecord};
 use crate::report::{ExitCode, HostEnd, Redactor};
 use crate::run::deploy::{deploy, DeployOptions, HostDeploy, StepResult};
@@ -84,7 +84,11 @@ fn services_from_steps(steps: &[StepResult], address: &str) -> Vec<ServiceRecord
         ("init.nats.health", "nats", "nats://{}:4222"),
         ("init.clickhouse.health", "clickhouse", "http://{}:8123"),
         ("start.storage.health", "storage", "http://{}:8085/health"),
-        ("start.collector.health", "collector", "http://{}:8087/health"),
+        (
+            "start.collector.health",
+            "collector",
+            "http://{}:8087/health",
+        ),
     ];
     HEALTH_STEPS
         .iter()
@@ -115,6 +119,21 @@ fn versions_from_steps(steps: &[StepResult]) -> BTreeMap<String, String> {
                 versions.insert(name.to_string(), version);
             }
         }
+        // The pipeline's release: this very binary, named by its sha256 prefix.
+        if step.step == "install.app.release" {
+            if let Some(id) = step
+                .message
+                .split_whitespace()
+                .skip_while(|w| *w != "release")
+                .nth(1)
+                .filter(|id| id.len() == 16 && id.chars().all(|c| c.is_ascii_hexdigit()))
+            {
+                versions.insert(
+                    "mp-remote".into(),
+                    format!("{} (release {id})", env!("CARGO_PKG_VERSION")),
+                );
+            }
+        }
     }
     versions
 }
@@ -133,7 +152,8 @@ fn version_after(text: &str, name: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::version_after;
+    use super::*;
+    use crate::plan::LayerName;
 
     #[test]
     fn versions_from_step_messages() {
@@ -158,5 +178,51 @@ mod tests {
         for (text, name, expected) in cases {
             assert_eq!(version_after(text, name).as_deref(), expected, "{text}");
         }
+    }
+
+    #[test]
+    fn the_pipeline_release_is_a_version_and_the_health_steps_are_services() {
+        let step = |id: &str, message: &str, status| StepResult {
+            layer: LayerName::Install,
+            step: id.into(),
+            status,
+            duration: std::time::Duration::ZERO,
+            message: message.into(),
+            changes: vec![],
+            output_tail: String::new(),
+            hint: None,
+            data: BTreeMap::new(),
+        };
+        for message in [
+            "install release 0123456789abcdef as /opt/marketprism/current",
+            "switch /opt/marketprism/current to release 0123456789abcdef (was fedcba9876543210)",
+            "release 0123456789abcdef is current",
+        ] {
+            let versions =
+                versions_from_steps(&[step("install.app.release", message, StepStatus::Ok)]);
+            assert_eq!(
+                versions["mp-remote"],
+                format!("{} (release 0123456789abcdef)", env!("CARGO_PKG_VERSION")),
+                "{message}"
+            );
+        }
+        let services = services_from_steps(
+            &[
+                step("start.storage.health", "healthy after 1 s", StepStatus::Ok),
+                step("init.nats.health", "not healthy", StepStatus::Failed),
+            ],
+            "10.0.0.5",
+        );
+        let seen: Vec<(&str, Option<&str>, Option<bool>)> = services
+            .iter()
+            .map(|s| (s.name.as_str(), s.endpoint.as_deref(), s.healthy))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("nats", Some("nats://10.0.0.5:4222"), Some(false)),
+                ("storage", Some("http://10.0.0.5:8085/health"), Some(true))
+            ]
+        );
     }
 }

@@ -188,3 +188,34 @@ fn unreadable_file_names_it() {
         "{e}"
     );
 }
+
+/// The files the deploy renders (`stack::pipeline`) are what the services read.
+#[test]
+fn rendered_configs_parse() {
+    use crate::stack::pipeline::{
+        collector_config, storage_config, CollectorConfigInput, StorageConfigInput,
+    };
+    let urls = vec![
+        "nats://10.0.0.1:4222".to_string(),
+        "nats://10.0.0.2:4222".to_string(),
+    ];
+    let text = collector_config(&CollectorConfigInput {
+        id: "mp-1".into(),
+        nats_urls: urls.clone(),
+        rate: 40,
+    });
+    let c = collector(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(
+        (c.id.as_str(), c.source.rate, c.nats_urls.len()),
+        ("mp-1", 40, 2)
+    );
+    let text = storage_config(&StorageConfigInput {
+        nats_urls: urls,
+        clickhouse_url: "http://10.0.0.3:8123".into(),
+        clickhouse_user: "marketprism".into(),
+        password_file: "/etc/marketprism/clickhouse-password".into(),
+    });
+    let s = storage(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(s.clickhouse.user, "marketprism");
+    assert_eq!(s.health_listen.port(), 8085);
+}

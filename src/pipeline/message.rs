@@ -86,8 +86,8 @@ impl fmt::Display for DataType {
     }
 }
 
-pub const MARKET_DATA: &str = "MARKET_DATA";
-pub const ORDERBOOK_SNAP: &str = "ORDERBOOK_SNAP";
+/// The stream names are the deploy's (`stack::nats`), which creates the streams.
+pub use crate::stack::nats::{MARKET_DATA, ORDERBOOK_SNAP};
 /// Both streams, in the order storage consumes them.
 pub const STREAMS: [&str; 2] = [MARKET_DATA, ORDERBOOK_SNAP];
 
@@ -135,13 +135,6 @@ impl MarketType {
 pub struct Decimal8(pub i64);
 
 const SCALE: i64 = 100_000_000;
-
-impl Decimal8 {
-    /// From the integer ClickHouse stores (value × 10^8).
-    pub fn from_scaled(scaled: i64) -> Self {
-        Decimal8(scaled)
-    }
-}
 
 impl fmt::Display for Decimal8 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

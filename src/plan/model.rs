@@ -188,8 +188,9 @@ pub enum Action {
         database: String,
         tables: Vec<String>,
         storage_health_url: String,
-        /// A NATS node's monitoring endpoint (`http://ADDRESS:8222`).
-        nats_monitor_url: String,
+        /// Every NATS node's monitoring endpoint (`http://ADDRESS:8222`): only a consumer's
+        /// leader knows its current state.
+        nats_monitor_urls: Vec<String>,
         timeout_secs: u64,
         log_unit: String,
     },

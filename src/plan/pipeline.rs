@@ -16,7 +16,7 @@ pub const STORAGE_PASSWORD_FILE: &str = "/etc/marketprism/storage-clickhouse-pas
 pub const DEFAULT_COLLECTOR_RATE: u32 = 40;
 /// How long the services get to answer healthy, and data to reach every table.
 const HEALTH_DEADLINE_SECS: u64 = 60;
-const FLOW_DEADLINE_SECS: u64 = 90;
+const FLOW_DEADLINE_SECS: u32 = 90;
 
 /// The tables a synthetic collector fills: all eight.
 pub const TABLES: [&str; 8] = [
@@ -215,8 +215,15 @@ fn service_start_steps(
     Ok(steps)
 }
 
-/// Phase 4: the collector publishes; data reaches every table.
-pub fn verify_plan(host: &Host, fleet: &Fleet, run_id: &str, check_only: bool) -> HostPlan {
+/// Phase 4: the collector publishes; data reaches every table (within the host's
+/// `verify_timeout_secs` var, default 90).
+pub fn verify_plan(
+    host: &Host,
+    fleet: &Fleet,
+    run_id: &str,
+    check_only: bool,
+) -> Result<HostPlan, PlanError> {
+    let flow_deadline = positive_var(host, "verify_timeout_secs", FLOW_DEADLINE_SECS, "seconds")?;
     let mut steps = Vec::new();
     let services = services_of(host);
     if services.contains(&PipelineService::Collector) {
@@ -235,11 +242,11 @@ pub fn verify_plan(host: &Host, fleet: &Fleet, run_id: &str, check_only: bool) -
         });
     }
     if services.contains(&PipelineService::Storage) && fleet.collectors > 0 {
-        let nats = fleet
+        let nats_monitor_urls = fleet
             .nats_nodes
-            .first()
-            .map(|(_, address)| address.clone())
-            .unwrap_or_else(|| "127.0.0.1".into());
+            .iter()
+            .map(|(_, address)| format!("http://{address}:8222"))
+            .collect();
         steps.push(Step {
             id: "verify.storage.data-flow".into(),
             title: "rows arrive in every marketprism_hot table".into(),
@@ -253,14 +260,14 @@ pub fn verify_plan(host: &Host, fleet: &Fleet, run_id: &str, check_only: bool) -
                     "http://127.0.0.1:{}/health",
                     PipelineService::Storage.health_port()
                 ),
-                nats_monitor_url: format!("http://{nats}:8222"),
-                timeout_secs: FLOW_DEADLINE_SECS,
+                nats_monitor_urls,
+                timeout_secs: flow_deadline.into(),
                 log_unit: PipelineService::Storage.unit().into(),
             },
             notify: vec![],
         });
     }
-    plan_of(host, run_id, check_only, LayerName::Verify, steps)
+    Ok(plan_of(host, run_id, check_only, LayerName::Verify, steps))
 }
 
 /// The ClickHouse a storage on `host` writes to: its own, else the first ClickHouse host's.
@@ -278,8 +285,18 @@ fn clickhouse_url_for(host: &Host, fleet: &Fleet) -> String {
 
 /// The host's `collector_rate` var: a positive whole number of messages per second.
 fn collector_rate(host: &Host) -> Result<u32, PlanError> {
-    let Some(value) = host.vars.get("collector_rate") else {
-        return Ok(DEFAULT_COLLECTOR_RATE);
+    positive_var(
+        host,
+        "collector_rate",
+        DEFAULT_COLLECTOR_RATE,
+        "messages per second",
+    )
+}
+
+/// A var holding a positive whole number, or `default` when the host does not set it.
+fn positive_var(host: &Host, name: &str, default: u32, unit: &str) -> Result<u32, PlanError> {
+    let Some(value) = host.vars.get(name) else {
+        return Ok(default);
     };
     value
         .as_integer()
@@ -288,7 +305,7 @@ fn collector_rate(host: &Host) -> Result<u32, PlanError> {
         .ok_or_else(|| PlanError::Stack {
             host: host.name.clone(),
             message: format!(
-                "vars.collector_rate = {value}: write a positive whole number of messages per second, e.g. collector_rate = 40"
+                "vars.{name} = {value}: write a positive whole number of {unit}, e.g. {name} = {default}"
             ),
         })
 }
@@ -465,7 +482,7 @@ mod tests {
     #[test]
     fn verify_checks_rows_only_where_collectors_exist() {
         let both = host("\"storage\", \"collector\"", "");
-        let plan = verify_plan(&both, &Fleet::single_host_for_tests(), "run", false);
+        let plan = verify_plan(&both, &Fleet::single_host_for_tests(), "run", false).unwrap();
         assert_eq!(
             ids(&plan),
             ["verify.collector.publishing", "verify.storage.data-flow"]
@@ -474,7 +491,7 @@ mod tests {
             collectors: 0,
             ..Fleet::single_host_for_tests()
         };
-        let plan = verify_plan(&host("\"storage\"", ""), &none, "run", false);
+        let plan = verify_plan(&host("\"storage\"", ""), &none, "run", false).unwrap();
         assert!(ids(&plan).is_empty());
     }
 }

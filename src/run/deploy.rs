@@ -277,7 +277,9 @@ pub async fn deploy(
                             run_id,
                             options.check_only,
                         )?,
-                        _ => plan::pipeline::verify_plan(c.host, fleet, run_id, options.check_only),
+                        _ => {
+                            plan::pipeline::verify_plan(c.host, fleet, run_id, options.check_only)?
+                        }
                     };
                     run(&c, agent_path, &plan, progress).await
                 }

@@ -166,8 +166,9 @@ pub fn command(service: PipelineService, binary: &str) -> Vec<String> {
     ]
 }
 
-/// The systemd unit: restarts on any exit (a crash loop shows in `systemctl status` and the
-/// journal), stops with SIGTERM so storage finishes its batch and acks.
+/// The systemd unit: restarts on any exit but a bad config (exit 2: restarting cannot fix it,
+/// and the journal says what is wrong), stops with SIGTERM so storage finishes its batch and
+/// acks.
 pub fn unit(service: PipelineService, binary: &str) -> String {
     let description = match service {
         PipelineService::Collector => "MarketPrism collector",
@@ -188,6 +189,7 @@ Group={SERVICE_USER}
 ExecStart={command}
 Restart=always
 RestartSec=2
+RestartPreventExitStatus=2
 KillSignal=SIGTERM
 TimeoutStopSec=30
 LimitNOFILE=65536

@@ -21,9 +21,21 @@ pub const TABLES: [&str; 8] = [
 pub struct Pipeline<'a> {
     pub fleet: &'a Fleet,
     pub clickhouse: &'a str,
-    pub nats: &'a str,
+    /// Every NATS node.
+    pub nats: &'a [&'a str],
     pub storage: &'a str,
     pub collector: &'a str,
+}
+
+/// Whether this node's copy of a consumer is its leader's (or it has no replicas).
+fn leader_view(consumer: &serde_json::Value) -> bool {
+    let cluster = &consumer["cluster"];
+    let Some(leader) = cluster["leader"].as_str() else {
+        return true;
+    };
+    !cluster["replicas"]
+        .as_array()
+        .is_some_and(|rs| rs.iter().any(|r| r["name"] == leader))
 }
 
 fn single_quoted(text: &str) -> String {
@@ -66,36 +78,38 @@ impl Pipeline<'_> {
         serde_json::from_str(&body).unwrap_or(serde_json::Value::Null)
     }
 
-    /// Per stream: (last sequence, storage consumer's pending + unacked), from NATS `/jsz`.
+    /// Per stream: (last sequence, storage consumer's pending + unacked), from NATS `/jsz` of
+    /// every node: the consumer as its leader reports it (a follower's copy lags behind).
     pub fn streams(&self) -> BTreeMap<String, (u64, u64)> {
-        let body = self.fleet.exec(
-            self.nats,
-            "curl -sf 'http://127.0.0.1:8222/jsz?streams=true&consumers=true'",
-        );
-        let jsz: serde_json::Value = serde_json::from_str(&body).expect("jsz is JSON");
-        let mut out = BTreeMap::new();
-        for stream in jsz["account_details"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .flat_map(|a| a["stream_detail"].as_array().into_iter().flatten())
-        {
-            let name = stream["name"].as_str().unwrap_or_default().to_string();
-            let consumer = stream["consumer_detail"]
+        let mut out: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+        for node in self.nats {
+            let body = self.fleet.exec(
+                node,
+                "curl -s 'http://127.0.0.1:8222/jsz?streams=true&consumers=true' || true",
+            );
+            let Ok(jsz) = serde_json::from_str::<serde_json::Value>(&body) else {
+                continue;
+            };
+            for stream in jsz["account_details"]
                 .as_array()
-                .and_then(|cs| {
+                .into_iter()
+                .flatten()
+                .flat_map(|a| a["stream_detail"].as_array().into_iter().flatten())
+            {
+                let name = stream["name"].as_str().unwrap_or_default().to_string();
+                let entry = out.entry(name.clone()).or_insert((0, u64::MAX));
+                entry.0 = entry
+                    .0
+                    .max(stream["state"]["last_seq"].as_u64().unwrap_or(0));
+                let consumer = stream["consumer_detail"].as_array().and_then(|cs| {
                     cs.iter()
                         .find(|c| c["name"] == format!("mp-storage-{name}").as_str())
-                })
-                .map(|c| {
-                    c["num_pending"].as_u64().unwrap_or(0)
-                        + c["num_ack_pending"].as_u64().unwrap_or(0)
-                })
-                .unwrap_or(u64::MAX);
-            out.insert(
-                name,
-                (stream["state"]["last_seq"].as_u64().unwrap_or(0), consumer),
-            );
+                });
+                if let Some(c) = consumer.filter(|c| leader_view(c)) {
+                    entry.1 = c["num_pending"].as_u64().unwrap_or(0)
+                        + c["num_ack_pending"].as_u64().unwrap_or(0);
+                }
+            }
         }
         out
     }

@@ -24,7 +24,11 @@ pub async fn apply(dir: &str, sha256: &str, check_only: bool) -> Result<Outcome,
         return Ok(Outcome::unchanged(format!("release {id} is current")));
     }
     let change = match &now {
-        Some(old) => format!("switch {} from {} to {id}", current.display(), name_of(old)),
+        Some(old) => format!(
+            "switch {} to release {id} (was {})",
+            current.display(),
+            name_of(old)
+        ),
         None => format!("install release {id} as {}", current.display()),
     };
     if check_only {

@@ -121,7 +121,7 @@ pub async fn perform(
             database,
             tables,
             storage_health_url,
-            nats_monitor_url,
+            nats_monitor_urls,
             timeout_secs,
             log_unit,
         } => {
@@ -132,7 +132,7 @@ pub async fn perform(
                 database,
                 tables,
                 storage_health_url,
-                nats_monitor_url,
+                nats_monitor_urls,
                 timeout: Duration::from_secs(*timeout_secs),
                 log_unit,
             };

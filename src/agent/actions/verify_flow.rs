@@ -92,7 +92,7 @@ pub struct Flow<'a> {
     pub database: &'a str,
     pub tables: &'a [String],
     pub storage_health_url: &'a str,
-    pub nats_monitor_url: &'a str,
+    pub nats_monitor_urls: &'a [String],
     pub timeout: Duration,
     pub log_unit: &'a str,
 }
@@ -125,7 +125,7 @@ pub async fn rows_arrive(flow: &Flow<'_>, check_only: bool) -> Result<Outcome, S
         StepError::new(format!("cannot count rows in ClickHouse: {e}"))
             .hint("ClickHouse must answer on its HTTP port; see `mp-remote status`")
     })?;
-    let streams_before = stream_states(&client, flow.nats_monitor_url).await;
+    let streams_before = stream_states(&client, flow.nats_monitor_urls).await;
     let mut after = before.clone();
     loop {
         let missing: Vec<&String> = flow
@@ -148,7 +148,7 @@ pub async fn rows_arrive(flow: &Flow<'_>, check_only: bool) -> Result<Outcome, S
             .with_data(after));
         }
         if started.elapsed() >= flow.timeout {
-            let streams_after = stream_states(&client, flow.nats_monitor_url).await;
+            let streams_after = stream_states(&client, flow.nats_monitor_urls).await;
             let health = get_json(&client, flow.storage_health_url).await;
             let message = diagnose(&missing, &streams_before, &streams_after, &health);
             return Err(StepError::new(format!(
@@ -206,16 +206,44 @@ fn parse_counts(body: &str) -> BTreeMap<String, u64> {
         .collect()
 }
 
-/// Each stream's state from NATS monitoring (`/jsz`); empty when NATS does not answer.
-async fn stream_states(client: &reqwest::Client, monitor: &str) -> BTreeMap<String, StreamState> {
-    let url = format!("{monitor}/jsz?streams=true&consumers=true");
-    match get_json(client, &url).await {
-        Ok(jsz) => parse_jsz(&jsz),
-        Err(_) => BTreeMap::new(),
+/// Each stream's state from NATS monitoring (`/jsz`) of every node: the newest stream tail,
+/// and the consumer as its leader sees it (a follower's copy lags). Empty when no node answers.
+async fn stream_states(
+    client: &reqwest::Client,
+    monitors: &[String],
+) -> BTreeMap<String, StreamState> {
+    let mut merged: BTreeMap<String, StreamState> = BTreeMap::new();
+    for monitor in monitors {
+        let url = format!("{monitor}/jsz?streams=true&consumers=true");
+        let Ok(jsz) = get_json(client, &url).await else {
+            continue;
+        };
+        for (name, (state, leader)) in parse_jsz(&jsz) {
+            let entry = merged.entry(name).or_default();
+            entry.last_seq = entry.last_seq.max(state.last_seq);
+            if leader || entry.ack_floor.is_none() {
+                entry.ack_floor = state.ack_floor;
+                entry.pending = state.pending;
+            }
+        }
     }
+    merged
 }
 
-fn parse_jsz(jsz: &Value) -> BTreeMap<String, StreamState> {
+/// A consumer's state as one node reports it: authoritative on its leader, or when it has
+/// no replicas (R1).
+fn is_leader_view(consumer: &Value) -> bool {
+    let cluster = &consumer["cluster"];
+    let Some(leader) = cluster["leader"].as_str() else {
+        return true;
+    };
+    !cluster["replicas"]
+        .as_array()
+        .is_some_and(|rs| rs.iter().any(|r| r["name"] == leader))
+}
+
+/// Per stream of interest: its state, and whether the consumer part is its leader's view.
+fn parse_jsz(jsz: &Value) -> BTreeMap<String, (StreamState, bool)> {
     let mut states = BTreeMap::new();
     let accounts = jsz["account_details"]
         .as_array()
@@ -235,15 +263,16 @@ fn parse_jsz(jsz: &Value) -> BTreeMap<String, StreamState> {
         let consumer = stream["consumer_detail"]
             .as_array()
             .and_then(|cs| cs.iter().find(|c| c["name"] == consumer_name.as_str()));
+        let state = StreamState {
+            last_seq: stream["state"]["last_seq"].as_u64().unwrap_or(0),
+            ack_floor: consumer.map(|c| c["ack_floor"]["stream_seq"].as_u64().unwrap_or(0)),
+            pending: consumer
+                .and_then(|c| c["num_pending"].as_u64())
+                .unwrap_or(0),
+        };
         states.insert(
             name.to_string(),
-            StreamState {
-                last_seq: stream["state"]["last_seq"].as_u64().unwrap_or(0),
-                ack_floor: consumer.map(|c| c["ack_floor"]["stream_seq"].as_u64().unwrap_or(0)),
-                pending: consumer
-                    .and_then(|c| c["num_pending"].as_u64())
-                    .unwrap_or(0),
-            },
+            (state, consumer.is_some_and(is_leader_view)),
         );
     }
     states
@@ -362,13 +391,30 @@ mod tests {
         let states = parse_jsz(&jsz);
         assert_eq!(
             states["MARKET_DATA"],
-            StreamState {
-                last_seq: 9,
-                ack_floor: Some(7),
-                pending: 2
-            }
+            (
+                StreamState {
+                    last_seq: 9,
+                    ack_floor: Some(7),
+                    pending: 2
+                },
+                true
+            )
         );
-        assert_eq!(states["ORDERBOOK_SNAP"].ack_floor, None);
+        assert_eq!(states["ORDERBOOK_SNAP"].0.ack_floor, None);
+    }
+
+    /// In a cluster a follower's copy of the consumer lags: only the leader's counts.
+    #[test]
+    fn the_consumer_leader_is_the_node_not_among_its_replicas() {
+        let on = |replicas: &str| -> Value {
+            serde_json::from_str(&format!(
+                r#"{{"cluster":{{"leader":"h2","replicas":[{replicas}]}}}}"#
+            ))
+            .unwrap()
+        };
+        assert!(is_leader_view(&on(r#"{"name":"h1"},{"name":"h3"}"#)));
+        assert!(!is_leader_view(&on(r#"{"name":"h2"},{"name":"h3"}"#)));
+        assert!(is_leader_view(&serde_json::json!({"name": "r1"})));
     }
 
     #[test]
