@@ -108,7 +108,10 @@ fn deploy_three_node_nats_cluster_with_r3_streams() {
     // The collector is stopped now: a deploy that leaves its host out fails in layer 5 and
     // names the hop.
     let broken = mp_remote(Some(&inventory), &["deploy", "--limit", "!h5"]);
-    println!("deploy without a collector:\n{}{}", broken.stdout, broken.stderr);
+    println!(
+        "deploy without a collector:\n{}{}",
+        broken.stdout, broken.stderr
+    );
     assert_eq!(broken.code, 2, "{broken:?}");
     assert!(
         broken.stdout.contains("verify.storage.data-flow")

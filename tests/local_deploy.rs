@@ -156,6 +156,11 @@ fn running_healthy(services: &serde_json::Value, name: &str) -> (bool, bool) {
 /// status, stop, logs, start and restart through mp-remote's supervisor; deploy brings back
 /// what stop stopped.
 fn day2_without_systemd() {
+    // NATS was just killed: storage and the collector reconnect, and say healthy again once
+    // they have stored and published since (their health looks at the last 10 s).
+    wait_for("every service healthy after the NATS crash", 90, || {
+        local_status().0 == 0
+    });
     let (code, services) = local_status();
     assert_eq!(code, 0, "{services}");
     for name in ["nats", "clickhouse"] {

@@ -48,6 +48,9 @@ pub enum AgentEvent {
         /// For failures: what the user can do.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         hint: Option<String>,
+        /// The step's whole output (capped), for the host log of the run record.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        output: String,
         /// Numbers for the report (the data-flow check: rows per table).
         #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
         data: std::collections::BTreeMap<String, u64>,

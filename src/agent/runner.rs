@@ -33,6 +33,7 @@ pub async fn run_plan(plan: &HostPlan, emit: &mut dyn FnMut(&AgentEvent)) -> boo
                     changes: vec![],
                     output_tail: String::new(),
                     hint: None,
+                    output: String::new(),
                     data: Default::default(),
                 });
                 continue;
@@ -61,6 +62,7 @@ pub async fn run_plan(plan: &HostPlan, emit: &mut dyn FnMut(&AgentEvent)) -> boo
                         changes: outcome.changes,
                         output_tail: outcome.output_tail,
                         hint: None,
+                        output: outcome.output,
                         data: outcome.data,
                     }
                 }
@@ -75,6 +77,7 @@ pub async fn run_plan(plan: &HostPlan, emit: &mut dyn FnMut(&AgentEvent)) -> boo
                         changes: vec![],
                         output_tail: error.output_tail,
                         hint: error.hint,
+                        output: error.output,
                         data: Default::default(),
                     }
                 }

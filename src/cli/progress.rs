@@ -482,6 +482,7 @@ fn log_lines(now: SystemTime, event: &AgentEvent) -> String {
             message,
             changes,
             output_tail,
+            output,
             hint,
             ..
         } => {
@@ -491,7 +492,13 @@ fn log_lines(now: SystemTime, event: &AgentEvent) -> String {
             for change in changes {
                 text.push_str(&format!("  - {change}\n"));
             }
-            for line in output_tail.lines() {
+            // The whole output where the agent sent it, else its tail.
+            let output = if output.is_empty() {
+                output_tail
+            } else {
+                output
+            };
+            for line in output.lines() {
                 text.push_str(&format!("  | {line}\n"));
             }
             if let Some(hint) = hint {

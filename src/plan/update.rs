@@ -66,7 +66,11 @@ pub fn without_installs(mut plan: HostPlan) -> HostPlan {
             layer
                 .steps
                 .iter()
-                .filter(|s| !SERVERS.iter().any(|(prefix, _, _)| s.id.starts_with(prefix)))
+                .filter(|s| {
+                    !SERVERS
+                        .iter()
+                        .any(|(prefix, _, _)| s.id.starts_with(prefix))
+                })
                 .cloned(),
         );
         layer.steps = steps;

@@ -419,6 +419,8 @@ async fn run(
                 output_tail,
                 hint,
                 data,
+                // The whole output goes to the run record's host log, not the result.
+                ..
             } => Some(StepResult {
                 layer,
                 step,

@@ -2,8 +2,8 @@
 
 pub mod fleet;
 pub mod mp;
-pub mod runs;
 pub mod pipeline;
+pub mod runs;
 pub mod wait;
 
 pub use fleet::Fleet;

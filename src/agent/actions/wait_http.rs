@@ -42,6 +42,7 @@ pub async fn apply(
             message: format!("{url} not healthy now ({last}); the deploy waits for it"),
             changes: vec![],
             output_tail: String::new(),
+            output: String::new(),
             data: Default::default(),
         });
     }
