@@ -197,7 +197,7 @@ pub fn main() -> i32 {
         }
     };
     if matches!(cli.command, Command::Service(_)) {
-        service::init_logging(cli.verbose, cli.quiet);
+        logging::init_service(cli.verbose, cli.quiet);
     } else {
         logging::init(cli.verbose, cli.quiet);
     }

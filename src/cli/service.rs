@@ -6,7 +6,6 @@
 //! Exit codes: 0 stopped cleanly; 1 could not start (a port taken); 2 the config file (or the
 //! password file it names) is wrong, which a restart does not fix.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
@@ -40,24 +39,6 @@ pub struct StorageArgs {
     /// The storage's config file (TOML).
     #[arg(long, value_name = "FILE")]
     pub config: PathBuf,
-}
-
-/// Services log at info by default (their log is the journal); `MP_REMOTE_LOG` overrides.
-/// Colour only on a terminal: the journal would show the escape codes.
-pub fn init_logging(verbose: u8, quiet: bool) {
-    let level = match (quiet, verbose) {
-        (true, _) => "error",
-        (false, 0) => "info",
-        (false, _) => "debug",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("MP_REMOTE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("mp_remote={level}")));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
-        .try_init();
 }
 
 /// Runs the service until SIGTERM/SIGINT; returns the process exit code.

@@ -6,16 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::{wait_for, Fleet};
 
 /// The eight tables of `marketprism_hot`.
-pub const TABLES: [&str; 8] = [
-    "orderbooks",
-    "trades",
-    "funding_rates",
-    "open_interests",
-    "liquidations",
-    "lsr_top_positions",
-    "lsr_all_accounts",
-    "volatility_indices",
-];
+pub use mp_remote::plan::pipeline::TABLES;
 
 /// Which test host runs what.
 pub struct Pipeline<'a> {
