@@ -32,10 +32,11 @@ def deploy():
         sys.exit(f"deploy failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
     return wall, done.stdout
 fresh, out = deploy()
-# Step lines: HOST LAYER STATUS STEP MS "ms" MESSAGE; the slowest host's package steps.
+# Step lines: [HH:MM:SS] HOST LAYER STATUS STEP MS "ms" MESSAGE (the clock without a
+# terminal); the slowest host's package steps.
 per_host = {}
 for line in out.splitlines():
-    m = re.match(r"(\S+)\s+\S+\s+\S+\s+(\S+)\s+(\d+) ms", line)
+    m = re.match(r"(?:\d\d:\d\d:\d\d )?(\S+)\s+\S+\s+\S+\s+(\S+)\s+(\d+) ms", line)
     if m and m.group(2).endswith(".packages"):
         per_host[m.group(1)] = per_host.get(m.group(1), 0) + int(m.group(3))
 packages = max(per_host.values(), default=0) / 1000
