@@ -1,21 +1,10 @@
 //! `deploy` on one real host: NATS JetStream and ClickHouse from Debian's packages, the schema
 //! and the streams; then a second deploy and `--check` that change nothing.
 
-use crate::support::{assert_nothing_changed, mp_remote, Fleet};
+use crate::support::{assert_nothing_changed, mp_remote, recap_counts, Fleet};
 
 const COMPONENTS: &str =
     "[components.nats]\nsource = \"os\"\n\n[components.clickhouse]\nsource = \"os\"\n";
-
-/// (ok, changed-or-would) from the recap line of `host`.
-fn recap_counts(stdout: &str, host: &str) -> (usize, usize) {
-    let line = stdout
-        .lines()
-        .skip_while(|l| !l.starts_with("HOST"))
-        .find(|l| l.split_whitespace().next() == Some(host))
-        .unwrap_or_else(|| panic!("no recap line for {host}:\n{stdout}"));
-    let fields: Vec<&str> = line.split_whitespace().collect();
-    (fields[2].parse().unwrap(), fields[3].parse().unwrap())
-}
 
 #[test]
 fn deploy_single_host_then_nothing_changes() {

@@ -4,7 +4,7 @@
 //! book sequence the collector published is in ClickHouse.
 
 use crate::support::pipeline::{Pipeline, TABLES};
-use crate::support::{assert_nothing_changed, mp_remote, wait_for, Fleet};
+use crate::support::{assert_nothing_changed, mp_remote, recap_counts, wait_for, Fleet};
 
 const COMPONENTS: &str =
     "[components.nats]\nsource = \"os\"\n\n[components.clickhouse]\nsource = \"os\"\n";
@@ -18,10 +18,20 @@ fn pipeline_survives_outages_without_losing_a_message() {
     options.extra = COMPONENTS;
     let inventory = fleet.inventory("inv.toml", &options);
 
+    // --check on the fresh host counts what the deploy then changes, services included.
+    let preview = mp_remote(Some(&inventory), &["deploy", "--check"]);
+    assert_eq!(preview.code, 0, "{preview:?}");
+
     let first = mp_remote(Some(&inventory), &["deploy"]);
     println!("first deploy:\n{}{}", first.stdout, first.stderr);
     // Exit 0 includes layer 5: rows arrived in every table within its deadline.
     assert_eq!(first.code, 0, "{first:?}");
+    assert_eq!(
+        recap_counts(&first.stdout, "h1").1,
+        recap_counts(&preview.stdout, "h1").1,
+        "--check predicted the changes:\n{}",
+        preview.stdout
+    );
     let p = Pipeline {
         fleet: &fleet,
         clickhouse: "h1",

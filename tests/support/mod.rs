@@ -7,5 +7,5 @@ pub mod runs;
 pub mod wait;
 
 pub use fleet::Fleet;
-pub use mp::{assert_nothing_changed, mp_remote, Run};
+pub use mp::{assert_nothing_changed, mp_remote, recap_counts, Run};
 pub use wait::wait_for;

@@ -45,3 +45,14 @@ pub fn assert_nothing_changed(run: &Run) {
     assert_eq!(run.code, 0, "{run:?}");
     assert!(run.stdout.contains("nothing changed"), "{}", run.stdout);
 }
+
+/// (ok, changed-or-would) from the recap line of `host`.
+pub fn recap_counts(stdout: &str, host: &str) -> (usize, usize) {
+    let line = stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("HOST"))
+        .find(|l| l.split_whitespace().next() == Some(host))
+        .unwrap_or_else(|| panic!("no recap line for {host}:\n{stdout}"));
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    (fields[2].parse().unwrap(), fields[3].parse().unwrap())
+}
