@@ -117,7 +117,8 @@ fn day2_of_the_pipeline_services(fleet: &Fleet, inventory: &std::path::Path) {
     let left = fleet.exec(
         "h1",
         "for u in mp-storage mp-collector; do systemctl cat $u >/dev/null 2>&1 && echo unit:$u; done; \
-         for f in /opt/marketprism/current /opt/marketprism/releases /etc/marketprism; do test -e $f && echo file:$f; done; true",
+         for f in /opt/marketprism/current /opt/marketprism/releases /etc/marketprism; do test -e $f && echo file:$f; done; \
+         getent passwd marketprism >/dev/null && echo user:marketprism; true",
     );
     assert_eq!(left.trim(), "", "left behind after clean");
 }

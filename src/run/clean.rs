@@ -43,6 +43,9 @@ pub struct CleanPlan {
     pub user_files: Vec<String>,
     /// Data directories: kept, or emptied with `purge_data`.
     pub data: Vec<DataDir>,
+    /// Accounts removed when mp-remote made them (their comment says so). `nats` only with
+    /// `purge_data`: kept data stays owned by the account that can read it.
+    pub users: Vec<&'static str>,
     pub purge_data: bool,
     become_root: bool,
 }
@@ -90,6 +93,16 @@ pub fn plan(host: &Host, purge_data: bool) -> CleanPlan {
         }
     }
     files.extend([CONFIG_DIR.to_string(), STATE_DIR.to_string()]);
+    let mut users = Vec::new();
+    if purge_data && services.contains(&Service::Nats) {
+        users.push("nats");
+    }
+    if services
+        .iter()
+        .any(|s| matches!(s, Service::Storage | Service::Collector))
+    {
+        users.push(crate::stack::pipeline::SERVICE_USER);
+    }
     CleanPlan {
         host: host.name.clone(),
         units: services.iter().rev().map(|s| s.unit()).collect(),
@@ -107,6 +120,7 @@ pub fn plan(host: &Host, purge_data: bool) -> CleanPlan {
             Vec::new()
         },
         data,
+        users,
         purge_data,
         become_root: host.become_,
     }
@@ -158,6 +172,13 @@ remove() {
     fi
 }
 keep() { if [ -e "$1" ]; then printf 'kept=%s\n' "$1"; fi; }
+# An account goes only when its comment says mp-remote made it.
+our_user() {
+    case $(getent passwd "$1" 2>/dev/null </dev/null | cut -d: -f5) in
+        *"created by mp-remote"*)
+            if userdel "$1" </dev/null 1>&2; then did "removed user $1"; else fail "userdel $1 failed"; fi ;;
+    esac
+}
 wipe() {
     if [ -d "$1" ] && [ -n "$(ls -A "$1" 2>/dev/null </dev/null)" ]; then
         if find "$1" -mindepth 1 -delete </dev/null; then did "deleted the data in $1"; else fail "cannot delete the data in $1"; fi
@@ -199,6 +220,9 @@ impl CleanPlan {
             s.push_str(&format!("pkg {verb} {}\n", quote(package)));
         }
         s.push_str("systemctl daemon-reload </dev/null 1>&2\n");
+        for user in &self.users {
+            s.push_str(&format!("our_user {}\n", quote(user)));
+        }
         for dir in &self.data {
             s.push_str(&if self.purge_data {
                 format!("home {} {}\n", quote(dir.path), quote(dir.owner))
@@ -349,6 +373,23 @@ mod tests {
             ]
         );
         assert_eq!(collector.user_files, ["~/.mp-remote"]);
+        assert_eq!(collector.users, ["marketprism"]);
+        assert!(
+            p.users.is_empty(),
+            "nats keeps its account while its data is kept"
+        );
+    }
+
+    #[test]
+    fn only_accounts_mp_remote_made_are_removed() {
+        let purge = plan(&host(r#""nats""#, false), true);
+        assert_eq!(purge.users, ["nats"]);
+        assert!(purge.script().contains("\nour_user nats\n"));
+        // The comment the agent gives the accounts it makes is the one the script looks for.
+        assert!(PRELUDE.contains(&format!(
+            "*\"{}\"*)",
+            crate::agent::actions::system_user::CREATED_BY
+        )));
     }
 
     #[test]

@@ -5,6 +5,10 @@ use crate::agent::outcome::{Outcome, StepError};
 use crate::agent::shell::sh;
 use crate::transport::shell::quote;
 
+/// The account's comment (GECOS): how `clean` tells an account mp-remote made from one a
+/// package or a person made, which it leaves alone.
+pub const CREATED_BY: &str = "created by mp-remote";
+
 pub async fn apply(name: &str, home: &str, check_only: bool) -> Result<Outcome, StepError> {
     let q = quote(name);
     if sh(&format!("id -u {q}")).await.is_ok_and(|o| o.success()) {
@@ -20,8 +24,9 @@ pub async fn apply(name: &str, home: &str, check_only: bool) -> Result<Outcome, 
         "/sbin/nologin"
     };
     let run = sh(&format!(
-        "useradd --system --user-group --no-create-home --home-dir {} --shell {nologin} {q}",
-        quote(home)
+        "useradd --system --user-group --no-create-home --home-dir {} --shell {nologin} --comment {} {q}",
+        quote(home),
+        quote(CREATED_BY)
     ))
     .await
     .map_err(|e| StepError::new(format!("cannot run useradd: {e}")))?;
