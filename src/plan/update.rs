@@ -104,6 +104,16 @@ mod tests {
             },
             notify: vec![],
         };
+        // The pipeline's release is the new agent: update installs it.
+        let release = Step {
+            id: "install.app.release".into(),
+            title: "release".into(),
+            action: Action::AppRelease {
+                dir: "/opt/marketprism".into(),
+                sha256: "ab".repeat(32),
+            },
+            notify: vec!["start.storage.service".into()],
+        };
         let plan = HostPlan {
             format: PLAN_FORMAT,
             host: "h".into(),
@@ -112,7 +122,7 @@ mod tests {
             check_only: false,
             layers: vec![Layer {
                 name: LayerName::Install,
-                steps: vec![port.clone(), packages],
+                steps: vec![port.clone(), packages, release],
             }],
         };
         let updated = without_installs(plan);
@@ -121,7 +131,14 @@ mod tests {
             .iter()
             .map(|s| s.id.as_str())
             .collect();
-        assert_eq!(ids, ["install.nats.port-4222", "install.nats.present"]);
+        assert_eq!(
+            ids,
+            [
+                "install.nats.port-4222",
+                "install.nats.present",
+                "install.app.release"
+            ]
+        );
         assert!(matches!(
             updated.layers[0].steps[1].action,
             Action::Script { .. }
