@@ -88,7 +88,50 @@ fn pipeline_survives_outages_without_losing_a_message() {
         again.stdout
     );
 
+    update_with_a_new_build(&fleet, &inventory);
     day2_of_the_pipeline_services(&fleet, &inventory);
+}
+
+/// `update --agent-binary` with another build: the release switches (the old one kept as
+/// `previous`) and only the two pipeline services restart.
+fn update_with_a_new_build(fleet: &Fleet, inventory: &std::path::Path) {
+    // Another build, as far as any checksum can tell: one byte past the end of the ELF file.
+    let next = fleet.path("mp-remote-next");
+    let mut bytes = std::fs::read(env!("CARGO_BIN_EXE_mp-remote")).unwrap();
+    bytes.push(b'\n');
+    std::fs::write(&next, bytes).unwrap();
+    let started = || {
+        [
+            "nats-server",
+            "clickhouse-server",
+            "mp-storage",
+            "mp-collector",
+        ]
+        .map(|unit| fleet.started_at("h1", unit))
+    };
+    let before = started();
+    let update = mp_remote(
+        Some(inventory),
+        &["update", "--agent-binary", next.to_str().unwrap()],
+    );
+    println!("update:\n{}{}", update.stdout, update.stderr);
+    assert_eq!(update.code, 0, "{update:?}");
+    assert!(
+        update
+            .stdout
+            .contains("switch /opt/marketprism/current to release"),
+        "{}",
+        update.stdout
+    );
+    let after = started();
+    assert_eq!(after[..2], before[..2], "a server was restarted");
+    assert_ne!(after[2], before[2], "mp-storage runs the old release");
+    assert_ne!(after[3], before[3], "mp-collector runs the old release");
+    let previous = fleet.exec("h1", "readlink /opt/marketprism/previous");
+    assert!(
+        previous.contains("/opt/marketprism/releases/"),
+        "{previous}"
+    );
 }
 
 /// status, restart, stop and clean know the two services.

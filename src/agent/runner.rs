@@ -19,7 +19,8 @@ pub async fn run_plan(plan: &HostPlan, emit: &mut dyn FnMut(&AgentEvent)) -> boo
         check_only: plan.check_only,
     });
     let mut state = State::load(&plan.state_dir);
-    let mut notified: BTreeSet<String> = BTreeSet::new();
+    // Restarts an earlier run asked for and did not get to.
+    let mut notified: BTreeSet<String> = state.pending_notify.clone();
     let (mut changed, mut failed) = (0, 0);
     for layer in &plan.layers {
         for step in &layer.steps {
@@ -84,6 +85,13 @@ pub async fn run_plan(plan: &HostPlan, emit: &mut dyn FnMut(&AgentEvent)) -> boo
             };
             if let AgentEvent::StepFinished { status, .. } = &event {
                 if !plan.check_only {
+                    if *status == StepStatus::Changed {
+                        state.pending_notify.extend(step.notify.iter().cloned());
+                    }
+                    // The notified step ran: what it owed is done.
+                    if matches!(status, StepStatus::Ok | StepStatus::Changed) {
+                        state.pending_notify.remove(&step.id);
+                    }
                     state.steps.insert(
                         step.id.clone(),
                         StepRecord {
@@ -107,4 +115,56 @@ pub async fn run_plan(plan: &HostPlan, emit: &mut dyn FnMut(&AgentEvent)) -> boo
         duration_ms: started.elapsed().as_millis() as u64,
     });
     failed == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{Action, Layer, LayerName, Step, PLAN_FORMAT};
+
+    fn script_step(id: &str, check: &str, notify: &[&str]) -> Step {
+        Step {
+            id: id.into(),
+            title: id.into(),
+            action: Action::Script {
+                check: Some(check.into()),
+                apply: "true".into(),
+            },
+            notify: notify.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    fn plan(state_dir: &str, steps: Vec<Step>) -> HostPlan {
+        HostPlan {
+            format: PLAN_FORMAT,
+            host: "h".into(),
+            run_id: "r".into(),
+            state_dir: state_dir.into(),
+            check_only: false,
+            layers: vec![Layer {
+                name: LayerName::Install,
+                steps,
+            }],
+        }
+    }
+
+    /// A change in one plan owes a restart to a step of a later plan (phase 1 installs the
+    /// release, phase 3 runs the services): the debt survives until that step has run.
+    #[tokio::test]
+    async fn a_notification_waits_for_the_plan_that_has_its_step() {
+        let dir = tempfile::tempdir().unwrap();
+        let dir = dir.path().to_str().unwrap();
+        let changed = plan(dir, vec![script_step("release", "false", &["service"])]);
+        assert!(run_plan(&changed, &mut |_| {}).await);
+        let pending = State::load(dir).pending_notify;
+        assert_eq!(pending.into_iter().collect::<Vec<_>>(), ["service"]);
+
+        let unrelated = plan(dir, vec![script_step("other", "true", &[])]);
+        assert!(run_plan(&unrelated, &mut |_| {}).await);
+        assert!(State::load(dir).pending_notify.contains("service"));
+
+        let service = plan(dir, vec![script_step("service", "true", &[])]);
+        assert!(run_plan(&service, &mut |_| {}).await);
+        assert!(State::load(dir).pending_notify.is_empty());
+    }
 }

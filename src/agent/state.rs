@@ -1,7 +1,7 @@
 //! What the agent remembers on the host between runs: each step's input hash and how it
 //! ended, so a report can say "unchanged since" and a resumed run knows where it stopped.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -13,6 +13,12 @@ use crate::plan::Action;
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct State {
     pub steps: BTreeMap<String, StepRecord>,
+    /// Services (their step ids) a changed step notified that have not restarted since. Kept
+    /// across runs: the step that restarts one may be in a later plan (the pipeline's release
+    /// is installed in phase 1, its services start in phase 3), or a failure may have stopped
+    /// the run before it.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub pending_notify: BTreeSet<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

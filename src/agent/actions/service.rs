@@ -19,7 +19,9 @@ pub async fn apply(unit: &str, notified: bool, check_only: bool) -> Result<Outco
     if !active {
         changes.push(format!("start {unit}"));
     } else if notified {
-        changes.push(format!("restart {unit} (its configuration changed)"));
+        changes.push(format!(
+            "restart {unit} (its configuration or binary changed)"
+        ));
     }
     if changes.is_empty() {
         return Ok(Outcome::unchanged(format!("{unit} enabled and running")));

@@ -52,7 +52,9 @@ pub async fn apply(
             "restart {name} (it was not running: {})",
             crate::agent::outcome::tail(&supervise::log_since(name, 0), 1).trim()
         ),
-        (Some(_), Some(_)) if notified => format!("restart {name} (its configuration changed)"),
+        (Some(_), Some(_)) if notified => {
+            format!("restart {name} (its configuration or binary changed)")
+        }
         (Some((supervisor, _)), Some(server)) => {
             return Ok(Outcome::unchanged(format!(
                 "{name} running (pid {server}, supervised by pid {supervisor}; log {})",
