@@ -42,11 +42,7 @@ pub async fn run(hosts: &[&Host], fanout: &FanOut, args: Args, settings: &Settin
     let recorder = Recorder::start(settings, "clean", false, &names, Redactor::default());
     let outcomes = match recorder.interruptible(clean(&plans, hosts, fanout)).await {
         Ok(outcomes) => outcomes,
-        Err(_signal) => {
-            let record = recorder.finish(ExitCode::Interrupted, true, None);
-            recorder.print_recap(&record);
-            return ExitCode::Interrupted;
-        }
+        Err(_signal) => return recorder.end_interrupted(),
     };
     for o in &outcomes {
         record_host(&recorder, o);

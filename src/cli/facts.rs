@@ -57,11 +57,7 @@ pub async fn run(hosts: &[&Host], fanout: &FanOut, json: bool, settings: &Settin
     });
     let outcomes = match recorder.interruptible(work).await {
         Ok(outcomes) => outcomes,
-        Err(_signal) => {
-            let record = recorder.finish(ExitCode::Interrupted, true, None);
-            recorder.print_recap(&record);
-            return ExitCode::Interrupted;
-        }
+        Err(_signal) => return recorder.end_interrupted(),
     };
     for o in &outcomes {
         record_host(&recorder, o);

@@ -304,6 +304,14 @@ impl Recorder {
     }
 
     /// The recap table and the failures, then where the record is.
+    /// Ends a run cut by a signal: the record says interrupted, the recap shows where each
+    /// host was, and the exit code is 130.
+    pub fn end_interrupted(&self) -> ExitCode {
+        let record = self.finish(ExitCode::Interrupted, true, None);
+        self.print_recap(&record);
+        ExitCode::Interrupted
+    }
+
     pub fn print_recap(&self, record: &RunRecord) {
         print!(
             "{}",
