@@ -171,24 +171,28 @@ sv_sup() { p=$(sv_pid /run/mp-remote/$1.supervisor.pid) && sv_alive $p || { p=; 
 sv_server() { q=$(sv_pid /run/mp-remote/$1.pid) && sv_alive $q || { q=; return 1; }; }
 sv_running() { sv_sup $1 && sv_server $1; }
 sv_stop() { sv_sup $1 || return 0; sv_server $1; kill -TERM $p || return 1; sv_n=0; while sv_alive $p || { [ -n "$q" ] && sv_alive $q; }; do sv_n=$((sv_n+1)); if [ $sv_n -gt 600 ]; then echo "$1 still running 60 s after SIGTERM to its supervisor (pid $p)" >&2; return 1; fi; sleep 0.1; done; }
+sv_launchable() { sv_f=/var/lib/mp-remote/supervised/$1.argv; [ -r "$sv_f" ] || return 1; sv_exe=$(tr "\0" "\n" <"$sv_f" | head -n 1); [ -x "$sv_exe" ]; }
+sv_launch() { sv_launchable $1 || return 3; mkdir -p /var/log/mp-remote; (cd / && xargs -0 -a "$sv_f" setsid --fork env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin </dev/null >>/var/log/mp-remote/$1.log 2>&1); }
 "#
     };
 }
 pub(crate) use supervisor_sh;
 
-/// Why `start`/`restart` do nothing on a host without systemd: the supervisor's command line
-/// comes from deploy's plan (configuration hash, user, server argv), which only the agent's
-/// `Supervised` action builds and checks; a second, shell-made start would bypass it.
+/// On a host without systemd, `start`/`restart` run again the command line the agent's
+/// `Supervised` action last started the supervisor with (kept in
+/// /var/lib/mp-remote/supervised/NAME.argv: the plan's user, server argv and configuration
+/// hash). Without that record (never deployed here, or its agent binary is gone) they refuse:
+/// the command line comes from deploy's plan, and a shell-made one would bypass it.
 /// The exit status of that refusal.
 const REFUSED: u32 = 3;
 pub const NO_SYSTEMD: &str =
-    "no systemd here: run `mp-remote deploy` to start the servers under mp-remote's supervisor";
+    "no systemd here and no record of how mp-remote started it: run `mp-remote deploy` to start it under mp-remote's supervisor";
 
 /// `systemctl start nats-server`, through sudo when the host says `become`. Start and stop
 /// first look, so the report can tell "started" from "was already running". On a host without
 /// systemd (no /run/systemd/system) stop sends the agent's supervisor SIGTERM and waits for it
-/// and its server to be gone; start only says "already" when it runs, else fails with
-/// [`NO_SYSTEMD`], as restart always does there.
+/// and its server to be gone; start says "already" while a supervisor lives, else runs the
+/// recorded command line again, as restart does after the stop (or fails with [`NO_SYSTEMD`]).
 pub fn control_command(control: Control, service: Service, become_root: bool) -> String {
     let unit = quote(service.unit());
     let verb = control.verb();
@@ -205,12 +209,15 @@ pub fn control_command(control: Control, service: Service, become_root: bool) ->
         "echo \"{}\" >&2; exit {REFUSED}",
         NO_SYSTEMD.replace('`', "\\`")
     );
+    // A live supervisor (even one restarting its server) is the only one: never a second.
+    let launch = format!("sv_launch {unit} || {{ {no_systemd}; }}");
     let supervised = match control {
-        Control::Start => {
-            format!("if sv_running {unit}; then echo {ALREADY}; else {no_systemd}; fi")
-        }
+        Control::Start => format!("if sv_sup {unit}; then echo {ALREADY}; else {launch}; fi"),
         Control::Stop => format!("if sv_sup {unit}; then sv_stop {unit}; else echo {ALREADY}; fi"),
-        Control::Restart => no_systemd,
+        // Stopped only when it can be started again.
+        Control::Restart => format!(
+            "if sv_launchable {unit}; then sv_stop {unit} && sv_launch {unit}; else {no_systemd}; fi"
+        ),
     };
     let command = format!(
         "if [ -d /run/systemd/system ]; then {systemd}; else\n{}echo {SUPERVISED}; {supervised}; fi",

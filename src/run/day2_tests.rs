@@ -13,18 +13,22 @@ fn both(systemd: &str, supervised: &str) -> String {
 
 #[test]
 fn control_commands() {
-    let no_systemd = "echo \"no systemd here: run \\`mp-remote deploy\\` to start the servers under mp-remote's supervisor\" >&2; exit 3";
+    let no_systemd = "echo \"no systemd here and no record of how mp-remote started it: run \\`mp-remote deploy\\` to start it under mp-remote's supervisor\" >&2; exit 3";
+    let launch = |unit: &str| format!("sv_launch {unit} || {{ {no_systemd}; }}");
     assert_eq!(
             control_command(Control::Start, Service::Nats, false),
             both(
                 "if systemctl is-active --quiet nats-server; then echo mp-remote:already; else systemctl start nats-server; fi",
-                &format!("if sv_running nats-server; then echo mp-remote:already; else {no_systemd}; fi")
+                &format!("if sv_sup nats-server; then echo mp-remote:already; else {}; fi", launch("nats-server"))
             )
         );
     assert_eq!(
         control_command(Control::Restart, Service::Clickhouse, true),
         with_become(
-            &both("systemctl restart clickhouse-server", no_systemd),
+            &both(
+                "systemctl restart clickhouse-server",
+                &format!("if sv_launchable clickhouse-server; then sv_stop clickhouse-server && sv_launch clickhouse-server; else {no_systemd}; fi")
+            ),
             true
         )
     );
@@ -58,14 +62,24 @@ fn commands_parse_under_sh() {
     }
 }
 
-/// The supervisor's start refusal reaches the user whole, backquotes and all.
+/// Without a record of how the supervisor was started, start and restart refuse, and the
+/// refusal reaches the user whole, backquotes and all. Run here with the pid and record
+/// directories pointed at nothing, so this machine's own servers are never touched.
 #[test]
-fn start_without_systemd_says_to_deploy() {
+fn start_without_systemd_or_record_says_to_deploy() {
+    for control in [Control::Start, Control::Restart] {
+        refused_without_record(control);
+    }
+}
+
+fn refused_without_record(control: Control) {
     let out = std::process::Command::new("sh")
         .args([
             "-c",
-            &control_command(Control::Restart, Service::Nats, false)
-                .replace("[ -d /run/systemd/system ]", "false"),
+            &control_command(control, Service::Nats, false)
+                .replace("[ -d /run/systemd/system ]", "false")
+                .replace("/run/mp-remote/", "/nonexistent/run/")
+                .replace("/var/lib/mp-remote/supervised/", "/nonexistent/state/"),
         ])
         .output()
         .unwrap();
@@ -158,12 +172,13 @@ fn pipeline_services_match_the_stack() {
 
 #[test]
 fn pipeline_control_commands() {
-    let no_systemd = "echo \"no systemd here: run \\`mp-remote deploy\\` to start the servers under mp-remote's supervisor\" >&2; exit 3";
+    let no_systemd = "echo \"no systemd here and no record of how mp-remote started it: run \\`mp-remote deploy\\` to start it under mp-remote's supervisor\" >&2; exit 3";
+    let launch = |unit: &str| format!("sv_launch {unit} || {{ {no_systemd}; }}");
     assert_eq!(
             control_command(Control::Start, Service::Storage, false),
             both(
                 "if systemctl is-active --quiet mp-storage; then echo mp-remote:already; else systemctl start mp-storage; fi",
-                &format!("if sv_running mp-storage; then echo mp-remote:already; else {no_systemd}; fi")
+                &format!("if sv_sup mp-storage; then echo mp-remote:already; else {}; fi", launch("mp-storage"))
             )
         );
     assert_eq!(
@@ -175,7 +190,13 @@ fn pipeline_control_commands() {
         );
     assert_eq!(
         control_command(Control::Restart, Service::Collector, true),
-        with_become(&both("systemctl restart mp-collector", no_systemd), true)
+        with_become(
+            &both(
+                "systemctl restart mp-collector",
+                &format!("if sv_launchable mp-collector; then sv_stop mp-collector && sv_launch mp-collector; else {no_systemd}; fi")
+            ),
+            true
+        )
     );
     for service in [Service::Storage, Service::Collector] {
         for control in [Control::Start, Control::Stop, Control::Restart] {

@@ -622,8 +622,7 @@ fn problem_line(service: Service, state: &ServiceState, problem: &str) -> String
         return format!("{unit} is not installed: run `mp-remote deploy`");
     }
     let todo = if !state.running && state.supervised {
-        "no systemd there: run `mp-remote deploy` to start it under mp-remote's supervisor"
-            .to_string()
+        format!("start it with `mp-remote start --service {service}` (mp-remote's supervisor: no systemd there) or `mp-remote deploy`")
     } else if !state.running {
         format!("start it with `mp-remote start --service {service}`")
     } else {

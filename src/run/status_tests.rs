@@ -227,7 +227,7 @@ fn supervised_nats_stopped_says_to_deploy() {
     assert_eq!(problem, "not running (mp-remote supervisor: inactive)");
     assert_eq!(
             problem_line(Service::Nats, &state, &problem),
-            "nats-server not running (mp-remote supervisor: inactive): no systemd there: run `mp-remote deploy` to start it under mp-remote's supervisor"
+            "nats-server not running (mp-remote supervisor: inactive): start it with `mp-remote start --service nats` (mp-remote's supervisor: no systemd there) or `mp-remote deploy`"
         );
     let running = parse(&with_healthz("200", r#"{"status":"ok"}"#).replace(
         "nats.active=active\n",

@@ -201,7 +201,33 @@ async fn start(server: &ServerCommand) -> Result<(u32, u32), StepError> {
     {
         return Err(failure(name, exited(), offset));
     }
+    let mut argv = vec![exe.to_string_lossy().into_owned()];
+    argv.extend(server.supervisor_args());
+    if let Err(e) = save_launch(name, &argv) {
+        tracing::warn!(
+            "cannot save how {name} was started (mp-remote start will not restart it): {e}"
+        );
+    }
     Ok((supervisor, pid))
+}
+
+/// Where the command line that started a supervisor is kept, NUL-separated: `mp-remote
+/// start`/`restart` run that very line again (the plan's user, command and configuration
+/// hash), with no agent and no plan.
+pub fn launch_path(name: &str) -> std::path::PathBuf {
+    Path::new(crate::plan::build::STATE_DIR)
+        .join("supervised")
+        .join(format!("{name}.argv"))
+}
+
+fn save_launch(name: &str, argv: &[String]) -> std::io::Result<()> {
+    let path = launch_path(name);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, argv.join("\0"))?;
+    std::fs::rename(tmp, path)
 }
 
 /// Appends to the service's log, moving a big one aside first.
