@@ -10,4 +10,6 @@ pub mod update;
 
 pub use build::{servers_plan, streams_plan, Fleet, PlanError};
 pub use components::{Components, Source};
-pub use model::{Action, HostPlan, JsonExpectation, Layer, LayerName, Step, PLAN_FORMAT};
+pub use model::{
+    Action, FlowCheck, HostPlan, JsonExpectation, Layer, LayerName, Step, PLAN_FORMAT,
+};

@@ -177,23 +177,27 @@ pub enum Action {
         timeout_secs: u64,
         log_unit: String,
     },
-    /// Data reaches ClickHouse: every table in `tables` gains rows within the deadline. When
-    /// one does not, the step names the broken hop (stream not receiving, storage not
-    /// consuming, inserts failing) from the stream's and the consumer's state and the
-    /// storage's health, with the storage's last log lines.
-    VerifyFlow {
-        clickhouse_url: String,
-        user: String,
-        password_file: String,
-        database: String,
-        tables: Vec<String>,
-        storage_health_url: String,
-        /// Every NATS node's monitoring endpoint (`http://ADDRESS:8222`): only a consumer's
-        /// leader knows its current state.
-        nats_monitor_urls: Vec<String>,
-        timeout_secs: u64,
-        log_unit: String,
-    },
+    /// Data reaches ClickHouse: every table gains rows within the deadline (see [`FlowCheck`]).
+    VerifyFlow(FlowCheck),
+}
+
+/// Where a storage host looks for rows, and who it blames when none come: when a table gains
+/// none within the deadline, the step names the broken hop (stream not receiving, storage not
+/// consuming, inserts failing) from the stream's and the consumer's state and the storage's
+/// health, with the storage's last log lines.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlowCheck {
+    pub clickhouse_url: String,
+    pub user: String,
+    pub password_file: String,
+    pub database: String,
+    pub tables: Vec<String>,
+    pub storage_health_url: String,
+    /// Every NATS node's monitoring endpoint (`http://ADDRESS:8222`): only a consumer's
+    /// leader knows its current state.
+    pub nats_monitor_urls: Vec<String>,
+    pub timeout_secs: u64,
+    pub log_unit: String,
 }
 
 /// Where an artifact comes from, as the agent sees it.

@@ -6,7 +6,9 @@ use crate::inventory::{Host, Role};
 use crate::stack::pipeline::{self, PipelineService, SERVICE_USER};
 
 use super::build::{Fleet, PlanError, CLICKHOUSE_USER};
-use super::model::{Action, HostPlan, JsonExpectation, Layer, LayerName, Step, PLAN_FORMAT};
+use super::model::{
+    Action, FlowCheck, HostPlan, JsonExpectation, Layer, LayerName, Step, PLAN_FORMAT,
+};
 use super::service::{service_steps, Server};
 
 /// Where the storage reads the ClickHouse password: its own copy, readable by its account
@@ -250,7 +252,7 @@ pub fn verify_plan(
         steps.push(Step {
             id: "verify.storage.data-flow".into(),
             title: "rows arrive in every marketprism_hot table".into(),
-            action: Action::VerifyFlow {
+            action: Action::VerifyFlow(FlowCheck {
                 clickhouse_url: clickhouse_url_for(host, fleet),
                 user: CLICKHOUSE_USER.into(),
                 password_file: STORAGE_PASSWORD_FILE.into(),
@@ -263,7 +265,7 @@ pub fn verify_plan(
                 nats_monitor_urls,
                 timeout_secs: flow_deadline.into(),
                 log_unit: PipelineService::Storage.unit().into(),
-            },
+            }),
             notify: vec![],
         });
     }

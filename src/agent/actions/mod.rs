@@ -114,30 +114,7 @@ pub async fn perform(
             let timeout = Duration::from_secs(*timeout_secs);
             verify_flow::publishing(health_url, timeout, log_unit, check_only).await
         }
-        Action::VerifyFlow {
-            clickhouse_url,
-            user,
-            password_file,
-            database,
-            tables,
-            storage_health_url,
-            nats_monitor_urls,
-            timeout_secs,
-            log_unit,
-        } => {
-            let flow = verify_flow::Flow {
-                clickhouse_url,
-                user,
-                password_file,
-                database,
-                tables,
-                storage_health_url,
-                nats_monitor_urls,
-                timeout: Duration::from_secs(*timeout_secs),
-                log_unit,
-            };
-            verify_flow::rows_arrive(&flow, check_only).await
-        }
+        Action::VerifyFlow(flow) => verify_flow::rows_arrive(flow, check_only).await,
     }
 }
 

@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use super::wait_http::service_log;
 use crate::agent::outcome::{Outcome, StepError};
+use crate::plan::FlowCheck;
 
 const POLL: Duration = Duration::from_secs(1);
 
@@ -84,19 +85,6 @@ pub async fn publishing(
     .with_output(&service_log(log_unit).await))
 }
 
-/// Where to look for rows, and who to blame when none come.
-pub struct Flow<'a> {
-    pub clickhouse_url: &'a str,
-    pub user: &'a str,
-    pub password_file: &'a str,
-    pub database: &'a str,
-    pub tables: &'a [String],
-    pub storage_health_url: &'a str,
-    pub nats_monitor_urls: &'a [String],
-    pub timeout: Duration,
-    pub log_unit: &'a str,
-}
-
 /// The streams storage consumes and its durable consumers' names (`mp-storage-STREAM`).
 const STREAMS: [&str; 2] = ["MARKET_DATA", "ORDERBOOK_SNAP"];
 const CONSUMER_PREFIX: &str = "mp-storage";
@@ -110,22 +98,23 @@ struct StreamState {
     pending: u64,
 }
 
-pub async fn rows_arrive(flow: &Flow<'_>, check_only: bool) -> Result<Outcome, StepError> {
+pub async fn rows_arrive(flow: &FlowCheck, check_only: bool) -> Result<Outcome, StepError> {
     if check_only {
         return Ok(Outcome::unchanged(
             "would check that rows arrive in every table",
         ));
     }
-    let password = std::fs::read_to_string(flow.password_file)
+    let password = std::fs::read_to_string(&flow.password_file)
         .map_err(|e| StepError::new(format!("cannot read {}: {e}", flow.password_file)))?;
     let password = password.trim();
     let client = client()?;
     let started = Instant::now();
+    let timeout = Duration::from_secs(flow.timeout_secs);
     let before = row_counts(&client, flow, password).await.map_err(|e| {
         StepError::new(format!("cannot count rows in ClickHouse: {e}"))
             .hint("ClickHouse must answer on its HTTP port; see `mp-remote status`")
     })?;
-    let streams_before = stream_states(&client, flow.nats_monitor_urls).await;
+    let streams_before = stream_states(&client, &flow.nats_monitor_urls).await;
     let mut after = before.clone();
     loop {
         let missing: Vec<&String> = flow
@@ -147,19 +136,19 @@ pub async fn rows_arrive(flow: &Flow<'_>, check_only: bool) -> Result<Outcome, S
             ))
             .with_data(after));
         }
-        if started.elapsed() >= flow.timeout {
-            let streams_after = stream_states(&client, flow.nats_monitor_urls).await;
-            let health = get_json(&client, flow.storage_health_url).await;
+        if started.elapsed() >= timeout {
+            let streams_after = stream_states(&client, &flow.nats_monitor_urls).await;
+            let health = get_json(&client, &flow.storage_health_url).await;
             let message = diagnose(&missing, &streams_before, &streams_after, &health);
             return Err(StepError::new(format!(
                 "no data flow within {} s: {message}",
-                flow.timeout.as_secs()
+                flow.timeout_secs
             ))
             .hint(format!(
                 "the last lines of {} are below; `mp-remote status` shows every hop",
                 flow.log_unit
             ))
-            .with_output(&service_log(flow.log_unit).await));
+            .with_output(&service_log(&flow.log_unit).await));
         }
         tokio::time::sleep(POLL).await;
         if let Ok(now) = row_counts(&client, flow, password).await {
@@ -171,7 +160,7 @@ pub async fn rows_arrive(flow: &Flow<'_>, check_only: bool) -> Result<Outcome, S
 /// Rows per table, in one query (one statement per request, as ClickHouse wants).
 async fn row_counts(
     client: &reqwest::Client,
-    flow: &Flow<'_>,
+    flow: &FlowCheck,
     password: &str,
 ) -> Result<BTreeMap<String, u64>, String> {
     let sql = flow
@@ -182,8 +171,8 @@ async fn row_counts(
         .join(" UNION ALL ")
         + " FORMAT TabSeparated";
     let response = client
-        .post(flow.clickhouse_url)
-        .header("X-ClickHouse-User", flow.user)
+        .post(&flow.clickhouse_url)
+        .header("X-ClickHouse-User", &flow.user)
         .header("X-ClickHouse-Key", password)
         .body(sql)
         .send()
