@@ -32,29 +32,7 @@ pub enum AgentEvent {
         step: String,
         title: String,
     },
-    StepFinished {
-        layer: LayerName,
-        step: String,
-        status: StepStatus,
-        duration_ms: u64,
-        /// One line: what happened ("nats-server 2.9.10 already installed").
-        message: String,
-        /// What changed, one item per line, for the report.
-        #[serde(default, skip_serializing_if = "Vec::is_empty")]
-        changes: Vec<String>,
-        /// The last lines of the step's output (on failure, of the service log too).
-        #[serde(default, skip_serializing_if = "String::is_empty")]
-        output_tail: String,
-        /// For failures: what the user can do.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        hint: Option<String>,
-        /// The step's whole output (capped), for the host log of the run record.
-        #[serde(default, skip_serializing_if = "String::is_empty")]
-        output: String,
-        /// Numbers for the report (the data-flow check: rows per table).
-        #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
-        data: std::collections::BTreeMap<String, u64>,
-    },
+    StepFinished(StepEnd),
     RunFinished {
         ok: bool,
         changed: usize,
@@ -63,5 +41,34 @@ pub enum AgentEvent {
     },
     /// An event of an earlier run still going on this host (its connection was cut), seen
     /// while this run waits for it.
-    Resumed { run_id: String, of: Box<AgentEvent> },
+    Resumed {
+        run_id: String,
+        of: Box<AgentEvent>,
+    },
+}
+
+/// How one step ended: what the live view, the run record and the deploy's result are made of.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepEnd {
+    pub layer: LayerName,
+    pub step: String,
+    pub status: StepStatus,
+    pub duration_ms: u64,
+    /// One line: what happened ("nats-server 2.9.10 already installed").
+    pub message: String,
+    /// What changed, one item per line, for the report.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<String>,
+    /// The last lines of the step's output (on failure, of the service log too).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub output_tail: String,
+    /// For failures: what the user can do.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+    /// The step's whole output (capped), for the host log of the run record.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub output: String,
+    /// Numbers for the report (the data-flow check: rows per table).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub data: std::collections::BTreeMap<String, u64>,
 }

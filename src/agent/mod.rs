@@ -12,6 +12,6 @@ pub mod shell;
 pub mod state;
 pub mod supervise;
 
-pub use event::{AgentEvent, StepStatus};
+pub use event::{AgentEvent, StepEnd, StepStatus};
 pub use outcome::{Outcome, StepError};
 pub use runner::run_plan;

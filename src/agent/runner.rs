@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::time::Instant;
 
 use super::actions;
-use super::event::{AgentEvent, StepStatus};
+use super::event::{AgentEvent, StepEnd, StepStatus};
 use super::state::{input_hash, State, StepRecord};
 use crate::plan::HostPlan;
 
@@ -25,7 +25,7 @@ pub async fn run_plan(plan: &HostPlan, emit: &mut dyn FnMut(&AgentEvent)) -> boo
     for layer in &plan.layers {
         for step in &layer.steps {
             if failed > 0 {
-                emit(&AgentEvent::StepFinished {
+                emit(&AgentEvent::StepFinished(StepEnd {
                     layer: layer.name,
                     step: step.id.clone(),
                     status: StepStatus::Skipped,
@@ -36,7 +36,7 @@ pub async fn run_plan(plan: &HostPlan, emit: &mut dyn FnMut(&AgentEvent)) -> boo
                     hint: None,
                     output: String::new(),
                     data: Default::default(),
-                });
+                }));
                 continue;
             }
             emit(&AgentEvent::StepStarted {
@@ -54,7 +54,7 @@ pub async fn run_plan(plan: &HostPlan, emit: &mut dyn FnMut(&AgentEvent)) -> boo
                         changed += 1;
                         notified.extend(step.notify.iter().cloned());
                     }
-                    AgentEvent::StepFinished {
+                    AgentEvent::StepFinished(StepEnd {
                         layer: layer.name,
                         step: step.id.clone(),
                         status: outcome.status,
@@ -65,11 +65,11 @@ pub async fn run_plan(plan: &HostPlan, emit: &mut dyn FnMut(&AgentEvent)) -> boo
                         hint: None,
                         output: outcome.output,
                         data: outcome.data,
-                    }
+                    })
                 }
                 Err(error) => {
                     failed += 1;
-                    AgentEvent::StepFinished {
+                    AgentEvent::StepFinished(StepEnd {
                         layer: layer.name,
                         step: step.id.clone(),
                         status: StepStatus::Failed,
@@ -80,10 +80,10 @@ pub async fn run_plan(plan: &HostPlan, emit: &mut dyn FnMut(&AgentEvent)) -> boo
                         hint: error.hint,
                         output: error.output,
                         data: Default::default(),
-                    }
+                    })
                 }
             };
-            if let AgentEvent::StepFinished { status, .. } = &event {
+            if let AgentEvent::StepFinished(StepEnd { status, .. }) = &event {
                 if !plan.check_only {
                     if *status == StepStatus::Changed {
                         state.pending_notify.extend(step.notify.iter().cloned());

@@ -5,11 +5,12 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use super::progress::{stop_agents, Recorder, Settings};
+use crate::agent::StepEnd;
 use crate::agent::StepStatus;
 use crate::inventory::{Host, Inventory};
 use crate::report::record::{installed_versions, FactsSummary, ServiceRecord};
 use crate::report::{ExitCode, HostEnd, Redactor};
-use crate::run::deploy::{deploy, DeployOptions, HostDeploy, StepResult};
+use crate::run::deploy::{deploy, DeployOptions, HostDeploy};
 use crate::run::FanOut;
 
 pub struct Args {
@@ -79,7 +80,7 @@ fn host_end(host: &HostDeploy, address: &str) -> HostEnd {
 }
 
 /// Each service's endpoint, and its health as the deploy's health step found it.
-fn services_from_steps(steps: &[StepResult], address: &str) -> Vec<ServiceRecord> {
+fn services_from_steps(steps: &[StepEnd], address: &str) -> Vec<ServiceRecord> {
     const HEALTH_STEPS: [(&str, &str, &str); 4] = [
         ("init.nats.health", "nats", "nats://{}:4222"),
         ("init.clickhouse.health", "clickhouse", "http://{}:8123"),
@@ -111,7 +112,7 @@ fn services_from_steps(steps: &[StepResult], address: &str) -> Vec<ServiceRecord
 /// The versions the install steps name ("installed nats-server 2.10.7 (...)", "nats-server
 /// 2.9.10, clickhouse-server 18.16.1 already installed"): they override what the facts found
 /// before the run.
-fn versions_from_steps(steps: &[StepResult]) -> BTreeMap<String, String> {
+fn versions_from_steps(steps: &[StepEnd]) -> BTreeMap<String, String> {
     let mut versions = BTreeMap::new();
     for step in steps.iter().filter(|s| s.layer.as_str() == "install") {
         for name in ["nats-server", "clickhouse-server"] {
@@ -182,15 +183,16 @@ mod tests {
 
     #[test]
     fn the_pipeline_release_is_a_version_and_the_health_steps_are_services() {
-        let step = |id: &str, message: &str, status| StepResult {
+        let step = |id: &str, message: &str, status| StepEnd {
             layer: LayerName::Install,
             step: id.into(),
             status,
-            duration: std::time::Duration::ZERO,
+            duration_ms: 0,
             message: message.into(),
             changes: vec![],
             output_tail: String::new(),
             hint: None,
+            output: String::new(),
             data: BTreeMap::new(),
         };
         for message in [

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
-use crate::agent::{AgentEvent, StepStatus};
+use crate::agent::{AgentEvent, StepEnd, StepStatus};
 use crate::report::builder::{host_log_path, rfc3339, run_id};
 use crate::report::live::LiveState;
 use crate::report::record::{InventoryRef, StepRecord};
@@ -348,7 +348,7 @@ impl Recorder {
             AgentEvent::Resumed { of, .. } => (of.as_ref(), "(earlier, cut run) "),
             event => (event, ""),
         };
-        let AgentEvent::StepFinished {
+        let AgentEvent::StepFinished(StepEnd {
             layer,
             step,
             status,
@@ -357,7 +357,7 @@ impl Recorder {
             output_tail,
             changes,
             ..
-        } = event
+        }) = event
         else {
             return None;
         };
@@ -482,7 +482,7 @@ fn log_lines(now: SystemTime, event: &AgentEvent) -> String {
         AgentEvent::StepStarted {
             layer, step, title, ..
         } => format!("{time} {layer} {step} started: {title}\n"),
-        AgentEvent::StepFinished {
+        AgentEvent::StepFinished(StepEnd {
             layer,
             step,
             status,
@@ -493,7 +493,7 @@ fn log_lines(now: SystemTime, event: &AgentEvent) -> String {
             output,
             hint,
             ..
-        } => {
+        }) => {
             let status = crate::report::record::StepState::from_agent(status);
             let mut text =
                 format!("{time} {layer} {step} {status} in {duration_ms} ms: {message}\n");

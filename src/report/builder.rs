@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use super::record::*;
 use super::{ExitCode, HostStatus};
-use crate::agent::AgentEvent;
+use crate::agent::{AgentEvent, StepEnd};
 
 /// What identifies a run, known before it starts.
 #[derive(Debug, Clone, Default)]
@@ -105,7 +105,7 @@ impl RecordBuilder {
                 };
                 self.host(host).steps.push(step);
             }
-            AgentEvent::StepFinished {
+            AgentEvent::StepFinished(StepEnd {
                 layer,
                 step,
                 status,
@@ -116,7 +116,7 @@ impl RecordBuilder {
                 hint,
                 data,
                 ..
-            } => {
+            }) => {
                 let status = StepState::from_agent(status);
                 let finished = StepRecord {
                     layer: layer.to_string(),

@@ -10,7 +10,7 @@ use anyhow::Context;
 use super::agent_exec::{self, AgentBinary};
 use super::session::{self, Connected, Ended};
 use super::FanOut;
-use crate::agent::{AgentEvent, StepStatus};
+use crate::agent::{AgentEvent, StepEnd, StepStatus};
 use crate::facts::{self, Facts};
 use crate::inventory::{Inventory, Role};
 use crate::plan::{self, Components, HostPlan, LayerName};
@@ -31,28 +31,13 @@ pub struct DeployOptions {
     pub redactor: crate::report::Redactor,
 }
 
-/// One step as the report shows it.
-#[derive(Debug, Clone)]
-pub struct StepResult {
-    pub layer: LayerName,
-    pub step: String,
-    pub status: StepStatus,
-    pub duration: Duration,
-    pub message: String,
-    pub changes: Vec<String>,
-    pub output_tail: String,
-    pub hint: Option<String>,
-    /// Numbers the step measured (the data-flow check: rows per table).
-    pub data: BTreeMap<String, u64>,
-}
-
 #[derive(Debug, Clone)]
 pub struct HostDeploy {
     pub host: String,
     pub status: HostStatus,
     pub error: Option<String>,
     pub facts: Option<Facts>,
-    pub steps: Vec<StepResult>,
+    pub steps: Vec<StepEnd>,
     pub duration: Duration,
 }
 
@@ -403,35 +388,13 @@ async fn run(
     agent_path: &str,
     plan: &HostPlan,
     progress: &Progress,
-) -> anyhow::Result<Vec<StepResult>> {
+) -> anyhow::Result<Vec<StepEnd>> {
     let events =
         agent_exec::run_plan(c.transport.as_ref(), c.host, agent_path, plan, progress).await?;
     Ok(events
         .into_iter()
         .filter_map(|event| match event {
-            AgentEvent::StepFinished {
-                layer,
-                step,
-                status,
-                duration_ms,
-                message,
-                changes,
-                output_tail,
-                hint,
-                data,
-                // The whole output goes to the run record's host log, not the result.
-                ..
-            } => Some(StepResult {
-                layer,
-                step,
-                status,
-                duration: Duration::from_millis(duration_ms),
-                message,
-                changes,
-                output_tail,
-                hint,
-                data,
-            }),
+            AgentEvent::StepFinished(end) => Some(end),
             _ => None,
         })
         .collect())
@@ -441,7 +404,7 @@ fn host_result(
     name: &str,
     facts: Option<Facts>,
     took: Duration,
-    result: anyhow::Result<Vec<StepResult>>,
+    result: anyhow::Result<Vec<StepEnd>>,
 ) -> HostDeploy {
     match result {
         Ok(steps) => {
@@ -470,7 +433,7 @@ fn host_result(
 }
 
 /// Adds a later phase's steps to a host's result; its first failure fails the host.
-fn absorb(entry: &mut HostDeploy, took: Duration, result: anyhow::Result<Vec<StepResult>>) {
+fn absorb(entry: &mut HostDeploy, took: Duration, result: anyhow::Result<Vec<StepEnd>>) {
     entry.duration += took;
     match result {
         Ok(steps) => {
@@ -488,7 +451,7 @@ fn absorb(entry: &mut HostDeploy, took: Duration, result: anyhow::Result<Vec<Ste
     }
 }
 
-fn first_failure(host: &str, steps: &[StepResult]) -> Option<String> {
+fn first_failure(host: &str, steps: &[StepEnd]) -> Option<String> {
     steps
         .iter()
         .find(|s| s.status == StepStatus::Failed)
