@@ -3,15 +3,13 @@
 //! tarball laid out as nats-io publishes it, repacked from Debian's nats-server 2.9.10 (the
 //! real binary). The test host reaches it at its docker network's gateway address.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{IpAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::sync::OnceLock;
 
 use sha2::{Digest, Sha256};
 
+use crate::support::site::{gateway, Site};
 use crate::support::{assert_nothing_changed, mp_remote, Fleet};
 
 const VERSION: &str = "2.9.10";
@@ -87,84 +85,6 @@ fn release() -> &'static Release {
             _dir: dir,
         }
     })
-}
-
-/// A static file server on `ip` (the fleet's gateway), recording every requested path.
-struct Site {
-    base_url: String,
-    requests: Arc<Mutex<Vec<String>>>,
-}
-
-impl Site {
-    fn start(ip: IpAddr, root: PathBuf) -> Site {
-        let listener = TcpListener::bind((ip, 0)).expect("bind the test download site");
-        let base_url = format!("http://{}", listener.local_addr().unwrap());
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let log = requests.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let (root, log) = (root.clone(), log.clone());
-                std::thread::spawn(move || serve(stream, &root, &log));
-            }
-        });
-        Site { base_url, requests }
-    }
-
-    fn downloads(&self) -> usize {
-        self.requests
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|p| p.ends_with(TARBALL))
-            .count()
-    }
-}
-
-fn serve(mut stream: TcpStream, root: &Path, log: &Mutex<Vec<String>>) {
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut request = String::new();
-    if reader.read_line(&mut request).is_err() {
-        return;
-    }
-    // The headers: read up to the blank line, ignored.
-    let mut line = String::new();
-    while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
-        line.clear();
-    }
-    let path = request.split_whitespace().nth(1).unwrap_or("/").to_string();
-    log.lock().unwrap().push(path.clone());
-    let file = root.join(path.trim_start_matches('/'));
-    let response = match (path.contains(".."), std::fs::read(&file)) {
-        (false, Ok(body)) => {
-            let mut head = format!(
-                "HTTP/1.1 200 OK\r\nContent-Type: application/gzip\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
-            )
-            .into_bytes();
-            head.extend(body);
-            head
-        }
-        _ => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec(),
-    };
-    let _ = stream.write_all(&response);
-}
-
-/// The address the fleet's containers reach this machine at: their network's gateway.
-fn gateway(fleet: &Fleet) -> IpAddr {
-    let hosts: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(fleet.path("hosts.json")).unwrap()).unwrap();
-    let network = hosts["network"]
-        .as_str()
-        .expect("hosts.json names the network");
-    let out = run(Command::new("/usr/bin/docker").args([
-        "network",
-        "inspect",
-        network,
-        "--format",
-        "{{(index .IPAM.Config 0).Gateway}}",
-    ]));
-    out.trim().parse().expect("a gateway address")
 }
 
 /// The first `FAILED`-free answer of a shell test on the host: "yes" or "no".
@@ -247,7 +167,7 @@ fn release_verifies_the_sum_installs_then_changes_nothing() {
         )),
         "{line}"
     );
-    assert_eq!(site.downloads(), 1);
+    assert_eq!(site.requests_for(TARBALL), 1);
     assert!(holds(&fleet, "test ! -e /usr/local/bin/nats-server"));
     assert!(holds(&fleet, "! id nats >/dev/null 2>&1"), "no user either");
     assert!(holds(
@@ -276,7 +196,7 @@ fn release_verifies_the_sum_installs_then_changes_nothing() {
         "{}",
         check.stdout
     );
-    assert_eq!(site.downloads(), 1, "--check downloads nothing");
+    assert_eq!(site.requests_for(TARBALL), 1, "--check downloads nothing");
     assert!(holds(&fleet, "test ! -e /usr/local/bin/nats-server"));
     let first = mp_remote(Some(&inventory), &["deploy"]);
     println!("first deploy:\n{}{}", first.stdout, first.stderr);
@@ -288,7 +208,7 @@ fn release_verifies_the_sum_installs_then_changes_nothing() {
         "{}",
         first.stdout
     );
-    assert_eq!(site.downloads(), 2);
+    assert_eq!(site.requests_for(TARBALL), 2);
     assert_release_running(&fleet);
     let jsz = fleet.exec("h1", "curl -sf 'http://127.0.0.1:8222/jsz?streams=true'");
     assert!(jsz.contains("MARKET_DATA"), "{jsz}");
@@ -299,7 +219,11 @@ fn release_verifies_the_sum_installs_then_changes_nothing() {
     let second = mp_remote(Some(&inventory), &["deploy"]);
     println!("second deploy:\n{}{}", second.stdout, second.stderr);
     assert_nothing_changed(&second);
-    assert_eq!(site.downloads(), 2, "nothing downloaded the second time");
+    assert_eq!(
+        site.requests_for(TARBALL),
+        2,
+        "nothing downloaded the second time"
+    );
     assert_eq!(
         fleet.started_at("h1", "nats-server"),
         started,

@@ -114,10 +114,22 @@ fn services_from_steps(steps: &[StepEnd], address: &str) -> Vec<ServiceRecord> {
 /// before the run.
 fn versions_from_steps(steps: &[StepEnd]) -> BTreeMap<String, String> {
     let mut versions = BTreeMap::new();
-    for step in steps.iter().filter(|s| s.layer.as_str() == "install") {
-        for name in ["nats-server", "clickhouse-server"] {
-            if let Some(version) = version_after(&step.message, name) {
-                versions.insert(name.to_string(), version);
+    for step in steps {
+        // What the install layer put in place, then what the running server reports (the
+        // schema and stream steps name it), which wins.
+        let sources: &[(&str, &str)] = match step.step.as_str() {
+            "install.clickhouse.binary" => &[("clickhouse-server", "clickhouse")],
+            "init.clickhouse.schema" => &[("clickhouse-server", "ClickHouse")],
+            "init.nats.streams" => &[("nats-server", "nats-server")],
+            _ if step.layer.as_str() == "install" => &[
+                ("nats-server", "nats-server"),
+                ("clickhouse-server", "clickhouse-server"),
+            ],
+            _ => &[],
+        };
+        for (component, said) in sources {
+            if let Some(version) = version_after(&step.message, said) {
+                versions.insert(component.to_string(), version);
             }
         }
         // The pipeline's release: this very binary, named by its sha256 prefix.
@@ -208,6 +220,27 @@ mod tests {
                 "{message}"
             );
         }
+        // A release's binary, then the version the running server reports, which wins.
+        let versions = versions_from_steps(&[
+            step(
+                "install.clickhouse.binary",
+                "installed clickhouse 25.10.1.3832 (/usr/local/bin/clickhouse)",
+                StepStatus::Changed,
+            ),
+            step(
+                "init.nats.streams",
+                "streams: created MARKET_DATA, ORDERBOOK_SNAP (nats-server 2.9.10)",
+                StepStatus::Changed,
+            ),
+        ]);
+        assert_eq!(versions["clickhouse-server"], "25.10.1.3832");
+        assert_eq!(versions["nats-server"], "2.9.10");
+        let versions = versions_from_steps(&[step(
+            "init.clickhouse.schema",
+            "schema legacy: created database marketprism_hot and 8 tables (ClickHouse 18.16.1); ...",
+            StepStatus::Changed,
+        )]);
+        assert_eq!(versions["clickhouse-server"], "18.16.1");
         let services = services_from_steps(
             &[
                 step("start.storage.health", "healthy after 1 s", StepStatus::Ok),

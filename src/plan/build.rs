@@ -6,8 +6,9 @@ use crate::facts::Facts;
 use crate::inventory::{Host, Role};
 use crate::stack::{self, ClickHouseVersion, ListenConfigInput, NatsConfigInput, UsersConfigInput};
 
-use super::components::Components;
+use super::components::{Components, Source};
 use super::install::{self, NatsRun};
+use super::install_clickhouse;
 use super::model::{Action, HostPlan, JsonExpectation, Layer, LayerName, Step, PLAN_FORMAT};
 use super::service::{service_steps, Server};
 
@@ -98,7 +99,12 @@ pub fn servers_plan(
         init.extend(nats_init_steps(host, facts, fleet, nats_run)?);
     }
     if host.roles.contains(&Role::Clickhouse) {
-        let clickhouse_install = install::clickhouse_install(host, &components.clickhouse)?;
+        let (clickhouse_install, server) = install_clickhouse::clickhouse_install(
+            host,
+            facts,
+            &components.clickhouse,
+            CLICKHOUSE_SERVICE,
+        )?;
         install.extend(port_steps(
             "clickhouse",
             &[(8123, "ClickHouse HTTP"), (9000, "ClickHouse native")],
@@ -106,7 +112,8 @@ pub fn servers_plan(
             "clickhouse-server",
         ));
         install.extend(clickhouse_install);
-        init.extend(clickhouse_init_steps(host, facts, fleet)?);
+        let version = clickhouse_version_for_configs(facts, &components.clickhouse);
+        init.extend(clickhouse_init_steps(host, facts, fleet, &version, server)?);
     }
     install.extend(super::pipeline::install_steps(host, facts, fleet));
     Ok(HostPlan {
@@ -269,15 +276,23 @@ fn nats_init_steps(
 
 const CLICKHOUSE_SERVICE: &str = "init.clickhouse.service";
 
-/// The version the configs are rendered for: the installed one, else what the OS package
-/// will bring (Debian 12: 18.16). The schema itself is rendered by the agent for the version
-/// the running server reports.
-fn clickhouse_version_for_configs(facts: &Facts) -> ClickHouseVersion {
-    let known = facts
-        .installed
-        .clickhouse_server
-        .as_deref()
-        .and_then(|v| ClickHouseVersion::parse(v).ok());
+/// The version the configs are rendered for: the one the install layer puts in place (a
+/// pinned release or push), else the installed one, else what the OS package will bring
+/// (Debian 12: 18.16). The schema itself is rendered by the agent for the version the
+/// running server reports.
+fn clickhouse_version_for_configs(facts: &Facts, source: &Source) -> ClickHouseVersion {
+    let pinned = match source {
+        Source::Release { version, .. } => Some(
+            version
+                .as_deref()
+                .unwrap_or(super::components::CLICKHOUSE_PINNED),
+        ),
+        Source::Push { version, .. } => version.as_deref(),
+        Source::Os {} => None,
+    };
+    let known = pinned
+        .or(facts.installed.clickhouse_server.as_deref())
+        .and_then(|v| ClickHouseVersion::parse(v.trim_start_matches('v')).ok());
     known.unwrap_or_else(|| ClickHouseVersion::parse("18.16.1").expect("a valid version literal"))
 }
 
@@ -285,12 +300,13 @@ fn clickhouse_init_steps(
     host: &Host,
     facts: &Facts,
     fleet: &Fleet,
+    version: &ClickHouseVersion,
+    server_binary: &str,
 ) -> Result<Vec<Step>, PlanError> {
-    let version = clickhouse_version_for_configs(facts);
-    let listen = stack::clickhouse::listen_config(&version, &ListenConfigInput::default())
+    let listen = stack::clickhouse::listen_config(version, &ListenConfigInput::default())
         .map_err(|e| stack_error(host, e))?;
     let users = stack::clickhouse::users_config(
-        &version,
+        version,
         &UsersConfigInput::marketprism(fleet.clickhouse_password.clone()),
     )
     .map_err(|e| stack_error(host, e))?;
@@ -349,10 +365,7 @@ fn clickhouse_init_steps(
         step_id: CLICKHOUSE_SERVICE,
         name: "clickhouse-server",
         user: "clickhouse",
-        command: &[
-            "/usr/sbin/clickhouse-server",
-            "--config=/etc/clickhouse-server/config.xml",
-        ],
+        command: &[server_binary, "--config=/etc/clickhouse-server/config.xml"],
         drop_in_step: None,
     };
     steps.extend(service_steps(facts.init, &server, &steps));

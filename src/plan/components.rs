@@ -33,11 +33,29 @@ pub enum Source {
     },
     /// A file on the control node, uploaded (air-gapped hosts).
     Push {
-        /// A path on the control node, relative to the inventory file's directory.
-        artifact: String,
-        sha256: Option<String>,
+        /// Paths on the control node, relative to the inventory file's directory: one for
+        /// NATS; for ClickHouse its two archives or packages (common-static and server).
+        artifact: Artifacts,
+        sha256: Option<Checksums>,
         version: Option<String>,
     },
+}
+
+/// One file, or several (ClickHouse comes as a common-static and a server archive).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum Artifacts {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Artifacts {
+    pub fn paths(&self) -> Vec<&str> {
+        match self {
+            Self::One(path) => vec![path],
+            Self::Many(paths) => paths.iter().map(String::as_str).collect(),
+        }
+    }
 }
 
 impl Source {
@@ -159,17 +177,25 @@ fn validate(source: &Source) -> Result<(), String> {
             sha256,
             version,
         } => {
-            if artifact.trim().is_empty() || artifact.ends_with('/') {
-                return Err(format!(
-                    "artifact = \"{artifact}\" names no file: give the path of a .tar.gz, a binary or a .deb"
-                ));
+            if artifact.paths().is_empty() {
+                return Err(
+                    "artifact = [] names no file: give the path of a .tar.gz, a binary or a .deb"
+                        .into(),
+                );
+            }
+            for path in artifact.paths() {
+                if path.trim().is_empty() || path.ends_with('/') {
+                    return Err(format!(
+                        "artifact = \"{path}\" names no file: give the path of a .tar.gz, a binary or a .deb"
+                    ));
+                }
             }
             if let Some(v) = version.as_deref().filter(|v| !version_ok(v)) {
                 return Err(format!(
                     "version = \"{v}\" is not a version: write it like \"2.10.7\""
                 ));
             }
-            if let Some(sum) = sha256 {
+            for sum in sha256.iter().flat_map(Checksums::all) {
                 check_sha256(sum)?;
             }
             Ok(())
@@ -257,12 +283,21 @@ mod tests {
         assert_eq!(
             push.nats,
             Source::Push {
-                artifact: "files/nats.tar.gz".into(),
-                sha256: Some(SUM.into()),
+                artifact: Artifacts::One("files/nats.tar.gz".into()),
+                sha256: Some(Checksums::One(SUM.into())),
                 version: None
             }
         );
         assert_eq!(push.nats.name(), "push");
+        let two = parse(&format!(
+            "[clickhouse]\nsource = \"push\"\nartifact = [\"a.tgz\", \"b.tgz\"]\nsha256 = {{ \"a.tgz\" = \"{SUM}\" }}\n"
+        ))
+        .unwrap();
+        let Source::Push { artifact, .. } = &two.clickhouse else {
+            panic!("{two:?}")
+        };
+        assert_eq!(artifact.paths(), ["a.tgz", "b.tgz"]);
+        assert!(parse("[clickhouse]\nsource = \"push\"\nartifact = []\n").is_err());
     }
 
     #[test]

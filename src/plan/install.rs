@@ -18,7 +18,7 @@ use crate::inventory::Host;
 use crate::stack::managed::{with_marker, CommentStyle};
 
 use super::build::{PlanError, STATE_DIR};
-use super::components::{Checksums, Source, CLICKHOUSE_PINNED, NATS_PINNED};
+use super::components::{Checksums, Source, NATS_PINNED};
 use super::model::{Action, ArtifactFrom, Step};
 
 /// Where a NATS release (or pushed archive) is installed.
@@ -107,11 +107,12 @@ pub fn nats_install(
             sha256,
             version,
         } => {
-            let sum = sha256.clone().ok_or_else(|| {
-                refuse(format!(
-                    "source = \"push\" needs the artifact's sha256: add sha256 = \"<output of sha256sum {artifact}>\" under [components.nats]"
-                ))
-            })?;
+            let [artifact] = artifact.paths()[..] else {
+                return Err(refuse(
+                    "source = \"push\" takes one artifact for NATS (the release tarball, the binary or a .deb): artifact = \"files/...\"".into(),
+                ));
+            };
+            let sum = push_sum(sha256.as_ref(), artifact, "nats").map_err(refuse)?;
             let remote = pushed_artifact_path(facts.is_root, &sum, artifact);
             let file = file_name(artifact);
             if file.ends_with(".deb") {
@@ -240,117 +241,6 @@ WantedBy=multi-user.target
     )
 }
 
-/// The ClickHouse install steps for `source`. Only `os` is verified on real hosts; the
-/// others are refused (see [`clickhouse_release_step`] for what `release` would run).
-pub fn clickhouse_install(host: &Host, source: &Source) -> Result<Vec<Step>, PlanError> {
-    match source {
-        Source::Os {} => Ok(vec![packages_step("clickhouse", &["clickhouse-server"])]),
-        Source::Release { .. } => Err(PlanError::Source {
-            host: host.name.clone(),
-            component: "clickhouse",
-            message: "source = \"release\" (ClickHouse's tgz archives) is not verified on a real host yet: use source = \"os\"".into(),
-        }),
-        Source::Push { .. } => Err(PlanError::Source {
-            host: host.name.clone(),
-            component: "clickhouse",
-            message: "source = \"push\" is not supported for ClickHouse yet: use source = \"os\"".into(),
-        }),
-    }
-}
-
-/// The packages of a ClickHouse tgz install, in install order.
-const CLICKHOUSE_TGZ_PACKAGES: [&str; 2] = ["clickhouse-common-static", "clickhouse-server"];
-
-/// What `release` would run for ClickHouse: download the tgz archives, verify every sum
-/// before anything is unpacked, then run each archive's install script (the server's with
-/// `configure`, as ClickHouse's instructions say). Rendered and unit-tested, never run on a
-/// real release here (packages.clickhouse.com is out of reach): [`clickhouse_install`]
-/// refuses it until it is.
-pub fn clickhouse_release_step(
-    facts: &Facts,
-    version: Option<&str>,
-    sha256: Option<&Checksums>,
-    base_url: Option<&str>,
-) -> Result<Step, String> {
-    let version = clean_version(version.unwrap_or(CLICKHOUSE_PINNED));
-    if version.split('.').count() != 4 {
-        return Err(format!(
-            "ClickHouse's tgz archives are named by four-part versions: set version = \"{version}.N\" (e.g. 25.10.1.3832) under [components.clickhouse]"
-        ));
-    }
-    let arch = release_arch(facts).ok_or_else(|| {
-        format!(
-            "ClickHouse publishes amd64 and arm64 archives, this host is {}",
-            facts.arch
-        )
-    })?;
-    if !facts.tools.curl {
-        return Err("the archives are downloaded on the host with curl, which the host lacks: install curl there (apt-get install curl)".into());
-    }
-    let base = base_url
-        .unwrap_or(CLICKHOUSE_RELEASE_SITE)
-        .trim_end_matches('/');
-    let files: Vec<String> = CLICKHOUSE_TGZ_PACKAGES
-        .iter()
-        .map(|p| format!("{p}-{version}-{arch}.tgz"))
-        .collect();
-    let sums = match sha256 {
-        Some(Checksums::ByFile(sums)) => sums,
-        _ => {
-            return Err(format!(
-                "source = \"release\" needs one sha256 per archive: add sha256 = {{ {} }} under [components.clickhouse]",
-                files
-                    .iter()
-                    .map(|f| format!("\"{f}\" = \"<sum>\""))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))
-        }
-    };
-    let work = format!("{STATE_DIR}/install/clickhouse-{version}");
-    let mut apply = format!(
-        "set -eu
-work={work}
-rm -rf \"$work\" && mkdir -p \"$work\" && cd \"$work\"
-fetch() {{
-  curl -fsSL --retry 2 --connect-timeout 15 -o \"$2\" \"$1\" || {{ echo \"download of $1 failed\"; rm -rf \"$work\"; exit 1; }}
-  actual=$(sha256sum \"$2\" | cut -d' ' -f1)
-  if [ \"$actual\" != \"$3\" ]; then
-    echo \"sha256 mismatch for $1: expected $3, got $actual; nothing installed\"; rm -rf \"$work\"; exit 1
-  fi
-}}
-"
-    );
-    for file in &files {
-        let sum = sums.get(file).ok_or_else(|| {
-            format!("sha256 has no sum for {file}: add \"{file}\" = \"<sum>\" to it")
-        })?;
-        apply.push_str(&format!("fetch {base}/tgz/stable/{file} {file} {sum}\n"));
-    }
-    for (package, file) in CLICKHOUSE_TGZ_PACKAGES.iter().zip(&files) {
-        let configure = if *package == "clickhouse-server" {
-            " configure"
-        } else {
-            ""
-        };
-        apply.push_str(&format!(
-            "tar -xzf {file}\n./{package}-{version}/install/doinst.sh{configure} </dev/null\n"
-        ));
-    }
-    apply.push_str("cd / && rm -rf \"$work\"\n");
-    Ok(Step {
-        id: "install.clickhouse.release".into(),
-        title: format!("install ClickHouse {version} (tgz archives)"),
-        action: Action::Script {
-            check: Some(format!(
-                "clickhouse-server --version 2>/dev/null | grep -qF 'version {version}'"
-            )),
-            apply,
-        },
-        notify: vec![],
-    })
-}
-
 /// Where a pushed artifact lands on the host: beside the agent (root: the state dir; a sudo
 /// user: its home, where it can upload without sudo), named by its sha256 so a changed file
 /// is a new upload and the same file is never sent twice. The control node uploads there
@@ -368,11 +258,28 @@ pub fn pushed_artifact_path(is_root: bool, sha256: &str, artifact: &str) -> Stri
     )
 }
 
-fn file_name(path: &str) -> &str {
+/// The sum of one pushed file, or what to add to the inventory.
+pub(super) fn push_sum(
+    sha256: Option<&Checksums>,
+    artifact: &str,
+    component: &str,
+) -> Result<String, String> {
+    let file = file_name(artifact);
+    match sha256 {
+        None => Err(format!(
+            "source = \"push\" needs the artifact's sha256: add sha256 = \"<output of sha256sum {artifact}>\" under [components.{component}]"
+        )),
+        Some(sums) => sums.for_file(file).map(str::to_string).ok_or_else(|| {
+            format!("sha256 has no sum for {file}: add \"{file}\" = \"<output of sha256sum {artifact}>\" to it")
+        }),
+    }
+}
+
+pub(super) fn file_name(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
 }
 
-fn packages_step(component: &str, packages: &[&str]) -> Step {
+pub(super) fn packages_step(component: &str, packages: &[&str]) -> Step {
     Step {
         id: format!("install.{component}.packages"),
         title: format!("install {}", packages.join(", ")),
@@ -384,7 +291,7 @@ fn packages_step(component: &str, packages: &[&str]) -> Step {
 }
 
 /// The vendors' spelling of the host's architecture.
-fn release_arch(facts: &Facts) -> Option<&'static str> {
+pub(super) fn release_arch(facts: &Facts) -> Option<&'static str> {
     match facts.target_arch()? {
         "x86_64" => Some("amd64"),
         "aarch64" => Some("arm64"),
@@ -393,7 +300,7 @@ fn release_arch(facts: &Facts) -> Option<&'static str> {
 }
 
 /// `v2.10.7` and `2.10.7` name the same release.
-fn clean_version(version: &str) -> String {
+pub(super) fn clean_version(version: &str) -> String {
     version.trim().trim_start_matches('v').to_string()
 }
 
@@ -717,93 +624,5 @@ mod tests {
                 other => panic!("{other:?}"),
             }
         }
-    }
-
-    #[test]
-    fn clickhouse_release_and_push_are_refused_as_unverified() {
-        let components = Components::from_table(
-            &toml::from_str("[clickhouse]\nsource = \"release\"\n").unwrap(),
-        )
-        .unwrap();
-        let error = clickhouse_install(&host(), &components.clickhouse)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            error.starts_with("mp-1: [components.clickhouse] ")
-                && error.contains("not verified")
-                && error.contains("source = \"os\""),
-            "{error}"
-        );
-        let push = Source::Push {
-            artifact: "ch.tgz".into(),
-            sha256: Some(SUM.into()),
-            version: None,
-        };
-        assert!(clickhouse_install(&host(), &push).is_err());
-        assert_eq!(
-            ids(&clickhouse_install(&host(), &Source::Os {}).unwrap()),
-            ["install.clickhouse.packages"]
-        );
-    }
-
-    #[test]
-    fn clickhouse_release_step_verifies_every_archive_before_installing() {
-        let facts = facts(SYSTEMD);
-        let sums: Checksums = Checksums::ByFile(
-            [
-                (
-                    "clickhouse-common-static-25.10.1.3832-amd64.tgz".to_string(),
-                    SUM.to_string(),
-                ),
-                (
-                    "clickhouse-server-25.10.1.3832-amd64.tgz".to_string(),
-                    OTHER.to_string(),
-                ),
-            ]
-            .into(),
-        );
-        let step =
-            clickhouse_release_step(&facts, Some("25.10.1.3832"), Some(&sums), None).unwrap();
-        let Action::Script { check, apply } = &step.action else {
-            panic!("{step:?}")
-        };
-        assert_eq!(
-            check.as_deref(),
-            Some("clickhouse-server --version 2>/dev/null | grep -qF 'version 25.10.1.3832'")
-        );
-        let fetch_common = apply
-            .find(&format!("fetch https://packages.clickhouse.com/tgz/stable/clickhouse-common-static-25.10.1.3832-amd64.tgz clickhouse-common-static-25.10.1.3832-amd64.tgz {SUM}\n"))
-            .expect(apply);
-        let fetch_server = apply
-            .find(&format!("fetch https://packages.clickhouse.com/tgz/stable/clickhouse-server-25.10.1.3832-amd64.tgz clickhouse-server-25.10.1.3832-amd64.tgz {OTHER}\n"))
-            .expect(apply);
-        let first_install = apply
-            .find("./clickhouse-common-static-25.10.1.3832/install/doinst.sh </dev/null\n")
-            .expect(apply);
-        let server_install = apply
-            .find("./clickhouse-server-25.10.1.3832/install/doinst.sh configure </dev/null\n")
-            .expect(apply);
-        assert!(fetch_common < fetch_server && fetch_server < first_install);
-        assert!(first_install < server_install);
-        assert!(apply.contains("expected $3, got $actual; nothing installed"));
-
-        let syntax = std::process::Command::new("sh")
-            .args(["-n", "-c", apply])
-            .status()
-            .unwrap();
-        assert!(syntax.success(), "not valid sh: {apply}");
-        let three_parts = clickhouse_release_step(&facts, None, Some(&sums), None).unwrap_err();
-        assert!(three_parts.contains("four-part"), "{three_parts}");
-        let one_sum = clickhouse_release_step(
-            &facts,
-            Some("25.10.1.3832"),
-            Some(&Checksums::One(SUM.into())),
-            Some("http://mirror"),
-        )
-        .unwrap_err();
-        assert!(
-            one_sum.contains("\"clickhouse-server-25.10.1.3832-amd64.tgz\" = \"<sum>\""),
-            "{one_sum}"
-        );
     }
 }

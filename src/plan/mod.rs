@@ -3,13 +3,14 @@
 pub mod build;
 pub mod components;
 pub mod install;
+pub mod install_clickhouse;
 pub mod model;
 pub mod pipeline;
 pub mod service;
 pub mod update;
 
 pub use build::{servers_plan, streams_plan, Fleet, PlanError};
-pub use components::{Components, Source};
+pub use components::{Artifacts, Checksums, Components, Source};
 pub use model::{
     Action, FlowCheck, HostPlan, JsonExpectation, Layer, LayerName, Step, PLAN_FORMAT,
 };

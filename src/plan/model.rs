@@ -157,6 +157,18 @@ pub enum Action {
         /// Where downloads are unpacked, and the install record kept (agent's state dir).
         work_dir: String,
     },
+    /// The files a vendor's archive brings besides its binary (ClickHouse's default
+    /// `config.xml`, `users.xml`): installed when absent, replaced when unedited since, kept
+    /// (the archive's version written beside them) when a person changed them.
+    InstallVendorFiles {
+        /// What the archive is, in messages.
+        label: String,
+        from: ArtifactFrom,
+        sha256: String,
+        files: Vec<VendorFile>,
+        /// Where downloads are unpacked, and the install records kept.
+        work_dir: String,
+    },
     /// A Debian package file the control node uploaded, installed with `dpkg -i` unless that
     /// very version of the package is installed.
     InstallDeb {
@@ -198,6 +210,15 @@ pub struct FlowCheck {
     pub nats_monitor_urls: Vec<String>,
     pub timeout_secs: u64,
     pub log_unit: String,
+}
+
+/// One file of a vendor's archive and where it goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VendorFile {
+    /// Its path in the archive, below the archive's top folder (`etc/clickhouse-server/config.xml`).
+    pub member: String,
+    pub path: String,
+    pub mode: u32,
 }
 
 /// Where an artifact comes from, as the agent sees it.

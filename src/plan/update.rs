@@ -14,7 +14,7 @@ const SERVERS: [(&str, &str, &str); 2] = [
     (
         "install.clickhouse.",
         "clickhouse-server",
-        "command -v clickhouse-server || test -x /usr/bin/clickhouse-server",
+        "command -v clickhouse-server || test -x /usr/bin/clickhouse-server || test -x /usr/sbin/clickhouse-server || test -x /usr/local/bin/clickhouse-server",
     ),
 ];
 
@@ -44,6 +44,7 @@ pub fn without_installs(mut plan: HostPlan) -> HostPlan {
                             Action::Packages { .. }
                                 | Action::InstallBinary { .. }
                                 | Action::InstallDeb { .. }
+                                | Action::InstallVendorFiles { .. }
                         )
                     })
                     .map(|s| (*s).clone()),

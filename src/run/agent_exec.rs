@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 
 use crate::agent::AgentEvent;
 use crate::inventory::{Connection, Host, Role};
-use crate::plan::{Components, HostPlan, Source};
+use crate::plan::{Checksums, Components, HostPlan, Source};
 use crate::transport::shell::{quote, with_become};
 use crate::transport::{Stream, Transport};
 
@@ -71,23 +71,46 @@ pub struct PushArtifact {
 
 /// Reads the push artifacts of the components the selected hosts run (paths relative to the
 /// inventory's directory) and checks their sha256: a wrong or unpinned file stops the deploy
-/// before any host is touched. ClickHouse's push is refused by the plan (plan/install.rs), so
-/// only NATS's file is read.
+/// before any host is touched.
 pub fn load_push_artifacts(
     components: &Components,
     inventory_path: &Path,
     selected: &[&Host],
 ) -> anyhow::Result<Vec<PushArtifact>> {
     let mut loaded = Vec::new();
-    let Source::Push {
-        artifact, sha256, ..
-    } = &components.nats
-    else {
-        return Ok(loaded);
-    };
-    if !selected.iter().any(|h| h.roles.contains(&Role::Nats)) {
-        return Ok(loaded);
+    for (role, name, source) in [
+        (Role::Nats, "nats", &components.nats),
+        (Role::Clickhouse, "clickhouse", &components.clickhouse),
+    ] {
+        let Source::Push {
+            artifact, sha256, ..
+        } = source
+        else {
+            continue;
+        };
+        if !selected.iter().any(|h| h.roles.contains(&role)) {
+            continue;
+        }
+        for path in artifact.paths() {
+            let (bytes, sha256) = read_pushed(inventory_path, name, path, sha256.as_ref())?;
+            loaded.push(PushArtifact {
+                role,
+                artifact: path.to_string(),
+                bytes: Arc::new(bytes),
+                sha256,
+            });
+        }
     }
+    Ok(loaded)
+}
+
+/// One pushed file, read and checked against its pinned sum.
+fn read_pushed(
+    inventory_path: &Path,
+    component: &str,
+    artifact: &str,
+    sums: Option<&Checksums>,
+) -> anyhow::Result<(Vec<u8>, String)> {
     let inv = inventory_path.display();
     let local = inventory_path
         .parent()
@@ -95,29 +118,27 @@ pub fn load_push_artifacts(
         .join(artifact);
     let bytes = std::fs::read(&local).with_context(|| {
         format!(
-            "{inv}: [components.nats] artifact = \"{artifact}\": cannot read {} (a path relative to the inventory's directory)",
+            "{inv}: [components.{component}] artifact \"{artifact}\": cannot read {} (a path relative to the inventory's directory)",
             local.display()
         )
     })?;
     let actual = hex::encode(Sha256::digest(&bytes));
-    match sha256 {
+    let file = artifact.rsplit('/').next().unwrap_or(artifact);
+    match sums.and_then(|s| s.for_file(file)) {
+        None if sums.is_none() => anyhow::bail!(
+            "{inv}: [components.{component}] source = \"push\" needs the artifact's sha256: make sure {} is the file to deploy, then add the line sha256 = \"{actual}\"; nothing was changed on any host",
+            local.display()
+        ),
         None => anyhow::bail!(
-            "{inv}: [components.nats] source = \"push\" needs the artifact's sha256: make sure {} is the file to deploy, then add the line sha256 = \"{actual}\"; nothing was changed on any host",
+            "{inv}: [components.{component}] sha256 has no sum for {file}: make sure {} is the file to deploy, then add \"{file}\" = \"{actual}\" to it; nothing was changed on any host",
             local.display()
         ),
         Some(expected) if !expected.eq_ignore_ascii_case(&actual) => anyhow::bail!(
-            "{inv}: [components.nats] artifact {}: sha256 mismatch: expected {expected}, got {actual}; refused before upload, nothing was changed on any host",
+            "{inv}: [components.{component}] artifact {}: sha256 mismatch: expected {expected}, got {actual}; refused before upload, nothing was changed on any host",
             local.display()
         ),
-        Some(_) => {}
+        Some(_) => Ok((bytes, actual)),
     }
-    loaded.push(PushArtifact {
-        role: Role::Nats,
-        artifact: artifact.clone(),
-        bytes: Arc::new(bytes),
-        sha256: actual,
-    });
-    Ok(loaded)
 }
 
 /// Uploads the push artifacts of `host`'s roles where its plan installs them from

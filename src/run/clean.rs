@@ -13,6 +13,9 @@ use crate::plan::build::CLICKHOUSE_DATA_DIR as CLICKHOUSE_DATA;
 pub use crate::plan::build::NATS_DROP_IN;
 use crate::plan::build::{CONFIG_DIR, STATE_DIR};
 use crate::plan::install::{NATS_RELEASE_BINARY, NATS_UNIT_PATH as NATS_OWN_UNIT};
+use crate::plan::install_clickhouse::{
+    CLICKHOUSE_RELEASE_BINARY, CLICKHOUSE_UNIT_PATH as CLICKHOUSE_OWN_UNIT,
+};
 use crate::report::HostStatus;
 use crate::stack::nats::DEFAULT_STORE_DIR;
 use crate::transport::shell::{quote, with_become};
@@ -96,6 +99,9 @@ pub fn plan(host: &Host, purge_data: bool) -> CleanPlan {
     let mut users = Vec::new();
     if purge_data && services.contains(&Service::Nats) {
         users.push("nats");
+    }
+    if purge_data && services.contains(&Service::Clickhouse) {
+        users.push("clickhouse");
     }
     if services
         .iter()
@@ -192,12 +198,41 @@ home() {
 "#
 );
 
+/// A `release` or `push` ClickHouse (its install record in the state dir, or our unit with
+/// the managed marker): the binary, its names and our unit; with `purge_data` also the
+/// default configs it brought, as a package purge takes them. Runs before the state dir goes.
+fn clickhouse_release_removal(purge_data: bool) -> String {
+    let mut removals: Vec<String> = [
+        CLICKHOUSE_RELEASE_BINARY,
+        "/usr/local/bin/clickhouse-server",
+        "/usr/local/bin/clickhouse-client",
+        CLICKHOUSE_OWN_UNIT,
+    ]
+    .iter()
+    .map(|f| format!("remove {f}"))
+    .collect();
+    if purge_data {
+        for name in ["config.xml", "users.xml"] {
+            for suffix in ["", ".mp-remote-new"] {
+                removals.push(format!("remove /etc/clickhouse-server/{name}{suffix}"));
+            }
+        }
+    }
+    format!(
+        "if [ -e {STATE_DIR}/install/clickhouse.installed ] || head -n 1 {CLICKHOUSE_OWN_UNIT} 2>/dev/null | grep -q 'managed by mp-remote'; then {}; fi\n",
+        removals.join("; ")
+    )
+}
+
 impl CleanPlan {
     /// The root script (fed on stdin to `sh -s`).
     pub fn script(&self) -> String {
         let mut s = String::from(PRELUDE);
         for unit in &self.units {
             s.push_str(&format!("stop_unit {}\n", quote(unit)));
+        }
+        if self.files.iter().any(|f| f == CLICKHOUSE_LISTEN) {
+            s.push_str(&clickhouse_release_removal(self.purge_data));
         }
         for file in &self.files {
             s.push_str(&format!("remove {}\n", quote(file)));
@@ -419,6 +454,7 @@ exit $rc
         assert_eq!(
             body,
             "stop_unit clickhouse-server
+if [ -e /var/lib/mp-remote/install/clickhouse.installed ] || head -n 1 /etc/systemd/system/clickhouse-server.service 2>/dev/null | grep -q 'managed by mp-remote'; then remove /usr/local/bin/clickhouse; remove /usr/local/bin/clickhouse-server; remove /usr/local/bin/clickhouse-client; remove /etc/systemd/system/clickhouse-server.service; remove /etc/clickhouse-server/config.xml; remove /etc/clickhouse-server/config.xml.mp-remote-new; remove /etc/clickhouse-server/users.xml; remove /etc/clickhouse-server/users.xml.mp-remote-new; fi
 remove /etc/clickhouse-server/config.d/mp-listen.xml
 remove /etc/clickhouse-server/users.d/mp-users.xml
 remove /etc/marketprism
@@ -426,6 +462,7 @@ remove /var/lib/mp-remote
 wipe /var/lib/clickhouse
 pkg purge clickhouse-server
 systemctl daemon-reload </dev/null 1>&2
+our_user clickhouse
 home /var/lib/clickhouse clickhouse
 exit $rc
 "

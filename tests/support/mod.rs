@@ -4,6 +4,7 @@ pub mod fleet;
 pub mod mp;
 pub mod pipeline;
 pub mod runs;
+pub mod site;
 pub mod wait;
 
 pub use fleet::Fleet;

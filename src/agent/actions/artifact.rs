@@ -113,23 +113,7 @@ pub async fn binary_from(
     if head == 4 && magic == *b"\x7fELF" {
         return Ok(artifact.to_path_buf());
     }
-    let output = Command::new("tar")
-        .arg("-xf")
-        .arg(artifact)
-        .arg("-C")
-        .arg(into)
-        .arg("--no-same-owner")
-        .kill_on_drop(true)
-        .output()
-        .await
-        .map_err(|e| StepError::new(format!("cannot run tar: {e}")))?;
-    if !output.status.success() {
-        return Err(StepError::new(format!(
-            "{origin} is neither an archive tar can unpack nor an executable: {}",
-            String::from_utf8_lossy(&output.stderr).trim()
-        ))
-        .hint("give a release .tar.gz, the bare binary, or a .deb"));
-    }
+    unpack(artifact, into, origin).await?;
     let mut found = Vec::new();
     find_files(into, name, 4, &mut found);
     found.sort_by_key(|p| (p.components().count(), p.clone()));
@@ -142,6 +126,46 @@ pub async fn binary_from(
             "give an archive with the {name} binary, as the vendor's release has it"
         ))
     })
+}
+
+/// Unpacks `artifact` (tar detects gzip, xz, bzip2) into `into`, owned by whoever unpacks.
+pub async fn unpack(artifact: &Path, into: &Path, origin: &str) -> Result<(), StepError> {
+    let output = Command::new("tar")
+        .arg("-xf")
+        .arg(artifact)
+        .arg("-C")
+        .arg(into)
+        .arg("--no-same-owner")
+        .kill_on_drop(true)
+        .output()
+        .await
+        .map_err(|e| StepError::new(format!("cannot run tar: {e}")))?;
+    if output.status.success() {
+        return Ok(());
+    }
+    Err(StepError::new(format!(
+        "{origin} is neither an archive tar can unpack nor an executable: {}",
+        String::from_utf8_lossy(&output.stderr).trim()
+    ))
+    .hint("give a release .tar.gz, the bare binary, or a .deb"))
+}
+
+/// The file whose path ends with `suffix` (`etc/clickhouse-server/config.xml`) in an
+/// unpacked archive, however deep its top folder is named.
+pub fn find_suffix(dir: &Path, suffix: &str, depth: usize) -> Option<PathBuf> {
+    let entries = std::fs::read_dir(dir).ok()?;
+    let mut dirs = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        match entry.file_type() {
+            Ok(kind) if kind.is_file() && path.ends_with(suffix) => return Some(path),
+            Ok(kind) if kind.is_dir() && depth > 0 => dirs.push(path),
+            _ => {}
+        }
+    }
+    dirs.sort();
+    dirs.iter()
+        .find_map(|sub| find_suffix(sub, suffix, depth - 1))
 }
 
 fn find_files(dir: &Path, name: &str, depth: usize, found: &mut Vec<PathBuf>) {

@@ -14,6 +14,7 @@ pub mod script;
 pub mod service;
 pub mod supervised;
 pub mod system_user;
+pub mod vendor_files;
 pub mod verify_flow;
 pub mod wait_http;
 
@@ -98,6 +99,22 @@ pub async fn perform(
                 work_dir,
             };
             release::apply(&binary, check_only).await
+        }
+        Action::InstallVendorFiles {
+            label,
+            from,
+            sha256,
+            files,
+            work_dir,
+        } => {
+            let vendor = vendor_files::VendorFiles {
+                label,
+                from,
+                sha256,
+                files,
+                work_dir,
+            };
+            vendor_files::apply(&vendor, check_only).await
         }
         Action::InstallDeb {
             package,
