@@ -11,6 +11,12 @@
 //! source = "push"               # a file on the control node, uploaded (air-gapped hosts)
 //! artifact = "files/nats-server-v2.10.7-linux-amd64.tar.gz"   # relative to the inventory
 //! sha256 = "<64 hex digits>"
+//!
+//! [components.clickhouse]
+//! source = "release"            # packages.clickhouse.com/tgz/stable, two archives
+//! version = "25.10.1.3832"      # four parts, as the archives are named
+//! sha256 = { "clickhouse-common-static-25.10.1.3832-amd64.tgz" = "...", "clickhouse-server-25.10.1.3832-amd64.tgz" = "..." }
+//! # source = "push" takes artifact = ["files/<those two archives, or ClickHouse's .debs>"]
 //! ```
 
 use std::collections::BTreeMap;
