@@ -291,11 +291,15 @@ fn archive_steps(
                         .collect::<Vec<_>>()
                         .join(" && "),
                 ),
-                apply: links
-                    .iter()
-                    .map(|l| format!("ln -sfn clickhouse /usr/local/bin/{l}"))
-                    .collect::<Vec<_>>()
-                    .join(" && "),
+                apply: format!(
+                    "{} && echo 'linked {} to /usr/local/bin/clickhouse'",
+                    links
+                        .iter()
+                        .map(|l| format!("ln -sfn clickhouse /usr/local/bin/{l}"))
+                        .collect::<Vec<_>>()
+                        .join(" && "),
+                    links.join(", ")
+                ),
             },
             notify: notify.clone(),
         },

@@ -28,5 +28,11 @@ pub async fn apply(
                 .with_output(&out.output),
         );
     }
-    Ok(Outcome::changed("ran the script", vec![]).with_output(&out.output))
+    // A script that says what it did in one line is its own message.
+    let mut lines = out.output.lines().filter(|l| !l.trim().is_empty());
+    let message = match (lines.next(), lines.next()) {
+        (Some(line), None) => line.trim().to_string(),
+        _ => "ran the script".to_string(),
+    };
+    Ok(Outcome::changed(message, vec![]).with_output(&out.output))
 }
