@@ -1,24 +1,14 @@
 //! Deploys that meet trouble on real hosts: a foreign process on a port, an interrupted dpkg,
-//! an SSH connection cut mid-install, a full disk under ClickHouse.
+//! an SSH connection cut mid-install (with and without its agent), a full disk under
+//! ClickHouse.
 
-use std::time::{Duration, Instant};
-
-use crate::support::{mp_remote, Fleet};
+use crate::support::{assert_nothing_changed, mp_remote, wait_for, Fleet};
 
 const OS_SOURCES: &str =
     "[components.nats]\nsource = \"os\"\n\n[components.clickhouse]\nsource = \"os\"\n";
 
-/// Polls `condition` every 100 ms until it holds, or panics after `limit`.
-fn wait_for(what: &str, limit: Duration, mut condition: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !condition() {
-        assert!(
-            started.elapsed() < limit,
-            "timed out after {limit:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
+/// The hint of a deploy whose agent stopped before finishing.
+const DEPLOY_AGAIN: &str = "deploy again: the next run resumes where this one stopped";
 
 #[test]
 fn port_held_by_a_foreign_process_fails_only_that_host() {
@@ -32,7 +22,7 @@ fn port_held_by_a_foreign_process_fails_only_that_host() {
         "h2",
         "setsid perl -MIO::Socket::INET -e 'my $s = IO::Socket::INET->new(LocalPort => 4222, Listen => 5, ReuseAddr => 1) or die; sleep 3600' >/dev/null 2>&1 < /dev/null &",
     );
-    wait_for("the foreign listener", Duration::from_secs(10), || {
+    wait_for("the foreign listener", 10, || {
         fleet
             .exec("h2", "ss -Htln 'sport = :4222'")
             .contains("4222")
@@ -91,8 +81,20 @@ fn interrupted_dpkg_after_a_restart_is_repaired_by_the_next_deploy() {
     assert!(health.contains("ok"), "{health}");
 }
 
+/// True while apt-get or dpkg runs on `host`.
+fn installing(fleet: &Fleet, host: &str) -> bool {
+    !fleet
+        .exec(host, "pgrep -x apt-get || pgrep -x dpkg || true")
+        .trim()
+        .is_empty()
+}
+
+/// Cuts every SSH session of `host` (not the listener): its connections drop. The brackets
+/// keep pkill from matching the shell that runs it.
+const CUT_SSH: &str = "pkill -KILL -f '[s]shd: root@notty' || true";
+
 #[test]
-fn ssh_cut_during_install_then_the_next_deploy_resumes_and_ends_healthy() {
+fn ssh_cut_during_install_is_reattached_and_the_same_deploy_ends_healthy() {
     let fleet = Fleet::up("cut", 1, 0);
     let known_hosts = fleet.path("known_hosts");
     let mut options = fleet.default_options(&known_hosts);
@@ -104,29 +106,24 @@ fn ssh_cut_during_install_then_the_next_deploy_resumes_and_ends_healthy() {
         let inventory = inventory.clone();
         std::thread::spawn(move || mp_remote(Some(&inventory), &["deploy"]))
     };
-    wait_for(
-        "the package install to start",
-        Duration::from_secs(60),
-        || {
-            !fleet
-                .exec("h1", "pgrep -x apt-get || pgrep -x dpkg || true")
-                .trim()
-                .is_empty()
-        },
-    );
-    // Cut every SSH session (not the listener): the connection drops mid-install.
-    // (The brackets keep pkill from matching the shell that runs it.)
-    fleet.exec("h1", "pkill -KILL -f '[s]shd: root@notty' || true");
+    wait_for("the package install to start", 60, || {
+        installing(&fleet, "h1")
+    });
+    fleet.exec("h1", CUT_SSH);
     let first = first.join().unwrap();
-    assert_ne!(
-        first.code, 0,
-        "the cut deploy cannot have succeeded: {first:?}"
+    println!("cut deploy:\n{}{}", first.stdout, first.stderr);
+    // The agent went on; the control node reconnected, followed its event log, and went on
+    // with the later phases.
+    assert_eq!(first.code, 0, "{first:?}");
+    assert!(
+        first
+            .stderr
+            .lines()
+            .any(|l| l.contains("h1: connection lost during the run")
+                && l.ends_with("re-attaching to the agent's event log")),
+        "{}",
+        first.stderr
     );
-
-    let second = mp_remote(Some(&inventory), &["deploy"]);
-    // When the cut run was still going, its last steps show up here as it finishes.
-    println!("resumed deploy:\n{}", second.stdout);
-    assert_eq!(second.code, 0, "{second:?}");
     let health = fleet.exec("h1", "curl -sf http://127.0.0.1:8222/healthz");
     assert!(health.contains("ok"), "{health}");
     let tables = fleet.exec(
@@ -134,6 +131,52 @@ fn ssh_cut_during_install_then_the_next_deploy_resumes_and_ends_healthy() {
         "curl -sf --data-binary \"SELECT count() FROM system.tables WHERE database = 'marketprism_hot'\" http://127.0.0.1:8123/",
     );
     assert_eq!(tables.trim(), "8");
+    assert!(fleet.exec("h1", "dpkg --audit").trim().is_empty());
+
+    assert_nothing_changed(&mp_remote(Some(&inventory), &["deploy"]));
+}
+
+#[test]
+fn ssh_cut_with_the_agent_killed_fails_saying_so_then_the_next_deploy_ends_healthy() {
+    let fleet = Fleet::up("cutkill", 1, 0);
+    let known_hosts = fleet.path("known_hosts");
+    let mut options = fleet.default_options(&known_hosts);
+    options.extra = OS_SOURCES;
+    let inventory = fleet.inventory("inv.toml", &options);
+
+    let first = {
+        let inventory = inventory.clone();
+        std::thread::spawn(move || mp_remote(Some(&inventory), &["deploy"]))
+    };
+    wait_for("the package install to start", 60, || {
+        installing(&fleet, "h1")
+    });
+    // What an OOM kill of the agent (or a crash) while its connection drops looks like.
+    fleet.exec(
+        "h1",
+        &format!("pkill -KILL -f '[m]p-remote-[0-9a-f]* agent run' || true; {CUT_SSH}"),
+    );
+    let first = first.join().unwrap();
+    println!(
+        "deploy with its agent killed:\n{}{}",
+        first.stdout, first.stderr
+    );
+    assert_eq!(first.code, 2, "{first:?}");
+    assert!(
+        first.stdout.contains("stopped before finishing"),
+        "{}",
+        first.stdout
+    );
+    assert!(first.stdout.contains(DEPLOY_AGAIN), "{}", first.stdout);
+
+    // The install the agent left behind may still be ending (or dying without it).
+    wait_for("the orphaned package install to end", 300, || {
+        !installing(&fleet, "h1")
+    });
+    let second = mp_remote(Some(&inventory), &["deploy"]);
+    assert_eq!(second.code, 0, "{second:?}");
+    let health = fleet.exec("h1", "curl -sf http://127.0.0.1:8222/healthz");
+    assert!(health.contains("ok"), "{health}");
     assert!(fleet.exec("h1", "dpkg --audit").trim().is_empty());
 }
 

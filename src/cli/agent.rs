@@ -1,5 +1,6 @@
 //! `mp-remote agent run`: the host side. Reads a plan, runs it, writes one JSON event per
-//! line on stdout (the control node reads them as they come).
+//! line on stdout (the control node reads them as they come). `agent follow`: the same events
+//! again, from the run's event log, for a control node whose connection was cut.
 
 use std::io::{Read, Write};
 use std::path::Path;
@@ -67,9 +68,7 @@ pub async fn run(plan_path: &Path) -> i32 {
             }
         }
     };
-    let log_path = Path::new(&plan.state_dir)
-        .join("runs")
-        .join(format!("{}.events.jsonl", plan.run_id));
+    let log_path = crate::agent::follow::log_path(Path::new(&plan.state_dir), &plan.run_id);
     let mut log = std::fs::create_dir_all(log_path.parent().unwrap_or(Path::new(".")))
         .and_then(|_| {
             std::fs::OpenOptions::new()
@@ -88,6 +87,33 @@ pub async fn run(plan_path: &Path) -> i32 {
         0
     } else {
         2
+    }
+}
+
+/// Exit codes of `agent follow`: 0 the run finished (its `run_finished` was printed), 3 its
+/// agent stopped before that (the one line on stderr says where), 1 the log cannot be read.
+pub async fn follow(state_dir: &Path, run_id: &str, skip: usize) -> i32 {
+    use crate::agent::follow::{follow_run, stopped_message, FollowEnd, Pace};
+    if run_id.is_empty() || run_id.contains('/') {
+        eprintln!("agent: {run_id:?} is not a run id");
+        return 1;
+    }
+    let mut print = |line: &str| {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+    };
+    match follow_run(state_dir, run_id, skip, &mut print, Pace::DEFAULT).await {
+        Ok(FollowEnd::Finished) => 0,
+        Ok(FollowEnd::Stopped { last }) => {
+            eprintln!("{}", stopped_message(run_id, last.as_deref()));
+            3
+        }
+        Err(e) => {
+            let log = crate::agent::follow::log_path(state_dir, run_id);
+            eprintln!("agent: cannot read {}: {e}", log.display());
+            1
+        }
     }
 }
 

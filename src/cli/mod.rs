@@ -158,6 +158,18 @@ pub enum AgentCommand {
         #[arg(long, value_name = "FILE")]
         plan: PathBuf,
     },
+    /// Print the events of a run's latest agent on this host from the run's event log, after
+    /// the first `--skip`, until its `run_finished`: how the control node re-attaches after a
+    /// cut connection. Exit 3: the agent stopped before finishing.
+    Follow {
+        #[arg(long)]
+        run_id: String,
+        /// Events of that agent (from its `run_started` on) the caller already has.
+        #[arg(long, default_value_t = 0)]
+        skip: usize,
+        #[arg(long, value_name = "DIR", default_value = crate::plan::build::STATE_DIR)]
+        state_dir: PathBuf,
+    },
     /// Run a server and restart it whenever it exits, until SIGTERM (hosts without systemd;
     /// the agent starts it detached).
     Supervise {
@@ -231,6 +243,19 @@ async fn run(cli: Cli) -> ExitCode {
             0 => ExitCode::Ok,
             1 => ExitCode::Usage,
             _ => ExitCode::HostFailed,
+        };
+    }
+    if let Command::Agent(AgentCommand::Follow {
+        run_id,
+        skip,
+        state_dir,
+    }) = &cli.command
+    {
+        return match agent::follow(state_dir, run_id, *skip).await {
+            0 => ExitCode::Ok,
+            // Code 3 is what the control node reads as "the agent stopped".
+            3 => ExitCode::HostUnreachable,
+            _ => ExitCode::Usage,
         };
     }
     if let Command::Agent(AgentCommand::Supervise {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use sha2::{Digest, Sha256};
 
+use super::reattach::{reattach, EventStream};
 use crate::agent::AgentEvent;
 use crate::inventory::{Connection, Host, Role};
 use crate::plan::{Checksums, Components, HostPlan, Source};
@@ -162,7 +163,9 @@ pub async fn push_artifacts(
 }
 
 /// Runs `plan` with the agent at `agent_path`, handing each event to `on_event` as it comes.
-/// Returns the events; an agent that ends without `run_finished` is an error with its stderr.
+/// Returns the events. When the agent's output is cut after its `run_started` (the connection
+/// dropped), the agent goes on and this re-attaches to its event log ([`reattach`]); an agent
+/// that ends without `run_finished` is an error with its stderr.
 pub async fn run_plan(
     transport: &dyn Transport,
     host: &Host,
@@ -175,45 +178,48 @@ pub async fn run_plan(
         &format!("{} agent run --plan -", quote(agent_path)),
         host.become_,
     );
-    let mut events = Vec::new();
-    let mut pending = Vec::<u8>::new();
+    let mut events = EventStream::new(&host.name, on_event);
     let mut stderr = Vec::<u8>::new();
     let mut sink = |stream: Stream, data: &[u8]| match stream {
-        Stream::Stdout => {
-            pending.extend_from_slice(data);
-            while let Some(end) = pending.iter().position(|b| *b == b'\n') {
-                let line: Vec<u8> = pending.drain(..=end).collect();
-                match serde_json::from_slice::<AgentEvent>(&line) {
-                    Ok(event) => {
-                        on_event(&host.name, &event);
-                        events.push(event);
-                    }
-                    Err(_) => tracing::debug!(
-                        "{}: agent said: {}",
-                        host.name,
-                        String::from_utf8_lossy(&line).trim()
-                    ),
-                }
-            }
-        }
+        Stream::Stdout => events.feed(data),
         Stream::Stderr => stderr.extend_from_slice(data),
     };
-    let status = transport
+    let result = transport
         .exec_streaming(&command, &plan_json, &mut sink)
-        .await?;
-    let finished = events
-        .iter()
-        .any(|e| matches!(e, AgentEvent::RunFinished { .. }));
-    if !finished {
-        let text = String::from_utf8_lossy(&stderr);
-        let tail = crate::agent::outcome::tail(text.trim(), 10);
-        anyhow::bail!(
-            "the agent ended without finishing its plan (exit {status:?}){}{}",
-            if tail.is_empty() { "" } else { ": " },
-            tail
-        );
+        .await;
+    if events.finished() {
+        return Ok(events.events);
     }
-    Ok(events)
+    let text = String::from_utf8_lossy(&stderr);
+    if events.started() {
+        let cause = match &result {
+            Ok(Some(code)) => format!("the agent exited ({code}) before its run finished"),
+            Ok(None) => "the agent's output ended before its run finished".to_string(),
+            Err(e) => {
+                let e = e.to_string();
+                let e = e.strip_prefix(&format!("{}: ", host.name)).unwrap_or(&e);
+                format!("connection lost during the run ({e})")
+            }
+        };
+        reattach(
+            transport,
+            host,
+            agent_path,
+            plan,
+            &mut events,
+            &cause,
+            &text,
+        )
+        .await?;
+        return Ok(events.events);
+    }
+    let status = result?;
+    let tail = crate::agent::outcome::tail(text.trim(), 10);
+    anyhow::bail!(
+        "the agent ended without finishing its plan (exit {status:?}){}{}",
+        if tail.is_empty() { "" } else { ": " },
+        tail
+    );
 }
 
 /// Finds the agent of one run by the event log it holds open

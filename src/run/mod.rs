@@ -8,6 +8,7 @@ pub mod connect;
 pub mod day2;
 pub mod deploy;
 pub mod fanout;
+pub mod reattach;
 pub mod session;
 pub mod status;
 

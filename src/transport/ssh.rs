@@ -1,7 +1,9 @@
-//! The SSH transport (russh): one connection per host, reused for every command.
+//! The SSH transport (russh): one connection per host, reused for every command, and opened
+//! again when it drops (a command in flight then fails; the next one gets the new connection).
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 
 use async_trait::async_trait;
 use russh::client::{self, Handle};
@@ -28,10 +30,19 @@ const MAX_CHANNELS: usize = 6;
 
 pub struct SshTransport {
     label: String,
-    handle: Handle<Client>,
+    /// Kept to redo the handshake when the connection drops.
+    target: SshTarget,
+    options: ConnectOptions,
+    /// The current connection; swapped for a new one after a drop.
+    handle: RwLock<Arc<Handle<Client>>>,
+    /// One reconnect at a time: commands that find the connection closed wait for it.
+    reconnecting: tokio::sync::Mutex<()>,
+    /// Set by `close`: a connection we ended is not opened again.
+    closed: AtomicBool,
     channels: Semaphore,
-    /// The bastion's connection, kept open for as long as this one tunnels through it.
-    _jump: Option<Box<SshTransport>>,
+    /// The bastion's transport, kept (and reconnected) for as long as this one tunnels
+    /// through it.
+    jump: Option<Box<SshTransport>>,
 }
 
 impl SshTransport {
@@ -45,60 +56,102 @@ impl SshTransport {
             Some(jump) => Some(Box::new(
                 Box::pin(Self::connect(jump, options))
                     .await
-                    .map_err(|e| TransportError::Jump {
-                        host: target.label.clone(),
-                        jump: jump.label.clone(),
-                        source: Box::new(e),
-                    })?,
+                    .map_err(|e| jump_error(target, jump, e))?,
             )),
             None => None,
         };
-        let _permit = match &options.handshakes {
-            Some(semaphore) => Some(semaphore.clone().acquire_owned().await.ok()),
-            None => None,
-        };
-        let deadline = target.connect_timeout;
-        let attempt = handshake(target, jump.as_deref());
-        let handle = match tokio::time::timeout(deadline, attempt).await {
-            Ok(result) => result?,
-            Err(_) => {
-                return Err(TransportError::ConnectTimeout {
-                    host: target.label.clone(),
-                    address: target.address.clone(),
-                    port: target.port,
-                    after: deadline,
-                })
-            }
-        };
+        let bastion = jump.as_ref().map(|j| j.current());
+        let handle = open(target, options, bastion.as_deref()).await?;
         Ok(Self {
             label: target.label.clone(),
-            handle,
+            target: target.clone(),
+            options: options.clone(),
+            handle: RwLock::new(Arc::new(handle)),
+            reconnecting: tokio::sync::Mutex::new(()),
+            closed: AtomicBool::new(false),
             channels: Semaphore::new(MAX_CHANNELS),
-            _jump: jump,
+            jump,
         })
     }
 
-    /// Opens a session channel. sshd frees a session slot only after both sides closed it, a
-    /// moment after our previous command returned: a refusal while the connection lives is
-    /// retried with a short backoff before it counts.
-    async fn open_session(&self) -> Result<russh::Channel<client::Msg>, TransportError> {
-        let mut attempt = 0u64;
+    fn current(&self) -> Arc<Handle<Client>> {
+        self.handle
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The connection, opened again first if it was closed (the host rebooted, sshd was
+    /// restarted, the network dropped): same checks and errors as `connect`.
+    async fn live_handle(&self) -> Result<Arc<Handle<Client>>, TransportError> {
+        let handle = self.current();
+        if !handle.is_closed() {
+            return Ok(handle);
+        }
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(TransportError::Disconnected {
+                host: self.label.clone(),
+                reason: "the connection was already closed".into(),
+            });
+        }
+        let _one = self.reconnecting.lock().await;
+        let handle = self.current();
+        if !handle.is_closed() {
+            // Another command reconnected while this one waited.
+            return Ok(handle);
+        }
+        tracing::info!(
+            "{}: the SSH connection was closed; reconnecting",
+            self.label
+        );
+        let bastion = match &self.jump {
+            Some(jump) => Some(
+                Box::pin(jump.live_handle())
+                    .await
+                    .map_err(|e| jump_error(&self.target, &jump.target, e))?,
+            ),
+            None => None,
+        };
+        let fresh = Arc::new(open(&self.target, &self.options, bastion.as_deref()).await?);
+        *self.handle.write().unwrap_or_else(|e| e.into_inner()) = fresh.clone();
+        tracing::info!("{}: reconnected", self.label);
+        Ok(fresh)
+    }
+
+    /// Opens a session channel, and the connection again first if it was closed. sshd frees a
+    /// session slot only after both sides closed it, a moment after our previous command
+    /// returned: a refusal while the connection lives is retried with a short backoff before
+    /// it counts. Returns the connection the channel belongs to.
+    async fn open_session(
+        &self,
+    ) -> Result<(russh::Channel<client::Msg>, Arc<Handle<Client>>), TransportError> {
+        let mut handle = self.live_handle().await?;
+        let (mut attempt, mut reconnected) = (0u64, false);
         loop {
-            match self.handle.channel_open_session().await {
-                Ok(channel) => return Ok(channel),
-                Err(e) if attempt < 10 && !self.handle.is_closed() => {
+            match handle.channel_open_session().await {
+                Ok(channel) => return Ok((channel, handle)),
+                Err(e) if attempt < 10 && !handle.is_closed() => {
                     attempt += 1;
                     tracing::debug!("{}: session channel refused ({e}), retrying", self.label);
                     tokio::time::sleep(std::time::Duration::from_millis(20 * attempt)).await;
                 }
-                Err(e) => return Err(self.channel_error(e)),
+                // It closed before this command started (nothing ran): one new connection.
+                Err(_) if handle.is_closed() && !reconnected => {
+                    reconnected = true;
+                    handle = self.live_handle().await?;
+                }
+                Err(e) => return Err(self.channel_error(&handle, e)),
             }
         }
     }
 
     /// A channel-level failure: the connection is gone, or the server refused the channel.
-    fn channel_error(&self, reason: impl std::fmt::Display) -> TransportError {
-        if self.handle.is_closed() {
+    fn channel_error(
+        &self,
+        handle: &Handle<Client>,
+        reason: impl std::fmt::Display,
+    ) -> TransportError {
+        if handle.is_closed() {
             TransportError::Disconnected {
                 host: self.label.clone(),
                 reason: reason.to_string(),
@@ -112,10 +165,41 @@ impl SshTransport {
     }
 }
 
+fn jump_error(target: &SshTarget, jump: &SshTarget, error: TransportError) -> TransportError {
+    TransportError::Jump {
+        host: target.label.clone(),
+        jump: jump.label.clone(),
+        source: Box::new(error),
+    }
+}
+
+/// A new connection: waits for a handshake slot, then handshakes within
+/// `target.connect_timeout`.
+async fn open(
+    target: &SshTarget,
+    options: &ConnectOptions,
+    bastion: Option<&Handle<Client>>,
+) -> Result<Handle<Client>, TransportError> {
+    let _permit = match &options.handshakes {
+        Some(semaphore) => Some(semaphore.clone().acquire_owned().await.ok()),
+        None => None,
+    };
+    let deadline = target.connect_timeout;
+    match tokio::time::timeout(deadline, handshake(target, bastion)).await {
+        Ok(result) => result,
+        Err(_) => Err(TransportError::ConnectTimeout {
+            host: target.label.clone(),
+            address: target.address.clone(),
+            port: target.port,
+            after: deadline,
+        }),
+    }
+}
+
 /// TCP (or a direct-tcpip channel through the bastion), key exchange, host key check, auth.
 async fn handshake(
     target: &SshTarget,
-    jump: Option<&SshTransport>,
+    bastion: Option<&Handle<Client>>,
 ) -> Result<Handle<Client>, TransportError> {
     let verdict = Arc::new(Mutex::new(None));
     let client = Client {
@@ -123,10 +207,9 @@ async fn handshake(
         verdict: verdict.clone(),
     };
     let config = Arc::new(client_config(target));
-    let connected = match jump {
+    let connected = match bastion {
         Some(bastion) => {
             let channel = bastion
-                .handle
                 .channel_open_direct_tcpip(
                     target.address.clone(),
                     target.port.into(),
@@ -308,11 +391,11 @@ impl Transport for SshTransport {
         sink: OutputSink<'_>,
     ) -> Result<Option<u32>, TransportError> {
         let _slot = self.channels.acquire().await.ok();
-        let channel = self.open_session().await?;
+        let (channel, handle) = self.open_session().await?;
         channel
             .exec(true, command.as_bytes())
             .await
-            .map_err(|e| self.channel_error(e))?;
+            .map_err(|e| self.channel_error(&handle, e))?;
         let (mut reader, writer) = channel.split();
         // Feed stdin concurrently: a command that writes a lot before reading all of its
         // input would otherwise deadlock against our reading.
@@ -324,7 +407,7 @@ impl Transport for SshTransport {
             writer.eof().await?;
             Ok::<_, russh::Error>(writer)
         });
-        let mut status = None;
+        let (mut status, mut closed) = (None, false);
         while let Some(message) = reader.wait().await {
             match message {
                 ChannelMsg::Data { data } => sink(Stream::Stdout, &data),
@@ -334,22 +417,272 @@ impl Transport for SshTransport {
                     Stream::Stderr,
                     format!("killed by signal {signal_name:?}\n").as_bytes(),
                 ),
-                ChannelMsg::Close => break,
+                ChannelMsg::Close => {
+                    closed = true;
+                    break;
+                }
                 _ => {}
             }
         }
         let writer = feeder.await.ok().and_then(Result::ok);
-        if status.is_none() && self.handle.is_closed() {
-            return Err(self.channel_error("the channel closed before the command exited"));
+        // A channel that ends without the server's close went down with the connection, even
+        // if russh has not marked the connection closed yet. Not retried: the command may
+        // have run in part. The next one reconnects.
+        if status.is_none() && (!closed || handle.is_closed()) {
+            return Err(TransportError::Disconnected {
+                host: self.label.clone(),
+                reason: "the channel closed before the command exited".into(),
+            });
         }
         drop(writer);
         Ok(status)
     }
 
     async fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
         let _ = self
-            .handle
+            .current()
             .disconnect(russh::Disconnect::ByApplication, "", "en")
             .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+    use std::time::Duration;
+
+    use russh::server::{self, Auth, Session};
+    use russh::{Channel, ChannelId};
+    use tokio::net::TcpListener;
+    use tokio::sync::Notify;
+
+    use super::*;
+
+    /// The test server's host key and the client's key (made for these tests only).
+    const KEY: &str = "-----BEGIN OPENSSH PRIVATE KEY-----
+b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW
+QyNTUxOQAAACAeRvW83sNmNODoyRXDOJ95Bb/od0/0lL/mIx12Z8UM0QAAAJgmzXuaJs17
+mgAAAAtzc2gtZWQyNTUxOQAAACAeRvW83sNmNODoyRXDOJ95Bb/od0/0lL/mIx12Z8UM0Q
+AAAEA47XxGVhyr9D9H5pz9d8lPMjYOwtzMwkwELcPXCAwDdB5G9bzew2Y04OjJFcM4n3kF
+v+h3T/SUv+YjHXZnxQzRAAAADm1wLXJlbW90ZS10ZXN0AQIDBAUGBw==
+-----END OPENSSH PRIVATE KEY-----
+";
+
+    /// An SSH server in this process: `exec X` prints X and exits 0, `exec hang` never ends,
+    /// and direct-tcpip channels are tunnelled (it is its own bastion). Every connection runs
+    /// through a relay the test can cut, as a dropped network would.
+    #[derive(Clone, Default)]
+    struct TestServer {
+        connections: Arc<AtomicUsize>,
+        relays: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
+        hanging: Arc<Notify>,
+    }
+
+    impl TestServer {
+        async fn start() -> (Self, u16) {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let server = Self::default();
+            let mut config = server::Config::default();
+            config
+                .keys
+                .push(russh::keys::decode_secret_key(KEY, None).unwrap());
+            let config = Arc::new(config);
+            let accepting = server.clone();
+            tokio::spawn(async move {
+                while let Ok((mut socket, _)) = listener.accept().await {
+                    accepting.connections.fetch_add(1, Ordering::SeqCst);
+                    let (mut ours, theirs) = tokio::io::duplex(1 << 16);
+                    let relay = tokio::spawn(async move {
+                        let _ = tokio::io::copy_bidirectional(&mut socket, &mut ours).await;
+                    });
+                    accepting.relays.lock().unwrap().push(relay.abort_handle());
+                    let (config, handler) = (config.clone(), accepting.clone());
+                    tokio::spawn(async move {
+                        if let Ok(session) = server::run_stream(config, theirs, handler).await {
+                            let _ = session.await;
+                        }
+                    });
+                }
+            });
+            (server, port)
+        }
+
+        /// Drops every connection made so far.
+        fn cut(&self) {
+            for relay in self.relays.lock().unwrap().drain(..) {
+                relay.abort();
+            }
+        }
+
+        fn connections(&self) -> usize {
+            self.connections.load(Ordering::SeqCst)
+        }
+    }
+
+    impl server::Handler for TestServer {
+        type Error = russh::Error;
+
+        async fn auth_publickey(
+            &mut self,
+            _: &str,
+            _: server::VerifiedPublicKey<'_>,
+        ) -> Result<Auth, Self::Error> {
+            Ok(Auth::Accept)
+        }
+
+        async fn channel_open_session(
+            &mut self,
+            _: Channel<server::Msg>,
+            reply: server::ChannelOpenHandle,
+            _: &mut Session,
+        ) -> Result<(), Self::Error> {
+            reply.accept().await;
+            Ok(())
+        }
+
+        async fn channel_open_direct_tcpip(
+            &mut self,
+            channel: Channel<server::Msg>,
+            host: &str,
+            port: u32,
+            _: &str,
+            _: u32,
+            reply: server::ChannelOpenHandle,
+            _: &mut Session,
+        ) -> Result<(), Self::Error> {
+            let mut tcp = TcpStream::connect((host, port as u16)).await?;
+            reply.accept().await;
+            tokio::spawn(async move {
+                let mut stream = channel.into_stream();
+                let _ = tokio::io::copy_bidirectional(&mut stream, &mut tcp).await;
+            });
+            Ok(())
+        }
+
+        async fn exec_request(
+            &mut self,
+            channel: ChannelId,
+            command: &[u8],
+            session: &mut Session,
+        ) -> Result<(), Self::Error> {
+            session.channel_success(channel)?;
+            if command == b"hang" {
+                self.hanging.notify_one();
+                return Ok(());
+            }
+            session.data(channel, command.to_vec())?;
+            session.exit_status_request(channel, 0)?;
+            session.eof(channel)?;
+            session.close(channel)
+        }
+    }
+
+    fn target(port: u16, key: &std::path::Path, jump: Option<SshTarget>) -> SshTarget {
+        SshTarget {
+            label: if jump.is_some() { "h1" } else { "bastion" }.into(),
+            address: "127.0.0.1".into(),
+            port,
+            user: "test".into(),
+            identity_files: vec![key.to_path_buf()],
+            host_key_checking: HostKeyChecking::Off,
+            known_hosts: key.with_file_name("known_hosts"),
+            connect_timeout: Duration::from_secs(5),
+            keepalive: Duration::ZERO,
+            jump: jump.map(Box::new),
+        }
+    }
+
+    fn key_file() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("id"), KEY).unwrap();
+        dir
+    }
+
+    async fn stdout_of(transport: &SshTransport, command: &str) -> String {
+        transport.exec(command, b"").await.unwrap().stdout_text()
+    }
+
+    #[tokio::test]
+    async fn a_dropped_connection_fails_the_command_in_flight_and_the_next_one_reconnects() {
+        let (server, port) = TestServer::start().await;
+        let keys = key_file();
+        let target = target(port, &keys.path().join("id"), None);
+        let transport = Arc::new(
+            SshTransport::connect(&target, &ConnectOptions::default())
+                .await
+                .unwrap(),
+        );
+        assert_eq!(stdout_of(&transport, "one").await, "one");
+
+        let hanging = server.hanging.notified();
+        let in_flight = tokio::spawn({
+            let transport = transport.clone();
+            async move { transport.exec("hang", b"").await }
+        });
+        hanging.await;
+        server.cut();
+        let error = in_flight.await.unwrap().unwrap_err();
+        assert!(
+            matches!(error, TransportError::Disconnected { .. }),
+            "{error}"
+        );
+
+        assert_eq!(stdout_of(&transport, "two").await, "two");
+        assert_eq!(
+            server.connections(),
+            2,
+            "one reconnect, not one per command"
+        );
+        assert_eq!(stdout_of(&transport, "three").await, "three");
+        assert_eq!(server.connections(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_connection_through_a_bastion_reconnects_the_bastion_too() {
+        let (server, port) = TestServer::start().await;
+        let keys = key_file();
+        let bastion = target(port, &keys.path().join("id"), None);
+        let target = target(port, &keys.path().join("id"), Some(bastion));
+        let transport = SshTransport::connect(&target, &ConnectOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(stdout_of(&transport, "one").await, "one");
+        assert_eq!(server.connections(), 2);
+
+        server.cut();
+        // The drop is seen asynchronously: until then a command may still fail.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while !transport.current().is_closed() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the drop was never seen"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(stdout_of(&transport, "two").await, "two");
+        assert_eq!(server.connections(), 4, "the bastion and the host, again");
+    }
+
+    #[tokio::test]
+    async fn a_closed_transport_is_not_reopened() {
+        let (server, port) = TestServer::start().await;
+        let keys = key_file();
+        let target = target(port, &keys.path().join("id"), None);
+        let transport = SshTransport::connect(&target, &ConnectOptions::default())
+            .await
+            .unwrap();
+        transport.close().await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while !transport.current().is_closed() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "close never took effect"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(transport.exec("one", b"").await.is_err());
+        assert_eq!(server.connections(), 1);
     }
 }
