@@ -27,6 +27,11 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long to wait for each JetStream API answer.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// A cluster that has just formed has a meta leader before every peer has reported in, and
+/// refuses to place a replicated stream meanwhile ("no suitable peers for placement"): such
+/// refusals are retried for up to this long, then reported.
+const PLACEMENT_WAIT: Duration = Duration::from_secs(30);
+
 const HINT_NOT_RUNNING: &str = "is nats-server running? see `journalctl -u nats-server`";
 const HINT_JS_DISABLED: &str = "enable JetStream in nats-server.conf (a `jetstream { store_dir: \
                                 ... }` block) and restart nats-server";
@@ -112,7 +117,7 @@ async fn apply_one(
     let name = spec.name.as_str();
     let Some(info) = stream_info(js, name).await? else {
         if !check_only {
-            js.create_stream(stream_config(spec))
+            once_placed(|| js.create_stream(stream_config(spec)))
                 .await
                 .map_err(|e| change_failure("create", name, &e))?;
             read_back(js, spec, server).await?;
@@ -140,7 +145,7 @@ async fn apply_one(
         // Start from the server's config: fields mp-remote does not manage keep their values.
         let mut config = info.config.clone();
         overlay(&mut config, spec);
-        js.update_stream(&config)
+        once_placed(|| js.update_stream(&config))
             .await
             .map_err(|e| change_failure("update", name, &e))?;
         read_back(js, spec, server).await?;
@@ -148,6 +153,35 @@ async fn apply_one(
     report.updated.push(name.to_string());
     report.changes.push(updated_line(name, &fields, check_only));
     Ok(())
+}
+
+/// Runs a create or update until the cluster can place the stream (see [`PLACEMENT_WAIT`]).
+async fn once_placed<T, F, Fut>(mut call: F) -> Result<T, CreateStreamError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, CreateStreamError>>,
+{
+    let deadline = std::time::Instant::now() + PLACEMENT_WAIT;
+    loop {
+        match call().await {
+            Err(e) if cluster_settling(&e) && std::time::Instant::now() < deadline => {
+                tracing::debug!("JetStream cannot place the stream yet ({e}); retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// The refusals of a cluster whose peers have not all reported in yet.
+fn cluster_settling(e: &CreateStreamError) -> bool {
+    match e.kind() {
+        CreateStreamErrorKind::JetStream(j) => {
+            j.error_code() == ErrorCode::CLUSTER_NO_PEERS
+                || j.error_code() == ErrorCode::CLUSTER_NOT_AVAILABLE
+        }
+        _ => false,
+    }
 }
 
 /// The stream's info, or `None` if the server has no stream of that name.
@@ -696,6 +730,22 @@ mod tests {
                     .into()
             )
         );
+    }
+
+    #[test]
+    fn only_a_settling_cluster_is_waited_for() {
+        let refusal = |code: u64| -> CreateStreamError {
+            let j: async_nats::jetstream::Error = serde_json::from_value(serde_json::json!(
+                {"code": 400, "err_code": code, "description": "x"}
+            ))
+            .unwrap();
+            j.into()
+        };
+        // "no suitable peers for placement", "JetStream system temporarily unavailable"
+        assert!(cluster_settling(&refusal(10005)));
+        assert!(cluster_settling(&refusal(10008)));
+        // "replicas > 1 not supported in non-clustered mode": no wait makes that work.
+        assert!(!cluster_settling(&refusal(10074)));
     }
 }
 
