@@ -21,7 +21,7 @@ use std::sync::OnceLock;
 use sha2::{Digest, Sha256};
 
 use crate::support::site::{gateway, Site};
-use crate::support::{assert_nothing_changed, mp_remote, Fleet};
+use crate::support::{assert_nothing_changed, mp_remote, run_ok, Fleet};
 
 const VERSION: &str = "18.16.1.0";
 const COMMON: &str = "clickhouse-common-static-18.16.1.0-amd64.tgz";
@@ -39,17 +39,6 @@ struct Archives {
     _dir: tempfile::TempDir,
 }
 
-fn run(command: &mut Command) -> String {
-    let output = command.output().expect("run a command");
-    assert!(
-        output.status.success(),
-        "{command:?} failed: {}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
 fn sha256(path: &std::path::Path) -> String {
     hex::encode(Sha256::digest(std::fs::read(path).unwrap()))
 }
@@ -62,7 +51,7 @@ fn archives() -> &'static Archives {
         let dir = tempfile::tempdir().expect("tempdir");
         let deb_dir = dir.path().join("deb");
         std::fs::create_dir_all(&deb_dir).unwrap();
-        run(Command::new("apt-get")
+        run_ok(Command::new("apt-get")
             .args(["download", "-q", "clickhouse-server", "clickhouse-common"])
             .current_dir(&deb_dir));
         let mut debs: Vec<PathBuf> = std::fs::read_dir(&deb_dir)
@@ -77,7 +66,7 @@ fn archives() -> &'static Archives {
             .find(|p| p.to_string_lossy().contains("clickhouse-server_"))
             .expect("apt-get download left clickhouse-server's .deb");
         let unpacked = dir.path().join("unpacked");
-        run(Command::new("dpkg-deb").arg("-x").arg(deb).arg(&unpacked));
+        run_ok(Command::new("dpkg-deb").arg("-x").arg(deb).arg(&unpacked));
 
         let tree = dir.path().join("tree");
         let common = tree.join(format!("clickhouse-common-static-{VERSION}"));
@@ -105,7 +94,7 @@ fn archives() -> &'static Archives {
         let stable = root.join("tgz/stable");
         std::fs::create_dir_all(&stable).unwrap();
         for (file, folder) in [(COMMON, &common), (SERVER, &server)] {
-            run(Command::new("tar")
+            run_ok(Command::new("tar")
                 .arg("-czf")
                 .arg(stable.join(file))
                 .arg("-C")
@@ -137,17 +126,10 @@ rm -rf /tmp/chdeb /tmp/clickhouse-server_*.deb"
     );
 }
 
-fn holds(fleet: &Fleet, test: &str) -> bool {
-    fleet
-        .exec("h1", &format!("if {test}; then echo yes; else echo no; fi"))
-        .trim()
-        == "yes"
-}
-
 /// The archives' server: healthy under our own unit, with the schema.
 fn assert_running_from_the_archives(fleet: &Fleet) {
     assert!(
-        holds(fleet, "! dpkg-query -W clickhouse-server >/dev/null 2>&1"),
+        fleet.holds("h1", "! dpkg-query -W clickhouse-server >/dev/null 2>&1"),
         "no OS package of the server"
     );
     let unit = fleet.exec(
@@ -215,8 +197,8 @@ fn clickhouse_release_verifies_installs_and_changes_nothing_then_clean_and_push(
         "{}",
         failed.stdout
     );
-    assert!(holds(&fleet, "test ! -e /usr/local/bin/clickhouse"));
-    assert!(holds(&fleet, "test ! -e /etc/clickhouse-server/config.xml"));
+    assert!(fleet.holds("h1", "test ! -e /usr/local/bin/clickhouse"));
+    assert!(fleet.holds("h1", "test ! -e /etc/clickhouse-server/config.xml"));
     assert_eq!(
         site.requests_for(SERVER),
         0,
@@ -258,9 +240,12 @@ fn clickhouse_release_verifies_installs_and_changes_nothing_then_clean_and_push(
         "/usr/local/bin/clickhouse-server",
         "/etc/systemd/system/clickhouse-server.service",
     ] {
-        assert!(holds(&fleet, &format!("test ! -e {gone}")), "{gone} left");
+        assert!(
+            fleet.holds("h1", &format!("test ! -e {gone}")),
+            "{gone} left"
+        );
     }
-    assert!(holds(&fleet, "test -e /etc/clickhouse-server/config.xml"));
+    assert!(fleet.holds("h1", "test -e /etc/clickhouse-server/config.xml"));
 
     // The same archives pushed from the control node (an air-gapped host).
     let files = fleet.dir.path().join("files");
@@ -308,10 +293,7 @@ fn clickhouse_release_verifies_installs_and_changes_nothing_then_clean_and_push(
     let from_debs = mp_remote(Some(&inventory), &["deploy"]);
     println!("push of debs:\n{}{}", from_debs.stdout, from_debs.stderr);
     assert_eq!(from_debs.code, 0, "{from_debs:?}");
-    assert!(holds(
-        &fleet,
-        "dpkg-query -W clickhouse-server >/dev/null 2>&1"
-    ));
+    assert!(fleet.holds("h1", "dpkg-query -W clickhouse-server >/dev/null 2>&1"));
     let unit = fleet.exec(
         "h1",
         "systemctl show -p FragmentPath -p ActiveState clickhouse-server",

@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 use sha2::{Digest, Sha256};
 
 use crate::support::site::{gateway, Site};
-use crate::support::{assert_nothing_changed, mp_remote, Fleet};
+use crate::support::{assert_nothing_changed, mp_remote, run_ok, Fleet};
 
 const VERSION: &str = "2.9.10";
 const TARBALL: &str = "nats-server-v2.9.10-linux-amd64.tar.gz";
@@ -27,17 +27,6 @@ struct Release {
     _dir: tempfile::TempDir,
 }
 
-fn run(command: &mut Command) -> String {
-    let output = command.output().expect("run a command");
-    assert!(
-        output.status.success(),
-        "{command:?} failed: {}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
 /// Debian's nats-server package (apt-get download on this machine), its binary repacked as
 /// `nats-server-v2.9.10-linux-amd64/nats-server` in the tarball, as the vendor ships it.
 fn release() -> &'static Release {
@@ -46,9 +35,11 @@ fn release() -> &'static Release {
         let dir = tempfile::tempdir().expect("tempdir");
         let deb_dir = dir.path().join("deb");
         std::fs::create_dir_all(&deb_dir).unwrap();
-        run(Command::new("apt-get")
-            .args(["download", "-q", "nats-server"])
-            .current_dir(&deb_dir));
+        run_ok(
+            Command::new("apt-get")
+                .args(["download", "-q", "nats-server"])
+                .current_dir(&deb_dir),
+        );
         let deb = std::fs::read_dir(&deb_dir)
             .unwrap()
             .flatten()
@@ -56,7 +47,7 @@ fn release() -> &'static Release {
             .find(|p| p.extension().is_some_and(|e| e == "deb"))
             .expect("apt-get download left a .deb");
         let unpacked = dir.path().join("unpacked");
-        run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&unpacked));
+        run_ok(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&unpacked));
         let folder = dir.path().join("tree/nats-server-v2.9.10-linux-amd64");
         std::fs::create_dir_all(&folder).unwrap();
         std::fs::copy(
@@ -65,17 +56,19 @@ fn release() -> &'static Release {
         )
         .unwrap();
         std::fs::write(folder.join("README.md"), "repacked for mp-remote's tests\n").unwrap();
-        let version = run(Command::new(folder.join("nats-server")).arg("--version"));
+        let version = run_ok(Command::new(folder.join("nats-server")).arg("--version"));
         assert_eq!(version.trim(), format!("nats-server: v{VERSION}"));
         let root = dir.path().join("site");
         std::fs::create_dir_all(root.join(RELEASE_PATH)).unwrap();
         let tarball = root.join(RELEASE_PATH).join(TARBALL);
-        run(Command::new("tar")
-            .arg("-czf")
-            .arg(&tarball)
-            .arg("-C")
-            .arg(dir.path().join("tree"))
-            .arg("nats-server-v2.9.10-linux-amd64"));
+        run_ok(
+            Command::new("tar")
+                .arg("-czf")
+                .arg(&tarball)
+                .arg("-C")
+                .arg(dir.path().join("tree"))
+                .arg("nats-server-v2.9.10-linux-amd64"),
+        );
         let sha256 = hex::encode(Sha256::digest(std::fs::read(&tarball).unwrap()));
         Release {
             root,
@@ -87,19 +80,11 @@ fn release() -> &'static Release {
     })
 }
 
-/// The first `FAILED`-free answer of a shell test on the host: "yes" or "no".
-fn holds(fleet: &Fleet, test: &str) -> bool {
-    fleet
-        .exec("h1", &format!("if {test}; then echo yes; else echo no; fi"))
-        .trim()
-        == "yes"
-}
-
 /// NATS from the release on a fresh host: no OS package, the release's binary healthy under
 /// our own unit.
 fn assert_release_running(fleet: &Fleet) {
     assert!(
-        holds(fleet, "! dpkg-query -W nats-server >/dev/null 2>&1"),
+        fleet.holds("h1", "! dpkg-query -W nats-server >/dev/null 2>&1"),
         "no OS package was installed"
     );
     assert_release_running_as_unit(fleet);
@@ -168,13 +153,13 @@ fn release_verifies_the_sum_installs_then_changes_nothing() {
         "{line}"
     );
     assert_eq!(site.requests_for(TARBALL), 1);
-    assert!(holds(&fleet, "test ! -e /usr/local/bin/nats-server"));
-    assert!(holds(&fleet, "! id nats >/dev/null 2>&1"), "no user either");
-    assert!(holds(
-        &fleet,
-        "test ! -e /etc/systemd/system/nats-server.service"
-    ));
-    assert!(holds(&fleet, "! systemctl is-active -q nats-server"));
+    assert!(fleet.holds("h1", "test ! -e /usr/local/bin/nats-server"));
+    assert!(
+        fleet.holds("h1", "! id nats >/dev/null 2>&1"),
+        "no user either"
+    );
+    assert!(fleet.holds("h1", "test ! -e /etc/systemd/system/nats-server.service"));
+    assert!(fleet.holds("h1", "! systemctl is-active -q nats-server"));
     assert_eq!(
         fleet
             .exec("h1", "ls -A /var/lib/mp-remote/install 2>/dev/null || true")
@@ -197,7 +182,7 @@ fn release_verifies_the_sum_installs_then_changes_nothing() {
         check.stdout
     );
     assert_eq!(site.requests_for(TARBALL), 1, "--check downloads nothing");
-    assert!(holds(&fleet, "test ! -e /usr/local/bin/nats-server"));
+    assert!(fleet.holds("h1", "test ! -e /usr/local/bin/nats-server"));
     let first = mp_remote(Some(&inventory), &["deploy"]);
     println!("first deploy:\n{}{}", first.stdout, first.stderr);
     assert_eq!(first.code, 0, "{first:?}");
@@ -263,7 +248,7 @@ fn push_refuses_a_wrong_sum_before_upload_then_installs_the_file() {
         refused.stderr
     );
     assert!(
-        holds(&fleet, "test ! -e /var/lib/mp-remote"),
+        fleet.holds("h1", "test ! -e /var/lib/mp-remote"),
         "the host was not touched (not even the agent)"
     );
 
@@ -336,8 +321,8 @@ fn push_of_a_deb_by_a_sudo_user_then_the_tarball() {
     let first = mp_remote(Some(&inventory), &["deploy"]);
     println!("first deploy:\n{}{}", first.stdout, first.stderr);
     assert_eq!(first.code, 0, "{first:?}");
-    assert!(holds(
-        &fleet,
+    assert!(fleet.holds(
+        "h1",
         &format!(
             "test -f /home/deploy/.mp-remote/artifacts/{}-{file}",
             &sum[..16]
@@ -357,7 +342,7 @@ fn push_of_a_deb_by_a_sudo_user_then_the_tarball() {
             && unit.contains("argv[]=/usr/sbin/nats-server -c /etc/marketprism/nats-server.conf"),
         "{unit}"
     );
-    assert!(holds(&fleet, "test ! -e /usr/local/bin/nats-server"));
+    assert!(fleet.holds("h1", "test ! -e /usr/local/bin/nats-server"));
 
     let second = mp_remote(Some(&inventory), &["deploy"]);
     println!("second deploy:\n{}{}", second.stdout, second.stderr);

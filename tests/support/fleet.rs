@@ -144,6 +144,13 @@ impl Fleet {
         ])
     }
 
+    /// Whether the shell test (`test -e /x`, `! id nats`) holds on `host`.
+    pub fn holds(&self, host: &str, test: &str) -> bool {
+        self.exec(host, &format!("if {test}; then echo yes; else echo no; fi"))
+            .trim()
+            == "yes"
+    }
+
     pub fn default_options<'a>(&'a self, known_hosts: &'a Path) -> InventoryOptions<'a> {
         InventoryOptions {
             user: "root",

@@ -10,3 +10,15 @@ pub mod wait;
 pub use fleet::Fleet;
 pub use mp::{assert_nothing_changed, mp_remote, recap_counts, Run};
 pub use wait::wait_for;
+
+/// Runs a command on this machine; a failure fails the test with its output. Returns stdout.
+pub fn run_ok(command: &mut std::process::Command) -> String {
+    let output = command.output().expect("run a command");
+    assert!(
+        output.status.success(),
+        "{command:?} failed: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}

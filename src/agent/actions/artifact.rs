@@ -75,6 +75,26 @@ pub async fn download(url: &str, dest: &Path) -> Result<(), StepError> {
     .hint("check that the host reaches it (proxy, firewall, DNS) and that the version exists; or set base_url to a mirror, or use source = \"push\""))
 }
 
+/// Copies `from` beside `path`, then renames it over `path`: never half a file there (a
+/// running server keeps the file it started from).
+pub fn install_file(from: &Path, path: &str, mode: u32) -> Result<(), StepError> {
+    use std::os::unix::fs::PermissionsExt;
+    let target = Path::new(path);
+    if let Some(parent) = target.parent() {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| StepError::new(format!("cannot create {}: {e}", parent.display())))?;
+    }
+    let tmp = PathBuf::from(format!("{path}.mp-remote-tmp"));
+    let result = std::fs::copy(from, &tmp)
+        .and_then(|_| std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode)))
+        .and_then(|_| std::fs::rename(&tmp, target));
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(StepError::new(format!("cannot install {path}: {e}")));
+    }
+    Ok(())
+}
+
 /// A directory removed when dropped, so no failure path leaves half an archive behind.
 pub struct Scratch(PathBuf);
 

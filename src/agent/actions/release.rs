@@ -105,7 +105,7 @@ pub async fn apply(binary: &Binary<'_>, check_only: bool) -> Result<Outcome, Ste
         }
     }
 
-    install_atomically(&new_binary, path)?;
+    artifact::install_file(&new_binary, path, 0o755)?;
     let binary_sum = artifact::sha256_file(Path::new(path)).await?;
     // The record lets an unpinned push recognise its artifact next time; losing it only
     // costs a reinstall of the same file.
@@ -126,25 +126,6 @@ async fn installed_from(record: &Path, path: &str) -> Option<String> {
     let (artifact_sum, binary_sum) = text.trim().split_once(' ')?;
     let now = artifact::sha256_file(Path::new(path)).await.ok()?;
     (now == binary_sum).then(|| artifact_sum.to_string())
-}
-
-/// Copies next to the target, then renames over it: never half a binary at `path`.
-fn install_atomically(from: &Path, path: &str) -> Result<(), StepError> {
-    use std::os::unix::fs::PermissionsExt;
-    let target = Path::new(path);
-    if let Some(parent) = target.parent() {
-        std::fs::create_dir_all(parent)
-            .map_err(|e| StepError::new(format!("cannot create {}: {e}", parent.display())))?;
-    }
-    let tmp = PathBuf::from(format!("{path}.mp-remote-new"));
-    let result = std::fs::copy(from, &tmp)
-        .and_then(|_| std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)))
-        .and_then(|_| std::fs::rename(&tmp, target));
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(StepError::new(format!("cannot install {path}: {e}")));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

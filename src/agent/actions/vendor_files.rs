@@ -98,18 +98,18 @@ pub async fn apply(vendor: &VendorFiles<'_>, check_only: bool) -> Result<Outcome
             Some(now) if now == new_sum => {}
             Some(now) if Some(now) != installed_by_us => {
                 let beside = format!("{}.mp-remote-new", file.path);
-                install(new, &beside, file.mode)?;
+                artifact::install_file(new, &beside, file.mode)?;
                 changes.push(format!(
                     "kept {} (changed on this host); {label} has its own version in {beside}",
                     file.path
                 ));
             }
             Some(_) => {
-                install(new, &file.path, file.mode)?;
+                artifact::install_file(new, &file.path, file.mode)?;
                 changes.push(format!("replaced {} with {label}'s", file.path));
             }
             None => {
-                install(new, &file.path, file.mode)?;
+                artifact::install_file(new, &file.path, file.mode)?;
                 changes.push(format!("installed {}", file.path));
             }
         }
@@ -156,25 +156,6 @@ fn write_record(work_dir: &str, file: &VendorFile, artifact: &str, content: &str
     if let Err(e) = std::fs::write(&path, format!("{artifact} {content}\n")) {
         tracing::warn!("cannot write {}: {e}", path.display());
     }
-}
-
-/// Copies beside the target, then renames over it: never half a file at `path`.
-fn install(from: &Path, path: &str, mode: u32) -> Result<(), StepError> {
-    use std::os::unix::fs::PermissionsExt;
-    let target = Path::new(path);
-    if let Some(parent) = target.parent() {
-        std::fs::create_dir_all(parent)
-            .map_err(|e| StepError::new(format!("cannot create {}: {e}", parent.display())))?;
-    }
-    let tmp = PathBuf::from(format!("{path}.mp-remote-tmp"));
-    let result = std::fs::copy(from, &tmp)
-        .and_then(|_| std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode)))
-        .and_then(|_| std::fs::rename(&tmp, target));
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(StepError::new(format!("cannot install {path}: {e}")));
-    }
-    Ok(())
 }
 
 #[cfg(test)]
