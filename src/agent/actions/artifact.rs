@@ -262,6 +262,22 @@ pub fn parse_version(output: &str) -> Option<String> {
     })
 }
 
+/// Packs the contents of `tree` into the .tar.gz `archive`; returns its sha256 (tests).
+#[cfg(test)]
+pub fn tgz_for_test(tree: &Path, archive: &Path) -> String {
+    let ok = std::process::Command::new("tar")
+        .arg("-czf")
+        .arg(archive)
+        .arg("-C")
+        .arg(tree)
+        .arg(".")
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "tar -czf {}", archive.display());
+    hex::encode(Sha256::digest(std::fs::read(archive).unwrap()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

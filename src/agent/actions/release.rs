@@ -145,19 +145,7 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
         let archive = dir.join(format!("fake-{version}.tar.gz"));
-        let ok = std::process::Command::new("tar")
-            .arg("-czf")
-            .arg(&archive)
-            .arg("-C")
-            .arg(dir.join(format!("tree-{version}")))
-            .arg(".")
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok);
-        let sum = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
-            std::fs::read(&archive).unwrap(),
-        ));
+        let sum = artifact::tgz_for_test(&dir.join(format!("tree-{version}")), &archive);
         (archive, sum)
     }
 

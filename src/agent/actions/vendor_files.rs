@@ -170,19 +170,7 @@ mod tests {
         std::fs::create_dir_all(&etc).unwrap();
         std::fs::write(etc.join("config.xml"), text).unwrap();
         let path = dir.join(format!("server-{}.tgz", text.len()));
-        let ok = std::process::Command::new("tar")
-            .arg("-czf")
-            .arg(&path)
-            .arg("-C")
-            .arg(&tree)
-            .arg(".")
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok);
-        let sum = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
-            std::fs::read(&path).unwrap(),
-        ));
+        let sum = artifact::tgz_for_test(&tree, &path);
         (path, sum)
     }
 
