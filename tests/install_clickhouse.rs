@@ -21,7 +21,7 @@ use std::sync::OnceLock;
 use sha2::{Digest, Sha256};
 
 use crate::support::site::{gateway, Site};
-use crate::support::{assert_nothing_changed, mp_remote, run_ok, Fleet};
+use crate::support::{assert_nothing_changed, mp_remote, recap_counts, run_ok, Fleet};
 
 const VERSION: &str = "18.16.1.0";
 const COMMON: &str = "clickhouse-common-static-18.16.1.0-amd64.tgz";
@@ -209,9 +209,25 @@ fn clickhouse_release_verifies_installs_and_changes_nothing_then_clean_and_push(
     let right = release(&archives.common_sha256);
     options.extra = &right;
     let inventory = fleet.inventory("inv.toml", &options);
+    // --check downloads nothing and predicts what the deploy then changes.
+    let check = mp_remote(Some(&inventory), &["deploy", "--check"]);
+    println!("check:\n{}{}", check.stdout, check.stderr);
+    assert!(
+        check.stdout.contains(&format!(
+            "would download {url}, install clickhouse {VERSION} to /usr/local/bin/clickhouse"
+        )),
+        "{}",
+        check.stdout
+    );
+    assert_eq!(site.requests_for(COMMON), 1, "--check downloads nothing");
     let first = mp_remote(Some(&inventory), &["deploy"]);
     println!("first deploy:\n{}{}", first.stdout, first.stderr);
     assert_eq!(first.code, 0, "{first:?}");
+    assert_eq!(
+        recap_counts(&first.stdout, "h1").1,
+        recap_counts(&check.stdout, "h1").1,
+        "--check predicted the changes"
+    );
     for said in [
         format!("installed clickhouse {VERSION} (/usr/local/bin/clickhouse)"),
         "installed /etc/clickhouse-server/config.xml".to_string(),

@@ -51,6 +51,14 @@ pub async fn apply(
         .map_err(|e| connect_failure(url, &e.kind(), &e.to_string()))?;
     let server = client.server_info();
     let server_name = format!("nats-server {}", server.version);
+    if !server.jetstream && check_only {
+        // A server started with another config (a package's default, before the init layer
+        // writes ours): what counts is the server the deploy will restart.
+        return Ok(Outcome::changed(
+            format!("would create the streams once {server_name} runs with mp-remote's config (JetStream is not enabled now)"),
+            vec!["create the streams".into()],
+        ));
+    }
     if !server.jetstream {
         return Err(StepError::new(format!(
             "JetStream is not enabled on {server_name} at {url}"
