@@ -126,6 +126,7 @@ impl Recorder {
         let bar = settings.live.then(|| {
             let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stdout());
             bar.set_style(ProgressStyle::with_template("{msg}").expect("a valid template"));
+            super::logging::set_live_view(Some(bar.clone()));
             bar
         });
         let recorder = Arc::new(Self {
@@ -281,6 +282,7 @@ impl Recorder {
             ticker.abort();
         }
         if let Some(bar) = &self.bar {
+            super::logging::set_live_view(None);
             bar.finish_and_clear();
         }
         let record = {
