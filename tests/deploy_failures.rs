@@ -91,6 +91,19 @@ fn installing(fleet: &Fleet, host: &str) -> bool {
 
 /// Cuts every SSH session of `host` (not the listener): its connections drop. The brackets
 /// keep pkill from matching the shell that runs it.
+/// A deploy started in the background, returned once h1's package install runs.
+fn deploy_until_installing(
+    fleet: &Fleet,
+    inventory: &std::path::Path,
+) -> std::thread::JoinHandle<crate::support::Run> {
+    let inventory = inventory.to_path_buf();
+    let deploy = std::thread::spawn(move || mp_remote(Some(&inventory), &["deploy"]));
+    wait_for("the package install to start", 60, || {
+        installing(fleet, "h1")
+    });
+    deploy
+}
+
 const CUT_SSH: &str = "pkill -KILL -f '[s]shd: root@notty' || true";
 
 #[test]
@@ -102,13 +115,7 @@ fn ssh_cut_during_install_is_reattached_and_the_same_deploy_ends_healthy() {
     options.extra = OS_SOURCES;
     let inventory = fleet.inventory("inv.toml", &options);
 
-    let first = {
-        let inventory = inventory.clone();
-        std::thread::spawn(move || mp_remote(Some(&inventory), &["deploy"]))
-    };
-    wait_for("the package install to start", 60, || {
-        installing(&fleet, "h1")
-    });
+    let first = deploy_until_installing(&fleet, &inventory);
     fleet.exec("h1", CUT_SSH);
     let first = first.join().unwrap();
     println!("cut deploy:\n{}{}", first.stdout, first.stderr);
@@ -144,13 +151,7 @@ fn ssh_cut_with_the_agent_killed_fails_saying_so_then_the_next_deploy_ends_healt
     options.extra = OS_SOURCES;
     let inventory = fleet.inventory("inv.toml", &options);
 
-    let first = {
-        let inventory = inventory.clone();
-        std::thread::spawn(move || mp_remote(Some(&inventory), &["deploy"]))
-    };
-    wait_for("the package install to start", 60, || {
-        installing(&fleet, "h1")
-    });
+    let first = deploy_until_installing(&fleet, &inventory);
     // What an OOM kill of the agent (or a crash) while its connection drops looks like.
     fleet.exec(
         "h1",

@@ -8,6 +8,7 @@ use sha2::{Digest, Sha256};
 use tokio::process::Command;
 
 use crate::agent::outcome::StepError;
+use crate::plan::model::ArtifactFrom;
 
 /// The sha256 of a file, read in chunks (release archives are tens of MB).
 pub async fn sha256_file(path: &Path) -> Result<String, StepError> {
@@ -93,6 +94,52 @@ pub fn install_file(from: &Path, path: &str, mode: u32) -> Result<(), StepError>
         return Err(StepError::new(format!("cannot install {path}: {e}")));
     }
     Ok(())
+}
+
+/// Where an artifact came from, in messages: its URL or its path on the host.
+pub fn origin(from: &ArtifactFrom) -> &str {
+    match from {
+        ArtifactFrom::Download { url } => url,
+        ArtifactFrom::Uploaded { path } => path,
+    }
+}
+
+/// The artifact, fetched into a scratch directory under `work_dir` (downloaded, or the
+/// uploaded file as it is) and checked against its pinned sum, with an empty `unpacked`
+/// directory beside it. The scratch goes away when dropped, whatever happens next.
+pub async fn fetch_verified(
+    from: &ArtifactFrom,
+    sha256: &str,
+    work_dir: &str,
+    name: &str,
+) -> Result<Fetched, StepError> {
+    std::fs::create_dir_all(work_dir)
+        .map_err(|e| StepError::new(format!("cannot create {work_dir}: {e}")))?;
+    let scratch = Scratch::new(Path::new(work_dir), name)?;
+    let file = match from {
+        ArtifactFrom::Download { url } => {
+            let dest = scratch.path().join("download");
+            download(url, &dest).await?;
+            dest
+        }
+        ArtifactFrom::Uploaded { path } => PathBuf::from(path),
+    };
+    verify(&file, sha256, origin(from)).await?;
+    let unpacked = scratch.path().join("unpacked");
+    std::fs::create_dir_all(&unpacked)
+        .map_err(|e| StepError::new(format!("cannot create {}: {e}", unpacked.display())))?;
+    Ok(Fetched {
+        file,
+        unpacked,
+        _scratch: scratch,
+    })
+}
+
+/// A verified artifact and where to unpack it; see [`fetch_verified`].
+pub struct Fetched {
+    pub file: PathBuf,
+    pub unpacked: PathBuf,
+    _scratch: Scratch,
 }
 
 /// A directory removed when dropped, so no failure path leaves half an archive behind.

@@ -6,12 +6,12 @@
 //! version; only then does it replace the installed one, by an atomic rename (a running server
 //! keeps its old file). Any failure before the rename installs nothing.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::agent::outcome::{Outcome, StepError};
 use crate::plan::model::ArtifactFrom;
 
-use super::artifact::{self, Scratch};
+use super::artifact;
 
 pub struct Binary<'a> {
     pub name: &'a str,
@@ -49,10 +49,7 @@ pub async fn apply(binary: &Binary<'_>, check_only: bool) -> Result<Outcome, Ste
         }
         _ => {}
     }
-    let origin = match from {
-        ArtifactFrom::Download { url } => url.as_str(),
-        ArtifactFrom::Uploaded { path } => path.as_str(),
-    };
+    let origin = artifact::origin(from);
     let what = match version {
         Some(want) => format!("{name} {want}"),
         None => name.to_string(),
@@ -72,22 +69,8 @@ pub async fn apply(binary: &Binary<'_>, check_only: bool) -> Result<Outcome, Ste
         ));
     }
 
-    std::fs::create_dir_all(work_dir)
-        .map_err(|e| StepError::new(format!("cannot create {work_dir}: {e}")))?;
-    let scratch = Scratch::new(Path::new(work_dir), name)?;
-    let file: PathBuf = match from {
-        ArtifactFrom::Download { url } => {
-            let dest = scratch.path().join("download");
-            artifact::download(url, &dest).await?;
-            dest
-        }
-        ArtifactFrom::Uploaded { path } => PathBuf::from(path),
-    };
-    artifact::verify(&file, sha256, origin).await?;
-    let unpacked = scratch.path().join("unpacked");
-    std::fs::create_dir_all(&unpacked)
-        .map_err(|e| StepError::new(format!("cannot create {}: {e}", unpacked.display())))?;
-    let new_binary = artifact::binary_from(&file, name, &unpacked, origin).await?;
+    let fetched = artifact::fetch_verified(from, sha256, work_dir, name).await?;
+    let new_binary = artifact::binary_from(&fetched.file, name, &fetched.unpacked, origin).await?;
     let reported = artifact::version_output(&new_binary).await.map_err(|e| {
         StepError::new(format!(
             "the {name} from {origin} does not run on this host ({e}); nothing installed"
@@ -133,7 +116,7 @@ mod tests {
     use super::*;
 
     /// A fake server: a shell script that prints a version, packed like a release.
-    fn release(dir: &Path, version: &str) -> (PathBuf, String) {
+    fn release(dir: &Path, version: &str) -> (std::path::PathBuf, String) {
         let tree = dir.join(format!("tree-{version}/fake-server-v{version}-linux-amd64"));
         std::fs::create_dir_all(&tree).unwrap();
         let bin = tree.join("fake-server");

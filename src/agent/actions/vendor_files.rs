@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use crate::agent::outcome::{Outcome, StepError};
 use crate::plan::model::{ArtifactFrom, VendorFile};
 
-use super::artifact::{self, Scratch};
+use super::artifact;
 
 pub struct VendorFiles<'a> {
     /// What the archive is, in messages ("the ClickHouse 25.10.1.3832 server archive").
@@ -52,31 +52,15 @@ pub async fn apply(vendor: &VendorFiles<'_>, check_only: bool) -> Result<Outcome
         return Ok(Outcome::changed(format!("would {change}"), vec![change]));
     }
 
-    std::fs::create_dir_all(work_dir)
-        .map_err(|e| StepError::new(format!("cannot create {work_dir}: {e}")))?;
-    let scratch = Scratch::new(Path::new(work_dir), "vendor-files")?;
-    let archive: PathBuf = match from {
-        ArtifactFrom::Download { url } => {
-            let dest = scratch.path().join("download");
-            artifact::download(url, &dest).await?;
-            dest
-        }
-        ArtifactFrom::Uploaded { path } => PathBuf::from(path),
-    };
-    let origin = match from {
-        ArtifactFrom::Download { url } => url.as_str(),
-        ArtifactFrom::Uploaded { path } => path.as_str(),
-    };
-    artifact::verify(&archive, sha256, origin).await?;
-    let unpacked = scratch.path().join("unpacked");
-    std::fs::create_dir_all(&unpacked)
-        .map_err(|e| StepError::new(format!("cannot create {}: {e}", unpacked.display())))?;
-    artifact::unpack(&archive, &unpacked, origin).await?;
+    let origin = artifact::origin(from);
+    let fetched = artifact::fetch_verified(from, sha256, work_dir, "vendor-files").await?;
+    artifact::unpack(&fetched.file, &fetched.unpacked, origin).await?;
+    let unpacked = &fetched.unpacked;
 
     // Every member first: an archive missing one changes nothing.
     let mut found = Vec::new();
     for file in files {
-        let path = artifact::find_suffix(&unpacked, &file.member, 5).ok_or_else(|| {
+        let path = artifact::find_suffix(unpacked, &file.member, 5).ok_or_else(|| {
             StepError::new(format!(
                 "{origin} holds no {}; nothing installed",
                 file.member
