@@ -70,11 +70,15 @@ fn pipeline_survives_outages_without_losing_a_message() {
     p.systemctl(p.clickhouse, "start clickhouse-server");
     p.wait_healthy(p.storage, 8085);
 
-    // kill -9 while a batch is in flight (fetched, not yet acked); systemd restarts it.
+    // kill -9 while a batch is in flight (fetched, not yet acked); systemd restarts it. A
+    // healthy storage holds a batch for milliseconds, too briefly to catch by polling: with
+    // ClickHouse stopped it holds one while it retries the insert.
+    p.systemctl(p.clickhouse, "stop clickhouse-server");
     wait_for("storage to hold an unacked batch", 60, || {
         p.health(p.storage, 8085)["pending"].as_u64().unwrap_or(0) > 0
     });
     p.systemctl(p.storage, "kill -s KILL mp-storage");
+    p.systemctl(p.clickhouse, "start clickhouse-server");
     p.wait_healthy(p.storage, 8085);
 
     p.assert_nothing_lost();
