@@ -8,9 +8,12 @@ use super::progress::{stop_agents, Recorder, Settings};
 use crate::agent::StepEnd;
 use crate::agent::StepStatus;
 use crate::inventory::{Host, Inventory};
-use crate::report::record::{installed_versions, FactsSummary, ServiceRecord};
+use crate::report::record::{
+    installed_versions, BatchRecord, FactsSummary, HostState, ServiceRecord,
+};
 use crate::report::{ExitCode, HostEnd, Redactor};
 use crate::run::deploy::{deploy, DeployOptions, HostDeploy};
+use crate::run::rollout::{Budget, Rolling, Serial};
 use crate::run::FanOut;
 
 pub struct Args {
@@ -19,36 +22,106 @@ pub struct Args {
     pub force: bool,
     pub agent_binary: Option<PathBuf>,
     pub settings: Settings,
+    pub rolling: Option<Rolling>,
+    /// `rollback`: to this release (inner None: the previous one).
+    pub rollback: Option<Option<String>>,
+    /// `--retry RUN`: only the hosts that did not end ok in that run.
+    pub retry: Option<String>,
+}
+
+/// The flags every rolling command shares.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RollingArgs {
+    /// Roll in batches: N hosts, N% of them, or a list like 1,5,20% (the last size repeats).
+    /// NATS, ClickHouse and storage hosts roll one at a time whatever it says.
+    #[arg(long, value_name = "N|N%|LIST")]
+    pub serial: Option<Serial>,
+    /// Failed hosts tolerated per batch and in all (N or N%) before the rollout stops.
+    #[arg(long, value_name = "N|N%", default_value = "0", requires = "serial")]
+    pub max_failed: Budget,
+    /// Unreachable hosts tolerated per batch and in all (N or N%), counted apart from failed.
+    #[arg(long, value_name = "N|N%", default_value = "0", requires = "serial")]
+    pub max_unreachable: Budget,
+}
+
+impl RollingArgs {
+    pub fn rolling(&self) -> Option<Rolling> {
+        self.serial.clone().map(|serial| Rolling {
+            serial,
+            max_failed: self.max_failed,
+            max_unreachable: self.max_unreachable,
+        })
+    }
 }
 
 pub async fn run(inventory: &Inventory, hosts: &[&Host], fanout: &FanOut, args: Args) -> ExitCode {
+    let command = match (&args.rollback, args.update) {
+        (Some(_), _) => "rollback",
+        (None, true) => "update",
+        (None, false) => "deploy",
+    };
+    let retried;
+    let hosts = match &args.retry {
+        Some(which) => match retry_hosts(&args.settings, which, hosts) {
+            Ok(h) if h.is_empty() => {
+                println!("nothing to retry: every host of run {which} ended ok");
+                return ExitCode::Ok;
+            }
+            Ok(h) => {
+                retried = h;
+                &retried[..]
+            }
+            Err(error) => {
+                eprintln!("error: {error}");
+                return ExitCode::Usage;
+            }
+        },
+        None => hosts,
+    };
     let redactor = Redactor::default();
+    let names: Vec<String> = hosts.iter().map(|h| h.name.clone()).collect();
+    let recorder = Recorder::start(
+        &args.settings,
+        command,
+        args.check,
+        &names,
+        redactor.clone(),
+    );
     let options = DeployOptions {
         update: args.update,
         check_only: args.check,
         force: args.force,
         agent_binary: args.agent_binary,
-        redactor: redactor.clone(),
+        redactor,
+        rolling: args.rolling,
+        rollback: args.rollback,
     };
-    let command = if args.update { "update" } else { "deploy" };
-    let names: Vec<String> = hosts.iter().map(|h| h.name.clone()).collect();
-    let recorder = Recorder::start(&args.settings, command, args.check, &names, redactor);
     let shared = recorder.clone();
     let progress =
         move |host: &str, event: &crate::agent::AgentEvent| shared.agent_event(host, event);
+    let shared = recorder.clone();
+    let notes = move |note: crate::run::rollout::RolloutNote| shared.rollout(note);
     let (code, interrupted, error) = match recorder
-        .interruptible(deploy(inventory, hosts, fanout, &options, &progress))
+        .interruptible(deploy(
+            inventory, hosts, fanout, &options, &progress, &notes,
+        ))
         .await
     {
-        Ok(Ok(results)) => {
-            for host in &results {
+        Ok(Ok(result)) => {
+            for host in &result.hosts {
                 let address = hosts
                     .iter()
                     .find(|h| h.name == host.host)
                     .map_or("127.0.0.1", |h| h.private_address.as_str());
                 recorder.host_done(&host.host, host_end(host, address));
             }
-            let code = ExitCode::from_statuses(results.iter().map(|h| h.status));
+            if !result.batches.is_empty() {
+                recorder.batches(
+                    result.batches.iter().map(batch_record).collect(),
+                    result.stopped.clone(),
+                );
+            }
+            let code = ExitCode::from_statuses(result.hosts.iter().map(|h| h.status));
             (code, false, None)
         }
         Ok(Err(error)) => {
@@ -67,9 +140,54 @@ pub async fn run(inventory: &Inventory, hosts: &[&Host], fanout: &FanOut, args: 
     code
 }
 
+/// The hosts of run `which` that did not end ok (failed, unreachable, timed out,
+/// interrupted, skipped by a stopped rollout, or lost with the control node), among those
+/// selected; refused when the inventory changed since.
+fn retry_hosts<'h>(
+    settings: &Settings,
+    which: &str,
+    selected: &[&'h Host],
+) -> Result<Vec<&'h Host>, String> {
+    let run = crate::report::store::find(&settings.runs_dir, which)?;
+    let record = &run.record;
+    if record.inventory.sha256 != settings.inventory.sha256 {
+        return Err(format!(
+            "--retry {which}: run {} used another inventory ({} with sha256 {}…; now {}…): a retry repeats that run on the hosts it did not finish, so it needs the same inventory; deploy without --retry instead",
+            record.id,
+            record.inventory.path,
+            &record.inventory.sha256[..12.min(record.inventory.sha256.len())],
+            &settings.inventory.sha256[..12.min(settings.inventory.sha256.len())]
+        ));
+    }
+    let unfinished: Vec<&str> = record
+        .hosts
+        .iter()
+        .filter(|h| h.status != HostState::Ok)
+        .map(|h| h.name.as_str())
+        .collect();
+    Ok(selected
+        .iter()
+        .copied()
+        .filter(|h| unfinished.contains(&h.name.as_str()))
+        .collect())
+}
+
+fn batch_record(b: &crate::run::rollout::BatchOutcome) -> BatchRecord {
+    BatchRecord {
+        index: b.index,
+        group: b.group.as_str().into(),
+        hosts: b.hosts.clone(),
+        result: b.result.as_str().into(),
+        duration_ms: b.duration.as_millis() as u64,
+        detail: b.detail.clone(),
+    }
+}
+
 /// What the record keeps of a host's deploy.
 fn host_end(host: &HostDeploy, address: &str) -> HostEnd {
     let mut end = HostEnd::new(host.status, host.error.clone(), host.duration);
+    end.batch = host.batch;
+    end.note = host.note.clone();
     if let Some(facts) = &host.facts {
         end.facts = Some(FactsSummary::from(facts));
         end.versions = installed_versions(facts);

@@ -112,6 +112,11 @@ pub enum Command {
         /// architecture or an older glibc).
         #[arg(long, value_name = "PATH")]
         agent_binary: Option<PathBuf>,
+        #[command(flatten)]
+        rolling: deploy::RollingArgs,
+        /// Only the hosts that did not end ok in run RUN (an id, a prefix or `latest`).
+        #[arg(long, value_name = "RUN")]
+        retry: Option<String>,
     },
     /// Every service on every host: running, healthy, version, ports; stream messages and
     /// table rows. Exit 2 when any service is not running or not healthy.
@@ -140,6 +145,23 @@ pub enum Command {
         /// The mp-remote build to run on the hosts.
         #[arg(long, value_name = "PATH")]
         agent_binary: Option<PathBuf>,
+        #[command(flatten)]
+        rolling: deploy::RollingArgs,
+        /// Only the hosts that did not end ok in run RUN (an id, a prefix or `latest`).
+        #[arg(long, value_name = "RUN")]
+        retry: Option<String>,
+    },
+    /// Switch the pipeline's services (storage, collector) back to an earlier release on each
+    /// host and restart them on it: by default the release before `current`.
+    Rollback {
+        /// The release to go back to (a directory name under DEPLOY_DIR/releases).
+        #[arg(long, value_name = "RELEASE")]
+        to: Option<String>,
+        /// Show what would change on each host; change nothing.
+        #[arg(long)]
+        check: bool,
+        #[command(flatten)]
+        rolling: deploy::RollingArgs,
     },
     /// Run a pipeline service in the foreground until SIGTERM: `collector` publishes market
     /// data to JetStream, `storage` writes it into ClickHouse (what deploy runs as
@@ -310,6 +332,8 @@ async fn run(cli: Cli) -> ExitCode {
             check,
             force,
             agent_binary,
+            rolling,
+            retry,
         } => {
             let args = deploy::Args {
                 update: false,
@@ -317,12 +341,17 @@ async fn run(cli: Cli) -> ExitCode {
                 force: *force,
                 agent_binary: agent_binary.clone(),
                 settings: settings.clone(),
+                rolling: rolling.rolling(),
+                rollback: None,
+                retry: retry.clone(),
             };
             deploy::run(&inventory, &hosts, &fanout, args).await
         }
         Command::Update {
             check,
             agent_binary,
+            rolling,
+            retry,
         } => {
             let args = deploy::Args {
                 update: true,
@@ -330,6 +359,22 @@ async fn run(cli: Cli) -> ExitCode {
                 force: true,
                 agent_binary: agent_binary.clone(),
                 settings: settings.clone(),
+                rolling: rolling.rolling(),
+                rollback: None,
+                retry: retry.clone(),
+            };
+            deploy::run(&inventory, &hosts, &fanout, args).await
+        }
+        Command::Rollback { to, check, rolling } => {
+            let args = deploy::Args {
+                update: true,
+                check: *check,
+                force: true,
+                agent_binary: None,
+                settings: settings.clone(),
+                rolling: rolling.rolling(),
+                rollback: Some(to.clone()),
+                retry: None,
             };
             deploy::run(&inventory, &hosts, &fanout, args).await
         }

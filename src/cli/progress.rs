@@ -155,6 +155,107 @@ impl Recorder {
         recorder
     }
 
+    /// The run's id (its directory's name).
+    pub fn id(&self) -> String {
+        self.lock().builder.record().id.clone()
+    }
+
+    /// What a rolling run tells as it goes: shown, recorded as events and in the hosts' logs.
+    pub fn rollout(&self, note: crate::run::rollout::RolloutNote) {
+        use crate::run::rollout::RolloutNote;
+        let at = self.started.elapsed();
+        match note {
+            RolloutNote::Plan { batches, gaps } => {
+                {
+                    let mut state = self.lock();
+                    for b in batches {
+                        for host in &b.hosts {
+                            state.live.batch(host, b.index, false, at);
+                        }
+                    }
+                }
+                let sizes: Vec<String> = batches
+                    .iter()
+                    .map(|b| format!("{}:{}", b.group, b.hosts.len()))
+                    .collect();
+                self.event(
+                    None,
+                    serde_json::json!({"event": "rollout_planned", "batches": batches.iter().map(|b| serde_json::json!({"index": b.index, "group": b.group.as_str(), "hosts": b.hosts})).collect::<Vec<_>>(), "gaps": gaps}),
+                );
+                self.say(&format!(
+                    "rolling in {} batches ({})",
+                    batches.len(),
+                    sizes.join(", ")
+                ));
+                if let Some(gaps) = gaps {
+                    self.say(&format!("note: {gaps}"));
+                }
+            }
+            RolloutNote::BatchStarted(b) => {
+                {
+                    let mut state = self.lock();
+                    for host in &b.hosts {
+                        state.live.batch(host, b.index, true, at);
+                    }
+                }
+                for host in &b.hosts {
+                    self.note(host, &format!("batch {} ({}) starts", b.index, b.group));
+                }
+                self.event(
+                    None,
+                    serde_json::json!({"event": "batch_started", "batch": b.index, "group": b.group.as_str(), "hosts": b.hosts}),
+                );
+                if !self.settings.quiet {
+                    self.say(&format!(
+                        "batch {} ({}): {}",
+                        b.index,
+                        b.group,
+                        b.hosts.join(", ")
+                    ));
+                }
+            }
+            RolloutNote::BatchEnded(b) => {
+                self.event(
+                    None,
+                    serde_json::json!({"event": "batch_finished", "batch": b.index, "result": b.result.as_str(), "duration_ms": b.duration.as_millis() as u64, "detail": b.detail}),
+                );
+                if !self.settings.quiet && b.result != crate::run::rollout::BatchResult::Skipped {
+                    self.say(&format!(
+                        "batch {} {} in {}{}",
+                        b.index,
+                        b.result.as_str(),
+                        crate::report::render::secs(b.duration.as_millis() as u64),
+                        b.detail
+                            .as_ref()
+                            .map(|d| format!(": {d}"))
+                            .unwrap_or_default()
+                    ));
+                }
+            }
+            RolloutNote::Stopped(why) => {
+                self.event(
+                    None,
+                    serde_json::json!({"event": "rollout_stopped", "why": why}),
+                );
+                self.say(why);
+            }
+        }
+    }
+
+    /// A rolling run's batches and why it stopped, for the record.
+    pub fn batches(
+        &self,
+        batches: Vec<crate::report::record::BatchRecord>,
+        stopped: Option<String>,
+    ) {
+        let record = {
+            let mut state = self.lock();
+            state.builder.batches(batches, stopped);
+            state.builder.record().clone()
+        };
+        self.write(&record);
+    }
+
     /// One event of a host's agent: recorded, logged, shown.
     pub fn agent_event(&self, host: &str, event: &AgentEvent) {
         let now = SystemTime::now();

@@ -30,6 +30,8 @@ pub struct HostReport {
     /// Rows per table of `marketprism_hot` (`"tables":{"trades":1234,...}`); only on
     /// ClickHouse hosts, null when ClickHouse did not answer.
     pub tables: Option<BTreeMap<String, u64>>,
+    /// The pipeline release the host runs (`{deploy_dir}/current`); null without one.
+    pub release: Option<String>,
 }
 
 impl HostReport {
@@ -51,6 +53,7 @@ impl HostReport {
             }),
             streams: probe.and_then(|p| p.streams.clone()).and_then(Result::ok),
             tables: probe.and_then(|p| p.tables.clone()).and_then(Result::ok),
+            release: probe.and_then(|p| p.release.clone()),
         }
     }
 }
@@ -98,9 +101,14 @@ fn text(outcomes: &[HostOutcome<HostProbe>]) -> String {
             let _ = writeln!(out, "{:<16} {:<11} (no service role)", o.host, o.status);
         }
         for (service, state) in &probe.services {
+            // The pipeline services run the host's current release.
+            let release = match (service.name(), &probe.release) {
+                ("storage" | "collector", Some(r)) => format!(" (release {r})"),
+                _ => String::new(),
+            };
             let _ = writeln!(
                 out,
-                "{:<16} {:<11} {:<11} {:<8} {:<8} {:<10} {}",
+                "{:<16} {:<11} {:<11} {:<8} {:<8} {:<10} {}{release}",
                 o.host,
                 o.status,
                 service.name(),

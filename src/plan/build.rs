@@ -225,6 +225,11 @@ fn nats_init_steps(
 ) -> Result<Vec<Step>, PlanError> {
     let all: Vec<String> = fleet.nats_nodes.iter().map(|(_, a)| a.clone()).collect();
     let mut input = NatsConfigInput::new(host.name.clone());
+    // The JetStream store's size cap, when the host's vars set one.
+    if host.vars.contains_key("nats_max_store_gib") {
+        let gib = super::pipeline::positive_var(host, "nats_max_store_gib", 10, "GiB")?;
+        input.max_file_store_bytes = u64::from(gib) << 30;
+    }
     input.routes = if all.len() > 1 {
         stack::nats::peer_addresses(&host.private_address, &all)
     } else {

@@ -6,11 +6,12 @@ pub mod install;
 pub mod install_clickhouse;
 pub mod model;
 pub mod pipeline;
+pub mod rollout;
 pub mod service;
 pub mod update;
 
 pub use build::{servers_plan, streams_plan, Fleet, PlanError};
 pub use components::{Artifacts, Checksums, Components, Source};
 pub use model::{
-    Action, FlowCheck, HostPlan, JsonExpectation, Layer, LayerName, Step, PLAN_FORMAT,
+    Action, FlowCheck, GateProbe, HostPlan, JsonExpectation, Layer, LayerName, Step, PLAN_FORMAT,
 };

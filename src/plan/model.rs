@@ -182,6 +182,24 @@ pub enum Action {
     /// `{dir}/releases/{sha256[..16]}/mp-remote`, with `{dir}/current` pointing at it and the
     /// release it replaced kept as `{dir}/previous`, so a rollback is one symlink away.
     AppRelease { dir: String, sha256: String },
+    /// Switches `{dir}/current` back to another release on disk (`to`, or `{dir}/previous`),
+    /// keeping the release it leaves as `previous` for inspection: a rollback.
+    AppRollback { dir: String, to: Option<String> },
+    /// A rolling run's health gate: every probe healthy on `consecutive` polls in a row,
+    /// `interval_ms` apart, within the deadline; a probe failing resets the count.
+    HealthGate {
+        probes: Vec<GateProbe>,
+        consecutive: u32,
+        interval_ms: u64,
+        timeout_secs: u64,
+    },
+    /// After a NATS node restarts: every stream has a leader and no replica lags behind it
+    /// (each peer `current` and online), as the stream's leader sees it.
+    StreamsCurrent {
+        url: String,
+        streams: Vec<String>,
+        timeout_secs: u64,
+    },
     /// A collector publishes: the `published` count of its health JSON grows within the
     /// deadline. Otherwise the step fails naming the hop, with the service's last log lines.
     VerifyPublishing {
@@ -229,6 +247,17 @@ pub enum ArtifactFrom {
     Download { url: String },
     /// Already on the host: the control node uploaded it (`source = "push"`).
     Uploaded { path: String },
+}
+
+/// One service's health endpoint in a [`Action::HealthGate`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GateProbe {
+    /// The service, in messages (`storage`).
+    pub name: String,
+    pub url: String,
+    pub expect_json: Option<JsonExpectation>,
+    /// Whose log the failure shows.
+    pub log_unit: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -43,7 +43,7 @@ pub fn services_of(host: &Host) -> Vec<PipelineService> {
         .collect()
 }
 
-fn service_step_id(service: PipelineService) -> String {
+pub(crate) fn service_step_id(service: PipelineService) -> String {
     format!("start.{}.service", service.name())
 }
 
@@ -296,7 +296,12 @@ fn collector_rate(host: &Host) -> Result<u32, PlanError> {
 }
 
 /// A var holding a positive whole number, or `default` when the host does not set it.
-fn positive_var(host: &Host, name: &str, default: u32, unit: &str) -> Result<u32, PlanError> {
+pub(crate) fn positive_var(
+    host: &Host,
+    name: &str,
+    default: u32,
+    unit: &str,
+) -> Result<u32, PlanError> {
     let Some(value) = host.vars.get(name) else {
         return Ok(default);
     };

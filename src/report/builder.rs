@@ -29,6 +29,8 @@ pub struct HostEnd {
     pub versions: BTreeMap<String, String>,
     pub services: Vec<ServiceRecord>,
     pub data_counts: BTreeMap<String, u64>,
+    pub batch: Option<usize>,
+    pub note: Option<String>,
 }
 
 impl HostEnd {
@@ -41,6 +43,8 @@ impl HostEnd {
             versions: BTreeMap::new(),
             services: Vec::new(),
             data_counts: BTreeMap::new(),
+            batch: None,
+            note: None,
         }
     }
 }
@@ -180,6 +184,14 @@ impl RecordBuilder {
             record.services = end.services;
         }
         record.data_counts.extend(end.data_counts);
+        record.batch = end.batch.or(record.batch);
+        record.note = end.note.or(record.note.take());
+    }
+
+    /// A rolling run's batches, and why it stopped early, if it did.
+    pub fn batches(&mut self, batches: Vec<BatchRecord>, stopped: Option<String>) {
+        self.record.batches = batches;
+        self.record.stopped = stopped;
     }
 
     /// Ends the run: steps and hosts still at work become `interrupted` (or `failed`, when

@@ -25,7 +25,8 @@ impl ExitCode {
             match status {
                 HostStatus::Failed | HostStatus::TimedOut => return Self::HostFailed,
                 HostStatus::Unreachable => code = Self::HostUnreachable,
-                HostStatus::Ok => {}
+                // What stopped the rollout before it decides the code.
+                HostStatus::Ok | HostStatus::Skipped => {}
             }
         }
         code

@@ -18,6 +18,8 @@ struct Running {
     /// When the host started (first seen), and its current step.
     since: Duration,
     step_since: Duration,
+    /// Its batch in a rolling run.
+    batch: Option<usize>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -39,6 +41,7 @@ impl LiveState {
                     step: "connect".into(),
                     since: Duration::ZERO,
                     step_since: Duration::ZERO,
+                    batch: None,
                 };
                 (h, r)
             })
@@ -56,6 +59,18 @@ impl LiveState {
             r.layer = layer.to_string();
             r.step = step.to_string();
             r.step_since = at;
+        }
+    }
+
+    /// A rolling run placed the host in `batch`; until the batch starts it waits.
+    pub fn batch(&mut self, host: &str, batch: usize, started: bool, at: Duration) {
+        if let Some(r) = self.running.get_mut(host) {
+            r.batch = Some(batch);
+            if !started {
+                r.layer = "waiting".into();
+                r.step = format!("for batch {batch}");
+                r.step_since = at;
+            }
         }
     }
 
@@ -105,9 +120,13 @@ impl LiveState {
             .unwrap_or(0)
             .max(8);
         for (host, r) in self.slowest().into_iter().take(max_hosts) {
+            let layer = match r.batch {
+                Some(b) => format!("b{b} {}", r.layer),
+                None => r.layer.clone(),
+            };
             lines.push(format!(
                 "  {host:<width$} {:<8} {:<34} {:>7}",
-                r.layer,
+                layer,
                 r.step,
                 elapsed(now.saturating_sub(r.step_since))
             ));

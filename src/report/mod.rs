@@ -28,6 +28,9 @@ pub enum HostStatus {
     Unreachable,
     /// Still busy when its deadline (`--timeout`) ran out.
     TimedOut,
+    /// Not started: a rolling run stopped (a failure budget ran out) before its batch, so it
+    /// stays on what it ran before.
+    Skipped,
 }
 
 impl HostStatus {
@@ -37,6 +40,7 @@ impl HostStatus {
             Self::Failed => "failed",
             Self::Unreachable => "unreachable",
             Self::TimedOut => "timed_out",
+            Self::Skipped => "skipped",
         }
     }
 }

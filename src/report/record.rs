@@ -40,6 +40,28 @@ pub struct RunRecord {
     /// The control node's process: a `running` record whose process is gone was lost.
     pub pid: u32,
     pub hosts: Vec<HostRecord>,
+    /// A rolling run (`--serial`): its batches in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub batches: Vec<BatchRecord>,
+    /// Why a rolling run stopped before its last batch (a failure budget ran out).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<String>,
+}
+
+/// One batch of a rolling run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BatchRecord {
+    /// From 1.
+    pub index: usize,
+    /// `nats`, `clickhouse`, `storage` or `collectors`: what rolls in it.
+    pub group: String,
+    pub hosts: Vec<String>,
+    /// `ok`, `failed`, `rolled_back`, `skipped`.
+    pub result: String,
+    pub duration_ms: u64,
+    /// What the gate said of the data flow; what was rolled back.
+    pub detail: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -105,6 +127,8 @@ pub enum HostState {
     TimedOut,
     /// Still at work when the run was interrupted.
     Interrupted,
+    /// Left alone: a rolling run stopped before its batch.
+    Skipped,
 }
 
 impl From<HostStatus> for HostState {
@@ -114,6 +138,7 @@ impl From<HostStatus> for HostState {
             HostStatus::Failed => Self::Failed,
             HostStatus::Unreachable => Self::Unreachable,
             HostStatus::TimedOut => Self::TimedOut,
+            HostStatus::Skipped => Self::Skipped,
         }
     }
 }
@@ -127,6 +152,7 @@ impl HostState {
             Self::Unreachable => "unreachable",
             Self::TimedOut => "timed_out",
             Self::Interrupted => "interrupted",
+            Self::Skipped => "skipped",
         }
     }
 }
@@ -154,6 +180,12 @@ pub struct HostRecord {
     pub data_counts: BTreeMap<String, u64>,
     /// The host's full log, relative to the run directory.
     pub log: String,
+    /// The batch of a rolling run it was in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch: Option<usize>,
+    /// Said of the host besides its steps: an automatic rollback, why it was not started.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 impl HostRecord {

@@ -29,6 +29,11 @@ pub struct DeployOptions {
     /// Learns the run's secrets (the ClickHouse password) before any event can carry them,
     /// so that the record, the logs and the reports mask them.
     pub redactor: crate::report::Redactor,
+    /// `--serial`: a rolling run in batches behind health gates.
+    pub rolling: Option<super::rollout::Rolling>,
+    /// `rollback [--to RELEASE]`: switch the pipeline's release instead of deploying (the
+    /// inner None: to the previous release).
+    pub rollback: Option<Option<String>>,
 }
 
 #[derive(Debug, Clone)]
@@ -39,6 +44,10 @@ pub struct HostDeploy {
     pub facts: Option<Facts>,
     pub steps: Vec<StepEnd>,
     pub duration: Duration,
+    /// The batch of a rolling run it was in (from 1).
+    pub batch: Option<usize>,
+    /// Said of the host besides its steps ("rolled back to release …", "not started: …").
+    pub note: Option<String>,
 }
 
 impl HostDeploy {
@@ -82,13 +91,59 @@ fn thresholds(inventory: &Inventory) -> anyhow::Result<Thresholds> {
 
 const GIB: f64 = (1u64 << 30) as f64;
 
+/// What a deploy (update, rollback) returns: each host's result, and for a rolling run each
+/// batch's and why the rollout stopped, if it did.
+#[derive(Debug, Clone, Default)]
+pub struct DeployResult {
+    pub hosts: Vec<HostDeploy>,
+    pub batches: Vec<super::rollout::BatchOutcome>,
+    pub stopped: Option<String>,
+}
+
+/// Everything the phases of one run share.
+pub(super) struct Ctx<'a, 'h> {
+    pub inventory: &'a Inventory,
+    pub fanout: &'a FanOut,
+    pub options: &'a DeployOptions,
+    pub progress: &'a Progress,
+    pub fleet: plan::Fleet,
+    pub components: Components,
+    /// The agents' run id (their event log's name).
+    pub run_id: String,
+    pub ready: Vec<Ready<'h>>,
+}
+
+/// A host that passed detect: its connection, its facts and where its agent is.
+#[derive(Clone)]
+pub(super) struct Ready<'h> {
+    pub c: Connected<'h>,
+    pub facts: Facts,
+    pub agent_path: String,
+}
+
+impl<'h> Ctx<'_, 'h> {
+    pub fn ready(&self, name: &str) -> Option<&Ready<'h>> {
+        self.ready.iter().find(|r| r.c.host.name == name)
+    }
+
+    /// The ready hosts among `names`, in `names`' order.
+    pub fn ready_among(&self, names: &[String]) -> Vec<Ready<'h>> {
+        names
+            .iter()
+            .filter_map(|n| self.ready(n))
+            .cloned()
+            .collect()
+    }
+}
+
 pub async fn deploy(
     inventory: &Inventory,
     selected: &[&crate::inventory::Host],
     fanout: &FanOut,
     options: &DeployOptions,
     progress: &Progress,
-) -> anyhow::Result<Vec<HostDeploy>> {
+    notes: &super::rollout::Notes,
+) -> anyhow::Result<DeployResult> {
     let started = Instant::now();
     let components = Components::from_table(&inventory.components)
         .map_err(|e| anyhow::anyhow!("{}: {e}", inventory.path.display()))?;
@@ -117,13 +172,17 @@ pub async fn deploy(
         async move { detect(&c, &agent, artifacts, options, limits).await }
     })
     .await;
-    let mut ready: Vec<(Connected, Facts, String)> = Vec::new();
+    let mut ready: Vec<Ready> = Vec::new();
     let mut password = None;
     for (c, (took, result)) in connected.iter().zip(detected) {
         match result {
             Ok(d) => {
                 password = password.or(d.password);
-                ready.push((c.clone(), d.facts, d.agent_path));
+                ready.push(Ready {
+                    c: c.clone(),
+                    facts: d.facts,
+                    agent_path: d.agent_path,
+                });
             }
             Err(error) => {
                 let (status, line) = super::fanout::classify(&error, &c.host.name);
@@ -154,125 +213,34 @@ pub async fn deploy(
         agent_sha256: agent.sha256.clone(),
     };
     options.redactor.register(&fleet.clickhouse_password);
+    let ctx = Ctx {
+        inventory,
+        fanout,
+        options,
+        progress,
+        fleet,
+        components,
+        run_id,
+        ready,
+    };
 
-    // Phase 1: servers on every host, in parallel.
-    let phase1 = session::on_each(
-        &ready.iter().map(|(c, _, _)| c.clone()).collect::<Vec<_>>(),
-        fanout.forks,
-        |c| {
-            let (_, facts, agent_path) = ready
-                .iter()
-                .find(|(r, _, _)| r.host.name == c.host.name)
-                .expect("every ready host has facts");
-            let fleet = &fleet;
-            let components = &components;
-            let run_id = &run_id;
-            async move {
-                let plan = plan::servers_plan(
-                    c.host,
-                    facts,
-                    components,
-                    fleet,
-                    run_id,
-                    options.check_only,
-                )?;
-                let plan = if options.update {
-                    plan::update::without_installs(plan)
-                } else {
-                    plan
-                };
-                run(&c, agent_path, &plan, progress).await
-            }
-        },
-    )
-    .await;
-    let mut nats_ok = true;
-    for ((c, facts, _), (took, result)) in ready.iter().zip(phase1) {
-        let entry = host_result(&c.host.name, Some(facts.clone()), took, result);
-        if c.host.roles.contains(&Role::Nats) && entry.status != HostStatus::Ok {
-            nats_ok = false;
+    let mut outcome = DeployResult::default();
+    match &options.rolling {
+        Some(rolling) => {
+            let (batches, stopped) =
+                super::rollout::roll(&ctx, selected, rolling, &mut results, notes).await;
+            outcome.batches = batches;
+            outcome.stopped = stopped;
         }
-        results.insert(c.host.name.clone(), entry);
-    }
-
-    // Barrier: streams need every NATS node up (R3 needs three).
-    if let Some((c, _, agent_path)) = ready
-        .iter()
-        .find(|(c, _, _)| c.host.roles.contains(&Role::Nats))
-    {
-        let entry = results.get_mut(&c.host.name).expect("phase 1 recorded it");
-        if nats_ok && entry.status == HostStatus::Ok {
-            let plan = plan::streams_plan(c.host, &fleet, &run_id, options.check_only);
-            let took = Instant::now();
-            let result = run(c, agent_path, &plan, progress).await;
-            absorb(entry, took.elapsed(), result);
-        } else if entry.status == HostStatus::Ok {
-            entry.status = HostStatus::Failed;
-            entry.error = Some(format!(
-                "{}: streams not created: a NATS node failed above; fix it and deploy again",
-                c.host.name
-            ));
-        }
-    }
-
-    // Phases 3 and 4: the pipeline services start once every server they use is up (the
-    // streams exist, the schema is there), then the data flow is verified on every host.
-    let servers_ok = results.values().all(|r| {
-        r.status == HostStatus::Ok
-            || !inventory.hosts.iter().any(|h| {
-                h.name == r.host
-                    && (h.roles.contains(&Role::Nats) || h.roles.contains(&Role::Clickhouse))
-            })
-    });
-    let pipeline_hosts: Vec<Connected> = ready
-        .iter()
-        .map(|(c, _, _)| c.clone())
-        .filter(|c| !plan::pipeline::services_of(c.host).is_empty())
-        .filter(|c| results[&c.host.name].status == HostStatus::Ok)
-        .collect();
-    if !servers_ok {
-        for c in &pipeline_hosts {
-            let entry = results.get_mut(&c.host.name).expect("phase 1 recorded it");
-            entry.status = HostStatus::Failed;
-            entry.error = Some(format!(
-                "{}: storage and collectors not started: a NATS or ClickHouse host failed above; fix it and deploy again",
-                c.host.name
-            ));
-        }
-    } else {
-        for layer in [LayerName::Start, LayerName::Verify] {
-            let hosts: Vec<Connected> = pipeline_hosts
-                .iter()
-                .filter(|c| results[&c.host.name].status == HostStatus::Ok)
-                .cloned()
-                .collect();
-            let outcomes = session::on_each(&hosts, fanout.forks, |c| {
-                let (_, facts, agent_path) = ready
-                    .iter()
-                    .find(|(r, _, _)| r.host.name == c.host.name)
-                    .expect("every ready host has facts");
-                let fleet = &fleet;
-                let run_id = &run_id;
-                async move {
-                    let plan = match layer {
-                        LayerName::Start => plan::pipeline::services_plan(
-                            c.host,
-                            facts,
-                            fleet,
-                            run_id,
-                            options.check_only,
-                        )?,
-                        _ => {
-                            plan::pipeline::verify_plan(c.host, fleet, run_id, options.check_only)?
-                        }
-                    };
-                    run(&c, agent_path, &plan, progress).await
+        None => {
+            let names: Vec<String> = selected.iter().map(|h| h.name.clone()).collect();
+            match &options.rollback {
+                Some(to) => rollback_hosts(&ctx, &names, to.clone(), &mut results).await,
+                None => {
+                    servers_phase(&ctx, &names, &mut results).await;
+                    streams_phase(&ctx, &mut results).await;
+                    pipeline_phases(&ctx, &names, &mut results).await;
                 }
-            })
-            .await;
-            for (c, (took, result)) in hosts.iter().zip(outcomes) {
-                let entry = results.get_mut(&c.host.name).expect("phase 1 recorded it");
-                absorb(entry, took, result);
             }
         }
     }
@@ -280,10 +248,200 @@ pub async fn deploy(
         c.transport.close().await;
     }
     tracing::debug!("deploy took {:?}", started.elapsed());
-    Ok(selected
+    outcome.hosts = selected
         .iter()
         .filter_map(|h| results.remove(&h.name))
-        .collect())
+        .collect();
+    Ok(outcome)
+}
+
+/// Phase 1 on the ready hosts among `names`: the servers (install and init layers), in
+/// parallel; `update` installs nothing.
+pub(super) async fn servers_phase(
+    ctx: &Ctx<'_, '_>,
+    names: &[String],
+    results: &mut BTreeMap<String, HostDeploy>,
+) {
+    let hosts = ctx.ready_among(names);
+    let connections: Vec<Connected> = hosts.iter().map(|r| r.c.clone()).collect();
+    let options = ctx.options;
+    let outcomes = session::on_each(&connections, ctx.fanout.forks, |c| {
+        let r = ctx.ready(&c.host.name).expect("every ready host has facts");
+        async move {
+            let plan = plan::servers_plan(
+                c.host,
+                &r.facts,
+                &ctx.components,
+                &ctx.fleet,
+                &ctx.run_id,
+                options.check_only,
+            )?;
+            let plan = if options.update {
+                plan::update::without_installs(plan)
+            } else {
+                plan
+            };
+            run(&c, &r.agent_path, &plan, ctx.progress).await
+        }
+    })
+    .await;
+    for (r, (took, result)) in hosts.iter().zip(outcomes) {
+        let entry = host_result(&r.c.host.name, Some(r.facts.clone()), took, result);
+        results.insert(r.c.host.name.clone(), entry);
+    }
+}
+
+/// Barrier, then on one NATS node: the streams (R3 needs every node up). Nothing when no
+/// NATS host is selected.
+pub(super) async fn streams_phase(ctx: &Ctx<'_, '_>, results: &mut BTreeMap<String, HostDeploy>) {
+    let nats_ok = ctx
+        .ready
+        .iter()
+        .filter(|r| r.c.host.roles.contains(&Role::Nats))
+        .all(|r| results.get(&r.c.host.name).map(|e| e.status) == Some(HostStatus::Ok));
+    let Some(r) = ctx
+        .ready
+        .iter()
+        .find(|r| r.c.host.roles.contains(&Role::Nats))
+    else {
+        return;
+    };
+    let Some(entry) = results.get_mut(&r.c.host.name) else {
+        return;
+    };
+    if nats_ok && entry.status == HostStatus::Ok {
+        let plan = plan::streams_plan(r.c.host, &ctx.fleet, &ctx.run_id, ctx.options.check_only);
+        let took = Instant::now();
+        let result = run(&r.c, &r.agent_path, &plan, ctx.progress).await;
+        absorb(entry, took.elapsed(), result);
+    } else if entry.status == HostStatus::Ok {
+        entry.status = HostStatus::Failed;
+        entry.error = Some(format!(
+            "{}: streams not created: a NATS node failed above; fix it and deploy again",
+            r.c.host.name
+        ));
+    }
+}
+
+/// Phases 3 and 4 on the pipeline hosts among `names`: the services start once every server
+/// among `names` is up, then the data flow is verified.
+pub(super) async fn pipeline_phases(
+    ctx: &Ctx<'_, '_>,
+    names: &[String],
+    results: &mut BTreeMap<String, HostDeploy>,
+) {
+    let servers_ok = names.iter().all(|name| {
+        results.get(name).is_none_or(|r| r.status == HostStatus::Ok)
+            || !ctx.inventory.hosts.iter().any(|h| {
+                &h.name == name
+                    && (h.roles.contains(&Role::Nats) || h.roles.contains(&Role::Clickhouse))
+            })
+    });
+    let pipeline_hosts: Vec<Ready> = ctx
+        .ready_among(names)
+        .into_iter()
+        .filter(|r| !plan::pipeline::services_of(r.c.host).is_empty())
+        .filter(|r| results.get(&r.c.host.name).map(|e| e.status) == Some(HostStatus::Ok))
+        .collect();
+    if !servers_ok {
+        for r in &pipeline_hosts {
+            let entry = results
+                .get_mut(&r.c.host.name)
+                .expect("phase 1 recorded it");
+            entry.status = HostStatus::Failed;
+            entry.error = Some(format!(
+                "{}: storage and collectors not started: a NATS or ClickHouse host failed above; fix it and deploy again",
+                r.c.host.name
+            ));
+        }
+        return;
+    }
+    let options = ctx.options;
+    for layer in [LayerName::Start, LayerName::Verify] {
+        let hosts: Vec<Connected> = pipeline_hosts
+            .iter()
+            .filter(|r| results[&r.c.host.name].status == HostStatus::Ok)
+            .map(|r| r.c.clone())
+            .collect();
+        let outcomes = session::on_each(&hosts, ctx.fanout.forks, |c| {
+            let r = ctx.ready(&c.host.name).expect("every ready host has facts");
+            async move {
+                let plan = match layer {
+                    LayerName::Start => plan::pipeline::services_plan(
+                        c.host,
+                        &r.facts,
+                        &ctx.fleet,
+                        &ctx.run_id,
+                        options.check_only,
+                    )?,
+                    _ => plan::pipeline::verify_plan(
+                        c.host,
+                        &ctx.fleet,
+                        &ctx.run_id,
+                        options.check_only,
+                    )?,
+                };
+                run(&c, &r.agent_path, &plan, ctx.progress).await
+            }
+        })
+        .await;
+        for (c, (took, result)) in hosts.iter().zip(outcomes) {
+            let entry = results.get_mut(&c.host.name).expect("phase 1 recorded it");
+            absorb(entry, took, result);
+        }
+    }
+}
+
+/// `rollback`: the pipeline's services on the ready hosts among `names` switched to release
+/// `to` (None: the previous one) and restarted on it. Hosts that run no pipeline service
+/// have no release to switch, and say so.
+pub(super) async fn rollback_hosts(
+    ctx: &Ctx<'_, '_>,
+    names: &[String],
+    to: Option<String>,
+    results: &mut BTreeMap<String, HostDeploy>,
+) {
+    let hosts = ctx.ready_among(names);
+    let (with, without): (Vec<Ready>, Vec<Ready>) = hosts
+        .into_iter()
+        .partition(|r| plan::rollout::has_release(r.c.host));
+    for r in without {
+        let mut entry = host_result(
+            &r.c.host.name,
+            Some(r.facts.clone()),
+            Duration::ZERO,
+            Ok(vec![]),
+        );
+        entry.note = Some("runs no pipeline service: no release to roll back".into());
+        results.insert(r.c.host.name.clone(), entry);
+    }
+    let connections: Vec<Connected> = with.iter().map(|r| r.c.clone()).collect();
+    let options = ctx.options;
+    let outcomes = session::on_each(&connections, ctx.fanout.forks, |c| {
+        let r = ctx.ready(&c.host.name).expect("every ready host has facts");
+        let to = to.clone();
+        async move {
+            let plan = plan::rollout::rollback_plan(
+                c.host,
+                &r.facts,
+                &ctx.fleet,
+                &ctx.run_id,
+                to,
+                options.check_only,
+            )?;
+            run(&c, &r.agent_path, &plan, ctx.progress).await
+        }
+    })
+    .await;
+    for (r, (took, result)) in with.iter().zip(outcomes) {
+        match results.get_mut(&r.c.host.name) {
+            Some(entry) => absorb(entry, took, result),
+            None => {
+                let entry = host_result(&r.c.host.name, Some(r.facts.clone()), took, result);
+                results.insert(r.c.host.name.clone(), entry);
+            }
+        }
+    }
 }
 
 struct Detected {
@@ -383,7 +541,7 @@ async fn detect(
     })
 }
 
-async fn run(
+pub(super) async fn run(
     c: &Connected<'_>,
     agent_path: &str,
     plan: &HostPlan,
@@ -400,7 +558,7 @@ async fn run(
         .collect())
 }
 
-fn host_result(
+pub(super) fn host_result(
     name: &str,
     facts: Option<Facts>,
     took: Duration,
@@ -420,6 +578,8 @@ fn host_result(
                 facts,
                 steps,
                 duration: took,
+                batch: None,
+                note: None,
             }
         }
         Err(error) => {
@@ -433,7 +593,7 @@ fn host_result(
 }
 
 /// Adds a later phase's steps to a host's result; its first failure fails the host.
-fn absorb(entry: &mut HostDeploy, took: Duration, result: anyhow::Result<Vec<StepEnd>>) {
+pub(super) fn absorb(entry: &mut HostDeploy, took: Duration, result: anyhow::Result<Vec<StepEnd>>) {
     entry.duration += took;
     match result {
         Ok(steps) => {
@@ -451,7 +611,7 @@ fn absorb(entry: &mut HostDeploy, took: Duration, result: anyhow::Result<Vec<Ste
     }
 }
 
-fn first_failure(host: &str, steps: &[StepEnd]) -> Option<String> {
+pub(super) fn first_failure(host: &str, steps: &[StepEnd]) -> Option<String> {
     steps
         .iter()
         .find(|s| s.status == StepStatus::Failed)
@@ -464,7 +624,12 @@ fn first_failure(host: &str, steps: &[StepEnd]) -> Option<String> {
         })
 }
 
-fn failed_host(name: &str, status: HostStatus, error: String, took: Duration) -> HostDeploy {
+pub(super) fn failed_host(
+    name: &str,
+    status: HostStatus,
+    error: String,
+    took: Duration,
+) -> HostDeploy {
     HostDeploy {
         host: name.to_string(),
         status,
@@ -472,6 +637,8 @@ fn failed_host(name: &str, status: HostStatus, error: String, took: Duration) ->
         facts: None,
         steps: Vec::new(),
         duration: took,
+        batch: None,
+        note: None,
     }
 }
 

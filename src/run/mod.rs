@@ -9,6 +9,7 @@ pub mod day2;
 pub mod deploy;
 pub mod fanout;
 pub mod reattach;
+pub mod rollout;
 pub mod session;
 pub mod status;
 

@@ -140,6 +140,10 @@ if [ "$mode" = full ]; then
     printf 'listen_source=%s\n' "$src"
     section listen "$out"
 fi
+if [ -L "$dir/current" ]; then
+    r=$(readlink "$dir/current" 2>/dev/null)
+    printf 'release=%s\n' "${r##*/}"
+fi
 echo 'status_end=ok'
 "#
 );
@@ -237,6 +241,8 @@ pub struct HostProbe {
     pub streams: Option<Result<BTreeMap<String, StreamState>, String>>,
     /// Rows per table of `marketprism_hot`; None when ClickHouse is not probed here.
     pub tables: Option<Result<BTreeMap<String, u64>, String>>,
+    /// The pipeline release `{deploy_dir}/current` points at, when there is one.
+    pub release: Option<String>,
 }
 
 impl HostProbe {
@@ -326,6 +332,10 @@ pub fn parse(output: &str) -> Result<HostProbe, StatusParseError> {
             Err("ClickHouse did not answer /ping".into())
         });
     }
+    probe.release = raw
+        .get("release")
+        .filter(|r| !r.is_empty())
+        .map(str::to_string);
     Ok(probe)
 }
 

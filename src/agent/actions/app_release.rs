@@ -1,10 +1,16 @@
 //! The pipeline's release: this very program copied to `{dir}/releases/{id}/mp-remote`, with
 //! `{dir}/current` pointing at it and `{dir}/previous` at the release it replaced. Every switch
-//! is a rename of a symlink (atomic); releases other than those two are pruned.
+//! is a rename of a symlink (atomic). The newest [`KEEP`] releases stay on disk (always with
+//! `current` and `previous`), so a rollback can go further back than one release.
 
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
+
+/// Releases kept per host, `current` and `previous` among them.
+pub const KEEP: usize = 5;
+/// In each release directory: when it was installed (unix seconds), to keep the newest.
+const INSTALLED_AT: &str = ".installed-at";
 
 use crate::agent::outcome::{Outcome, StepError};
 
@@ -34,16 +40,7 @@ pub async fn apply(dir: &str, sha256: &str, check_only: bool) -> Result<Outcome,
     if check_only {
         return Ok(Outcome::changed(change.clone(), vec![change]));
     }
-    let me = std::env::current_exe()
-        .map_err(|e| StepError::new(format!("cannot locate the agent's own binary: {e}")))?;
-    let mine = file_sha256(&me).map_err(StepError::new)?;
-    if mine != sha256 {
-        return Err(StepError::new(format!(
-            "the agent binary on the host ({}) has sha256 {mine}, the deploy expected {sha256}",
-            me.display()
-        ))
-        .hint("run the deploy again: the control node pushes the agent first"));
-    }
+    let me = pushed_build(sha256)?;
     install(&me, &target, &binary).map_err(|e| {
         StepError::new(format!(
             "cannot install release {id} in {}: {e}",
@@ -68,10 +65,147 @@ pub async fn apply(dir: &str, sha256: &str, check_only: bool) -> Result<Outcome,
     .into_iter()
     .flatten()
     .collect();
-    for pruned in prune(&dir.join("releases"), &keep) {
+    for pruned in prune(&dir.join("releases"), &keep, KEEP) {
         changes.push(format!("remove old release {pruned}"));
     }
     Ok(Outcome::changed(change, changes))
+}
+
+/// The build the control node pushed, by its sha256: this very program, or the file pushed
+/// beside it when the agent runs through a wrapper (an `--agent-binary` script that execs
+/// another build).
+fn pushed_build(sha256: &str) -> Result<PathBuf, StepError> {
+    let me = std::env::current_exe()
+        .map_err(|e| StepError::new(format!("cannot locate the agent's own binary: {e}")))?;
+    let mine = file_sha256(&me).map_err(StepError::new)?;
+    if mine == sha256 {
+        return Ok(me);
+    }
+    let name = format!("mp-remote-{}", release_id(sha256));
+    let pushed = [
+        Some(
+            Path::new(crate::plan::build::STATE_DIR)
+                .join("bin")
+                .join(&name),
+        ),
+        std::env::var_os("HOME").map(|home| Path::new(&home).join(".mp-remote/bin").join(&name)),
+    ];
+    for candidate in pushed.into_iter().flatten() {
+        if file_sha256(&candidate).as_deref() == Ok(sha256) {
+            return Ok(candidate);
+        }
+    }
+    Err(StepError::new(format!(
+        "the agent binary on the host ({}) has sha256 {mine}, the deploy expected {sha256}",
+        me.display()
+    ))
+    .hint("run the deploy again: the control node pushes the agent first"))
+}
+
+/// Switches `current` back to `to` (a release id), or to `previous`; the release it leaves
+/// becomes `previous` and stays on disk for inspection.
+pub async fn rollback(dir: &str, to: Option<&str>, check_only: bool) -> Result<Outcome, StepError> {
+    let dir = PathBuf::from(dir);
+    let current = dir.join("current");
+    let releases = dir.join("releases");
+    let Ok(now) = std::fs::read_link(&current) else {
+        return Err(StepError::new(format!(
+            "no release is installed in {}: nothing to roll back",
+            dir.display()
+        ))
+        .hint("deploy first; rollback switches between releases a deploy installed"));
+    };
+    let target = match to {
+        Some(id) => releases.join(id),
+        None => std::fs::read_link(dir.join("previous")).map_err(|_| {
+            StepError::new(format!(
+                "no previous release in {} to roll back to (current is {})",
+                dir.display(),
+                name_of(&now)
+            ))
+            .hint(available(&releases))
+        })?,
+    };
+    if !target.join("mp-remote").is_file() {
+        return Err(StepError::new(format!(
+            "release {} is not on this host ({} has no mp-remote)",
+            name_of(&target),
+            target.display()
+        ))
+        .hint(available(&releases)));
+    }
+    if target == now {
+        return Ok(Outcome::unchanged(format!(
+            "release {} is current already",
+            name_of(&target)
+        )));
+    }
+    let change = format!(
+        "roll back {} to release {} (was {})",
+        current.display(),
+        name_of(&target),
+        name_of(&now)
+    );
+    if check_only {
+        return Ok(Outcome::changed(format!("would {change}"), vec![change]));
+    }
+    swap_symlink(&dir.join("previous"), &now)
+        .map_err(|e| StepError::new(format!("cannot keep the release rolled back from: {e}")))?;
+    swap_symlink(&current, &target)
+        .map_err(|e| StepError::new(format!("cannot switch {}: {e}", current.display())))?;
+    Ok(Outcome::changed(
+        format!(
+            "rolled back to release {} (was {}, kept as previous for inspection)",
+            name_of(&target),
+            name_of(&now)
+        ),
+        vec![change, format!("keep {} as previous", name_of(&now))],
+    ))
+}
+
+/// "releases on this host: a (current), b, c", newest first.
+fn available(releases: &Path) -> String {
+    let names: Vec<String> = by_age(releases).iter().map(|p| name_of(p)).collect();
+    if names.is_empty() {
+        format!("{} holds no release", releases.display())
+    } else {
+        format!(
+            "releases on this host, newest first: {}; pass one with --to",
+            names.join(", ")
+        )
+    }
+}
+
+/// The release directories, newest install first.
+fn by_age(releases: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(releases) else {
+        return Vec::new();
+    };
+    let mut dirs: Vec<(u64, PathBuf)> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .map(|p| (installed_at(&p), p))
+        .collect();
+    dirs.sort_by(|a, b| b.cmp(a));
+    dirs.into_iter().map(|(_, p)| p).collect()
+}
+
+/// When a release was installed: its record, else its directory's mtime.
+fn installed_at(release: &Path) -> u64 {
+    std::fs::read_to_string(release.join(INSTALLED_AT))
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .or_else(|| {
+            let modified = std::fs::metadata(release).ok()?.modified().ok()?;
+            Some(
+                modified
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .ok()?
+                    .as_secs(),
+            )
+        })
+        .unwrap_or(0)
 }
 
 fn name_of(path: &Path) -> String {
@@ -92,7 +226,11 @@ fn install(from: &Path, dir: &Path, binary: &Path) -> std::io::Result<()> {
     let temp = dir.join(".mp-remote.tmp");
     std::fs::copy(from, &temp)?;
     std::fs::set_permissions(&temp, std::fs::Permissions::from_mode(0o755))?;
-    std::fs::rename(&temp, binary)
+    std::fs::rename(&temp, binary)?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    std::fs::write(dir.join(INSTALLED_AT), format!("{}\n", now.as_secs()))
 }
 
 /// Points `link` at `target` with one rename, never leaving it missing.
@@ -103,15 +241,19 @@ fn swap_symlink(link: &Path, target: &Path) -> std::io::Result<()> {
     std::fs::rename(&temp, link)
 }
 
-/// Removes every release not in `keep`; returns their names.
-fn prune(releases: &Path, keep: &[PathBuf]) -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir(releases) else {
-        return Vec::new();
-    };
+/// Removes every release but those in `keep` and the newest `newest`; returns their names.
+fn prune(releases: &Path, keep: &[PathBuf], newest: usize) -> Vec<String> {
+    let mut kept = keep.len();
     let mut removed = Vec::new();
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if !keep.contains(&path) && std::fs::remove_dir_all(&path).is_ok() {
+    for path in by_age(releases) {
+        if keep.contains(&path) {
+            continue;
+        }
+        if kept < newest {
+            kept += 1;
+            continue;
+        }
+        if std::fs::remove_dir_all(&path).is_ok() {
             removed.push(name_of(&path));
         }
     }
@@ -123,20 +265,97 @@ fn prune(releases: &Path, keep: &[PathBuf]) -> Vec<String> {
 mod tests {
     use super::*;
 
+    /// Releases a..g installed in that order (g newest).
+    fn seven_releases(releases: &Path) {
+        for (at, id) in ["a", "b", "c", "d", "e", "f", "g"].iter().enumerate() {
+            std::fs::create_dir_all(releases.join(id)).unwrap();
+            std::fs::write(releases.join(id).join("mp-remote"), id).unwrap();
+            std::fs::write(
+                releases.join(id).join(INSTALLED_AT),
+                format!("{}", 1000 + at),
+            )
+            .unwrap();
+        }
+    }
+
     #[test]
-    fn switching_keeps_one_previous_and_prunes_the_rest() {
+    fn pruning_keeps_current_previous_and_the_newest_five() {
         let dir = tempfile::tempdir().unwrap();
         let releases = dir.path().join("releases");
-        for id in ["a", "b", "c"] {
-            std::fs::create_dir_all(releases.join(id)).unwrap();
-        }
+        seven_releases(&releases);
         let current = dir.path().join("current");
         swap_symlink(&current, &releases.join("b")).unwrap();
-        swap_symlink(&current, &releases.join("c")).unwrap();
-        assert_eq!(std::fs::read_link(&current).unwrap(), releases.join("c"));
-        let removed = prune(&releases, &[releases.join("c"), releases.join("b")]);
-        assert_eq!(removed, ["a"]);
-        assert!(releases.join("b").exists() && releases.join("c").exists());
+        swap_symlink(&current, &releases.join("g")).unwrap();
+        assert_eq!(std::fs::read_link(&current).unwrap(), releases.join("g"));
+        // An old release kept as previous (a rollback went there) survives.
+        let removed = prune(&releases, &[releases.join("g"), releases.join("a")], KEEP);
+        assert_eq!(removed, ["b", "c"]);
+        for id in ["a", "d", "e", "f", "g"] {
+            assert!(releases.join(id).exists(), "{id}");
+        }
+    }
+
+    #[tokio::test]
+    async fn rollback_goes_to_previous_or_a_named_release_and_keeps_the_one_it_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let releases = dir.path().join("releases");
+        seven_releases(&releases);
+        let path = dir.path().to_str().unwrap();
+        let error = rollback(path, None, false).await.unwrap_err();
+        assert!(
+            error.message.contains("no release is installed"),
+            "{error:?}"
+        );
+        swap_symlink(&dir.path().join("current"), &releases.join("g")).unwrap();
+        swap_symlink(&dir.path().join("previous"), &releases.join("f")).unwrap();
+
+        let preview = rollback(path, None, true).await.unwrap();
+        assert!(
+            preview.message.starts_with("would roll back"),
+            "{preview:?}"
+        );
+        assert_eq!(
+            std::fs::read_link(dir.path().join("current")).unwrap(),
+            releases.join("g")
+        );
+
+        let done = rollback(path, None, false).await.unwrap();
+        assert_eq!(done.status, crate::agent::event::StepStatus::Changed);
+        assert!(
+            done.message.contains("rolled back to release f (was g"),
+            "{done:?}"
+        );
+        assert_eq!(
+            std::fs::read_link(dir.path().join("current")).unwrap(),
+            releases.join("f")
+        );
+        assert_eq!(
+            std::fs::read_link(dir.path().join("previous")).unwrap(),
+            releases.join("g")
+        );
+
+        let again = rollback(path, Some("f"), false).await.unwrap();
+        assert_eq!(
+            again.status,
+            crate::agent::event::StepStatus::Ok,
+            "{again:?}"
+        );
+        let further = rollback(path, Some("c"), false).await.unwrap();
+        assert!(further.message.contains("release c (was f"), "{further:?}");
+
+        let missing = rollback(path, Some("zz"), false).await.unwrap_err();
+        assert!(
+            missing.message.contains("release zz is not on this host"),
+            "{missing:?}"
+        );
+        assert!(
+            missing
+                .hint
+                .as_deref()
+                .unwrap_or("")
+                .contains("newest first: g, f, e"),
+            "{missing:?}"
+        );
     }
 
     #[tokio::test]

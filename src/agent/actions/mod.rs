@@ -6,12 +6,14 @@ pub mod clickhouse_schema;
 pub mod deb;
 pub mod directory;
 pub mod file;
+pub mod gate;
 pub mod nats_streams;
 pub mod packages;
 pub mod port;
 pub mod release;
 pub mod script;
 pub mod service;
+pub mod streams_current;
 pub mod supervised;
 pub mod system_user;
 pub mod vendor_files;
@@ -123,6 +125,32 @@ pub async fn perform(
         } => deb::apply(package, path, sha256, check_only).await,
         Action::SystemUser { name, home } => system_user::apply(name, home, check_only).await,
         Action::AppRelease { dir, sha256 } => app_release::apply(dir, sha256, check_only).await,
+        Action::AppRollback { dir, to } => {
+            app_release::rollback(dir, to.as_deref(), check_only).await
+        }
+        Action::HealthGate {
+            probes,
+            consecutive,
+            interval_ms,
+            timeout_secs,
+        } => {
+            gate::apply(
+                probes,
+                *consecutive,
+                Duration::from_millis(*interval_ms),
+                Duration::from_secs(*timeout_secs),
+                check_only,
+            )
+            .await
+        }
+        Action::StreamsCurrent {
+            url,
+            streams,
+            timeout_secs,
+        } => {
+            streams_current::apply(url, streams, Duration::from_secs(*timeout_secs), check_only)
+                .await
+        }
         Action::VerifyPublishing {
             health_url,
             timeout_secs,

@@ -81,7 +81,7 @@ pub async fn service_log(unit: &str) -> String {
 
 /// One health probe: Ok when it answers 2xx and the expected JSON field has the wanted value.
 /// The JSON is parsed, never substring-matched ("unhealthy" contains "healthy").
-async fn probe(
+pub(crate) async fn probe(
     client: &reqwest::Client,
     url: &str,
     expect: Option<&JsonExpectation>,

@@ -15,7 +15,7 @@ impl Paint {
     pub fn status(self, text: &str, word: &str) -> String {
         let code = match word {
             "ok" => "32",
-            "changed" | "would" => "33",
+            "changed" | "would" | "rolled_back" => "33",
             "skipped" | "running" => "2",
             "failed" | "FAILED" | "unreachable" | "timed_out" | "interrupted" | "error" => "31",
             _ => return text.to_string(),
@@ -82,6 +82,7 @@ pub fn recap(record: &RunRecord, paint: Paint) -> String {
         );
     }
     let _ = writeln!(out, "{}", totals(record));
+    out.push_str(&batches(record, paint));
     let changed: usize = record
         .hosts
         .iter()
@@ -92,6 +93,35 @@ pub fn recap(record: &RunRecord, paint: Paint) -> String {
         let _ = writeln!(out, "\nnothing changed: every host already as wanted");
     }
     out.push_str(&failures(record, paint));
+    out
+}
+
+/// A rolling run: one line per batch (`batch 2/5  nats        ok           12.3s  h2`), its
+/// data-flow or rollback detail below it, then why the rollout stopped.
+pub fn batches(record: &RunRecord, paint: Paint) -> String {
+    let mut out = String::new();
+    if record.batches.is_empty() {
+        return out;
+    }
+    let total = record.batches.len();
+    let _ = writeln!(out);
+    for b in &record.batches {
+        let result = paint.status(&format!("{:<11}", b.result), &b.result);
+        let _ = writeln!(
+            out,
+            "batch {:>2}/{total} {:<10} {result} {:>9}  {}",
+            b.index,
+            b.group,
+            secs(b.duration_ms),
+            b.hosts.join(", ")
+        );
+        if let Some(detail) = &b.detail {
+            let _ = writeln!(out, "  {}", paint.dim(detail));
+        }
+    }
+    if let Some(why) = &record.stopped {
+        let _ = writeln!(out, "{}: {why}", paint.status("stopped", "failed"));
+    }
     out
 }
 
@@ -133,6 +163,9 @@ pub fn failures(record: &RunRecord, paint: Paint) -> String {
         if let Some(error) = &host.error {
             let status = host.status.as_str();
             let _ = writeln!(out, "\n{}: {error}", paint.status(status, status));
+            if let Some(note) = &host.note {
+                let _ = writeln!(out, "  {note}");
+            }
             // The hint of a failed step, unless the error line carries it already.
             for step in host.steps.iter().filter(|s| s.status.is_failure()) {
                 if let Some(hint) = step.hint.as_ref().filter(|h| !error.contains(h.as_str())) {
