@@ -1,10 +1,12 @@
 //! The command line: clap arguments, one file per subcommand, and everything that prints.
 
 mod agent;
+mod audit;
 mod clean;
 mod deploy;
 mod facts;
 mod inventory_check;
+mod lock;
 mod logging;
 mod logs;
 mod ping;
@@ -133,6 +135,13 @@ pub enum Command {
     Restart(service_ctl::StartArgs),
     /// The last journal lines of a service, from each host that runs it.
     Logs(logs::Args),
+    /// The fleet lease that deploy, update and clean take on every host: who holds it, and
+    /// removing one a dead run left.
+    #[command(subcommand)]
+    Lock(lock::LockCommand),
+    /// The last lines of each host's audit log (/var/log/mp-remote/audit.jsonl): who changed
+    /// it, when, with which run and release.
+    Audit(audit::Args),
     /// Stop and remove what deploy installed (units, packages, mp-remote's files); keeps the
     /// data unless --purge-data. Asks first; without a terminal it needs --yes.
     Clean(clean::Args),
@@ -392,6 +401,8 @@ async fn run(cli: Cli) -> ExitCode {
             service_ctl::run(&hosts, &fanout, control, args.service, args.wait).await
         }
         Command::Logs(args) => logs::run(&inventory, &hosts, &fanout, args.clone()).await,
+        Command::Lock(command) => lock::run(&hosts, &fanout, command).await,
+        Command::Audit(args) => audit::run(&hosts, &fanout, args).await,
         Command::Clean(args) => clean::run(&hosts, &fanout, args.clone(), &settings).await,
         // Handled above, before the inventory is read.
         Command::Runs | Command::Report(_) => ExitCode::Usage,

@@ -3,11 +3,13 @@
 
 pub mod agent_exec;
 pub mod agent_glibc;
+pub mod audit;
 pub mod clean;
 pub mod connect;
 pub mod day2;
 pub mod deploy;
 pub mod fanout;
+pub mod lease;
 pub mod reattach;
 pub mod rollout;
 pub mod session;

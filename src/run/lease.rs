@@ -1,0 +1,615 @@
+//! The fleet lease: before a run changes hosts it takes a lease on every one of them, so that
+//! two operators never deploy the same fleet at once. A lease is a JSON file on the host
+//! ([`LEASE_FILE`]), taken and renewed by one exec of [`SCRIPT`] under a host-side lock; its
+//! expiry runs on the host's clock, so the control node's clock does not matter.
+//!
+//! The script's command line and the reading of its answer are pure functions (tested beside
+//! this file, the script itself against temp dirs); only the `async` functions touch hosts.
+
+// Errors carry the holder's whole lease for the message; they are rare and cold.
+#![allow(clippy::result_large_err)]
+
+use std::future::Future;
+use std::time::Duration;
+
+use futures::future::join_all;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use super::session::Connected;
+use crate::transport::shell::{quote, with_become};
+use crate::transport::{ExecOutput, TransportError};
+
+/// Where a host keeps its lease.
+pub const LEASE_FILE: &str = "/var/lib/mp-remote/lease.json";
+
+/// How long a lease lives unless renewed (runs renew it every third of this).
+pub const DEFAULT_TTL: Duration = Duration::from_secs(5 * 60);
+
+/// The lease format this build writes and understands.
+pub const FORMAT: u64 = 1;
+
+/// The host side: run with `sh -s -- ACTION FILE [RUN_ID TTL OWNER COMMAND]`, fed on stdin.
+pub const SCRIPT: &str = include_str!("lease.sh");
+
+/// The script's exit codes (see the head of `lease.sh`).
+const EXIT_HELD: u32 = 10;
+const EXIT_CORRUPT: u32 = 11;
+const EXIT_FUTURE: u32 = 12;
+const EXIT_NOT_OURS: u32 = 13;
+
+/// How much of an unreadable lease file an error quotes.
+const EXCERPT_CHARS: usize = 200;
+
+/// A lease as the host's file holds it (`format` 1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    pub format: u64,
+    /// `user@control-host` of the run that took it.
+    pub owner: String,
+    pub run_id: String,
+    pub command: String,
+    /// RFC 3339, the host's clock.
+    pub started: String,
+    /// RFC 3339, the host's clock.
+    pub expires: String,
+    /// Seconds since the epoch, the host's clock: what expiry is decided on.
+    pub expires_epoch: i64,
+}
+
+impl Lease {
+    /// "alice@laptop (run 20250102-030405-4242, deploy) since 2025-01-02T03:04:05Z"
+    pub fn holder(&self) -> String {
+        format!(
+            "{} (run {}, {}) since {}",
+            self.owner, self.run_id, self.command, self.started
+        )
+    }
+}
+
+/// What a run asks for: who it is and for how long.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseRequest {
+    pub owner: String,
+    pub run_id: String,
+    pub command: String,
+    pub ttl: Duration,
+}
+
+impl LeaseRequest {
+    /// A lease for `run_id` running `command`, owned by this user on this machine, for
+    /// [`DEFAULT_TTL`].
+    pub fn new(run_id: impl Into<String>, command: impl Into<String>) -> Self {
+        Self {
+            owner: local_owner(),
+            run_id: run_id.into(),
+            command: command.into(),
+            ttl: DEFAULT_TTL,
+        }
+    }
+}
+
+/// Why a host's lease could not be taken, renewed, read or removed.
+#[derive(Debug, Error)]
+pub enum LeaseError {
+    #[error("{host}: held by {} (run {}, {}) since {}; it expires at {}; wait, or run `mp-remote lock release --limit {host} --reason TEXT` if that run is dead", lease.owner, lease.run_id, lease.command, lease.started, lease.expires)]
+    Held { host: String, lease: Lease },
+
+    #[error("{host}: {path} is not a lease this mp-remote can read (it needs \"format\" and \"expires_epoch\"): {content_excerpt:?}; nothing was changed. Look at it, then remove it with `mp-remote lock release --limit {host} --reason TEXT`")]
+    Corrupt {
+        host: String,
+        path: String,
+        content_excerpt: String,
+    },
+
+    #[error("{host}: {path} has lease format {format}, newer than this mp-remote understands ({FORMAT}); nothing was changed. Use the newer mp-remote, or once no run is going on, `mp-remote lock release --limit {host} --reason TEXT`")]
+    FutureFormat {
+        host: String,
+        path: String,
+        format: u64,
+    },
+
+    /// Renewing found the lease gone or someone else's.
+    #[error("{host}: the lease of run {run_id} is gone{}; this run no longer holds the host", now_there.as_ref().map(|l| format!(" (now held by {})", l.holder())).unwrap_or_default())]
+    Lost {
+        host: String,
+        run_id: String,
+        now_there: Option<Lease>,
+    },
+
+    #[error("{}", transport_line(host, source))]
+    Transport {
+        host: String,
+        #[source]
+        source: TransportError,
+    },
+
+    /// The script failed (sudo refused, a read-only disk, a stuck lock) or answered nonsense.
+    #[error("{host}: the lease script on the host failed ({status}): {detail}")]
+    Script {
+        host: String,
+        status: String,
+        detail: String,
+    },
+}
+
+impl LeaseError {
+    pub fn host(&self) -> &str {
+        match self {
+            Self::Held { host, .. }
+            | Self::Corrupt { host, .. }
+            | Self::FutureFormat { host, .. }
+            | Self::Lost { host, .. }
+            | Self::Transport { host, .. }
+            | Self::Script { host, .. } => host,
+        }
+    }
+
+    /// Never got in (DNS, TCP, host key, authentication), as opposed to got in and failed.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, Self::Transport { source, .. } if source.is_unreachable())
+    }
+}
+
+fn transport_line(host: &str, source: &TransportError) -> String {
+    let text = source.to_string();
+    if text.starts_with(&format!("{host}:")) {
+        text
+    } else {
+        format!("{host}: {text}")
+    }
+}
+
+/// What one action asks the script to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Read,
+    Acquire,
+    Renew,
+    /// Remove the lease if it names the run.
+    Release,
+    /// Remove whatever lease is there.
+    Force,
+}
+
+impl Action {
+    fn word(self) -> &'static str {
+        match self {
+            Action::Read => "read",
+            Action::Acquire => "acquire",
+            Action::Renew => "renew",
+            Action::Release => "release",
+            Action::Force => "force",
+        }
+    }
+}
+
+/// What the script found before acting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Found {
+    Absent,
+    /// `read` does not judge what it found.
+    Present,
+    Corrupt,
+    Future,
+    Ours,
+    Expired,
+    Held,
+}
+
+/// The script's answer: the host's clock, what it found, and the lease text it printed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub now: i64,
+    pub found: Found,
+    pub body: String,
+}
+
+/// A lease as a host holds it at a moment of its own clock (`lock status`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observed {
+    /// The host's `date +%s`.
+    pub host_now: i64,
+    pub lease: Option<Lease>,
+}
+
+impl Observed {
+    /// Seconds until the lease expires on the host's clock; None when free or expired.
+    pub fn remaining(&self) -> Option<i64> {
+        let lease = self.lease.as_ref()?;
+        (lease.expires_epoch > self.host_now).then(|| lease.expires_epoch - self.host_now)
+    }
+}
+
+/// A lease removed by `lock release`: a lease, or a file that was not one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Removed {
+    Lease(Lease),
+    Unreadable { content_excerpt: String },
+}
+
+impl std::fmt::Display for Removed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Removed::Lease(lease) => {
+                write!(f, "lease of {}, expiring {}", lease.holder(), lease.expires)
+            }
+            Removed::Unreadable { content_excerpt } => {
+                write!(f, "unreadable lease file {content_excerpt:?}")
+            }
+        }
+    }
+}
+
+/// `user@host` of whoever runs this process: `$USER` (else the uid's account name, else
+/// "unknown") at this machine's hostname.
+pub fn local_owner() -> String {
+    let user = std::env::var("USER")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .or_else(uid_name)
+        .unwrap_or_else(|| "unknown".into());
+    format!("{user}@{}", hostname().unwrap_or_else(|| "unknown".into()))
+}
+
+fn uid_name() -> Option<String> {
+    // SAFETY: getpwuid returns a pointer into static storage or null; we copy the name out at
+    // once, before any other call could overwrite it.
+    unsafe {
+        let entry = libc::getpwuid(libc::getuid());
+        if entry.is_null() || (*entry).pw_name.is_null() {
+            return None;
+        }
+        let name = std::ffi::CStr::from_ptr((*entry).pw_name);
+        Some(name.to_string_lossy().into_owned()).filter(|n| !n.is_empty())
+    }
+}
+
+fn hostname() -> Option<String> {
+    let mut buffer = [0u8; 256];
+    // SAFETY: the buffer is valid for its whole length; gethostname writes at most that much.
+    let rc = unsafe { libc::gethostname(buffer.as_mut_ptr().cast(), buffer.len()) };
+    if rc != 0 {
+        return None;
+    }
+    let end = buffer.iter().position(|&b| b == 0).unwrap_or(buffer.len());
+    Some(String::from_utf8_lossy(&buffer[..end]).into_owned()).filter(|h| !h.is_empty())
+}
+
+/// `s` as the inside of a JSON string (without the quotes).
+pub fn json_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 || c == '\u{7f}' => {
+                out.push_str(&format!("\\u{:04x}", c as u32));
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A run id the script can compare as plain text: `[A-Za-z0-9._-]`, not empty.
+fn valid_run_id(run_id: &str) -> bool {
+    !run_id.is_empty()
+        && run_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+}
+
+/// The command line that runs [`SCRIPT`] (fed on stdin) for `action` on `path`; the request's
+/// strings go JSON-escaped and shell-quoted as arguments, never into the script's text.
+pub fn command(action: Action, path: &str, request: Option<&LeaseRequest>) -> String {
+    let mut line = format!("sh -s -- {} {}", action.word(), quote(path));
+    if let Some(r) = request {
+        let ttl = r.ttl.as_secs().max(1).to_string();
+        for arg in [
+            r.run_id.clone(),
+            ttl,
+            json_escape(&r.owner),
+            json_escape(&r.command),
+        ] {
+            line.push(' ');
+            line.push_str(&quote(&arg));
+        }
+    }
+    line
+}
+
+/// Reads the script's output: `now N`, `state S`, then the lease text.
+pub fn parse_reply(stdout: &str) -> Option<Reply> {
+    let mut lines = stdout.splitn(3, '\n');
+    let now = lines.next()?.strip_prefix("now ")?.trim().parse().ok()?;
+    let found = match lines.next()?.strip_prefix("state ")?.trim() {
+        "absent" => Found::Absent,
+        "found" => Found::Present,
+        "corrupt" => Found::Corrupt,
+        "future" => Found::Future,
+        "ours" => Found::Ours,
+        "expired" => Found::Expired,
+        "held" => Found::Held,
+        _ => return None,
+    };
+    let body = lines.next().unwrap_or("").to_string();
+    Some(Reply { now, found, body })
+}
+
+/// The first `EXCERPT_CHARS` characters of a file's text, for messages.
+fn excerpt(body: &str) -> String {
+    let text = body.trim();
+    match text.char_indices().nth(EXCERPT_CHARS) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_string(),
+    }
+}
+
+/// The number after `"format":` in a text that may not be JSON at all; None when there is
+/// none, `u64::MAX` when it is too long to be one.
+fn format_of(body: &str) -> Option<u64> {
+    let at = body.find("\"format\"")?;
+    let rest = body[at + "\"format\"".len()..].trim_start();
+    let rest = rest.strip_prefix(':')?.trim_start();
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    if digits.is_empty() {
+        return None;
+    }
+    Some(digits.parse().unwrap_or(u64::MAX))
+}
+
+/// Parses a lease text the script vouched for: a newer format is [`LeaseError::FutureFormat`]
+/// (whatever its fields), anything else that is not a lease is [`LeaseError::Corrupt`].
+fn parse_lease(host: &str, path: &str, body: &str) -> Result<Lease, LeaseError> {
+    if let Some(format) = format_of(body).filter(|&f| f > FORMAT) {
+        return Err(LeaseError::FutureFormat {
+            host: host.into(),
+            path: path.into(),
+            format,
+        });
+    }
+    serde_json::from_str(body.trim()).map_err(|_| LeaseError::Corrupt {
+        host: host.into(),
+        path: path.into(),
+        content_excerpt: excerpt(body),
+    })
+}
+
+/// The script's exit status and output as the outcome of `action` on `host`: the lease now
+/// in effect (written, found, or removed), or why not.
+pub fn interpret(
+    host: &str,
+    path: &str,
+    action: Action,
+    run_id: &str,
+    output: &ExecOutput,
+) -> Result<(Reply, Option<Lease>), LeaseError> {
+    let stdout = output.stdout_text();
+    let script_error = |detail: String| LeaseError::Script {
+        host: host.into(),
+        status: match output.status {
+            Some(code) => format!("exit {code}"),
+            None => "killed by a signal".into(),
+        },
+        detail,
+    };
+    let Some(reply) = parse_reply(&stdout) else {
+        let stderr = output.stderr_text();
+        let detail = if stderr.trim().is_empty() {
+            format!("unexpected output {:?}", excerpt(&stdout))
+        } else {
+            stderr.trim().to_string()
+        };
+        return Err(script_error(detail));
+    };
+    let lease = || parse_lease(host, path, &reply.body);
+    match output.status {
+        Some(0) => {
+            let kept = match (action, reply.found) {
+                // Acquire and renew print the lease they wrote, whatever they found.
+                (Action::Acquire | Action::Renew, _) => Some(lease()?),
+                (_, Found::Absent) => None,
+                // What force removed may not be a lease at all, and release leaves another
+                // run's file as it is: neither is an error.
+                (Action::Force | Action::Release, _) => lease().ok(),
+                _ => Some(lease()?),
+            };
+            Ok((reply, kept))
+        }
+        Some(EXIT_HELD) => Err(LeaseError::Held {
+            host: host.into(),
+            lease: lease()?,
+        }),
+        Some(EXIT_CORRUPT) => Err(LeaseError::Corrupt {
+            host: host.into(),
+            path: path.into(),
+            content_excerpt: excerpt(&reply.body),
+        }),
+        Some(EXIT_FUTURE) => Err(LeaseError::FutureFormat {
+            host: host.into(),
+            path: path.into(),
+            format: format_of(&reply.body).unwrap_or(0),
+        }),
+        Some(EXIT_NOT_OURS) => Err(LeaseError::Lost {
+            host: host.into(),
+            run_id: run_id.into(),
+            now_there: match reply.found {
+                Found::Absent => None,
+                _ => lease().ok(),
+            },
+        }),
+        _ => Err(script_error(output.stderr_text().trim().to_string())),
+    }
+}
+
+/// Runs `action` on one host.
+async fn run_script(
+    c: &Connected<'_>,
+    action: Action,
+    request: Option<&LeaseRequest>,
+) -> Result<(Reply, Option<Lease>), LeaseError> {
+    let host = &c.host.name;
+    let run_id = request.map(|r| r.run_id.as_str()).unwrap_or("");
+    if request.is_some() && !valid_run_id(run_id) {
+        return Err(LeaseError::Script {
+            host: host.clone(),
+            status: "not run".into(),
+            detail: format!("run id {run_id:?} must be made of [A-Za-z0-9._-]"),
+        });
+    }
+    let line = with_become(&command(action, LEASE_FILE, request), c.host.become_);
+    let output = c
+        .transport
+        .exec(&line, SCRIPT.as_bytes())
+        .await
+        .map_err(|source| LeaseError::Transport {
+            host: host.clone(),
+            source,
+        })?;
+    interpret(host, LEASE_FILE, action, run_id, &output)
+}
+
+/// Takes the lease on one host; returns it as written.
+pub async fn acquire(c: &Connected<'_>, request: &LeaseRequest) -> Result<Lease, LeaseError> {
+    let (_, lease) = run_script(c, Action::Acquire, Some(request)).await?;
+    lease.ok_or_else(|| LeaseError::Script {
+        host: c.host.name.clone(),
+        status: "exit 0".into(),
+        detail: "the script wrote no lease".into(),
+    })
+}
+
+/// Takes the lease on every host at once. If any host refuses, gives back the leases it took
+/// (only those naming this run) and returns every host's error.
+pub async fn acquire_all(
+    hosts: &[Connected<'_>],
+    request: &LeaseRequest,
+) -> Result<(), Vec<LeaseError>> {
+    let results = join_all(hosts.iter().map(|c| acquire(c, request))).await;
+    let errors: Vec<LeaseError> = results.into_iter().filter_map(Result::err).collect();
+    if errors.is_empty() {
+        return Ok(());
+    }
+    let failed: Vec<&str> = errors.iter().map(LeaseError::host).collect();
+    let taken: Vec<Connected<'_>> = hosts
+        .iter()
+        .filter(|c| !failed.contains(&c.host.name.as_str()))
+        .cloned()
+        .collect();
+    let mut errors = errors;
+    errors.extend(release_all(&taken, &request.run_id).await);
+    Err(errors)
+}
+
+/// Pushes the expiry of this run's leases one TTL ahead. Returns the hosts where that failed,
+/// among them those where the lease is no longer this run's ([`LeaseError::Lost`]).
+pub async fn renew_all(hosts: &[Connected<'_>], request: &LeaseRequest) -> Vec<LeaseError> {
+    join_all(
+        hosts
+            .iter()
+            .map(|c| run_script(c, Action::Renew, Some(request))),
+    )
+    .await
+    .into_iter()
+    .filter_map(Result::err)
+    .collect()
+}
+
+/// Runs `work` while renewing the leases every third of their TTL, concurrently in this task;
+/// returns `work`'s output. Renewal failures are logged; see [`keep_renewed_with`] to act on
+/// them. Does not release: that is the caller's, explicitly.
+pub async fn keep_renewed<F: Future>(
+    hosts: &[Connected<'_>],
+    request: &LeaseRequest,
+    work: F,
+) -> F::Output {
+    keep_renewed_with(hosts, request, work, |problems| {
+        for problem in problems {
+            tracing::warn!("lease renewal: {problem}");
+        }
+    })
+    .await
+}
+
+/// [`keep_renewed`], handing every renewal's failures to `on_problems`.
+pub async fn keep_renewed_with<F: Future>(
+    hosts: &[Connected<'_>],
+    request: &LeaseRequest,
+    work: F,
+    mut on_problems: impl FnMut(Vec<LeaseError>),
+) -> F::Output {
+    let period = renew_period(request.ttl);
+    let renewing = async {
+        loop {
+            tokio::time::sleep(period).await;
+            let problems = renew_all(hosts, request).await;
+            if !problems.is_empty() {
+                on_problems(problems);
+            }
+        }
+    };
+    tokio::select! {
+        output = work => output,
+        _ = renewing => unreachable!("renewing never ends"),
+    }
+}
+
+/// A third of the TTL, at least a second.
+pub fn renew_period(ttl: Duration) -> Duration {
+    (ttl / 3).max(Duration::from_secs(1))
+}
+
+/// Removes this run's leases; leaves other runs' alone. Returns the hosts where that failed.
+pub async fn release_all(hosts: &[Connected<'_>], run_id: &str) -> Vec<LeaseError> {
+    let request = LeaseRequest {
+        owner: String::new(),
+        run_id: run_id.into(),
+        command: String::new(),
+        ttl: Duration::ZERO,
+    };
+    join_all(
+        hosts
+            .iter()
+            .map(|c| run_script(c, Action::Release, Some(&request))),
+    )
+    .await
+    .into_iter()
+    .filter_map(Result::err)
+    .collect()
+}
+
+/// Removes whatever lease the host has (`lock release`), readable or not, and returns it;
+/// None when there was none. The audit line is the caller's ([`super::audit`]).
+pub async fn force_release(c: &Connected<'_>) -> Result<Option<Removed>, LeaseError> {
+    let (reply, lease) = run_script(c, Action::Force, None).await?;
+    Ok(match (reply.found, lease) {
+        (Found::Absent, _) => None,
+        (_, Some(lease)) => Some(Removed::Lease(lease)),
+        (_, None) => Some(Removed::Unreadable {
+            content_excerpt: excerpt(&reply.body),
+        }),
+    })
+}
+
+/// The host's lease and its clock, in one exec (`lock status`). An unreadable lease file is
+/// an error, [`LeaseError::Corrupt`] or [`LeaseError::FutureFormat`].
+pub async fn observe(c: &Connected<'_>) -> Result<Observed, LeaseError> {
+    let (reply, lease) = run_script(c, Action::Read, None).await?;
+    Ok(Observed {
+        host_now: reply.now,
+        lease,
+    })
+}
+
+/// The host's lease, expired or not; None when there is none.
+pub async fn read(c: &Connected<'_>) -> Result<Option<Lease>, LeaseError> {
+    Ok(observe(c).await?.lease)
+}
+
+#[cfg(test)]
+#[path = "lease_tests.rs"]
+mod tests;
