@@ -8,7 +8,8 @@ use crate::inventory::Host;
 use crate::report::record::{StepRecord, StepState};
 use crate::report::{ExitCode, HostEnd, HostStatus, Redactor};
 use crate::run::clean::{clean, plan, CleanDone, CleanPlan};
-use crate::run::{FanOut, HostOutcome};
+use crate::run::lease::{self, LeaseRequest};
+use crate::run::{audit, guard, session, FanOut, HostOutcome};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
@@ -40,10 +41,30 @@ pub async fn run(hosts: &[&Host], fanout: &FanOut, args: Args, settings: &Settin
     }
     let names: Vec<String> = hosts.iter().map(|h| h.name.clone()).collect();
     let recorder = Recorder::start(settings, "clean", false, &names, Redactor::default());
-    let outcomes = match recorder.interruptible(clean(&plans, hosts, fanout)).await {
-        Ok(outcomes) => outcomes,
-        Err(_signal) => return recorder.end_interrupted(),
+    // The fleet lock, as for deploy: nothing is removed while another run works here.
+    let request = LeaseRequest::new(recorder.id(), "clean");
+    let (connected, _) = session::connect_all(hosts, fanout).await;
+    let leased = match guard::take_leases(connected, &request).await {
+        Ok((leased, _)) => leased,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            recorder.finish(ExitCode::Usage, false, Some(format!("{error:#}")));
+            return ExitCode::Usage;
+        }
     };
+    let work = lease::keep_renewed(&leased, &request, clean(&plans, hosts, fanout));
+    let outcomes = match recorder.interruptible(work).await {
+        Ok(outcomes) => outcomes,
+        Err(_signal) => {
+            lease::release_all(&leased, &request.run_id).await;
+            return recorder.end_interrupted();
+        }
+    };
+    audit(&leased, &request, &outcomes).await;
+    lease::release_all(&leased, &request.run_id).await;
+    for c in &leased {
+        c.transport.close().await;
+    }
     for o in &outcomes {
         record_host(&recorder, o);
     }
@@ -66,6 +87,43 @@ pub async fn run(hosts: &[&Host], fanout: &FanOut, args: Args, settings: &Settin
     let code = ExitCode::from_statuses(outcomes.iter().map(|o| o.status));
     recorder.finish(code, false, None);
     code
+}
+
+/// One audit line on each host clean removed something from.
+async fn audit(
+    leased: &[session::Connected<'_>],
+    request: &LeaseRequest,
+    outcomes: &[HostOutcome<CleanDone>],
+) {
+    let time = crate::report::builder::rfc3339(std::time::SystemTime::now());
+    for c in leased {
+        let Some(o) = outcomes.iter().find(|o| o.host == c.host.name) else {
+            continue;
+        };
+        let Some(done) = o
+            .value
+            .as_ref()
+            .filter(|d| !d.did.is_empty() || !d.failed.is_empty())
+        else {
+            continue;
+        };
+        let entry = audit::AuditEntry {
+            time: time.clone(),
+            owner: request.owner.clone(),
+            run_id: request.run_id.clone(),
+            command: "clean".into(),
+            releases: audit::Releases::default(),
+            result: o.status.as_str().into(),
+            changed: done.did.len() as u64,
+            detail: (!done.failed.is_empty()).then(|| done.failed.join("; ")),
+        };
+        if let Err(e) = audit::append(c, &entry).await {
+            eprintln!(
+                "warning: {}: cannot append to the audit log: {e:#}",
+                c.host.name
+            );
+        }
+    }
 }
 
 /// One `clean` step per host: what it removed, what it kept, what it could not remove.

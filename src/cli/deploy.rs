@@ -13,6 +13,7 @@ use crate::report::record::{
 };
 use crate::report::{ExitCode, HostEnd, Redactor};
 use crate::run::deploy::{deploy, DeployOptions, HostDeploy};
+use crate::run::lease::LeaseRequest;
 use crate::run::rollout::{Budget, Rolling, Serial};
 use crate::run::FanOut;
 
@@ -95,6 +96,7 @@ pub async fn run(inventory: &Inventory, hosts: &[&Host], fanout: &FanOut, args: 
         redactor,
         rolling: args.rolling,
         rollback: args.rollback,
+        lease: (!args.check).then(|| LeaseRequest::new(recorder.id(), command)),
     };
     let shared = recorder.clone();
     let progress =
@@ -130,6 +132,9 @@ pub async fn run(inventory: &Inventory, hosts: &[&Host], fanout: &FanOut, args: 
         }
         Err(_signal) => {
             stop_agents(&recorder, hosts, fanout).await;
+            if let Some(request) = &options.lease {
+                release_leases(hosts, fanout, &request.run_id).await;
+            }
             (ExitCode::Interrupted, true, None)
         }
     };
@@ -138,6 +143,17 @@ pub async fn run(inventory: &Inventory, hosts: &[&Host], fanout: &FanOut, args: 
         recorder.print_recap(&record);
     }
     code
+}
+
+/// After Ctrl-C the run's work was dropped mid-way: its leases go now, not at their expiry.
+async fn release_leases(hosts: &[&Host], fanout: &FanOut, run_id: &str) {
+    let (connected, _) = crate::run::session::connect_all(hosts, fanout).await;
+    for error in crate::run::lease::release_all(&connected, run_id).await {
+        eprintln!("warning: {error}");
+    }
+    for c in &connected {
+        c.transport.close().await;
+    }
 }
 
 /// The hosts of run `which` that did not end ok (failed, unreachable, timed out,

@@ -222,6 +222,7 @@ mod tests {
                 ("orderbooks".to_string(), 0),
                 ("trades".to_string(), 1234),
             ]))),
+            release: Some("0123456789abcdef".into()),
         };
         let edge = HostProbe {
             services: BTreeMap::from([
@@ -236,6 +237,7 @@ mod tests {
                 StreamState { messages: 7 },
             )]))),
             tables: None,
+            release: None,
         };
         vec![outcome("db", db), outcome("edge", edge)]
     }
@@ -264,8 +266,10 @@ mod tests {
         keys.sort();
         assert_eq!(
             keys,
-            ["error", "name", "services", "status", "streams", "tables"]
+            ["error", "name", "release", "services", "status", "streams", "tables"]
         );
+        assert_eq!(json["hosts"][0]["release"], "0123456789abcdef");
+        assert_eq!(edge["release"], serde_json::Value::Null);
     }
 
     #[test]
@@ -273,7 +277,7 @@ mod tests {
         let text = text(&fleet());
         assert!(
             text.contains(
-                "db               ok          storage     yes      yes      0.1.0      8085, 9094\n"
+                "db               ok          storage     yes      yes      0.1.0      8085, 9094 (release 0123456789abcdef)\n"
             ),
             "{text}"
         );

@@ -34,6 +34,8 @@ pub struct DeployOptions {
     /// `rollback [--to RELEASE]`: switch the pipeline's release instead of deploying (the
     /// inner None: to the previous release).
     pub rollback: Option<Option<String>>,
+    /// The fleet lock this run takes on every host (None: `--check`, which changes nothing).
+    pub lease: Option<super::lease::LeaseRequest>,
 }
 
 #[derive(Debug, Clone)]
@@ -160,94 +162,119 @@ pub async fn deploy(
     let run_id = run_id();
 
     let (connected, mut ended) = session::connect_all(selected, fanout).await;
-    let mut results: BTreeMap<String, HostDeploy> = BTreeMap::new();
-    for e in ended.drain(..) {
-        results.insert(e.host.clone(), ended_host(e));
-    }
-
-    // Layer 1, detect: facts, the secret, the agent.
-    let detected = session::on_each(&connected, fanout.forks, |c| {
-        let agent = agent.clone();
-        let artifacts = &artifacts;
-        async move { detect(&c, &agent, artifacts, options, limits).await }
-    })
-    .await;
-    let mut ready: Vec<Ready> = Vec::new();
-    let mut password = None;
-    for (c, (took, result)) in connected.iter().zip(detected) {
-        match result {
-            Ok(d) => {
-                password = password.or(d.password);
-                ready.push(Ready {
-                    c: c.clone(),
-                    facts: d.facts,
-                    agent_path: d.agent_path,
-                });
-            }
-            Err(error) => {
-                let (status, line) = super::fanout::classify(&error, &c.host.name);
-                results.insert(
-                    c.host.name.clone(),
-                    failed_host(&c.host.name, status, line, took),
-                );
-            }
+    // The fleet lock: taken before anything changes, kept renewed while the run works.
+    let connected = match &options.lease {
+        Some(request) => {
+            let (leased, lost) = super::guard::take_leases(connected, request).await?;
+            ended.extend(lost);
+            leased
         }
-    }
-    let fleet = plan::Fleet {
-        nats_nodes: nats_hosts
-            .iter()
-            .map(|h| (h.name.clone(), h.private_address.clone()))
-            .collect(),
-        clickhouse_password: match password {
-            Some(p) => p,
-            None => generate_password()?,
-        },
-        stream_limits,
-        replicas,
-        clickhouse_nodes: inventory
-            .hosts_with_role(Role::Clickhouse)
-            .iter()
-            .map(|h| (h.name.clone(), h.private_address.clone()))
-            .collect(),
-        collectors: inventory.hosts_with_role(Role::Collector).len(),
-        agent_sha256: agent.sha256.clone(),
+        None => connected,
     };
-    options.redactor.register(&fleet.clickhouse_password);
-    let ctx = Ctx {
-        inventory,
-        fanout,
-        options,
-        progress,
-        fleet,
-        components,
-        run_id,
-        ready,
-    };
-
-    let mut outcome = DeployResult::default();
-    match &options.rolling {
-        Some(rolling) => {
-            let (batches, stopped) =
-                super::rollout::roll(&ctx, selected, rolling, &mut results, notes).await;
-            outcome.batches = batches;
-            outcome.stopped = stopped;
+    let work = async {
+        let mut results: BTreeMap<String, HostDeploy> = BTreeMap::new();
+        for e in ended.drain(..) {
+            results.insert(e.host.clone(), ended_host(e));
         }
-        None => {
-            let names: Vec<String> = selected.iter().map(|h| h.name.clone()).collect();
-            match &options.rollback {
-                Some(to) => rollback_hosts(&ctx, &names, to.clone(), &mut results).await,
-                None => {
-                    servers_phase(&ctx, &names, &mut results).await;
-                    streams_phase(&ctx, &mut results).await;
-                    pipeline_phases(&ctx, &names, &mut results).await;
+
+        // Layer 1, detect: facts, the secret, the agent.
+        let detected = session::on_each(&connected, fanout.forks, |c| {
+            let agent = agent.clone();
+            let artifacts = &artifacts;
+            async move { detect(&c, &agent, artifacts, options, limits).await }
+        })
+        .await;
+        let mut ready: Vec<Ready> = Vec::new();
+        let mut password = None;
+        for (c, (took, result)) in connected.iter().zip(detected) {
+            match result {
+                Ok(d) => {
+                    password = password.or(d.password);
+                    ready.push(Ready {
+                        c: c.clone(),
+                        facts: d.facts,
+                        agent_path: d.agent_path,
+                    });
+                }
+                Err(error) => {
+                    let (status, line) = super::fanout::classify(&error, &c.host.name);
+                    results.insert(
+                        c.host.name.clone(),
+                        failed_host(&c.host.name, status, line, took),
+                    );
                 }
             }
+        }
+        let fleet = plan::Fleet {
+            nats_nodes: nats_hosts
+                .iter()
+                .map(|h| (h.name.clone(), h.private_address.clone()))
+                .collect(),
+            clickhouse_password: match password {
+                Some(p) => p,
+                None => generate_password()?,
+            },
+            stream_limits,
+            replicas,
+            clickhouse_nodes: inventory
+                .hosts_with_role(Role::Clickhouse)
+                .iter()
+                .map(|h| (h.name.clone(), h.private_address.clone()))
+                .collect(),
+            collectors: inventory.hosts_with_role(Role::Collector).len(),
+            agent_sha256: agent.sha256.clone(),
+        };
+        options.redactor.register(&fleet.clickhouse_password);
+        let ctx = Ctx {
+            inventory,
+            fanout,
+            options,
+            progress,
+            fleet,
+            components,
+            run_id,
+            ready,
+        };
+
+        let mut outcome = DeployResult::default();
+        match &options.rolling {
+            Some(rolling) => {
+                let (batches, stopped) =
+                    super::rollout::roll(&ctx, selected, rolling, &mut results, notes).await;
+                outcome.batches = batches;
+                outcome.stopped = stopped;
+            }
+            None => {
+                let names: Vec<String> = selected.iter().map(|h| h.name.clone()).collect();
+                match &options.rollback {
+                    Some(to) => rollback_hosts(&ctx, &names, to.clone(), &mut results).await,
+                    None => {
+                        servers_phase(&ctx, &names, &mut results).await;
+                        streams_phase(&ctx, &mut results).await;
+                        pipeline_phases(&ctx, &names, &mut results).await;
+                    }
+                }
+            }
+        }
+        Ok::<_, anyhow::Error>((results, outcome))
+    };
+    let worked = match &options.lease {
+        Some(request) => super::lease::keep_renewed(&connected, request, work).await,
+        None => work.await,
+    };
+    if let Some(request) = &options.lease {
+        if let Ok((results, _)) = &worked {
+            super::guard::audit(&connected, request, results).await;
+        }
+        for error in super::lease::release_all(&connected, &request.run_id).await {
+            tracing::warn!("{error}");
         }
     }
     for c in &connected {
         c.transport.close().await;
     }
     tracing::debug!("deploy took {:?}", started.elapsed());
+    let (mut results, mut outcome) = worked?;
     outcome.hosts = selected
         .iter()
         .filter_map(|h| results.remove(&h.name))

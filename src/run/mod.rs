@@ -9,6 +9,7 @@ pub mod connect;
 pub mod day2;
 pub mod deploy;
 pub mod fanout;
+pub mod guard;
 pub mod lease;
 pub mod reattach;
 pub mod rollout;

@@ -158,6 +158,8 @@ pub fn sample() -> RunRecord {
                     detail: None,
                 }],
                 data_counts: [("trades".to_string(), 12)].into(),
+                batch: None,
+                note: None,
                 log: "hosts/h1.log".into(),
             },
             HostRecord {
