@@ -17,6 +17,7 @@ mod pipeline_flow;
 mod report_cli;
 mod report_deploy;
 mod report_html;
+mod rolling;
 mod ssh_auth;
 mod ssh_facts;
 mod ssh_host_keys;

@@ -9,7 +9,7 @@ use crate::agent::StepEnd;
 use crate::agent::StepStatus;
 use crate::inventory::{Host, Inventory};
 use crate::report::record::{
-    installed_versions, BatchRecord, FactsSummary, HostState, ServiceRecord,
+    installed_versions, BatchRecord, FactsSummary, HostState, RunResult, ServiceRecord,
 };
 use crate::report::{ExitCode, HostEnd, Redactor};
 use crate::run::deploy::{deploy, DeployOptions, HostDeploy};
@@ -62,13 +62,15 @@ pub async fn run(inventory: &Inventory, hosts: &[&Host], fanout: &FanOut, args: 
         (None, false) => "deploy",
     };
     let retried;
+    let mut takeover = None;
     let hosts = match &args.retry {
         Some(which) => match retry_hosts(&args.settings, which, hosts) {
-            Ok(h) if h.is_empty() => {
+            Ok((_, h)) if h.is_empty() => {
                 println!("nothing to retry: every host of run {which} ended ok");
                 return ExitCode::Ok;
             }
-            Ok(h) => {
+            Ok((dead_run, h)) => {
+                takeover = dead_run;
                 retried = h;
                 &retried[..]
             }
@@ -96,7 +98,10 @@ pub async fn run(inventory: &Inventory, hosts: &[&Host], fanout: &FanOut, args: 
         redactor,
         rolling: args.rolling,
         rollback: args.rollback,
-        lease: (!args.check).then(|| LeaseRequest::new(recorder.id(), command)),
+        lease: (!args.check).then(|| LeaseRequest {
+            takeover,
+            ..LeaseRequest::new(recorder.id(), command)
+        }),
     };
     let shared = recorder.clone();
     let progress =
@@ -158,12 +163,13 @@ async fn release_leases(hosts: &[&Host], fanout: &FanOut, run_id: &str) {
 
 /// The hosts of run `which` that did not end ok (failed, unreachable, timed out,
 /// interrupted, skipped by a stopped rollout, or lost with the control node), among those
-/// selected; refused when the inventory changed since.
+/// selected; refused when the inventory changed since. With them that run's id when its
+/// control node is gone (killed): the retry may take over the leases it left.
 fn retry_hosts<'h>(
     settings: &Settings,
     which: &str,
     selected: &[&'h Host],
-) -> Result<Vec<&'h Host>, String> {
+) -> Result<(Option<String>, Vec<&'h Host>), String> {
     let run = crate::report::store::find(&settings.runs_dir, which)?;
     let record = &run.record;
     if record.inventory.sha256 != settings.inventory.sha256 {
@@ -181,11 +187,16 @@ fn retry_hosts<'h>(
         .filter(|h| h.status != HostState::Ok)
         .map(|h| h.name.as_str())
         .collect();
-    Ok(selected
-        .iter()
-        .copied()
-        .filter(|h| unfinished.contains(&h.name.as_str()))
-        .collect())
+    // A record still `running` after the store's look is a live run: never take its leases.
+    let dead = (record.result != RunResult::Running).then(|| record.id.clone());
+    Ok((
+        dead,
+        selected
+            .iter()
+            .copied()
+            .filter(|h| unfinished.contains(&h.name.as_str()))
+            .collect(),
+    ))
 }
 
 fn batch_record(b: &crate::run::rollout::BatchOutcome) -> BatchRecord {
@@ -301,6 +312,35 @@ fn version_after(text: &str, name: &str) -> Option<String> {
 mod tests {
     use super::*;
     use crate::plan::LayerName;
+    use clap::Parser;
+
+    #[test]
+    fn bad_serials_and_budgets_are_usage_errors_before_anything_runs() {
+        let parse = |args: &[&str]| {
+            crate::cli::Cli::try_parse_from(["mp-remote"].iter().chain(args.iter()))
+        };
+        for args in [
+            &["deploy", "--serial", "0"][..],
+            &["update", "--serial", "150%"],
+            &["update", "--serial", "1,,5"],
+            &["update", "--serial", "1", "--max-failed", "-1"],
+            &["update", "--serial", "1", "--max-unreachable", "101%"],
+            &["update", "--max-failed", "1"],
+            &["rollback", "--serial", "0%"],
+        ] {
+            let error = parse(args).expect_err(&format!("{args:?} parsed"));
+            // clap's usage errors go to stderr, which main maps to exit 1.
+            assert!(error.use_stderr(), "{args:?}: {error}");
+        }
+        let ok = parse(&["update", "--serial", "1,5,20%", "--max-failed", "10%"]).unwrap();
+        let crate::cli::Command::Update { rolling, .. } = ok.command else {
+            panic!("not update")
+        };
+        let rolling = rolling.rolling().unwrap();
+        assert_eq!(rolling.serial.to_string(), "1,5,20%");
+        assert_eq!(rolling.max_failed, Budget::Percent(10));
+        assert_eq!(rolling.max_unreachable, Budget::Hosts(0));
+    }
 
     #[test]
     fn versions_from_step_messages() {

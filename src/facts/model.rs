@@ -36,6 +36,9 @@ pub struct Facts {
     /// Free space for unprivileged users on the file system of `disk_path`; 0 when unknown.
     pub disk_free_bytes: u64,
     pub deploy_dir: String,
+    /// The pipeline release `{deploy_dir}/current` points at (None: not deployed there).
+    #[serde(default)]
+    pub app_release: Option<String>,
     /// The nearest existing directory at or above `deploy_dir`, where free space was measured.
     #[serde(default)]
     pub disk_path: String,

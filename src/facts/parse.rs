@@ -89,6 +89,10 @@ pub fn parse(output: &str) -> Result<Facts, FactsError> {
         memory_bytes: memory_bytes(&raw),
         disk_free_bytes: raw.get("disk_df").and_then(df_available_bytes).unwrap_or(0),
         deploy_dir: raw.get("deploy_dir").unwrap_or("").to_string(),
+        app_release: raw
+            .get("app_release")
+            .filter(|r| !r.is_empty())
+            .map(str::to_string),
         disk_path: raw.get("disk_path").unwrap_or("").to_string(),
         init,
         pid1,

@@ -40,6 +40,11 @@ isnum() { case $1 in '' | *[!0-9]*) return 1 ;; *) return 0 ;; esac; }
 
 echo 'mp_facts=1'
 kv deploy_dir "$deploy_dir"
+# The pipeline release mp-remote installed there, if any (the id is the link's last part).
+if [ -L "$deploy_dir/current" ]; then
+    app_release=$(readlink "$deploy_dir/current" 2>/dev/null)
+    kv app_release "${app_release##*/}"
+fi
 kv hostname "$(uname -n 2>/dev/null)"
 uname_s=$(uname -s 2>/dev/null)
 kv uname_s "$uname_s"

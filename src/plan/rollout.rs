@@ -23,13 +23,19 @@ fn json(field: &str, equals: &str) -> Option<JsonExpectation> {
     })
 }
 
-/// Every service of the host's roles, as the gate probes it.
-fn probes(host: &Host) -> Vec<GateProbe> {
+/// Every service of the host's roles, as the gate probes it. A NATS node new in this run
+/// only needs JetStream on: its cluster forms when the later nodes come up.
+fn probes(host: &Host, fresh_nats: bool) -> Vec<GateProbe> {
     let mut probes = Vec::new();
     if host.roles.contains(&Role::Nats) {
+        let query = if fresh_nats {
+            "?js-enabled-only=true"
+        } else {
+            ""
+        };
         probes.push(GateProbe {
             name: "nats".into(),
-            url: "http://127.0.0.1:8222/healthz".into(),
+            url: format!("http://127.0.0.1:8222/healthz{query}"),
             expect_json: json("status", "ok"),
             log_unit: Some("nats-server".into()),
         });
@@ -55,20 +61,27 @@ fn probes(host: &Host) -> Vec<GateProbe> {
 }
 
 /// After a batch: every service of the host healthy [`GATE_PROBES`] times in a row, and on a
-/// NATS node every stream's replicas current again before the next node restarts.
-pub fn gate_plan(host: &Host, fleet: &Fleet, run_id: &str, check_only: bool) -> HostPlan {
+/// NATS node every stream's replicas current again before the next node restarts (unless
+/// the node is new in this run, `fresh_nats`: no stream has a replica there yet).
+pub fn gate_plan(
+    host: &Host,
+    fleet: &Fleet,
+    run_id: &str,
+    check_only: bool,
+    fresh_nats: bool,
+) -> HostPlan {
     let mut steps = vec![Step {
         id: "verify.gate.health".into(),
         title: format!("health gate: every service healthy {GATE_PROBES} times in a row"),
         action: Action::HealthGate {
-            probes: probes(host),
+            probes: probes(host, fresh_nats),
             consecutive: GATE_PROBES,
             interval_ms: GATE_INTERVAL_MS,
             timeout_secs: GATE_DEADLINE_SECS,
         },
         notify: vec![],
     }];
-    if host.roles.contains(&Role::Nats) {
+    if host.roles.contains(&Role::Nats) && !fresh_nats {
         steps.push(Step {
             id: "verify.gate.streams-current".into(),
             title: "health gate: no stream replica lags behind its leader".into(),
@@ -159,7 +172,13 @@ mod tests {
     #[test]
     fn the_gate_probes_every_service_and_waits_for_replicas_on_nats() {
         let fleet = Fleet::single_host_for_tests();
-        let plan = gate_plan(&host(&[Role::Nats, Role::Storage]), &fleet, "r", false);
+        let plan = gate_plan(
+            &host(&[Role::Nats, Role::Storage]),
+            &fleet,
+            "r",
+            false,
+            false,
+        );
         let steps = &plan.layers[0].steps;
         let Action::HealthGate {
             probes,
@@ -176,8 +195,15 @@ mod tests {
             &steps[1].action,
             Action::StreamsCurrent { streams, .. } if streams == &["MARKET_DATA", "ORDERBOOK_SNAP"]
         ));
-        let collector = gate_plan(&host(&[Role::Collector]), &fleet, "r", false);
+        let collector = gate_plan(&host(&[Role::Collector]), &fleet, "r", false, false);
         assert_eq!(collector.layers[0].steps.len(), 1);
+        // A NATS node new in this run: JetStream on is enough, no replicas to wait for.
+        let fresh = gate_plan(&host(&[Role::Nats]), &fleet, "r", false, true);
+        assert_eq!(fresh.layers[0].steps.len(), 1);
+        let Action::HealthGate { probes, .. } = &fresh.layers[0].steps[0].action else {
+            panic!()
+        };
+        assert!(probes[0].url.ends_with("/healthz?js-enabled-only=true"));
     }
 
     #[test]

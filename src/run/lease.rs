@@ -74,6 +74,9 @@ pub struct LeaseRequest {
     pub run_id: String,
     pub command: String,
     pub ttl: Duration,
+    /// A run whose control node is gone (the one `--retry` repeats): its live leases are
+    /// taken over instead of refusing, so a retry need not wait for them to expire.
+    pub takeover: Option<String>,
 }
 
 impl LeaseRequest {
@@ -85,6 +88,7 @@ impl LeaseRequest {
             run_id: run_id.into(),
             command: command.into(),
             ttl: DEFAULT_TTL,
+            takeover: None,
         }
     }
 }
@@ -314,7 +318,10 @@ pub fn command(action: Action, path: &str, request: Option<&LeaseRequest>) -> St
             ttl,
             json_escape(&r.owner),
             json_escape(&r.command),
-        ] {
+        ]
+        .into_iter()
+        .chain(r.takeover.clone())
+        {
             line.push(' ');
             line.push_str(&quote(&arg));
         }
@@ -570,6 +577,7 @@ pub async fn release_all(hosts: &[Connected<'_>], run_id: &str) -> Vec<LeaseErro
         run_id: run_id.into(),
         command: String::new(),
         ttl: Duration::ZERO,
+        takeover: None,
     };
     join_all(
         hosts

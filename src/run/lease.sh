@@ -1,7 +1,7 @@
 # mp-remote's fleet lease on this host: one JSON file, read and changed under a lock so that
 # two control nodes never both take it. POSIX sh; no jq, no python.
 #
-# usage: sh -s -- ACTION LEASE_FILE [RUN_ID TTL_SECONDS OWNER COMMAND]
+# usage: sh -s -- ACTION LEASE_FILE [RUN_ID TTL_SECONDS OWNER COMMAND [TAKEOVER_RUN_ID]]
 #   ACTION: read | acquire | renew | release | force
 #   OWNER and COMMAND arrive JSON-escaped by the control node (without their quotes); RUN_ID
 #   holds only [A-Za-z0-9._-]. Expiry is computed on this host's clock.
@@ -16,6 +16,8 @@ run_id=${3-}
 ttl=${4-0}
 owner=${5-}
 command=${6-}
+# A run known to be dead (the one a `--retry` repeats): its lease counts as expired.
+takeover=${7-}
 stamp='+%Y-%m-%dT%H:%M:%SZ'
 
 if [ "$action" = read ]; then
@@ -76,7 +78,7 @@ else
         state=future
     elif [ -n "$run_id" ] && [ "$(string run_id)" = "$run_id" ]; then
         state=ours
-    elif [ "$expiry" -gt "$now" ]; then
+    elif [ "$expiry" -gt "$now" ] && { [ -z "$takeover" ] || [ "$(string run_id)" != "$takeover" ]; }; then
         state=held
     else
         state=expired

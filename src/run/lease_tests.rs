@@ -13,6 +13,7 @@ fn request(run_id: &str, ttl_secs: u64) -> LeaseRequest {
         run_id: run_id.into(),
         command: "deploy".into(),
         ttl: Duration::from_secs(ttl_secs),
+        takeover: None,
     }
 }
 
@@ -456,4 +457,20 @@ fn local_owner_is_user_at_host() {
     assert!(!user.is_empty() && !host.is_empty(), "{owner}");
     let r = LeaseRequest::new("r1", "deploy");
     assert_eq!((r.ttl, r.command.as_str()), (DEFAULT_TTL, "deploy"));
+}
+
+#[test]
+fn a_dead_runs_live_lease_is_taken_over_by_its_retry_only() {
+    let (_dir, path) = lease_dir();
+    write(&path, &bobs(4_102_444_800));
+    let mut retry = request("20250101-000000-9", 60);
+    retry.takeover = Some("20250101-000000-8".into());
+    assert!(matches!(
+        outcome(Action::Acquire, &path, Some(&retry)),
+        Err(LeaseError::Held { .. })
+    ));
+    retry.takeover = Some("20250101-000000-7".into());
+    let (reply, lease) = outcome(Action::Acquire, &path, Some(&retry)).unwrap();
+    assert_eq!(reply.found, Found::Expired);
+    assert_eq!(lease.unwrap().run_id, "20250101-000000-9");
 }

@@ -9,7 +9,8 @@ use sha2::{Digest, Sha256};
 
 /// Releases kept per host, `current` and `previous` among them.
 pub const KEEP: usize = 5;
-/// In each release directory: when it was installed (unix seconds), to keep the newest.
+/// In each release directory: when it was installed (unix milliseconds), to keep the newest
+/// and to know which one came before another.
 const INSTALLED_AT: &str = ".installed-at";
 
 use crate::agent::outcome::{Outcome, StepError};
@@ -102,8 +103,8 @@ fn pushed_build(sha256: &str) -> Result<PathBuf, StepError> {
     .hint("run the deploy again: the control node pushes the agent first"))
 }
 
-/// Switches `current` back to `to` (a release id), or to `previous`; the release it leaves
-/// becomes `previous` and stays on disk for inspection.
+/// Switches `current` back to `to` (a release id), or to the release installed before it;
+/// the release it leaves becomes `previous` and stays on disk for inspection.
 pub async fn rollback(dir: &str, to: Option<&str>, check_only: bool) -> Result<Outcome, StepError> {
     let dir = PathBuf::from(dir);
     let current = dir.join("current");
@@ -117,14 +118,21 @@ pub async fn rollback(dir: &str, to: Option<&str>, check_only: bool) -> Result<O
     };
     let target = match to {
         Some(id) => releases.join(id),
-        None => std::fs::read_link(dir.join("previous")).map_err(|_| {
-            StepError::new(format!(
-                "no previous release in {} to roll back to (current is {})",
-                dir.display(),
-                name_of(&now)
-            ))
-            .hint(available(&releases))
-        })?,
+        // The release installed last before the current one.
+        None => {
+            let since = installed_at(&now);
+            by_age(&releases)
+                .into_iter()
+                .find(|p| *p != now && installed_at(p) < since)
+                .ok_or_else(|| {
+                    StepError::new(format!(
+                        "no release older than the current one ({}) in {} to roll back to",
+                        name_of(&now),
+                        releases.display()
+                    ))
+                    .hint(available(&releases))
+                })?
+        }
     };
     if !target.join("mp-remote").is_file() {
         return Err(StepError::new(format!(
@@ -181,7 +189,7 @@ fn by_age(releases: &Path) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(releases) else {
         return Vec::new();
     };
-    let mut dirs: Vec<(u64, PathBuf)> = entries
+    let mut dirs: Vec<(u128, PathBuf)> = entries
         .flatten()
         .map(|e| e.path())
         .filter(|p| p.is_dir())
@@ -191,8 +199,8 @@ fn by_age(releases: &Path) -> Vec<PathBuf> {
     dirs.into_iter().map(|(_, p)| p).collect()
 }
 
-/// When a release was installed: its record, else its directory's mtime.
-fn installed_at(release: &Path) -> u64 {
+/// When a release was installed (ms): its record, else its directory's mtime.
+fn installed_at(release: &Path) -> u128 {
     std::fs::read_to_string(release.join(INSTALLED_AT))
         .ok()
         .and_then(|t| t.trim().parse().ok())
@@ -202,7 +210,7 @@ fn installed_at(release: &Path) -> u64 {
                 modified
                     .duration_since(std::time::UNIX_EPOCH)
                     .ok()?
-                    .as_secs(),
+                    .as_millis(),
             )
         })
         .unwrap_or(0)
@@ -230,7 +238,7 @@ fn install(from: &Path, dir: &Path, binary: &Path) -> std::io::Result<()> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
-    std::fs::write(dir.join(INSTALLED_AT), format!("{}\n", now.as_secs()))
+    std::fs::write(dir.join(INSTALLED_AT), format!("{}\n", now.as_millis()))
 }
 
 /// Points `link` at `target` with one rename, never leaving it missing.
@@ -334,6 +342,10 @@ mod tests {
             releases.join("g")
         );
 
+        // Again: the release installed before f, not back to g.
+        let before = rollback(path, None, false).await.unwrap();
+        assert!(before.message.contains("release e (was f"), "{before:?}");
+        rollback(path, Some("f"), false).await.unwrap();
         let again = rollback(path, Some("f"), false).await.unwrap();
         assert_eq!(
             again.status,

@@ -30,7 +30,11 @@ pub async fn apply(unit: &str, notified: bool, check_only: bool) -> Result<Outco
         return Ok(Outcome::changed(changes.join(", "), changes));
     }
     let verb = if active { "restart" } else { "start" };
-    let script = format!("systemctl daemon-reload && systemctl enable {q} && systemctl {verb} {q}");
+    // A unit that crash-looped (a broken release) hit systemd's start limit: clear it, or
+    // the restart onto a good release would be refused.
+    let script = format!(
+        "systemctl daemon-reload && systemctl enable {q} && {{ systemctl reset-failed {q} 2>/dev/null; true; }} && systemctl {verb} {q}"
+    );
     let run = sh(&script)
         .await
         .map_err(|e| StepError::new(format!("cannot run systemctl: {e}")))?;

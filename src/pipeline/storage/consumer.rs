@@ -192,19 +192,50 @@ impl Worker {
                 .update(|c| c.pending.insert(self.stream.to_string(), 0));
             return;
         }
-        let mut acked = 0;
-        for m in &accepted {
-            match m.ack().await {
-                Ok(()) => acked += 1,
-                Err(e) => {
-                    tracing::warn!("{}: ack failed (will be delivered again): {e}", m.subject)
-                }
-            }
-        }
+        let acked = self.ack_confirmed(&accepted).await;
         self.state.update(|c| {
             c.acked += acked;
             c.pending.insert(self.stream.to_string(), 0);
         });
+    }
+
+    /// Acks a stored batch so that no ack is lost with a NATS node that restarts (a lost ack
+    /// means the batch is delivered and stored again): every message's ack, the last one's
+    /// with the server's confirmation. Acks of one connection are handled in
+    /// order, so the confirmation covers the batch unless the client reconnected meanwhile;
+    /// then (or when it does not come) all are sent again, until the ack wait runs out.
+    /// Returns how many were acked for certain.
+    async fn ack_confirmed(&self, accepted: &[Message]) -> u64 {
+        let Some((last, rest)) = accepted.split_last() else {
+            return 0;
+        };
+        let stats = self.js.client().statistics();
+        let connects = || stats.connects.load(std::sync::atomic::Ordering::Relaxed);
+        let deadline = tokio::time::Instant::now() + ACK_WAIT - Duration::from_secs(5);
+        loop {
+            let before = connects();
+            // The last one only with its confirmation: a server may not answer the
+            // confirmation of an ack it already has.
+            for m in rest {
+                if let Err(e) = m.ack().await {
+                    tracing::debug!("{}: ack not sent: {e}", m.subject);
+                }
+            }
+            let confirmed = last.double_ack().await;
+            if confirmed.is_ok() && connects() == before {
+                return accepted.len() as u64;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                tracing::warn!(
+                    "{}: acks of {} stored message(s) not confirmed ({}); they may be delivered and stored again",
+                    self.stream,
+                    accepted.len(),
+                    confirmed.err().map_or("NATS reconnected".into(), |e| e.to_string())
+                );
+                return 0;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
     }
 
     /// Inserts every table's rows, retrying until all succeeded; false when shutdown cut it.

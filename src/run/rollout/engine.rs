@@ -215,7 +215,9 @@ async fn gate(
     let outcomes = session::on_each(&connections, ctx.fanout.forks, |c| {
         let r = ctx.ready(&c.host.name).expect("every ready host has facts");
         async move {
-            let plan = plan::rollout::gate_plan(c.host, &ctx.fleet, &ctx.run_id, check_only);
+            let fresh_nats = r.facts.installed.nats_server.is_none();
+            let plan =
+                plan::rollout::gate_plan(c.host, &ctx.fleet, &ctx.run_id, check_only, fresh_nats);
             run(&c, &r.agent_path, &plan, ctx.progress).await
         }
     })
@@ -233,9 +235,13 @@ async fn gate(
     if verified_here || !ok(results, &batch.hosts) || check_only {
         return None;
     }
+    // A storage host that runs the pipeline: deployed before this run, or in a batch of it.
     let storage = ctx.ready.iter().find(|r| {
         r.c.host.roles.contains(&Role::Storage)
-            && status(results, &r.c.host.name) != HostStatus::Failed
+            && match results.get(&r.c.host.name) {
+                Some(done) => done.status == HostStatus::Ok,
+                None => r.facts.app_release.is_some(),
+            }
     })?;
     if ctx.fleet.collectors == 0 {
         return None;
