@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use crate::support::pipeline::Pipeline;
-use crate::support::runs::{run_dirs, run_json};
+use crate::support::runs::{run_dirs, run_json, spawn_mp_remote};
 use crate::support::{assert_nothing_changed, mp_remote, wait_for, Fleet};
 
 const COMPONENTS: &str =
@@ -276,12 +276,59 @@ fn rolling_update_gates_rolls_back_and_loses_nothing() {
     );
     assert_eq!(retry.code, 0, "{retry:?}");
 
+    // The control node killed mid-rollout: its leases stay, but a --retry of that run takes
+    // them over (its process is gone) and finishes the rollout.
+    let third = build(&fleet, "mp-remote-third", b"\n\n");
+    let mut killed = spawn_mp_remote(
+        Some(&inv2),
+        &[
+            "update",
+            "--serial",
+            "1",
+            "--agent-binary",
+            third.to_str().unwrap(),
+        ],
+    );
+    wait_for("batch 1 to switch h1's release", 120, || {
+        release(&fleet, "h1") == sha16(&third)
+    });
+    killed.kill().unwrap();
+    killed.wait().unwrap();
+    assert!(fleet.holds("h2", "test -e /var/lib/mp-remote/lease.json"));
+    let finish = mp_remote(
+        Some(&inv2),
+        &[
+            "update",
+            "--retry",
+            "latest",
+            "--serial",
+            "1",
+            "--agent-binary",
+            third.to_str().unwrap(),
+        ],
+    );
+    println!("retry after kill -9:\n{}{}", finish.stdout, finish.stderr);
+    assert_eq!(finish.code, 0, "{finish:?}");
+    for host in ["h1", "h2", "h3"] {
+        assert_eq!(release(&fleet, host), sha16(&third), "{host}");
+        assert!(
+            !fleet.holds(host, "test -e /var/lib/mp-remote/lease.json"),
+            "{host}"
+        );
+    }
+
     // By hand: h3's collector back to the release before the current one.
     let back = mp_remote(Some(&inv2), &["rollback", "--limit", "h3", "--serial", "1"]);
     println!("rollback:\n{}{}", back.stdout, back.stderr);
     assert_eq!(back.code, 0, "{back:?}");
+    assert_eq!(release(&fleet, "h3"), sha16(&next));
+    assert_eq!(release(&fleet, "h2"), sha16(&third));
+    let further = mp_remote(
+        Some(&inv2),
+        &["rollback", "--limit", "h3", "--to", &original],
+    );
+    assert_eq!(further.code, 0, "{further:?}");
     assert_eq!(release(&fleet, "h3"), original);
-    assert_eq!(release(&fleet, "h2"), sha16(&next));
 
     let p = Pipeline {
         fleet: &fleet,
@@ -314,7 +361,11 @@ fn assert_every_trade_stored_once(p: &Pipeline, collectors: &[&str]) {
     let mut duplicates = 0u64;
     for line in ids.lines() {
         let (id, n) = line.split_once('\t').unwrap();
-        duplicates += n.trim().parse::<u64>().unwrap() - 1;
+        let copies = n.trim().parse::<u64>().unwrap();
+        if copies > 1 && duplicates < 5 {
+            println!("stored {copies} times: {id}");
+        }
+        duplicates += copies - 1;
         let (boot, seq) = id.rsplit_once('-').unwrap();
         boots
             .entry(boot.to_string())
@@ -336,6 +387,11 @@ fn assert_every_trade_stored_once(p: &Pipeline, collectors: &[&str]) {
             "{boot}: published {count}, stored {stored}"
         );
     }
+    let storage = p.health(p.storage, 8085);
+    println!(
+        "storage: redelivered {}, duplicates dropped {}",
+        storage["redelivered"], storage["duplicates_dropped"]
+    );
     let total: usize = boots.values().map(BTreeSet::len).sum();
     println!(
         "nothing lost: {total} trades over {} collector boots, {duplicates} duplicate rows",

@@ -31,6 +31,13 @@ if [ "$action" = read ]; then
     exit 0
 fi
 
+# Nothing to remove where there is no lease, nor a directory to make for it (clean removed it).
+if [ ! -e "$file" ] && { [ "$action" = release ] || [ "$action" = force ]; }; then
+    echo "now $(date +%s)"
+    echo "state absent"
+    exit 0
+fi
+
 mkdir -p "$(dirname "$file")" || exit 20
 
 # Only one acquirer at a time past this point: flock when there is one, else a lock directory.

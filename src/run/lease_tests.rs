@@ -327,6 +327,11 @@ fn release_removes_only_ours() {
     assert!(!path.exists());
     let (reply, none) = outcome(Action::Release, &path, Some(&request("r1", 0))).unwrap();
     assert_eq!((reply.found, none), (Found::Absent, None));
+    // Where clean removed the state directory, a release leaves nothing behind.
+    std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    let (reply, _) = outcome(Action::Release, &path, Some(&request("r1", 0))).unwrap();
+    assert_eq!(reply.found, Found::Absent);
+    assert!(!path.parent().unwrap().exists());
     let lost = outcome(Action::Renew, &path, Some(&request("r1", 300))).unwrap_err();
     assert!(
         matches!(

@@ -43,6 +43,13 @@ pub struct Worker {
     pub encoding: TimeEncoding,
     pub state: Arc<StorageState>,
     pub shutdown: watch::Receiver<bool>,
+    /// Ids stored lately: a message that comes again is acked, not stored twice.
+    pub seen: super::seen::Seen,
+}
+
+/// The collector's id of a message (`{id}:{boot}:{data_type}:{seq}`), if it has one.
+fn msg_id(m: &Message) -> Option<&str> {
+    m.headers.as_ref()?.get("Nats-Msg-Id").map(|v| v.as_str())
 }
 
 impl Worker {
@@ -172,10 +179,18 @@ impl Worker {
     async fn store(&mut self, messages: Vec<Message>) {
         let mut rows = TableRows::default();
         let mut accepted = Vec::with_capacity(messages.len());
+        let mut again = Vec::new();
+        let mut in_batch = std::collections::HashSet::new();
         let mut redelivered = 0;
         for m in messages {
             if m.info().is_ok_and(|i| i.delivered > 1) {
                 redelivered += 1;
+            }
+            if let Some(id) = msg_id(&m) {
+                if self.seen.contains(id) || !in_batch.insert(id.to_string()) {
+                    again.push(m);
+                    continue;
+                }
             }
             match parse(&m, &mut rows, self.encoding) {
                 Ok(()) => accepted.push(m),
@@ -183,8 +198,10 @@ impl Worker {
             }
         }
         let count = accepted.len() as u64;
+        let dropped = again.len() as u64;
         self.state.update(|c| {
             c.redelivered += redelivered;
+            c.duplicates_dropped += dropped;
             c.pending.insert(self.stream.to_string(), count);
         });
         if !self.insert(&rows, &accepted).await {
@@ -192,6 +209,12 @@ impl Worker {
                 .update(|c| c.pending.insert(self.stream.to_string(), 0));
             return;
         }
+        for m in &accepted {
+            if let Some(id) = msg_id(m) {
+                self.seen.insert(id);
+            }
+        }
+        accepted.extend(again);
         let acked = self.ack_confirmed(&accepted).await;
         self.state.update(|c| {
             c.acked += acked;

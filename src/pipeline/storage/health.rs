@@ -44,6 +44,9 @@ pub struct Counters {
     pub rejected: u64,
     /// Messages delivered more than once (an earlier delivery may be stored already).
     pub redelivered: u64,
+    /// Messages whose id was stored already (delivered or published again): acked, not
+    /// stored twice.
+    pub duplicates_dropped: u64,
     pub insert_errors: u64,
     pub last_insert: Option<Instant>,
     pub last_insert_error_at: Option<Instant>,
@@ -175,6 +178,7 @@ impl Observed for StorageState {
             "acked": c.acked,
             "rejected": c.rejected,
             "redelivered": c.redelivered,
+            "duplicates_dropped": c.duplicates_dropped,
             "insert_errors": c.insert_errors,
             "last_insert_age_ms": age_ms(c.last_insert, now),
             "uptime_ms": now.saturating_duration_since(self.started).as_millis() as u64,

@@ -7,6 +7,7 @@ pub mod consumer;
 pub mod health;
 pub mod rows;
 pub mod schema;
+pub mod seen;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -92,6 +93,7 @@ pub async fn run(
                 encoding,
                 state: state.clone(),
                 shutdown: shutdown.clone(),
+                seen: seen::Seen::new(seen::CAPACITY),
             };
             tokio::spawn(worker.run())
         })

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use super::budget::{verdict, Tally};
 use super::order::{self, Batch, Group};
 use super::{BatchOutcome, BatchResult, Notes, Rolling, RolloutNote};
 use crate::agent::StepStatus;
@@ -125,45 +126,24 @@ pub(in crate::run) async fn roll(
         let outcome = BatchOutcome::of(batch, result, started.elapsed(), detail);
         notes(RolloutNote::BatchEnded(&outcome));
         outcomes.push(outcome);
-        let budgets = [
-            (
-                "--max-failed",
-                rolling.max_failed,
-                failed,
-                failed_total,
-                "failed",
-            ),
-            (
-                "--max-unreachable",
-                rolling.max_unreachable,
-                unreachable,
-                unreachable_total,
-                "unreachable",
-            ),
-        ];
-        for (flag, budget, in_batch, in_all, what) in budgets {
-            let over_batch = budget.exceeded(in_batch, batch.hosts.len());
-            if stopped.is_none() && (over_batch || budget.exceeded(in_all, total)) {
-                let hosts: Vec<&String> = batch
+        if stopped.is_none() {
+            let hosts_with = |wanted: &[HostStatus]| -> Vec<String> {
+                batch
                     .hosts
                     .iter()
-                    .filter(|n| {
-                        let s = status(results, n);
-                        if what == "failed" {
-                            matches!(s, HostStatus::Failed | HostStatus::TimedOut)
-                        } else {
-                            s == HostStatus::Unreachable
-                        }
-                    })
-                    .collect();
-                let later: usize = batches[i + 1..].iter().map(|b| b.hosts.len()).sum();
-                let why = format!(
-                    "rollout stopped at batch {} ({}): {} {what}, over the budget {flag} {budget} ({in_batch} of {} hosts in the batch, {in_all} of {total} in all); {later} host(s) in later batches left on their old release",
-                    batch.index,
-                    batch.group,
-                    hosts.iter().map(|h| h.as_str()).collect::<Vec<_>>().join(", "),
-                    batch.hosts.len(),
-                );
+                    .filter(|n| wanted.contains(&status(results, n)))
+                    .cloned()
+                    .collect()
+            };
+            let tally = Tally {
+                failed: hosts_with(&[HostStatus::Failed, HostStatus::TimedOut]),
+                unreachable: hosts_with(&[HostStatus::Unreachable]),
+                failed_total,
+                unreachable_total,
+                hosts: total,
+                later: batches[i + 1..].iter().map(|b| b.hosts.len()).sum(),
+            };
+            if let Some(why) = verdict(rolling, batch, &tally) {
                 notes(RolloutNote::Stopped(&why));
                 stopped = Some(why);
             }

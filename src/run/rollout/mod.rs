@@ -1,6 +1,7 @@
 //! Rolling runs: `--serial` batches in an order that keeps the pipeline up, a health gate after
 //! each batch, failure budgets, and the automatic rollback of a batch that failed its gate.
 
+pub mod budget;
 pub mod order;
 pub mod spec;
 
