@@ -3,6 +3,7 @@
 //! their private addresses; a second deploy that changes nothing; one NATS node restarted
 //! while the collector publishes, and nothing lost.
 
+use crate::support::fleet::set_roles;
 use crate::support::pipeline::{Pipeline, TABLES};
 use crate::support::{assert_nothing_changed, mp_remote, wait_for, Fleet};
 
@@ -16,27 +17,15 @@ fn deploy_three_node_nats_cluster_with_r3_streams() {
     // h1..h3: NATS; h4: ClickHouse and storage; h5: collector. The fleet helper gives every host the same roles, so
     // write the roles per host by rewriting the generated inventory.
     let inventory = fleet.inventory("inv.toml", &options);
-    let text = std::fs::read_to_string(&inventory).unwrap();
-    let mut out = String::new();
-    let mut current = String::new();
-    for line in text.lines() {
-        if let Some(name) = line.strip_prefix("name = ") {
-            current = name.trim_matches('"').to_string();
+    set_roles(&inventory, |host| {
+        match host {
+            // A short data-flow deadline: the last deploy below fails on purpose.
+            "h4" => "[\"clickhouse\", \"storage\"]\nvars = { verify_timeout_secs = 20 }",
+            "h5" => "[\"collector\"]",
+            _ => "[\"nats\"]",
         }
-        if line.starts_with("roles = ") {
-            let roles = match current.as_str() {
-                // A short data-flow deadline: the last deploy below fails on purpose.
-                "h4" => "[\"clickhouse\", \"storage\"]\nvars = { verify_timeout_secs = 20 }",
-                "h5" => "[\"collector\"]",
-                _ => "[\"nats\"]",
-            };
-            out.push_str(&format!("roles = {roles}\n"));
-        } else {
-            out.push_str(line);
-            out.push('\n');
-        }
-    }
-    std::fs::write(&inventory, out).unwrap();
+        .to_string()
+    });
 
     let first = mp_remote(Some(&inventory), &["deploy"]);
     println!("first deploy:\n{}{}", first.stdout, first.stderr);

@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use crate::support::fleet::set_roles;
 use crate::support::pipeline::Pipeline;
 use crate::support::runs::{run_dirs, run_json, spawn_mp_remote};
 use crate::support::{assert_nothing_changed, mp_remote, wait_for, Fleet};
@@ -21,28 +22,27 @@ fn inventory(fleet: &Fleet, file: &str, nats_vars: &str) -> PathBuf {
     let mut options = fleet.default_options(&known_hosts);
     options.extra = COMPONENTS;
     let path = fleet.inventory(file, &options);
-    let text = std::fs::read_to_string(&path).unwrap();
-    let mut out = String::new();
-    let mut current = String::new();
-    for line in text.lines() {
-        if let Some(name) = line.strip_prefix("name = ") {
-            current = name.trim_matches('"').to_string();
-        }
-        if line.starts_with("roles = ") {
-            let roles = match current.as_str() {
-                "h1" => "[\"nats\", \"clickhouse\", \"storage\"]",
-                _ => "[\"nats\", \"collector\"]",
-            };
-            out.push_str(&format!(
-                "roles = {roles}\nvars = {{ collector_rate = 1000{nats_vars} }}\n"
-            ));
-        } else {
-            out.push_str(line);
-            out.push('\n');
-        }
-    }
-    std::fs::write(&path, out).unwrap();
+    set_roles(&path, |host| {
+        let roles = match host {
+            "h1" => "[\"nats\", \"clickhouse\", \"storage\"]",
+            _ => "[\"nats\", \"collector\"]",
+        };
+        format!("{roles}\nvars = {{ collector_rate = 1000{nats_vars} }}")
+    });
     path
+}
+
+/// `update --serial 1 --agent-binary BUILD` and `extra`.
+fn roll(inventory: &Path, build: &Path, extra: &[&str]) -> crate::support::Run {
+    let mut args = vec![
+        "update",
+        "--serial",
+        "1",
+        "--agent-binary",
+        build.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    mp_remote(Some(inventory), &args)
 }
 
 fn latest_run(fleet: &Fleet) -> serde_json::Value {
@@ -126,16 +126,7 @@ fn rolling_update_gates_rolls_back_and_loses_nothing() {
     // A rolling update: a new build and a NATS config change (every node restarts).
     let next = build(&fleet, "mp-remote-next", b"\n");
     let inv2 = inventory(&fleet, "inv2.toml", ", nats_max_store_gib = 6");
-    let update = mp_remote(
-        Some(&inv2),
-        &[
-            "update",
-            "--serial",
-            "1",
-            "--agent-binary",
-            next.to_str().unwrap(),
-        ],
-    );
+    let update = roll(&inv2, &next, &[]);
     println!("rolling update:\n{}{}", update.stdout, update.stderr);
     assert_eq!(update.code, 0, "{update:?}");
     let record = latest_run(&fleet);
@@ -176,16 +167,7 @@ fn rolling_update_gates_rolls_back_and_loses_nothing() {
     for word in ["batch  1/3", "batch  3/3"] {
         assert!(update.stdout.contains(word), "{word}: {}", update.stdout);
     }
-    let again = mp_remote(
-        Some(&inv2),
-        &[
-            "update",
-            "--serial",
-            "1",
-            "--agent-binary",
-            next.to_str().unwrap(),
-        ],
-    );
+    let again = roll(&inv2, &next, &[]);
     assert_nothing_changed(&again);
 
     // The audit log on h1 has the update, with the releases before and after.
@@ -208,16 +190,7 @@ fn rolling_update_gates_rolls_back_and_loses_nothing() {
         ),
     )
     .unwrap();
-    let failing = mp_remote(
-        Some(&inv2),
-        &[
-            "update",
-            "--serial",
-            "1",
-            "--agent-binary",
-            broken.to_str().unwrap(),
-        ],
-    );
+    let failing = roll(&inv2, &broken, &[]);
     println!("broken update:\n{}{}", failing.stdout, failing.stderr);
     assert_eq!(failing.code, 2, "{failing:?}");
     let record = latest_run(&fleet);
@@ -262,32 +235,16 @@ fn rolling_update_gates_rolls_back_and_loses_nothing() {
     let other = mp_remote(Some(&inv), &["update", "--retry", "latest"]);
     assert_eq!(other.code, 1, "{other:?}");
     assert!(other.stderr.contains("used another inventory"), "{other:?}");
-    let retry = mp_remote(
-        Some(&inv2),
-        &[
-            "update",
-            "--retry",
-            "latest",
-            "--serial",
-            "1",
-            "--agent-binary",
-            next.to_str().unwrap(),
-        ],
-    );
+    let retry = roll(&inv2, &next, &["--retry", "latest"]);
     assert_eq!(retry.code, 0, "{retry:?}");
 
     // The control node killed mid-rollout: its leases stay, but a --retry of that run takes
     // them over (its process is gone) and finishes the rollout.
     let third = build(&fleet, "mp-remote-third", b"\n\n");
+    let third_path = third.to_str().unwrap();
     let mut killed = spawn_mp_remote(
         Some(&inv2),
-        &[
-            "update",
-            "--serial",
-            "1",
-            "--agent-binary",
-            third.to_str().unwrap(),
-        ],
+        &["update", "--serial", "1", "--agent-binary", third_path],
     );
     wait_for("batch 1 to switch h1's release", 120, || {
         release(&fleet, "h1") == sha16(&third)
@@ -295,18 +252,7 @@ fn rolling_update_gates_rolls_back_and_loses_nothing() {
     killed.kill().unwrap();
     killed.wait().unwrap();
     assert!(fleet.holds("h2", "test -e /var/lib/mp-remote/lease.json"));
-    let finish = mp_remote(
-        Some(&inv2),
-        &[
-            "update",
-            "--retry",
-            "latest",
-            "--serial",
-            "1",
-            "--agent-binary",
-            third.to_str().unwrap(),
-        ],
-    );
+    let finish = roll(&inv2, &third, &["--retry", "latest"]);
     println!("retry after kill -9:\n{}{}", finish.stdout, finish.stderr);
     assert_eq!(finish.code, 0, "{finish:?}");
     for host in ["h1", "h2", "h3"] {

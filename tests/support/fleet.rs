@@ -205,6 +205,26 @@ impl Fleet {
     }
 }
 
+/// Rewrites each host's `roles = ...` line of a generated inventory with `roles(name)`: the
+/// roles (and any lines to add after them, such as `vars = { ... }`).
+pub fn set_roles(inventory: &Path, roles: impl Fn(&str) -> String) {
+    let text = std::fs::read_to_string(inventory).expect("read inventory");
+    let mut out = String::new();
+    let mut current = String::new();
+    for line in text.lines() {
+        if let Some(name) = line.strip_prefix("name = ") {
+            current = name.trim_matches('"').to_string();
+        }
+        if line.starts_with("roles = ") {
+            out.push_str(&format!("roles = {}\n", roles(&current)));
+        } else {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    std::fs::write(inventory, out).expect("write inventory");
+}
+
 impl Drop for Fleet {
     fn drop(&mut self) {
         let _ = Command::new(script())

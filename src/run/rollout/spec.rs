@@ -30,25 +30,27 @@ impl fmt::Display for Size {
     }
 }
 
-fn parse_size(text: &str, what: &str) -> Result<Size, String> {
-    let text = text.trim();
+/// `N` or `N%` (at most 100%): the number and whether it is a share.
+fn count_or_share(text: &str, what: &str, example: &str) -> Result<(u64, bool), String> {
     let (number, percent) = match text.strip_suffix('%') {
         Some(n) => (n, true),
         None => (text, false),
     };
     let n: u64 = number.parse().map_err(|_| {
-        format!("{what} {text:?} is not a number of hosts (N) or a share (N%), e.g. 2 or 25%")
+        format!("{what} {text:?} is not a number of hosts (N) or a share (N%), e.g. {example}")
     })?;
-    if n == 0 {
-        return Err(format!("{what} {text:?}: a batch needs at least one host"));
+    if percent && n > 100 {
+        return Err(format!("{what} {text:?}: a share is at most 100%"));
     }
-    if percent {
-        if n > 100 {
-            return Err(format!("{what} {text:?}: a share is at most 100%"));
-        }
-        Ok(Size::Percent(n as u32))
-    } else {
-        Ok(Size::Hosts(n as usize))
+    Ok((n, percent))
+}
+
+fn parse_size(text: &str, what: &str) -> Result<Size, String> {
+    let text = text.trim();
+    match count_or_share(text, what, "2 or 25%")? {
+        (0, _) => Err(format!("{what} {text:?}: a batch needs at least one host")),
+        (n, true) => Ok(Size::Percent(n as u32)),
+        (n, false) => Ok(Size::Hosts(n as usize)),
     }
 }
 
@@ -113,21 +115,9 @@ impl FromStr for Budget {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Self, String> {
-        let text = text.trim();
-        let (number, percent) = match text.strip_suffix('%') {
-            Some(n) => (n, true),
-            None => (text, false),
-        };
-        let n: u64 = number.parse().map_err(|_| {
-            format!("budget {text:?} is not a number of hosts (N) or a share (N%) from 0 to 100%, e.g. 1 or 10%")
-        })?;
-        if percent {
-            if n > 100 {
-                return Err(format!("budget {text:?}: a share is at most 100%"));
-            }
-            Ok(Budget::Percent(n as u32))
-        } else {
-            Ok(Budget::Hosts(n as usize))
+        match count_or_share(text.trim(), "budget", "1 or 10%")? {
+            (n, true) => Ok(Budget::Percent(n as u32)),
+            (n, false) => Ok(Budget::Hosts(n as usize)),
         }
     }
 }
