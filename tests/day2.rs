@@ -30,6 +30,9 @@ struct HostDoc {
     services: Option<BTreeMap<String, ServiceDoc>>,
     streams: Option<BTreeMap<String, StreamDoc>>,
     tables: Option<BTreeMap<String, u64>>,
+    /// The pipeline release the host runs; null on a host without one.
+    #[allow(dead_code)]
+    release: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -11,7 +11,7 @@ use mp_remote::run::FanOut;
 
 use crate::support::{mp_remote, Fleet};
 
-const LEASE: &str = "/var/lib/mp-remote/lease.json";
+const LEASE: &str = "/run/mp-remote/lease.json";
 
 #[test]
 fn lock_status_release_and_audit() {
@@ -43,7 +43,7 @@ fn lock_status_release_and_audit() {
     fleet.exec(
         "h1",
         &format!(
-            "mkdir -p /var/lib/mp-remote && now=$(date +%s) && printf '%s' \"{{\\\"format\\\":1,\\\"owner\\\":\\\"bob@desk\\\",\\\"run_id\\\":\\\"20250101-000000-7\\\",\\\"command\\\":\\\"deploy\\\",\\\"started\\\":\\\"2025-01-01T00:00:00Z\\\",\\\"expires\\\":\\\"later\\\",\\\"expires_epoch\\\":$((now + 3000))}}\" > {LEASE}"
+            "mkdir -p /run/mp-remote && now=$(date +%s) && printf '%s' \"{{\\\"format\\\":1,\\\"owner\\\":\\\"bob@desk\\\",\\\"run_id\\\":\\\"20250101-000000-7\\\",\\\"command\\\":\\\"deploy\\\",\\\"started\\\":\\\"2025-01-01T00:00:00Z\\\",\\\"expires\\\":\\\"later\\\",\\\"expires_epoch\\\":$((now + 3000))}}\" > {LEASE}"
         ),
     );
     let held = mp(&["lock", "status"]);

@@ -94,7 +94,7 @@ fn rolling_update_gates_rolls_back_and_loses_nothing() {
     // A second operator: a live lease of another run on h2 refuses the whole run at once.
     fleet.exec(
         "h2",
-        r#"printf '%s\n' '{"format":1,"owner":"bob@desk","run_id":"20990101-000000-1","command":"deploy","started":"2099-01-01T00:00:00Z","expires":"2100-01-01T00:00:00Z","expires_epoch":4102444800}' > /var/lib/mp-remote/lease.json"#,
+        r#"mkdir -p /run/mp-remote && printf '%s\n' '{"format":1,"owner":"bob@desk","run_id":"20990101-000000-1","command":"deploy","started":"2099-01-01T00:00:00Z","expires":"2100-01-01T00:00:00Z","expires_epoch":4102444800}' > /run/mp-remote/lease.json"#,
     );
     let nats_before = started(&fleet, "h1", "nats-server");
     let refused = mp_remote(Some(&inv), &["update", "--serial", "1"]);
@@ -107,7 +107,7 @@ fn rolling_update_gates_rolls_back_and_loses_nothing() {
     );
     assert_eq!(started(&fleet, "h1", "nats-server"), nats_before);
     assert!(
-        !fleet.holds("h1", "test -e /var/lib/mp-remote/lease.json"),
+        !fleet.holds("h1", "test -e /run/mp-remote/lease.json"),
         "the refused run left its lease on h1"
     );
     let released = mp_remote(
@@ -251,14 +251,14 @@ fn rolling_update_gates_rolls_back_and_loses_nothing() {
     });
     killed.kill().unwrap();
     killed.wait().unwrap();
-    assert!(fleet.holds("h2", "test -e /var/lib/mp-remote/lease.json"));
+    assert!(fleet.holds("h2", "test -e /run/mp-remote/lease.json"));
     let finish = roll(&inv2, &third, &["--retry", "latest"]);
     println!("retry after kill -9:\n{}{}", finish.stdout, finish.stderr);
     assert_eq!(finish.code, 0, "{finish:?}");
     for host in ["h1", "h2", "h3"] {
         assert_eq!(release(&fleet, host), sha16(&third), "{host}");
         assert!(
-            !fleet.holds(host, "test -e /var/lib/mp-remote/lease.json"),
+            !fleet.holds(host, "test -e /run/mp-remote/lease.json"),
             "{host}"
         );
     }

@@ -20,8 +20,10 @@ use super::session::Connected;
 use crate::transport::shell::{quote, with_become};
 use crate::transport::{ExecOutput, TransportError};
 
-/// Where a host keeps its lease.
-pub const LEASE_FILE: &str = "/var/lib/mp-remote/lease.json";
+/// Where a host keeps its lease: runtime state, beside the supervisor's pid files, so that
+/// `clean` (which removes /var/lib/mp-remote) never meets it and a reboot, which ends every
+/// run on the host anyway, forgets it.
+pub const LEASE_FILE: &str = "/run/mp-remote/lease.json";
 
 /// How long a lease lives unless renewed (runs renew it every third of this).
 pub const DEFAULT_TTL: Duration = Duration::from_secs(5 * 60);
