@@ -8,12 +8,13 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use super::agent_exec::{self, AgentBinary};
+use super::phases::{pipeline_phases, rollback_hosts, servers_phase, streams_phase, Ctx, Ready};
 use super::session::{self, Connected, Ended};
 use super::FanOut;
 use crate::agent::{AgentEvent, StepEnd, StepStatus};
 use crate::facts::{self, Facts};
 use crate::inventory::{Inventory, Role};
-use crate::plan::{self, Components, HostPlan, LayerName};
+use crate::plan::{self, Components, HostPlan};
 use crate::report::HostStatus;
 use crate::transport::shell::{quote, with_become};
 
@@ -100,42 +101,6 @@ pub struct DeployResult {
     pub hosts: Vec<HostDeploy>,
     pub batches: Vec<super::rollout::BatchOutcome>,
     pub stopped: Option<String>,
-}
-
-/// Everything the phases of one run share.
-pub(super) struct Ctx<'a, 'h> {
-    pub inventory: &'a Inventory,
-    pub fanout: &'a FanOut,
-    pub options: &'a DeployOptions,
-    pub progress: &'a Progress,
-    pub fleet: plan::Fleet,
-    pub components: Components,
-    /// The agents' run id (their event log's name).
-    pub run_id: String,
-    pub ready: Vec<Ready<'h>>,
-}
-
-/// A host that passed detect: its connection, its facts and where its agent is.
-#[derive(Clone)]
-pub(super) struct Ready<'h> {
-    pub c: Connected<'h>,
-    pub facts: Facts,
-    pub agent_path: String,
-}
-
-impl<'h> Ctx<'_, 'h> {
-    pub fn ready(&self, name: &str) -> Option<&Ready<'h>> {
-        self.ready.iter().find(|r| r.c.host.name == name)
-    }
-
-    /// The ready hosts among `names`, in `names`' order.
-    pub fn ready_among(&self, names: &[String]) -> Vec<Ready<'h>> {
-        names
-            .iter()
-            .filter_map(|n| self.ready(n))
-            .cloned()
-            .collect()
-    }
 }
 
 pub async fn deploy(
@@ -280,195 +245,6 @@ pub async fn deploy(
         .filter_map(|h| results.remove(&h.name))
         .collect();
     Ok(outcome)
-}
-
-/// Phase 1 on the ready hosts among `names`: the servers (install and init layers), in
-/// parallel; `update` installs nothing.
-pub(super) async fn servers_phase(
-    ctx: &Ctx<'_, '_>,
-    names: &[String],
-    results: &mut BTreeMap<String, HostDeploy>,
-) {
-    let hosts = ctx.ready_among(names);
-    let connections: Vec<Connected> = hosts.iter().map(|r| r.c.clone()).collect();
-    let options = ctx.options;
-    let outcomes = session::on_each(&connections, ctx.fanout.forks, |c| {
-        let r = ctx.ready(&c.host.name).expect("every ready host has facts");
-        async move {
-            let plan = plan::servers_plan(
-                c.host,
-                &r.facts,
-                &ctx.components,
-                &ctx.fleet,
-                &ctx.run_id,
-                options.check_only,
-            )?;
-            let plan = if options.update {
-                plan::update::without_installs(plan)
-            } else {
-                plan
-            };
-            run(&c, &r.agent_path, &plan, ctx.progress).await
-        }
-    })
-    .await;
-    for (r, (took, result)) in hosts.iter().zip(outcomes) {
-        let entry = host_result(&r.c.host.name, Some(r.facts.clone()), took, result);
-        results.insert(r.c.host.name.clone(), entry);
-    }
-}
-
-/// Barrier, then on one NATS node: the streams (R3 needs every node up). Nothing when no
-/// NATS host is selected.
-pub(super) async fn streams_phase(ctx: &Ctx<'_, '_>, results: &mut BTreeMap<String, HostDeploy>) {
-    let nats_ok = ctx
-        .ready
-        .iter()
-        .filter(|r| r.c.host.roles.contains(&Role::Nats))
-        .all(|r| results.get(&r.c.host.name).map(|e| e.status) == Some(HostStatus::Ok));
-    let Some(r) = ctx
-        .ready
-        .iter()
-        .find(|r| r.c.host.roles.contains(&Role::Nats))
-    else {
-        return;
-    };
-    let Some(entry) = results.get_mut(&r.c.host.name) else {
-        return;
-    };
-    if nats_ok && entry.status == HostStatus::Ok {
-        let plan = plan::streams_plan(r.c.host, &ctx.fleet, &ctx.run_id, ctx.options.check_only);
-        let took = Instant::now();
-        let result = run(&r.c, &r.agent_path, &plan, ctx.progress).await;
-        absorb(entry, took.elapsed(), result);
-    } else if entry.status == HostStatus::Ok {
-        entry.status = HostStatus::Failed;
-        entry.error = Some(format!(
-            "{}: streams not created: a NATS node failed above; fix it and deploy again",
-            r.c.host.name
-        ));
-    }
-}
-
-/// Phases 3 and 4 on the pipeline hosts among `names`: the services start once every server
-/// among `names` is up, then the data flow is verified.
-pub(super) async fn pipeline_phases(
-    ctx: &Ctx<'_, '_>,
-    names: &[String],
-    results: &mut BTreeMap<String, HostDeploy>,
-) {
-    let servers_ok = names.iter().all(|name| {
-        results.get(name).is_none_or(|r| r.status == HostStatus::Ok)
-            || !ctx.inventory.hosts.iter().any(|h| {
-                &h.name == name
-                    && (h.roles.contains(&Role::Nats) || h.roles.contains(&Role::Clickhouse))
-            })
-    });
-    let pipeline_hosts: Vec<Ready> = ctx
-        .ready_among(names)
-        .into_iter()
-        .filter(|r| !plan::pipeline::services_of(r.c.host).is_empty())
-        .filter(|r| results.get(&r.c.host.name).map(|e| e.status) == Some(HostStatus::Ok))
-        .collect();
-    if !servers_ok {
-        for r in &pipeline_hosts {
-            let entry = results
-                .get_mut(&r.c.host.name)
-                .expect("phase 1 recorded it");
-            entry.status = HostStatus::Failed;
-            entry.error = Some(format!(
-                "{}: storage and collectors not started: a NATS or ClickHouse host failed above; fix it and deploy again",
-                r.c.host.name
-            ));
-        }
-        return;
-    }
-    let options = ctx.options;
-    for layer in [LayerName::Start, LayerName::Verify] {
-        let hosts: Vec<Connected> = pipeline_hosts
-            .iter()
-            .filter(|r| results[&r.c.host.name].status == HostStatus::Ok)
-            .map(|r| r.c.clone())
-            .collect();
-        let outcomes = session::on_each(&hosts, ctx.fanout.forks, |c| {
-            let r = ctx.ready(&c.host.name).expect("every ready host has facts");
-            async move {
-                let plan = match layer {
-                    LayerName::Start => plan::pipeline::services_plan(
-                        c.host,
-                        &r.facts,
-                        &ctx.fleet,
-                        &ctx.run_id,
-                        options.check_only,
-                    )?,
-                    _ => plan::pipeline::verify_plan(
-                        c.host,
-                        &ctx.fleet,
-                        &ctx.run_id,
-                        options.check_only,
-                    )?,
-                };
-                run(&c, &r.agent_path, &plan, ctx.progress).await
-            }
-        })
-        .await;
-        for (c, (took, result)) in hosts.iter().zip(outcomes) {
-            let entry = results.get_mut(&c.host.name).expect("phase 1 recorded it");
-            absorb(entry, took, result);
-        }
-    }
-}
-
-/// `rollback`: the pipeline's services on the ready hosts among `names` switched to release
-/// `to` (None: the previous one) and restarted on it. Hosts that run no pipeline service
-/// have no release to switch, and say so.
-pub(super) async fn rollback_hosts(
-    ctx: &Ctx<'_, '_>,
-    names: &[String],
-    to: Option<String>,
-    results: &mut BTreeMap<String, HostDeploy>,
-) {
-    let hosts = ctx.ready_among(names);
-    let (with, without): (Vec<Ready>, Vec<Ready>) = hosts
-        .into_iter()
-        .partition(|r| plan::rollout::has_release(r.c.host));
-    for r in without {
-        let mut entry = host_result(
-            &r.c.host.name,
-            Some(r.facts.clone()),
-            Duration::ZERO,
-            Ok(vec![]),
-        );
-        entry.note = Some("runs no pipeline service: no release to roll back".into());
-        results.insert(r.c.host.name.clone(), entry);
-    }
-    let connections: Vec<Connected> = with.iter().map(|r| r.c.clone()).collect();
-    let options = ctx.options;
-    let outcomes = session::on_each(&connections, ctx.fanout.forks, |c| {
-        let r = ctx.ready(&c.host.name).expect("every ready host has facts");
-        let to = to.clone();
-        async move {
-            let plan = plan::rollout::rollback_plan(
-                c.host,
-                &r.facts,
-                &ctx.fleet,
-                &ctx.run_id,
-                to,
-                options.check_only,
-            )?;
-            run(&c, &r.agent_path, &plan, ctx.progress).await
-        }
-    })
-    .await;
-    for (r, (took, result)) in with.iter().zip(outcomes) {
-        match results.get_mut(&r.c.host.name) {
-            Some(entry) => absorb(entry, took, result),
-            None => {
-                let entry = host_result(&r.c.host.name, Some(r.facts.clone()), took, result);
-                results.insert(r.c.host.name.clone(), entry);
-            }
-        }
-    }
 }
 
 struct Detected {

@@ -11,6 +11,7 @@ pub mod deploy;
 pub mod fanout;
 pub mod guard;
 pub mod lease;
+pub mod phases;
 pub mod reattach;
 pub mod rollout;
 pub mod session;

@@ -12,9 +12,8 @@ use crate::agent::StepStatus;
 use crate::inventory::{Host, Role};
 use crate::plan;
 use crate::report::HostStatus;
-use crate::run::deploy::{
-    absorb, pipeline_phases, rollback_hosts, run, servers_phase, streams_phase, Ctx, HostDeploy,
-};
+use crate::run::deploy::{absorb, run, HostDeploy};
+use crate::run::phases::{pipeline_phases, rollback_hosts, servers_phase, streams_phase, Ctx};
 use crate::run::session;
 
 /// Runs every batch; returns each batch's outcome and, when a budget stopped the rollout, why.
