@@ -18,6 +18,7 @@ mod report_cli;
 mod report_deploy;
 mod report_html;
 mod rolling;
+mod rolling_budgets;
 mod ssh_auth;
 mod ssh_facts;
 mod ssh_host_keys;

@@ -98,14 +98,14 @@ fn json_escape_table() {
 fn command_lines() {
     assert_eq!(
         command(Action::Read, LEASE_FILE, None),
-        "sh -s -- read /var/lib/mp-remote/lease.json"
+        "sh -s -- read /run/mp-remote/lease.json"
     );
     let mut r = request("20250102-030405-4242", 300);
     r.owner = "o'brien@it's".into();
     r.command = "lock \"release\"".into();
     assert_eq!(
         command(Action::Acquire, LEASE_FILE, Some(&r)),
-        r#"sh -s -- acquire /var/lib/mp-remote/lease.json 20250102-030405-4242 300 'o'\''brien@it'\''s' 'lock \"release\"'"#
+        r#"sh -s -- acquire /run/mp-remote/lease.json 20250102-030405-4242 300 'o'\''brien@it'\''s' 'lock \"release\"'"#
     );
     r.ttl = Duration::from_millis(10);
     assert!(command(Action::Renew, "/l", Some(&r)).contains(" 1 "));
@@ -174,9 +174,7 @@ fn exit_codes_become_errors() {
             if host == "h1" && path == LEASE_FILE && content_excerpt == "{oops"),
         "{corrupt:?}"
     );
-    assert!(corrupt
-        .to_string()
-        .contains("/var/lib/mp-remote/lease.json"));
+    assert!(corrupt.to_string().contains("/run/mp-remote/lease.json"));
     assert!(corrupt.to_string().contains("lock release --limit h1"));
     let future = run(&output(12, "now 1\nstate future\n{\"format\":2}\n", "")).unwrap_err();
     assert!(

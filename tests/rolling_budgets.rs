@@ -1,0 +1,102 @@
+//! Failure budgets of a rolling update on three real hosts (h1: the whole pipeline, h2 and h3:
+//! a collector each): an unreachable host trips `--max-unreachable` (exit 3, the later batch
+//! left on its old release), is tolerated within a budget of 1, and `--retry` finishes it
+//! once the host is back.
+
+use std::path::{Path, PathBuf};
+
+use crate::support::fleet::set_roles;
+use crate::support::runs::{run_dirs, run_json};
+use crate::support::{mp_remote, Fleet};
+
+const COMPONENTS: &str =
+    "[components.nats]\nsource = \"os\"\n\n[components.clickhouse]\nsource = \"os\"\n";
+
+fn release(fleet: &Fleet, host: &str) -> String {
+    let link = fleet.exec(host, "readlink /opt/marketprism/current");
+    link.trim()
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn build(fleet: &Fleet, name: &str, tag: &[u8]) -> PathBuf {
+    let path = fleet.path(name);
+    let mut bytes = std::fs::read(env!("CARGO_BIN_EXE_mp-remote")).unwrap();
+    bytes.extend_from_slice(tag);
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+fn update(inventory: &Path, build: &Path, extra: &[&str]) -> crate::support::Run {
+    let mut args = vec![
+        "update",
+        "--serial",
+        "1",
+        "--agent-binary",
+        build.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let run = mp_remote(Some(inventory), &args);
+    println!("update {extra:?}:\n{}{}", run.stdout, run.stderr);
+    run
+}
+
+#[test]
+fn unreachable_hosts_trip_their_own_budget_and_retry_finishes() {
+    let fleet = Fleet::up("budget", 3, 0);
+    let known_hosts = fleet.path("known_hosts");
+    let mut options = fleet.default_options(&known_hosts);
+    options.extra = COMPONENTS;
+    options.connect_timeout = "3s";
+    let inventory = fleet.inventory("inv.toml", &options);
+    set_roles(&inventory, |host| match host {
+        "h1" => "[\"nats\", \"clickhouse\", \"storage\", \"collector\"]".into(),
+        _ => "[\"collector\"]".into(),
+    });
+    let first = mp_remote(Some(&inventory), &["deploy"]);
+    assert_eq!(first.code, 0, "{first:?}");
+    let old = release(&fleet, "h3");
+
+    // h2 is down: batch 2 trips --max-unreachable 0; h3 (batch 3) keeps its release; exit 3.
+    let next = build(&fleet, "mp-remote-next", b"\n");
+    fleet.on_host("stop", "h2");
+    let stopped = update(&inventory, &next, &[]);
+    assert_eq!(stopped.code, 3, "{stopped:?}");
+    let record = run_json(run_dirs(&fleet.path(".mp-remote/runs")).last().unwrap());
+    assert!(
+        record["stopped"]
+            .as_str()
+            .unwrap()
+            .contains("batch 2 (collectors): h2 unreachable, over the budget --max-unreachable 0"),
+        "{record}"
+    );
+    let states: Vec<&str> = record["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["ok", "unreachable", "skipped"]);
+    assert_eq!(release(&fleet, "h3"), old);
+
+    // Within a budget of 1 the rollout goes on past it; a failed budget does not count it.
+    let tolerated = update(&inventory, &next, &["--max-unreachable", "1"]);
+    assert_eq!(tolerated.code, 3, "{tolerated:?}");
+    assert_ne!(release(&fleet, "h3"), old);
+
+    // h2 back: --retry runs on it alone and finishes the rollout.
+    fleet.on_host("start", "h2");
+    let retry = update(&inventory, &next, &["--retry", "latest"]);
+    assert_eq!(retry.code, 0, "{retry:?}");
+    let record = run_json(run_dirs(&fleet.path(".mp-remote/runs")).last().unwrap());
+    let names: Vec<&str> = record["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["h2"]);
+    assert_eq!(release(&fleet, "h2"), release(&fleet, "h3"));
+}
