@@ -30,6 +30,8 @@ fn deploy_records_runs_and_never_the_password() {
             .trim()
             .is_empty()
     });
+    // The run holds the fleet lock while it works; Ctrl-C gives it back.
+    assert!(fleet.holds("h1", "test -e /run/mp-remote/lease.json"));
     interrupt(&child);
     let cut = child.wait_with_output().unwrap();
     let (stdout, stderr) = (
@@ -38,6 +40,10 @@ fn deploy_records_runs_and_never_the_password() {
     );
     println!("interrupted deploy:\n{stdout}{stderr}");
     assert_eq!(cut.status.code(), Some(130), "{stdout}{stderr}");
+    assert!(
+        !fleet.holds("h1", "test -e /run/mp-remote/lease.json"),
+        "the interrupted run kept its lease"
+    );
     assert!(
         stderr.contains("telling the agents on 1 host(s) to stop"),
         "{stderr}"

@@ -22,6 +22,14 @@ pub async fn apply(
         .build()
         .map_err(|e| StepError::new(format!("cannot build an HTTP client: {e}")))?;
     let started = Instant::now();
+    // A service that keeps exiting (a broken release) will not answer: say so in seconds,
+    // not at the deadline.
+    let unit = log_unit.filter(|_| !check_only);
+    let base = match unit {
+        Some(u) => restarts(u).await,
+        None => None,
+    };
+    let mut looked = Instant::now();
     let last = loop {
         match probe(&client, url, expect).await {
             Ok(()) => {
@@ -32,7 +40,22 @@ pub async fn apply(
             }
             // A check run must not wait for a server it did not start.
             Err(why) if check_only || started.elapsed() >= timeout => break why,
-            Err(_) => tokio::time::sleep(POLL).await,
+            Err(why) => {
+                if let (Some(u), Some(base)) = (unit, base) {
+                    if looked.elapsed() >= CRASH_LOOK {
+                        looked = Instant::now();
+                        let now = restarts(u).await.unwrap_or(base);
+                        if now.saturating_sub(base) >= CRASH_LOOP {
+                            break format!(
+                                "{u} keeps exiting: systemd restarted it {} times in {} s ({why})",
+                                now - base,
+                                started.elapsed().as_secs()
+                            );
+                        }
+                    }
+                }
+                tokio::time::sleep(POLL).await
+            }
         }
     };
     if check_only {
@@ -59,6 +82,22 @@ pub async fn apply(
         None => "check the service on the host".into(),
     })
     .with_output(&log))
+}
+
+/// Automatic restarts during a wait that mean the service keeps exiting.
+const CRASH_LOOP: u64 = 3;
+/// How often the wait asks systemd how often it restarted the service.
+const CRASH_LOOK: Duration = Duration::from_secs(2);
+
+/// How many times systemd restarted `unit` by itself (None: not a systemd unit here).
+async fn restarts(unit: &str) -> Option<u64> {
+    let out = sh(&format!(
+        "systemctl show -p NRestarts --value {}",
+        quote(unit)
+    ))
+    .await
+    .ok()?;
+    out.output.trim().parse().ok()
 }
 
 /// The last lines of a service's log: the journal under systemd, else our supervisor's log.
