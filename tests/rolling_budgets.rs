@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::support::fleet::set_roles;
 use crate::support::runs::{run_dirs, run_json};
-use crate::support::{mp_remote, Fleet};
+use crate::support::{mp_remote, wait_for, Fleet};
 
 const COMPONENTS: &str =
     "[components.nats]\nsource = \"os\"\n\n[components.clickhouse]\nsource = \"os\"\n";
@@ -99,4 +99,49 @@ fn unreachable_hosts_trip_their_own_budget_and_retry_finishes() {
         .collect();
     assert_eq!(names, ["h2"]);
     assert_eq!(release(&fleet, "h2"), release(&fleet, "h3"));
+
+    // h3 lost in the middle of its batch (killed while its agent works): it counts against
+    // the unreachable budget, not the failed one.
+    let third = build(&fleet, "mp-remote-third", b"\n\n");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_mp-remote"))
+        .arg("-i")
+        .arg(&inventory)
+        .args([
+            "update",
+            "--serial",
+            "1",
+            "--agent-binary",
+            third.to_str().unwrap(),
+        ])
+        .env("MP_REMOTE_REATTACH", "5s")
+        .env_remove("SSH_AUTH_SOCK")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("h3's agent at work", 240, || {
+        !fleet
+            .exec("h3", "pgrep -f '[a]gent run --plan' || true")
+            .trim()
+            .is_empty()
+    });
+    crate::support::run_ok(
+        std::process::Command::new("docker").args(["kill", &fleet.host("h3").container]),
+    );
+    let lost = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&lost.stdout);
+    println!(
+        "update with h3 lost:\n{stdout}{}",
+        String::from_utf8_lossy(&lost.stderr)
+    );
+    assert_eq!(lost.status.code(), Some(3), "{stdout}");
+    let record = run_json(run_dirs(&fleet.path(".mp-remote/runs")).last().unwrap());
+    assert_eq!(record["hosts"][2]["status"], "unreachable", "{record}");
+    assert!(
+        record["stopped"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("h3 unreachable, over the budget --max-unreachable 0"),
+        "{record}"
+    );
 }

@@ -11,8 +11,16 @@ use crate::plan::HostPlan;
 use crate::transport::shell::{quote, with_become};
 use crate::transport::{Stream, Transport, TransportError};
 
-/// How long re-attaching tries to reach the host again after it was last reached.
+/// How long re-attaching tries to reach the host again after it was last reached, unless
+/// `MP_REMOTE_REATTACH` (a duration: `30s`, `10m`) says otherwise.
 const RECONNECT_FOR: Duration = Duration::from_secs(180);
+
+fn reconnect_for() -> Duration {
+    std::env::var("MP_REMOTE_REATTACH")
+        .ok()
+        .and_then(|v| humantime::parse_duration(v.trim()).ok())
+        .unwrap_or(RECONNECT_FOR)
+}
 /// Pauses between attempts double from 1 s up to this.
 const MAX_PAUSE: Duration = Duration::from_secs(15);
 
@@ -136,10 +144,10 @@ pub async fn reattach(
         if events.own_events() > skip {
             (reached, pause) = (Instant::now(), Duration::from_secs(1));
         }
-        if reached.elapsed() >= RECONNECT_FOR {
+        if reached.elapsed() >= reconnect_for() {
             return Err(failure.context(format!(
                 "the connection was lost during the run and not regained within {} (the agent may still be running: {DEPLOY_AGAIN})",
-                humantime::format_duration(RECONNECT_FOR)
+                humantime::format_duration(reconnect_for())
             )));
         }
         tracing::debug!(
