@@ -6,11 +6,12 @@
 //! and every trade the collectors published is in ClickHouse once, with no gap.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::support::fleet::set_roles;
 use crate::support::pipeline::Pipeline;
-use crate::support::runs::{run_dirs, run_json, spawn_mp_remote};
+use crate::support::rolling::{build, latest_run, release, roll, sha16};
+use crate::support::runs::spawn_mp_remote;
 use crate::support::{assert_nothing_changed, mp_remote, wait_for, Fleet};
 
 const COMPONENTS: &str =
@@ -32,54 +33,12 @@ fn inventory(fleet: &Fleet, file: &str, nats_vars: &str) -> PathBuf {
     path
 }
 
-/// `update --serial 1 --agent-binary BUILD` and `extra`.
-fn roll(inventory: &Path, build: &Path, extra: &[&str]) -> crate::support::Run {
-    let mut args = vec![
-        "update",
-        "--serial",
-        "1",
-        "--agent-binary",
-        build.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    mp_remote(Some(inventory), &args)
-}
-
-fn latest_run(fleet: &Fleet) -> serde_json::Value {
-    let dirs = run_dirs(&fleet.path(".mp-remote/runs"));
-    run_json(dirs.last().expect("a recorded run"))
-}
-
-fn release(fleet: &Fleet, host: &str) -> String {
-    let link = fleet.exec(host, "readlink /opt/marketprism/current");
-    link.trim()
-        .rsplit('/')
-        .next()
-        .unwrap_or_default()
-        .to_string()
-}
-
 /// Monotonic start of a unit; containers share the kernel, so hosts compare.
 fn started(fleet: &Fleet, host: &str, unit: &str) -> u64 {
     let line = fleet.started_at(host, unit);
     line.trim_start_matches("ActiveEnterTimestampMonotonic=")
         .parse()
         .unwrap_or_else(|_| panic!("{host} {unit}: {line}"))
-}
-
-/// Another build, as far as any checksum can tell: `tag` past the end of the ELF file.
-fn build(fleet: &Fleet, name: &str, tag: &[u8]) -> PathBuf {
-    let path = fleet.path(name);
-    let mut bytes = std::fs::read(env!("CARGO_BIN_EXE_mp-remote")).unwrap();
-    bytes.extend_from_slice(tag);
-    std::fs::write(&path, bytes).unwrap();
-    path
-}
-
-fn sha16(path: &Path) -> String {
-    use sha2::Digest;
-    let bytes = std::fs::read(path).unwrap();
-    hex::encode(sha2::Sha256::digest(&bytes))[..16].to_string()
 }
 
 #[test]

@@ -3,42 +3,18 @@
 //! left on its old release), is tolerated within a budget of 1, and `--retry` finishes it
 //! once the host is back.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::support::fleet::set_roles;
-use crate::support::runs::{run_dirs, run_json};
+use crate::support::rolling::{build, latest_run, release, roll};
 use crate::support::{mp_remote, wait_for, Fleet};
 
 const COMPONENTS: &str =
     "[components.nats]\nsource = \"os\"\n\n[components.clickhouse]\nsource = \"os\"\n";
 
-fn release(fleet: &Fleet, host: &str) -> String {
-    let link = fleet.exec(host, "readlink /opt/marketprism/current");
-    link.trim()
-        .rsplit('/')
-        .next()
-        .unwrap_or_default()
-        .to_string()
-}
-
-fn build(fleet: &Fleet, name: &str, tag: &[u8]) -> PathBuf {
-    let path = fleet.path(name);
-    let mut bytes = std::fs::read(env!("CARGO_BIN_EXE_mp-remote")).unwrap();
-    bytes.extend_from_slice(tag);
-    std::fs::write(&path, bytes).unwrap();
-    path
-}
-
+/// A rolling update (see [`roll`]), printed.
 fn update(inventory: &Path, build: &Path, extra: &[&str]) -> crate::support::Run {
-    let mut args = vec![
-        "update",
-        "--serial",
-        "1",
-        "--agent-binary",
-        build.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    let run = mp_remote(Some(inventory), &args);
+    let run = roll(inventory, build, extra);
     println!("update {extra:?}:\n{}{}", run.stdout, run.stderr);
     run
 }
@@ -64,7 +40,7 @@ fn unreachable_hosts_trip_their_own_budget_and_retry_finishes() {
     fleet.on_host("stop", "h2");
     let stopped = update(&inventory, &next, &[]);
     assert_eq!(stopped.code, 3, "{stopped:?}");
-    let record = run_json(run_dirs(&fleet.path(".mp-remote/runs")).last().unwrap());
+    let record = latest_run(&fleet);
     assert!(
         record["stopped"]
             .as_str()
@@ -90,7 +66,7 @@ fn unreachable_hosts_trip_their_own_budget_and_retry_finishes() {
     fleet.on_host("start", "h2");
     let retry = update(&inventory, &next, &["--retry", "latest"]);
     assert_eq!(retry.code, 0, "{retry:?}");
-    let record = run_json(run_dirs(&fleet.path(".mp-remote/runs")).last().unwrap());
+    let record = latest_run(&fleet);
     let names: Vec<&str> = record["hosts"]
         .as_array()
         .unwrap()
@@ -135,7 +111,7 @@ fn unreachable_hosts_trip_their_own_budget_and_retry_finishes() {
         String::from_utf8_lossy(&lost.stderr)
     );
     assert_eq!(lost.status.code(), Some(3), "{stdout}");
-    let record = run_json(run_dirs(&fleet.path(".mp-remote/runs")).last().unwrap());
+    let record = latest_run(&fleet);
     assert_eq!(record["hosts"][2]["status"], "unreachable", "{record}");
     assert!(
         record["stopped"]

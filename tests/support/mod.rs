@@ -3,6 +3,7 @@
 pub mod fleet;
 pub mod mp;
 pub mod pipeline;
+pub mod rolling;
 pub mod runs;
 pub mod site;
 pub mod wait;
