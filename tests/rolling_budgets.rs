@@ -95,11 +95,15 @@ fn unreachable_hosts_trip_their_own_budget_and_retry_finishes() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    wait_for("h3's agent at work", 240, || {
-        !fleet
-            .exec("h3", "pgrep -f '[a]gent run --plan' || true")
-            .trim()
-            .is_empty()
+    // Killed while its agent waits on the gate: a kill during a systemctl call would fail that
+    // step first (systemd dies before sshd), which a network loss never does.
+    let logs = "ls /var/lib/mp-remote/runs/*.events.jsonl 2>/dev/null || true";
+    let before = fleet.exec("h3", logs);
+    wait_for("h3's health gate", 240, || {
+        fleet.exec("h3", logs).lines().any(|log| {
+            !before.lines().any(|b| b == log)
+                && fleet.holds("h3", &format!("grep -q 'verify.gate.health' {log}"))
+        })
     });
     crate::support::run_ok(
         std::process::Command::new("docker").args(["kill", &fleet.host("h3").container]),
