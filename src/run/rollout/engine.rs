@@ -80,16 +80,9 @@ pub(in crate::run) async fn roll(
             // Every NATS node runs its new config: now the streams may change.
             streams_phase(ctx, results).await;
         }
-        let failed_hosts: Vec<&String> = batch
-            .hosts
-            .iter()
-            .filter(|n| {
-                matches!(
-                    status(results, n),
-                    HostStatus::Failed | HostStatus::TimedOut
-                )
-            })
-            .collect();
+        // A rollback restores each host's status, so these hold for the whole batch.
+        let failed_hosts = hosts_with(results, batch, &[HostStatus::Failed, HostStatus::TimedOut]);
+        let unreachable_hosts = hosts_with(results, batch, &[HostStatus::Unreachable]);
         let rolled_back = if rollback.is_none() && !failed_hosts.is_empty() {
             roll_back_failed(ctx, batch, results).await
         } else {
@@ -100,12 +93,7 @@ pub(in crate::run) async fn roll(
                 entry.batch = Some(batch.index);
             }
         }
-        let failed = failed_hosts.len();
-        let unreachable = batch
-            .hosts
-            .iter()
-            .filter(|n| status(results, n) == HostStatus::Unreachable)
-            .count();
+        let (failed, unreachable) = (failed_hosts.len(), unreachable_hosts.len());
         failed_total += failed;
         unreachable_total += unreachable;
         if !rolled_back.is_empty() {
@@ -125,27 +113,17 @@ pub(in crate::run) async fn roll(
         let outcome = BatchOutcome::of(batch, result, started.elapsed(), detail);
         notes(RolloutNote::BatchEnded(&outcome));
         outcomes.push(outcome);
-        if stopped.is_none() {
-            let hosts_with = |wanted: &[HostStatus]| -> Vec<String> {
-                batch
-                    .hosts
-                    .iter()
-                    .filter(|n| wanted.contains(&status(results, n)))
-                    .cloned()
-                    .collect()
-            };
-            let tally = Tally {
-                failed: hosts_with(&[HostStatus::Failed, HostStatus::TimedOut]),
-                unreachable: hosts_with(&[HostStatus::Unreachable]),
-                failed_total,
-                unreachable_total,
-                hosts: total,
-                later: batches[i + 1..].iter().map(|b| b.hosts.len()).sum(),
-            };
-            if let Some(why) = verdict(rolling, batch, &tally) {
-                notes(RolloutNote::Stopped(&why));
-                stopped = Some(why);
-            }
+        let tally = Tally {
+            failed: failed_hosts,
+            unreachable: unreachable_hosts,
+            failed_total,
+            unreachable_total,
+            hosts: total,
+            later: batches[i + 1..].iter().map(|b| b.hosts.len()).sum(),
+        };
+        if let Some(why) = verdict(rolling, batch, &tally) {
+            notes(RolloutNote::Stopped(&why));
+            stopped = Some(why);
         }
     }
     (outcomes, stopped)
@@ -153,6 +131,20 @@ pub(in crate::run) async fn roll(
 
 fn status(results: &BTreeMap<String, HostDeploy>, name: &str) -> HostStatus {
     results.get(name).map_or(HostStatus::Skipped, |e| e.status)
+}
+
+/// The hosts of `batch` that ended with one of `wanted`.
+fn hosts_with(
+    results: &BTreeMap<String, HostDeploy>,
+    batch: &Batch,
+    wanted: &[HostStatus],
+) -> Vec<String> {
+    batch
+        .hosts
+        .iter()
+        .filter(|n| wanted.contains(&status(results, n)))
+        .cloned()
+        .collect()
 }
 
 fn ok(results: &BTreeMap<String, HostDeploy>, names: &[String]) -> bool {
