@@ -76,8 +76,15 @@ fn unreachable_hosts_trip_their_own_budget_and_retry_finishes() {
     assert_eq!(names, ["h2"]);
     assert_eq!(release(&fleet, "h2"), release(&fleet, "h3"));
 
-    // h3 lost in the middle of its batch (killed while its agent works): it counts against
-    // the unreachable budget, not the failed one.
+    // h3 lost in the middle of its batch: frozen (`docker pause`) as a network loss freezes it,
+    // so no step of its agent fails first; a 1 s keepalive notices within seconds. It counts
+    // against the unreachable budget, not the failed one.
+    let text = std::fs::read_to_string(&inventory).unwrap();
+    std::fs::write(
+        &inventory,
+        text.replacen("[defaults]\n", "[defaults]\nkeepalive = \"1s\"\n", 1),
+    )
+    .unwrap();
     let third = build(&fleet, "mp-remote-third", b"\n\n");
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_mp-remote"))
         .arg("-i")
@@ -95,20 +102,18 @@ fn unreachable_hosts_trip_their_own_budget_and_retry_finishes() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // Killed while its agent waits on the gate: a kill during a systemctl call would fail that
-    // step first (systemd dies before sshd), which a network loss never does.
     let logs = "ls /var/lib/mp-remote/runs/*.events.jsonl 2>/dev/null || true";
     let before = fleet.exec("h3", logs);
-    wait_for("h3's health gate", 240, || {
+    wait_for("h3's batch at work", 240, || {
         fleet.exec("h3", logs).lines().any(|log| {
             !before.lines().any(|b| b == log)
-                && fleet.holds("h3", &format!("grep -q 'verify.gate.health' {log}"))
+                && fleet.holds("h3", &format!("grep -q 'install.app.release' {log}"))
         })
     });
-    crate::support::run_ok(
-        std::process::Command::new("docker").args(["kill", &fleet.host("h3").container]),
-    );
+    let container = fleet.host("h3").container.clone();
+    crate::support::run_ok(std::process::Command::new("docker").args(["pause", &container]));
     let lost = child.wait_with_output().unwrap();
+    crate::support::run_ok(std::process::Command::new("docker").args(["unpause", &container]));
     let stdout = String::from_utf8_lossy(&lost.stdout);
     println!(
         "update with h3 lost:\n{stdout}{}",
