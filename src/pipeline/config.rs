@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
-use super::message::Exchange;
+use super::message::{DataType, Exchange};
 
 /// A config file that cannot be used. Named fields, so callers and tests can look at the key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,11 +63,25 @@ pub struct CollectorConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct SourceConfig {
     pub kind: SourceKind,
-    /// Messages per second, all data types together.
+    /// Synthetic: messages per second, all data types together.
     pub rate: u32,
+    /// Synthetic: the generator's seed.
     pub seed: u64,
     pub exchanges: Vec<Exchange>,
     pub symbols: Vec<String>,
+    /// Exchanges: the data types to collect (each exchange takes those it serves).
+    pub types: Vec<DataType>,
+    /// Exchanges: order book levels published per side.
+    pub book_depth: u32,
+    /// Exchanges: how often each synced order book is published.
+    #[serde(with = "humantime_serde_local")]
+    pub book_interval: Duration,
+    /// Exchanges: a stream silent for this long makes health `degraded`, naming it.
+    #[serde(with = "humantime_serde_local")]
+    pub stall_after: Duration,
+    pub binance: Endpoints,
+    pub okx: Endpoints,
+    pub deribit: Endpoints,
 }
 
 impl Default for SourceConfig {
@@ -78,14 +92,43 @@ impl Default for SourceConfig {
             seed: 1,
             exchanges: Exchange::ALL.to_vec(),
             symbols: vec!["BTC-USDT".into(), "ETH-USDT".into()],
+            types: DataType::ALL.to_vec(),
+            book_depth: 20,
+            book_interval: Duration::from_secs(1),
+            stall_after: Duration::from_secs(60),
+            binance: Endpoints::default(),
+            okx: Endpoints::default(),
+            deribit: Endpoints::default(),
         }
     }
+}
+
+impl SourceConfig {
+    pub fn endpoints(&self, exchange: Exchange) -> &Endpoints {
+        match exchange {
+            Exchange::Binance => &self.binance,
+            Exchange::Okx => &self.okx,
+            Exchange::Deribit => &self.deribit,
+        }
+    }
+}
+
+/// `[source.binance]` and the like: the exchange's endpoints, for mirrors, proxies and tests.
+/// Binance serves USD-M futures from other hosts (`futures_*`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Endpoints {
+    pub ws_url: Option<String>,
+    pub rest_url: Option<String>,
+    pub futures_ws_url: Option<String>,
+    pub futures_rest_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SourceKind {
     Synthetic,
+    Exchanges,
 }
 
 /// `storage.toml`.
@@ -199,7 +242,77 @@ pub fn parse_collector(text: &str, path: &Path) -> Result<CollectorConfig, Confi
     for symbol in &source.symbols {
         check_subject_token(symbol).map_err(|m| fail("source.symbols", m))?;
     }
+    if source.kind == SourceKind::Exchanges {
+        check_exchange_source(source).map_err(|(key, m)| fail(&key, m))?;
+    }
     Ok(config)
+}
+
+/// The checks a live source needs beyond the synthetic one's: what the inventory check
+/// refuses too (`stack::collector_source`), repeated so a hand-edited file is caught.
+fn check_exchange_source(source: &SourceConfig) -> Result<(), (String, String)> {
+    use crate::pipeline::source::exchanges::{produced, split_symbol};
+    for symbol in &source.symbols {
+        if split_symbol(symbol).is_none() {
+            return Err((
+                "source.symbols".into(),
+                format!("expected BASE-QUOTE in capitals such as \"BTC-USDT\", got {symbol:?}"),
+            ));
+        }
+    }
+    if source.types.is_empty() {
+        return Err((
+            "source.types".into(),
+            "expected at least one data type such as \"trade\"".into(),
+        ));
+    }
+    if produced(&source.exchanges, &source.types).is_empty() {
+        return Err((
+            "source.types".into(),
+            "none of these types is served by the configured exchanges".into(),
+        ));
+    }
+    if !(1..=400).contains(&source.book_depth) {
+        return Err((
+            "source.book_depth".into(),
+            format!("expected 1 to 400 levels, got {}", source.book_depth),
+        ));
+    }
+    if source.book_interval < Duration::from_millis(100) {
+        return Err((
+            "source.book_interval".into(),
+            "expected at least \"100ms\"".into(),
+        ));
+    }
+    if source.stall_after < Duration::from_secs(1) {
+        return Err(("source.stall_after".into(), "expected at least \"1s\"".into()));
+    }
+    for exchange in Exchange::ALL {
+        let e = source.endpoints(exchange);
+        let name = exchange.as_str();
+        let urls = [
+            ("ws_url", &e.ws_url, &["ws://", "wss://"][..]),
+            ("rest_url", &e.rest_url, &["http://", "https://"][..]),
+            ("futures_ws_url", &e.futures_ws_url, &["ws://", "wss://"][..]),
+            ("futures_rest_url", &e.futures_rest_url, &["http://", "https://"][..]),
+        ];
+        for (key, url, schemes) in urls {
+            let Some(url) = url else { continue };
+            if !schemes.iter().any(|s| url.starts_with(s)) || url.contains(char::is_whitespace) {
+                return Err((
+                    format!("source.{name}.{key}"),
+                    format!("expected a URL starting with {}, got {url:?}", schemes.join(" or ")),
+                ));
+            }
+            if key.starts_with("futures") && exchange != Exchange::Binance {
+                return Err((
+                    format!("source.{name}.{key}"),
+                    format!("only binance has separate futures endpoints; {name} uses ws_url"),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Parses and checks `storage.toml` (`path` only names it in errors).

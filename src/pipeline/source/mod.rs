@@ -1,6 +1,7 @@
 //! Where a collector's messages come from. One trait, so a websocket source for a real exchange
 //! fits beside the synthetic one: `next().await` yields messages as they arrive.
 
+pub mod exchanges;
 pub mod synthetic;
 
 use async_trait::async_trait;
