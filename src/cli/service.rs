@@ -11,8 +11,10 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 use tokio::sync::watch;
 
-use crate::pipeline::config::{self, ConfigError};
+use crate::pipeline::config::{self, ConfigError, SourceKind};
+use crate::pipeline::source::exchanges::Exchanges;
 use crate::pipeline::source::synthetic::Synthetic;
+use crate::pipeline::source::Source;
 use crate::pipeline::{collector, storage, ServiceError};
 
 #[derive(Debug, Subcommand)]
@@ -58,10 +60,16 @@ pub async fn run(command: ServiceCommand) -> i32 {
 
 async fn run_collector(args: CollectorArgs) -> Result<(), ServiceError> {
     let config = config::load(&args.config, config::parse_collector).map_err(config_error)?;
-    let source = Synthetic::new(&config.source)
-        .map_err(|e| ServiceError::Config(format!("{}: source: {e}", args.config.display())))?;
+    let source: Box<dyn Source> = match config.source.kind {
+        SourceKind::Synthetic => Box::new(Synthetic::new(&config.source).map_err(|e| {
+            ServiceError::Config(format!("{}: source: {e}", args.config.display()))
+        })?),
+        SourceKind::Exchanges => Box::new(Exchanges::start(&config.source).map_err(|e| {
+            ServiceError::Config(format!("{}: source: {e}", args.config.display()))
+        })?),
+    };
     let shutdown = on_signal();
-    let summary = collector::run(&config, Box::new(source), args.max_messages, shutdown).await?;
+    let summary = collector::run(&config, source, args.max_messages, shutdown).await?;
     let published: u64 = summary.published.values().sum();
     let secs = summary.elapsed.as_secs_f64();
     let by_type: std::collections::BTreeMap<&str, u64> = summary

@@ -6,6 +6,7 @@
 //! `ssh_config`), so each [`Host`] carries a fully resolved [`SshTarget`]. `--limit` selection
 //! lives in `limit`.
 
+mod collector;
 mod error;
 mod jump;
 mod limit;
@@ -25,6 +26,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+pub use collector::CollectorChoice;
 pub use error::{InventoryError, Location};
 
 use crate::transport::target::SshTarget;
@@ -106,6 +108,8 @@ pub struct Host {
     pub groups: Vec<String>,
     /// `[defaults].vars` < group vars (groups in name order) < host vars, tables merged deeply.
     pub vars: toml::Table,
+    /// Where its collector's data comes from (`collector` tables, merged like vars).
+    pub collector: CollectorChoice,
 }
 
 impl Host {

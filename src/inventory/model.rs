@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use toml::{Spanned, Table, Value};
 
+use super::collector::RawCollector;
+
 /// Declares a table type that, besides its own fields, accepts every connection setting
 /// (`[defaults]`, `[groups.*]` and `[[hosts]]` share them), plus a borrowed [`RawSettings`] view.
 macro_rules! with_connection_settings {
@@ -32,6 +34,8 @@ macro_rules! with_connection_settings {
             pub connection: Option<Spanned<String>>,
             pub proxy_jump: Option<Spanned<String>>,
             pub vars: Option<Table>,
+            /// Where the collector's data comes from (see `inventory::collector`).
+            pub collector: Option<RawCollector>,
         }
 
         impl $name {
@@ -48,6 +52,7 @@ macro_rules! with_connection_settings {
                     connection: self.connection.as_ref(),
                     proxy_jump: self.proxy_jump.as_ref(),
                     vars: self.vars.as_ref(),
+                    collector: self.collector.as_ref(),
                 }
             }
         }
@@ -110,4 +115,5 @@ pub struct RawSettings<'a> {
     pub connection: Option<&'a Spanned<String>>,
     pub proxy_jump: Option<&'a Spanned<String>>,
     pub vars: Option<&'a Table>,
+    pub collector: Option<&'a RawCollector>,
 }

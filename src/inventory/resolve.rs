@@ -13,6 +13,7 @@ use super::error::{known_list, InventoryError, Source};
 use super::jump::{jump_from_inventory, Jump, JumpResolver};
 use super::model::RawInventory;
 use super::ssh_config::{expand_identity_files, expand_tokens, SshConfigFile, Tokens};
+use super::collector::CollectorChoice;
 use super::validate::{Checker, Settings};
 use super::{Connection, Group, Host, Role};
 use crate::transport::target::{HostKeyChecking, SshTarget};
@@ -260,6 +261,11 @@ pub(crate) fn build(
             become_: merged.become_.unwrap_or(false),
             roles: entry.roles.clone(),
             groups: host_groups,
+            collector: if entry.roles.contains(&Role::Collector) {
+                checker.collector_choice(&entry.name, &merged.collector)?
+            } else {
+                CollectorChoice::default()
+            },
             vars: merged.vars,
         });
     }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use toml::{Spanned, Table, Value};
 
+use super::collector::CollectorLayer;
 use super::error::{InventoryError, Source};
 use super::model::RawSettings;
 use super::{Connection, Role};
@@ -27,6 +28,7 @@ pub(crate) struct Settings {
     pub connection: Option<Connection>,
     pub proxy_jump: Option<Spanned<String>>,
     pub vars: Table,
+    pub collector: CollectorLayer,
 }
 
 impl Settings {
@@ -48,6 +50,7 @@ impl Settings {
         over(&mut self.connection, &upper.connection);
         over(&mut self.proxy_jump, &upper.proxy_jump);
         merge_vars(&mut self.vars, &upper.vars);
+        self.collector.overlay(&upper.collector);
     }
 }
 
@@ -177,7 +180,7 @@ impl Checker<'_> {
     }
 
     /// `"10s"`, `"1m 30s"`, `"500ms"` (humantime), or a bare integer meaning seconds.
-    fn duration(
+    pub(crate) fn duration(
         &self,
         key: &str,
         scope: &str,
@@ -368,6 +371,7 @@ impl Checker<'_> {
                 .transpose()?,
             proxy_jump: raw.proxy_jump.cloned(),
             vars: raw.vars.cloned().unwrap_or_default(),
+            collector: self.collector(scope, raw.collector)?,
         })
     }
 }

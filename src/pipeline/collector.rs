@@ -54,7 +54,7 @@ pub async fn run(
 ) -> Result<Summary, ServiceError> {
     let boot = now_ms();
     let link = Link::new();
-    let state = CollectorState::new(&config.id, boot, link.clone());
+    let state = CollectorState::new(&config.id, boot, link.clone(), source.feed_stats());
     http::serve(
         config.health_listen,
         config.metrics_listen,
@@ -185,9 +185,10 @@ fn stamp(message: &mut MarketMessage, id: &str, boot: i64, seq: u64) -> Outgoing
     let data_type = message.data_type();
     message.collector_id = Some(id.to_string());
     message.seq = Some(seq);
+    // A live source keeps the exchange's trade and update ids; the generator has none.
     match &mut message.data {
-        MarketData::Trade(t) => t.trade_id = format!("{id}-{boot}-{seq}"),
-        MarketData::Orderbook(b) => b.last_update_id = seq,
+        MarketData::Trade(t) if t.trade_id.is_empty() => t.trade_id = format!("{id}-{boot}-{seq}"),
+        MarketData::Orderbook(b) if b.last_update_id == 0 => b.last_update_id = seq,
         _ => {}
     }
     let mut headers = HeaderMap::new();

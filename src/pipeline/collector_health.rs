@@ -10,6 +10,7 @@ use super::http::{age_ms, Observed, Status};
 use super::message::DataType;
 use super::metrics::Exposition;
 use super::nats::Link;
+use super::source::exchanges::stats::FeedStats;
 
 /// Within this, a publish error makes the collector "degraded", and an acked publish keeps
 /// it "healthy"; NATS down for longer makes it "unhealthy".
@@ -21,6 +22,8 @@ pub struct CollectorState {
     pub boot: i64,
     started: Instant,
     pub link: Arc<Link>,
+    /// A live source's per-stream record; `None` for the synthetic generator.
+    feeds: Option<Arc<FeedStats>>,
     counters: Mutex<Counters>,
 }
 
@@ -57,6 +60,10 @@ pub struct StatusInputs {
     pub last_ack_age: Option<Duration>,
     pub last_error_age: Option<Duration>,
     pub stream_missing: bool,
+    /// A live source (exchanges): quiet spells are normal, its own stall check speaks instead.
+    pub live_source: bool,
+    /// What makes the live source degraded (stalled streams, connections down), named.
+    pub source_degraded: bool,
 }
 
 /// healthy: connected, and a publish acked recently (or just started); degraded: connected
@@ -71,8 +78,11 @@ pub fn status(i: &StatusInputs) -> Status {
         Some(_) => return Status::Degraded,
         None => {}
     }
-    if i.last_error_age.is_some_and(|a| a < RECENT) {
+    if i.last_error_age.is_some_and(|a| a < RECENT) || i.source_degraded {
         return Status::Degraded;
+    }
+    if i.live_source {
+        return Status::Healthy;
     }
     let fresh = i.last_ack_age.is_some_and(|a| a < RECENT);
     if fresh || i.since_start < RECENT {
@@ -83,12 +93,18 @@ pub fn status(i: &StatusInputs) -> Status {
 }
 
 impl CollectorState {
-    pub fn new(id: &str, boot: i64, link: Arc<Link>) -> Arc<CollectorState> {
+    pub fn new(
+        id: &str,
+        boot: i64,
+        link: Arc<Link>,
+        feeds: Option<Arc<FeedStats>>,
+    ) -> Arc<CollectorState> {
         Arc::new(CollectorState {
             id: id.to_string(),
             boot,
             started: Instant::now(),
             link,
+            feeds,
             counters: Mutex::new(Counters::default()),
         })
     }
@@ -152,8 +168,10 @@ impl CollectorState {
         line
     }
 
-    fn inputs(&self, c: &Counters, now: Instant) -> StatusInputs {
+    fn inputs(&self, c: &Counters, now: Instant, source_degraded: bool) -> StatusInputs {
         StatusInputs {
+            live_source: self.feeds.is_some(),
+            source_degraded,
             nats_down_for: self.link.down_for(now),
             since_start: now.saturating_duration_since(self.started),
             last_ack_age: c.last_ack.map(|t| now.saturating_duration_since(t)),
@@ -171,12 +189,17 @@ impl Observed for CollectorState {
     fn health(&self) -> (Status, serde_json::Value) {
         let now = Instant::now();
         let c = self.counters();
-        let status = status(&self.inputs(&c, now));
+        let degraded = self
+            .feeds
+            .as_ref()
+            .map(|f| f.degraded(now))
+            .unwrap_or_default();
+        let status = status(&self.inputs(&c, now, !degraded.is_empty()));
         let by_type: BTreeMap<&str, u64> = DataType::ALL
             .iter()
             .map(|t| (t.as_str(), c.published.get(t).copied().unwrap_or(0)))
             .collect();
-        let body = json!({
+        let mut body = json!({
             "status": status,
             "id": self.id,
             "boot": self.boot,
@@ -190,6 +213,15 @@ impl Observed for CollectorState {
             "last_publish_age_ms": age_ms(c.last_ack, now),
             "last_error": c.last_error,
         });
+        body["source"] = match &self.feeds {
+            None => json!({ "kind": "synthetic" }),
+            Some(feeds) => {
+                let mut source = feeds.health(now);
+                source["kind"] = json!("exchanges");
+                source["degraded"] = json!(degraded);
+                source
+            }
+        };
         (status, body)
     }
 
@@ -221,6 +253,9 @@ impl Observed for CollectorState {
             "Messages generated and not acked yet.",
             c.buffered as f64,
         );
+        if let Some(feeds) = &self.feeds {
+            feeds.metrics(&mut e, Instant::now());
+        }
         e.finish()
     }
 }
@@ -236,6 +271,8 @@ mod tests {
             last_ack_age: Some(Duration::from_secs(1)),
             last_error_age: None,
             stream_missing: false,
+            live_source: false,
+            source_degraded: false,
         }
     }
 
@@ -289,7 +326,7 @@ mod tests {
 
     #[test]
     fn publish_errors_are_logged_sparingly() {
-        let state = CollectorState::new("mp-1", 1, Link::new());
+        let state = CollectorState::new("mp-1", 1, Link::new(), None);
         let first = state.publish_failed("no ack".into(), false);
         assert_eq!(first.as_deref(), Some("no ack; retrying"));
         for _ in 0..100 {
@@ -304,7 +341,7 @@ mod tests {
 
     #[test]
     fn health_json_has_every_field() {
-        let state = CollectorState::new("mp-1", 1_700_000_000_000, Link::new());
+        let state = CollectorState::new("mp-1", 1_700_000_000_000, Link::new(), None);
         state.buffered(2);
         state.acked(DataType::Trade, false);
         let (_, body) = state.health();

@@ -115,12 +115,16 @@ impl SourceConfig {
 
 /// `[source.binance]` and the like: the exchange's endpoints, for mirrors, proxies and tests.
 /// Binance serves USD-M futures from other hosts (`futures_*`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Endpoints {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub ws_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub rest_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub futures_ws_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub futures_rest_url: Option<String>,
 }
 
@@ -285,7 +289,10 @@ fn check_exchange_source(source: &SourceConfig) -> Result<(), (String, String)> 
         ));
     }
     if source.stall_after < Duration::from_secs(1) {
-        return Err(("source.stall_after".into(), "expected at least \"1s\"".into()));
+        return Err((
+            "source.stall_after".into(),
+            "expected at least \"1s\"".into(),
+        ));
     }
     for exchange in Exchange::ALL {
         let e = source.endpoints(exchange);
@@ -293,15 +300,26 @@ fn check_exchange_source(source: &SourceConfig) -> Result<(), (String, String)> 
         let urls = [
             ("ws_url", &e.ws_url, &["ws://", "wss://"][..]),
             ("rest_url", &e.rest_url, &["http://", "https://"][..]),
-            ("futures_ws_url", &e.futures_ws_url, &["ws://", "wss://"][..]),
-            ("futures_rest_url", &e.futures_rest_url, &["http://", "https://"][..]),
+            (
+                "futures_ws_url",
+                &e.futures_ws_url,
+                &["ws://", "wss://"][..],
+            ),
+            (
+                "futures_rest_url",
+                &e.futures_rest_url,
+                &["http://", "https://"][..],
+            ),
         ];
         for (key, url, schemes) in urls {
             let Some(url) = url else { continue };
             if !schemes.iter().any(|s| url.starts_with(s)) || url.contains(char::is_whitespace) {
                 return Err((
                     format!("source.{name}.{key}"),
-                    format!("expected a URL starting with {}, got {url:?}", schemes.join(" or ")),
+                    format!(
+                        "expected a URL starting with {}, got {url:?}",
+                        schemes.join(" or ")
+                    ),
                 ));
             }
             if key.starts_with("futures") && exchange != Exchange::Binance {

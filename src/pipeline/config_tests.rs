@@ -203,11 +203,40 @@ fn rendered_configs_parse() {
         id: "mp-1".into(),
         nats_urls: urls.clone(),
         rate: 40,
+        source: SourceConfig::default(),
     });
     let c = collector(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
     assert_eq!(
         (c.id.as_str(), c.source.rate, c.nats_urls.len()),
         ("mp-1", 40, 2)
+    );
+    // A live source renders every key it reads, and reads back the same.
+    let mut live = SourceConfig {
+        kind: SourceKind::Exchanges,
+        exchanges: vec![Exchange::Okx],
+        symbols: vec!["SOL-USDT".into()],
+        types: vec![DataType::Trade, DataType::FundingRate],
+        book_depth: 5,
+        book_interval: Duration::from_millis(500),
+        stall_after: Duration::from_secs(90),
+        ..SourceConfig::default()
+    };
+    live.okx.ws_url = Some("ws://10.0.0.9:9000/okx".into());
+    let text = collector_config(&CollectorConfigInput {
+        id: "mp-1".into(),
+        nats_urls: urls.clone(),
+        rate: 40,
+        source: live.clone(),
+    });
+    let c = collector(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(
+        SourceConfig {
+            rate: live.rate,
+            seed: live.seed,
+            ..c.source
+        },
+        live,
+        "{text}"
     );
     let text = storage_config(&StorageConfigInput {
         nats_urls: urls,

@@ -37,6 +37,8 @@ pub struct Fleet {
     pub clickhouse_nodes: Vec<(String, String)>,
     /// How many collectors the fleet runs: without one, no data flow is expected.
     pub collectors: usize,
+    /// The tables layer 5 expects rows in: what the fleet's collectors fill at a steady rate.
+    pub flow_tables: Vec<String>,
     /// The agent binary's sha256: the pipeline's release is this very binary.
     pub agent_sha256: String,
 }
@@ -52,6 +54,7 @@ impl Fleet {
             replicas: 1,
             clickhouse_nodes: vec![("local".into(), "127.0.0.1".into())],
             collectors: 1,
+            flow_tables: super::pipeline::TABLES.iter().map(|t| t.to_string()).collect(),
             agent_sha256: "ab".repeat(32),
         }
     }

@@ -206,6 +206,10 @@ pub enum Action {
         health_url: String,
         timeout_secs: u64,
         log_unit: String,
+        /// A live collector's slow streams: each must have delivered (a successful poll or
+        /// message in its health's `source.streams`), standing in for rows.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        polled_streams: Vec<String>,
     },
     /// Data reaches ClickHouse: every table gains rows within the deadline (see [`FlowCheck`]).
     VerifyFlow(FlowCheck),

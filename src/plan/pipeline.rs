@@ -3,6 +3,9 @@
 
 use crate::facts::Facts;
 use crate::inventory::{Host, Role};
+use crate::pipeline::config::SourceKind;
+use crate::pipeline::message::DataType;
+use crate::pipeline::source::exchanges;
 use crate::stack::pipeline::{self, PipelineService, SERVICE_USER};
 
 use super::build::{Fleet, PlanError, CLICKHOUSE_USER};
@@ -31,6 +34,45 @@ pub const TABLES: [&str; 8] = [
     "lsr_all_accounts",
     "volatility_indices",
 ];
+
+/// The tables layer 5 expects rows in, for these collectors: all eight for a synthetic one;
+/// for a live one the tables of the steady types (trades, order books) its exchanges serve.
+pub fn flow_tables(collectors: &[&Host]) -> Vec<String> {
+    let mut types: Vec<DataType> = Vec::new();
+    for host in collectors {
+        let source = &host.collector.source;
+        match source.kind {
+            SourceKind::Synthetic => types.extend(DataType::ALL),
+            SourceKind::Exchanges => types.extend(
+                exchanges::produced(&source.exchanges, &source.types)
+                    .into_iter()
+                    .filter(|t| exchanges::steady(*t)),
+            ),
+        }
+    }
+    // In the order of TABLES, once each.
+    TABLES
+        .iter()
+        .filter(|table| types.iter().any(|t| t.table() == **table))
+        .map(|t| t.to_string())
+        .collect()
+}
+
+/// The streams of a live collector that layer 5 checks in its health instead of rows: the
+/// slow types (funding, open interest, ratios, volatility) arrive too rarely to wait for.
+pub fn polled_streams(host: &Host) -> Vec<String> {
+    let source = &host.collector.source;
+    if source.kind != SourceKind::Exchanges {
+        return Vec::new();
+    }
+    let (feeds, polls) = exchanges::build(source);
+    let mut streams: Vec<String> = feeds.iter().flat_map(|f| f.streams()).collect();
+    streams.extend(polls.iter().map(|p| p.stream.clone()));
+    streams.retain(|s| DataType::of_subject(s).is_some_and(|t| !exchanges::steady(t)));
+    streams.sort();
+    streams.dedup();
+    streams
+}
 
 /// The pipeline services this host runs, storage first.
 pub fn services_of(host: &Host) -> Vec<PipelineService> {
@@ -140,7 +182,11 @@ fn service_start_steps(
         PipelineService::Collector => pipeline::collector_config(&pipeline::CollectorConfigInput {
             id: host.name.clone(),
             nats_urls,
-            rate: collector_rate(host)?,
+            rate: match host.collector.rate {
+                Some(rate) => rate,
+                None => collector_rate(host)?,
+            },
+            source: host.collector.source.clone(),
         }),
         PipelineService::Storage => {
             steps.push(Step {
@@ -239,6 +285,7 @@ pub fn verify_plan(
                 ),
                 timeout_secs: 30,
                 log_unit: PipelineService::Collector.unit().into(),
+                polled_streams: polled_streams(host),
             },
             notify: vec![],
         });
@@ -251,13 +298,17 @@ pub fn verify_plan(
             .collect();
         steps.push(Step {
             id: "verify.storage.data-flow".into(),
-            title: "rows arrive in every marketprism_hot table".into(),
+            title: if fleet.flow_tables.len() == TABLES.len() {
+                "rows arrive in every marketprism_hot table".into()
+            } else {
+                format!("rows arrive in {}", fleet.flow_tables.join(", "))
+            },
             action: Action::VerifyFlow(FlowCheck {
                 clickhouse_url: clickhouse_url_for(host, fleet),
                 user: CLICKHOUSE_USER.into(),
                 password_file: STORAGE_PASSWORD_FILE.into(),
                 database: "marketprism_hot".into(),
-                tables: TABLES.iter().map(|t| t.to_string()).collect(),
+                tables: fleet.flow_tables.clone(),
                 storage_health_url: format!(
                     "http://127.0.0.1:{}/health",
                     PipelineService::Storage.health_port()

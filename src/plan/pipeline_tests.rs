@@ -158,6 +158,7 @@ fn verify_checks_rows_only_where_collectors_exist() {
     );
     let none = Fleet {
         collectors: 0,
+        flow_tables: TABLES.iter().map(|t| t.to_string()).collect(),
         ..Fleet::single_host_for_tests()
     };
     let plan = verify_plan(&host("\"storage\"", ""), &none, "run", false).unwrap();

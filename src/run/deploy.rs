@@ -187,6 +187,7 @@ pub async fn deploy(
                 .map(|h| (h.name.clone(), h.private_address.clone()))
                 .collect(),
             collectors: inventory.hosts_with_role(Role::Collector).len(),
+            flow_tables: plan::flow_tables(&inventory.hosts_with_role(Role::Collector)),
             agent_sha256: agent.sha256.clone(),
         };
         options.redactor.register(&fleet.clickhouse_password);

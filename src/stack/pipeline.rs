@@ -4,6 +4,8 @@
 
 use serde::Serialize;
 
+use crate::pipeline::config::{Endpoints, SourceConfig, SourceKind};
+
 use super::managed::{with_marker, CommentStyle};
 
 /// The two services, with their names, ports and the table of rows they feed.
@@ -67,6 +69,9 @@ pub struct CollectorConfigInput {
     pub nats_urls: Vec<String>,
     /// Synthetic messages per second, all data types together.
     pub rate: u32,
+    /// Where the data comes from, as the inventory's `collector` tables say.
+    #[serde(skip)]
+    pub source: SourceConfig,
 }
 
 /// What the storage's config is made from.
@@ -86,14 +91,62 @@ struct CollectorFile<'a> {
     nats_urls: &'a [String],
     health_listen: String,
     metrics_listen: String,
-    source: SyntheticSource,
+    source: SourceFile,
 }
 
+/// `[source]`: only what differs from the collector's defaults, so the file of a default
+/// synthetic collector stays as it always was (and a re-deploy changes nothing).
 #[derive(Serialize)]
-struct SyntheticSource {
+struct SourceFile {
     kind: &'static str,
-    rate: u32,
-    seed: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rate: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seed: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exchanges: Option<Vec<&'static str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    symbols: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    types: Option<Vec<&'static str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    book_depth: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    book_interval: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stall_after: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    binance: Option<Endpoints>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    okx: Option<Endpoints>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    deribit: Option<Endpoints>,
+}
+
+impl SourceFile {
+    fn of(rate: u32, source: &SourceConfig) -> SourceFile {
+        let defaults = SourceConfig::default();
+        let differs = |a: bool| if a { Some(()) } else { None };
+        let live = source.kind == SourceKind::Exchanges;
+        let endpoints = |e: &Endpoints| (*e != Endpoints::default()).then(|| e.clone());
+        let duration = |d: std::time::Duration| humantime::format_duration(d).to_string();
+        SourceFile {
+            kind: if live { "exchanges" } else { "synthetic" },
+            rate: (!live).then_some(rate),
+            seed: (!live).then_some(1),
+            exchanges: differs(source.exchanges != defaults.exchanges || live)
+                .map(|_| source.exchanges.iter().map(|e| e.as_str()).collect()),
+            symbols: differs(source.symbols != defaults.symbols || live)
+                .map(|_| source.symbols.clone()),
+            types: live.then(|| source.types.iter().map(|t| t.as_str()).collect()),
+            book_depth: live.then_some(source.book_depth),
+            book_interval: live.then(|| duration(source.book_interval)),
+            stall_after: live.then(|| duration(source.stall_after)),
+            binance: endpoints(&source.binance),
+            okx: endpoints(&source.okx),
+            deribit: endpoints(&source.deribit),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -124,11 +177,7 @@ pub fn collector_config(input: &CollectorConfigInput) -> String {
         nats_urls: &input.nats_urls,
         health_listen: listen(service.health_port()),
         metrics_listen: listen(service.metrics_port()),
-        source: SyntheticSource {
-            kind: "synthetic",
-            rate: input.rate,
-            seed: 1,
-        },
+        source: SourceFile::of(input.rate, &input.source),
     };
     managed_toml(&file)
 }
@@ -217,6 +266,7 @@ mod tests {
             id: "mp-collector-1".into(),
             nats_urls: vec!["nats://10.0.0.1:4222".into(), "nats://10.0.0.2:4222".into()],
             rate: 40,
+            source: SourceConfig::default(),
         });
         assert!(managed_marker_ok(&text), "{text}");
         assert_eq!(
@@ -263,6 +313,7 @@ password_file = "/etc/marketprism/storage-clickhouse-password"
             id: "odd \"name\"\\".into(),
             nats_urls: vec![],
             rate: 1,
+            source: SourceConfig::default(),
         });
         let parsed: toml::Table = toml::from_str(strip_marker(&text)).expect("valid TOML");
         assert_eq!(parsed["id"].as_str(), Some("odd \"name\"\\"));

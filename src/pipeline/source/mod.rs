@@ -4,9 +4,12 @@
 pub mod exchanges;
 pub mod synthetic;
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 
 use super::message::MarketMessage;
+use exchanges::stats::FeedStats;
 
 #[async_trait]
 pub trait Source: Send {
@@ -20,4 +23,9 @@ pub trait Source: Send {
 
     /// For logs: `synthetic (40 msg/s, seed 1)`.
     fn describe(&self) -> String;
+
+    /// A live source's per-stream record, for `/health` and `/metrics`.
+    fn feed_stats(&self) -> Option<Arc<FeedStats>> {
+        None
+    }
 }

@@ -118,7 +118,6 @@ pub struct Generator {
     /// Position in `cycle` and, per cycle slot, in its routes.
     position: usize,
     route_turn: Vec<usize>,
-    order_book_updates: u64,
 }
 
 impl Generator {
@@ -150,7 +149,6 @@ impl Generator {
             cycle,
             position: 0,
             route_turn: turns,
-            order_book_updates: 0,
         })
     }
 
@@ -194,7 +192,6 @@ impl Generator {
                 trade_ts_ms: now_ms,
             }),
             DataType::Orderbook => {
-                self.order_book_updates += 1;
                 // One tick is 0.01 % of the price, at least 10^-8.
                 let tick = (mid.0 / 10_000).max(1);
                 let level = |i: i64, rng: &mut SplitMix64, sign: i64| {
@@ -210,7 +207,8 @@ impl Generator {
                 MarketData::Orderbook(Orderbook {
                     bids,
                     asks,
-                    last_update_id: self.order_book_updates,
+                    // The collector numbers them (its sequence number).
+                    last_update_id: 0,
                     depth_levels: DEPTH as u32,
                 })
             }

@@ -4,9 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::pipeline::message::{
-    Decimal8, Level, MarketData, MarketMessage, Orderbook,
-};
+use crate::pipeline::message::{Decimal8, Level, MarketData, MarketMessage, Orderbook};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Side {
@@ -111,7 +109,12 @@ impl LocalBook {
                 .take(n)
                 .map(|(p, (q, _))| [*p, *q])
                 .collect(),
-            Side::Ask => self.asks.iter().take(n).map(|(p, (q, _))| [*p, *q]).collect(),
+            Side::Ask => self
+                .asks
+                .iter()
+                .take(n)
+                .map(|(p, (q, _))| [*p, *q])
+                .collect(),
         }
     }
 

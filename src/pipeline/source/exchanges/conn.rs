@@ -12,10 +12,10 @@ use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant};
 use tokio_tungstenite::tungstenite::Message;
 
+use super::backoff;
 use super::feed::{Action, Feed};
 use super::poll;
 use super::stats::FeedStats;
-use super::backoff;
 use crate::pipeline::message::MarketMessage;
 use crate::pipeline::source::synthetic::now_ms;
 
@@ -86,18 +86,17 @@ async fn session(
     let name = feed.name();
     let url = feed.url();
     let lost = |why: String, delivered: bool| Ended::Lost { why, delivered };
-    let ws = match tokio::time::timeout(CONNECT_TIMEOUT, tokio_tungstenite::connect_async(&url))
-        .await
-    {
-        Ok(Ok((ws, _))) => ws,
-        Ok(Err(e)) => return lost(format!("cannot connect to {url}: {e}"), false),
-        Err(_) => {
-            return lost(
-                format!("cannot connect to {url}: no answer within {CONNECT_TIMEOUT:?}"),
-                false,
-            )
-        }
-    };
+    let ws =
+        match tokio::time::timeout(CONNECT_TIMEOUT, tokio_tungstenite::connect_async(&url)).await {
+            Ok(Ok((ws, _))) => ws,
+            Ok(Err(e)) => return lost(format!("cannot connect to {url}: {e}"), false),
+            Err(_) => {
+                return lost(
+                    format!("cannot connect to {url}: no answer within {CONNECT_TIMEOUT:?}"),
+                    false,
+                )
+            }
+        };
     stats.connected(&name, true);
     tracing::info!("{name}: connected to {url}");
     let (mut sink, mut frames) = ws.split();
@@ -114,9 +113,9 @@ async fn session(
     let far = Duration::from_secs(86_400 * 365);
 
     loop {
-        let idle_deadline = idle_ping.as_ref().map_or(last_frame + far, |(after, _)| {
-            last_frame + *after
-        });
+        let idle_deadline = idle_ping
+            .as_ref()
+            .map_or(last_frame + far, |(after, _)| last_frame + *after);
         let actions = tokio::select! {
             frame = frames.next() => {
                 last_frame = Instant::now();

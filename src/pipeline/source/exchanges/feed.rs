@@ -48,8 +48,7 @@ pub trait Feed: Send {
     /// One text frame received.
     fn on_text(&mut self, text: &str, now_ms: i64) -> Vec<Action>;
     /// The answer to a [`Action::FetchSnapshot`]: the body, or why there is none.
-    fn on_snapshot(&mut self, key: &str, body: Result<String, String>, now_ms: i64)
-        -> Vec<Action>;
+    fn on_snapshot(&mut self, key: &str, body: Result<String, String>, now_ms: i64) -> Vec<Action>;
     /// A text frame to send when nothing was received for this long (OKX's `ping`).
     fn idle_ping(&self) -> Option<(Duration, String)> {
         None
@@ -61,6 +60,9 @@ pub trait Feed: Send {
     /// The order books to publish now (every `book_interval`): top-N of each synced book.
     fn books(&mut self, now_ms: i64) -> Vec<MarketMessage>;
 }
+
+/// An exchange's connections and polls, as its module's `feeds(plan)` builds them.
+pub type Feeds = (Vec<Box<dyn Feed>>, Vec<Poll>);
 
 /// A REST endpoint polled at an interval (types the exchange only serves over REST).
 pub struct Poll {

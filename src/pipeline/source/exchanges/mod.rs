@@ -23,7 +23,7 @@ use tokio::sync::mpsc;
 use super::Source;
 use crate::pipeline::config::{Endpoints, SourceConfig};
 use crate::pipeline::message::{DataType, Exchange, MarketMessage, MarketType};
-use feed::{Feed, Poll};
+use feed::{Feed, Feeds};
 use stats::FeedStats;
 
 /// What one exchange's handlers are built from.
@@ -135,7 +135,7 @@ const CHANNEL: usize = 4096;
 impl Exchanges {
     /// Starts the feeds; they run until the returned source is dropped.
     pub fn start(config: &SourceConfig) -> Result<Exchanges, String> {
-        let (feeds, polls) = build(config)?;
+        let (feeds, polls) = build(config);
         if feeds.is_empty() && polls.is_empty() {
             return Err(format!(
                 "exchanges {:?} give none of the types {:?}",
@@ -179,14 +179,10 @@ impl Exchanges {
             description,
         })
     }
-
-    pub fn stats(&self) -> Arc<FeedStats> {
-        self.stats.clone()
-    }
 }
 
 /// Every exchange's feeds and polls for this config.
-pub fn build(config: &SourceConfig) -> Result<(Vec<Box<dyn Feed>>, Vec<Poll>), String> {
+pub fn build(config: &SourceConfig) -> Feeds {
     let mut feeds: Vec<Box<dyn Feed>> = Vec::new();
     let mut polls = Vec::new();
     for &exchange in &config.exchanges {
@@ -204,7 +200,7 @@ pub fn build(config: &SourceConfig) -> Result<(Vec<Box<dyn Feed>>, Vec<Poll>), S
         feeds.extend(f);
         polls.extend(p);
     }
-    Ok((feeds, polls))
+    (feeds, polls)
 }
 
 #[async_trait]
@@ -219,6 +215,10 @@ impl Source for Exchanges {
 
     fn describe(&self) -> String {
         self.description.clone()
+    }
+
+    fn feed_stats(&self) -> Option<Arc<FeedStats>> {
+        Some(self.stats.clone())
     }
 }
 
@@ -246,7 +246,10 @@ mod tests {
             let nominal = nominal.min(60_000);
             for seed in 0..50 {
                 let d = backoff(attempt, seed).as_millis() as u64;
-                assert!(d >= nominal * 3 / 4 && d <= nominal * 5 / 4, "{attempt} {d}");
+                assert!(
+                    d >= nominal * 3 / 4 && d <= nominal * 5 / 4,
+                    "{attempt} {d}"
+                );
             }
         }
         let spread: std::collections::BTreeSet<_> = (0..20).map(|s| backoff(3, s)).collect();
@@ -276,7 +279,14 @@ mod tests {
     #[test]
     fn symbols_are_base_dash_quote_in_capitals() {
         assert_eq!(split_symbol("BTC-USDT"), Some(("BTC", "USDT")));
-        for bad in ["btc-usdt", "BTCUSDT", "BTC-", "-USDT", "BTC/USDT", "BTC-US-DT"] {
+        for bad in [
+            "btc-usdt",
+            "BTCUSDT",
+            "BTC-",
+            "-USDT",
+            "BTC/USDT",
+            "BTC-US-DT",
+        ] {
             assert_eq!(split_symbol(bad), None, "{bad}");
         }
     }

@@ -75,11 +75,19 @@ impl FeedStats {
 
     /// A stream served by a REST poll: it has no connection to be up or down.
     pub fn attach_poll(&self, stream: &str) {
-        self.lock().streams.entry(stream.to_string()).or_default().via = Some("poll".into());
+        self.lock()
+            .streams
+            .entry(stream.to_string())
+            .or_default()
+            .via = Some("poll".into());
     }
 
     pub fn connected(&self, via: &str, up: bool) {
-        self.lock().connections.entry(via.to_string()).or_default().connected = up;
+        self.lock()
+            .connections
+            .entry(via.to_string())
+            .or_default()
+            .connected = up;
     }
 
     pub fn reconnecting(&self, via: &str, why: &str) {
@@ -129,8 +137,7 @@ impl FeedStats {
         let inner = self.lock();
         let mut out = Vec::new();
         for (name, c) in &inner.connections {
-            if !c.connected && now.duration_since(self.started) > self.stall_after
-            {
+            if !c.connected && now.duration_since(self.started) > self.stall_after {
                 out.push(format!(
                     "{name}: not connected ({})",
                     c.last_error.as_deref().unwrap_or("connecting")
@@ -209,7 +216,11 @@ impl FeedStats {
     pub fn metrics(&self, e: &mut Exposition, now: Instant) {
         let inner = self.lock();
         let by = |f: fn(&Stream) -> u64| -> Vec<(&str, u64)> {
-            inner.streams.iter().map(|(n, s)| (n.as_str(), f(s))).collect()
+            inner
+                .streams
+                .iter()
+                .map(|(n, s)| (n.as_str(), f(s)))
+                .collect()
         };
         e.labelled_counter(
             "mp_collector_stream_messages_total",
@@ -234,7 +245,10 @@ impl FeedStats {
             .iter()
             .map(|(n, s)| {
                 let since = s.last_message.unwrap_or(self.started);
-                (n.as_str(), now.saturating_duration_since(since).as_secs_f64())
+                (
+                    n.as_str(),
+                    now.saturating_duration_since(since).as_secs_f64(),
+                )
             })
             .collect();
         e.labelled_gauge(
