@@ -301,7 +301,10 @@ impl Checker<'_> {
             own.or_else(|| merged.source.as_ref().map(|(_, s)| s.clone()))
                 .unwrap_or(0..0)
         };
-        for t in &source.types {
+        // Listed types must each come from some exchange; the default (all) means "what
+        // the exchanges serve", which is never empty.
+        let listed = merged.types.as_ref().map(|(_, span)| span.clone());
+        for t in source.types.iter().filter(|_| listed.is_some()) {
             if source.exchanges.iter().all(|e| markets(*e, *t).is_empty()) {
                 let from: Vec<&str> = Exchange::ALL
                     .into_iter()
@@ -309,7 +312,7 @@ impl Checker<'_> {
                     .map(Exchange::as_str)
                     .collect();
                 return Err(self.src.invalid(
-                    at(merged.types.as_ref().map(|(_, s)| s.clone())),
+                    at(listed.clone()),
                     format!(
                         "{t} is not served by {} in {scope}",
                         known_list(&names(&source.exchanges, Exchange::as_str))

@@ -9,11 +9,11 @@ use std::time::Duration;
 
 use toml::Spanned;
 
+use super::collector::CollectorChoice;
 use super::error::{known_list, InventoryError, Source};
 use super::jump::{jump_from_inventory, Jump, JumpResolver};
 use super::model::RawInventory;
 use super::ssh_config::{expand_identity_files, expand_tokens, SshConfigFile, Tokens};
-use super::collector::CollectorChoice;
 use super::validate::{Checker, Settings};
 use super::{Connection, Group, Host, Role};
 use crate::transport::target::{HostKeyChecking, SshTarget};

@@ -1014,6 +1014,11 @@ fn shipped_inventories_load() {
     assert_eq!(single.hosts[0].roles, Role::ALL);
     assert_eq!(single.components["nats"]["source"].as_str(), Some("os"));
 
+    let live = load_with_ssh_config(&shipped("live-data.toml"), None).unwrap();
+    let source = &live.hosts[0].collector.source;
+    assert_eq!(source.kind, crate::pipeline::config::SourceKind::Exchanges);
+    assert_eq!(source.symbols, ["BTC-USDT", "ETH-USDT"]);
+
     let multi = load_with_ssh_config(&shipped("multi-node.toml"), None).unwrap();
     assert_eq!(multi.hosts_with_role(Role::Nats).len(), 3);
     assert_eq!(multi.hosts_with_role(Role::Clickhouse).len(), 1);

@@ -217,3 +217,107 @@ async fn session(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::message::{MarketData, Trade};
+
+    /// Publishes one trade per text frame; counts its connects.
+    struct Echo {
+        url: String,
+        connects: Arc<std::sync::atomic::AtomicU32>,
+    }
+
+    impl Feed for Echo {
+        fn name(&self) -> String {
+            "echo".into()
+        }
+        fn url(&self) -> String {
+            self.url.clone()
+        }
+        fn streams(&self) -> Vec<String> {
+            vec!["trade.binance.spot.BTC-USDT".into()]
+        }
+        fn on_connect(&mut self, _now_ms: i64) -> Vec<String> {
+            self.connects
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            vec!["subscribe".into()]
+        }
+        fn send_interval(&self) -> Duration {
+            Duration::from_millis(10)
+        }
+        fn on_text(&mut self, text: &str, now_ms: i64) -> Vec<Action> {
+            let trade = Trade {
+                trade_id: text.to_string(),
+                price: "1".parse().unwrap(),
+                quantity: "1".parse().unwrap(),
+                side: "buy".into(),
+                is_maker: false,
+                trade_ts_ms: now_ms,
+            };
+            let data = MarketData::Trade(trade);
+            let m =
+                super::super::feed::message("binance", "spot", "BTC-USDT", now_ms, now_ms, data);
+            vec![Action::Publish(m)]
+        }
+        fn on_snapshot(&mut self, _: &str, _: Result<String, String>, _: i64) -> Vec<Action> {
+            vec![]
+        }
+        fn books(&mut self, _now_ms: i64) -> Vec<MarketMessage> {
+            vec![]
+        }
+    }
+
+    #[tokio::test]
+    async fn a_closed_connection_is_reopened_resubscribed_and_nothing_delivered_is_lost() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("ws://{}", listener.local_addr().unwrap());
+        // First connection: two frames, then the exchange closes it; second: one frame.
+        tokio::spawn(async move {
+            for frames in [vec!["a", "b"], vec!["c"]] {
+                let (socket, _) = listener.accept().await.unwrap();
+                let mut ws = tokio_tungstenite::accept_async(socket).await.unwrap();
+                let sub = ws.next().await.unwrap().unwrap();
+                assert_eq!(sub.to_text().unwrap(), "subscribe");
+                for f in &frames {
+                    ws.send(Message::text(f.to_string())).await.unwrap();
+                }
+                if frames.len() == 2 {
+                    ws.close(None).await.unwrap();
+                } else {
+                    // Hold the connection open until the test ends.
+                    while ws.next().await.is_some() {}
+                }
+            }
+        });
+        let connects = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let feed = Box::new(Echo {
+            url,
+            connects: connects.clone(),
+        });
+        let stats = FeedStats::new(&feed.streams(), Duration::from_secs(60));
+        let (tx, mut rx) = mpsc::channel(16);
+        tokio::spawn(run(feed, tx, stats.clone(), Duration::from_secs(1)));
+        let mut ids = Vec::new();
+        for _ in 0..3 {
+            let m = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+                .await
+                .expect("a message within 10 s")
+                .unwrap();
+            let MarketData::Trade(t) = m.data else {
+                panic!("not a trade")
+            };
+            ids.push(t.trade_id);
+        }
+        assert_eq!(ids, ["a", "b", "c"]);
+        assert_eq!(connects.load(std::sync::atomic::Ordering::SeqCst), 2);
+        let health = stats.health(std::time::Instant::now());
+        assert_eq!(health["connections"]["echo"]["reconnects"], 1);
+        assert_eq!(health["connections"]["echo"]["connected"], true);
+        assert_eq!(
+            health["streams"]["trade.binance.spot.BTC-USDT"]["messages"],
+            3
+        );
+    }
+}

@@ -127,3 +127,52 @@ pub async fn run(poll: Poll, tx: mpsc::Sender<MarketMessage>, stats: Arc<FeedSta
         tokio::time::sleep(wait).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A one-shot HTTP server on loopback answering `response` to the first request.
+    async fn answer_once(response: &'static str) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/fapi/v1/depth", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 1024];
+            let _ = socket.read(&mut buf).await;
+            let _ = socket.write_all(response.as_bytes()).await;
+        });
+        url
+    }
+
+    #[tokio::test]
+    async fn a_rate_limit_answer_says_how_long_to_wait() {
+        let url = answer_once(
+            "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 7\r\nContent-Length: 24\r\nConnection: close\r\n\r\n{\"code\":-1003,\"msg\":\"x\"}",
+        )
+        .await;
+        let failed = get(&client(), &url).await.unwrap_err();
+        assert_eq!(failed.retry_after, Some(Duration::from_secs(7)));
+        assert!(failed.what.contains("429"), "{}", failed.what);
+        assert!(failed.what.contains("-1003"), "{}", failed.what);
+    }
+
+    #[tokio::test]
+    async fn a_ban_without_retry_after_waits_a_minute_and_other_errors_not_at_all() {
+        let url = answer_once(
+            "HTTP/1.1 418 I'm a teapot\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
+        )
+        .await;
+        let failed = get(&client(), &url).await.unwrap_err();
+        assert_eq!(failed.retry_after, Some(Duration::from_secs(60)));
+        assert!(failed.what.contains("banned"), "{}", failed.what);
+        let url = answer_once(
+            "HTTP/1.1 400 Bad Request\r\nContent-Length: 39\r\nConnection: close\r\n\r\n{\"code\":-1121,\"msg\":\"Invalid symbol.\"}  ",
+        )
+        .await;
+        let failed = get(&client(), &url).await.unwrap_err();
+        assert_eq!(failed.retry_after, None);
+        assert!(failed.what.contains("Invalid symbol"), "{}", failed.what);
+    }
+}

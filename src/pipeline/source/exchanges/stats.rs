@@ -99,10 +99,14 @@ impl FeedStats {
     }
 
     pub fn message(&self, stream: &str) {
+        self.message_at(stream, Instant::now());
+    }
+
+    fn message_at(&self, stream: &str, at: Instant) {
         let mut inner = self.lock();
         let s = inner.streams.entry(stream.to_string()).or_default();
         s.messages += 1;
-        s.last_message = Some(Instant::now());
+        s.last_message = Some(at);
     }
 
     pub fn gap(&self, stream: &str, what: &str) {
@@ -294,8 +298,8 @@ mod tests {
         stats.connected("okx", true);
         let now = Instant::now();
         assert!(stats.degraded(now).is_empty());
-        stats.message("x");
         let later = now + Duration::from_secs(6);
+        stats.message_at("x", later);
         let reasons = stats.degraded(later);
         assert_eq!(reasons.len(), 1, "{reasons:?}");
         assert!(reasons[0].starts_with("trade.okx.spot.BTC-USDT: no message for"));
