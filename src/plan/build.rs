@@ -54,7 +54,10 @@ impl Fleet {
             replicas: 1,
             clickhouse_nodes: vec![("local".into(), "127.0.0.1".into())],
             collectors: 1,
-            flow_tables: super::pipeline::TABLES.iter().map(|t| t.to_string()).collect(),
+            flow_tables: super::pipeline::TABLES
+                .iter()
+                .map(|t| t.to_string())
+                .collect(),
             agent_sha256: "ab".repeat(32),
         }
     }

@@ -11,8 +11,8 @@ pub mod service;
 pub mod update;
 
 pub use build::{servers_plan, streams_plan, Fleet, PlanError};
-pub use pipeline::flow_tables;
 pub use components::{Artifacts, Checksums, Components, Source};
 pub use model::{
     Action, FlowCheck, GateProbe, HostPlan, JsonExpectation, Layer, LayerName, Step, PLAN_FORMAT,
 };
+pub use pipeline::flow_tables;

@@ -158,8 +158,7 @@ pub async fn perform(
             polled_streams,
         } => {
             let timeout = Duration::from_secs(*timeout_secs);
-            verify_flow::publishing(health_url, timeout, log_unit, polled_streams, check_only)
-                .await
+            verify_flow::publishing(health_url, timeout, log_unit, polled_streams, check_only).await
         }
         Action::VerifyFlow(flow) => verify_flow::rows_arrive(flow, check_only).await,
     }
