@@ -9,6 +9,7 @@ mod day2;
 mod deploy_failures;
 mod deploy_multi;
 mod deploy_single;
+mod exchanges_feed;
 mod fleet_lock;
 mod install_clickhouse;
 mod install_sources;

@@ -1,5 +1,6 @@
 //! Test fixtures: fleets of real test hosts, inventories written for them, and the binary.
 
+pub mod exchanges;
 pub mod fleet;
 pub mod mp;
 pub mod pipeline;
