@@ -51,7 +51,7 @@ fn diff(k: u64) -> String {
 fn trade(k: u64) -> String {
     format!(
         r#"{{"stream":"btcusdt@trade","data":{{"e":"trade","E":{k},"s":"BTCUSDT","t":{k},"p":"65000.1","q":"0.001","T":{k},"m":{}}}}}"#,
-        k % 2 == 0
+        k.is_multiple_of(2)
     )
 }
 
