@@ -84,7 +84,7 @@ pub fn excerpt(body: &str) -> String {
 
 /// Polls until the collector goes away.
 pub async fn run(poll: Poll, tx: mpsc::Sender<MarketMessage>, stats: Arc<FeedStats>) {
-    stats.attach_poll(&poll.stream);
+    stats.attach_poll(&poll.stream, poll.every);
     let client = client();
     loop {
         let mut wait = poll.every;

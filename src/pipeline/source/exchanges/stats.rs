@@ -22,6 +22,8 @@ struct Stream {
     last_problem: Option<String>,
     /// Polls only: answers that could not be used.
     polls_failed: u64,
+    /// Polls only: silence normal between two polls, which `stall_after` must not call a stall.
+    expected_gap: Duration,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -74,12 +76,12 @@ impl FeedStats {
     }
 
     /// A stream served by a REST poll: it has no connection to be up or down.
-    pub fn attach_poll(&self, stream: &str) {
-        self.lock()
-            .streams
-            .entry(stream.to_string())
-            .or_default()
-            .via = Some("poll".into());
+    pub fn attach_poll(&self, stream: &str, every: Duration) {
+        let mut inner = self.lock();
+        let s = inner.streams.entry(stream.to_string()).or_default();
+        s.via = Some("poll".into());
+        // Two intervals plus an HTTP timeout: one slow or failed answer is not a stall yet.
+        s.expected_gap = every * 2 + Duration::from_secs(10);
     }
 
     pub fn connected(&self, via: &str, up: bool) {
@@ -151,7 +153,7 @@ impl FeedStats {
         for (name, s) in &inner.streams {
             let since = s.last_message.unwrap_or(self.started);
             let silent = now.saturating_duration_since(since);
-            if silent > self.stall_after {
+            if silent > self.stall_after.max(s.expected_gap) {
                 let problem = s
                     .last_problem
                     .as_deref()
@@ -308,5 +310,17 @@ mod tests {
         assert_eq!(health["streams"]["x"]["reconnects"], 1);
         assert_eq!(health["streams"]["x"]["connected"], false);
         assert!(stats.degraded(later)[0].starts_with("okx: not connected (closed"));
+    }
+
+    #[test]
+    fn a_polled_stream_is_not_stalled_between_two_polls() {
+        let streams = vec!["open_interest.binance.perpetual.BTC-USDT".to_string()];
+        let stats = FeedStats::new(&streams, Duration::from_secs(5));
+        stats.attach_poll(&streams[0], Duration::from_secs(30));
+        let now = Instant::now();
+        stats.message_at(&streams[0], now);
+        assert!(stats.degraded(now + Duration::from_secs(40)).is_empty());
+        let reasons = stats.degraded(now + Duration::from_secs(71));
+        assert_eq!(reasons.len(), 1, "{reasons:?}");
     }
 }
