@@ -392,6 +392,16 @@ fn pipeline_healthy(raw: &Raw, call: &str) -> Result<(), String> {
         Some(serde_json::Value::String(e)) => Some(one_line(e)),
         Some(other) => Some(one_line(&other.to_string())),
     };
+    // A live collector names what degrades it (stalled streams, exchanges not connected).
+    let source_reasons: Vec<String> = json["source"]["degraded"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|r| r.as_str()).map(one_line).collect())
+        .unwrap_or_default();
+    let last_error = last_error.or_else(|| match source_reasons.as_slice() {
+        [] => None,
+        [one] => Some(one.clone()),
+        [first, rest @ ..] => Some(format!("{first} (and {} more)", rest.len())),
+    });
     Err(format!(
         "/health status is {:?}{}",
         status.unwrap_or("missing"),

@@ -374,6 +374,11 @@ fn degraded_or_unhealthy_pipeline_says_so_with_its_last_error() {
         ),
         (
             "200",
+            r#"{"status":"degraded","last_error":null,"source":{"degraded":["trade.okx.spot.BTC-USDT: no message for 75 s","okx: not connected (closed)"]}}"#,
+            r#"/health status is "degraded": trade.okx.spot.BTC-USDT: no message for 75 s (and 1 more)"#,
+        ),
+        (
+            "200",
             r#"{"state":"healthy"}"#,
             r#"/health status is "missing""#,
         ),
