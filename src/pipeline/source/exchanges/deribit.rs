@@ -442,16 +442,6 @@ impl Feed for DeribitFeed {
         vec![self.problem(None, "a message with neither method nor id".into())]
     }
 
-    fn on_snapshot(
-        &mut self,
-        key: &str,
-        _body: Result<String, String>,
-        _now_ms: i64,
-    ) -> Vec<Action> {
-        // Snapshots come on the websocket: nothing is ever fetched.
-        vec![self.problem(None, format!("a snapshot for {key:?} that was never asked"))]
-    }
-
     fn books(&mut self, now_ms: i64) -> Vec<MarketMessage> {
         self.books
             .iter()

@@ -48,7 +48,18 @@ pub trait Feed: Send {
     /// One text frame received.
     fn on_text(&mut self, text: &str, now_ms: i64) -> Vec<Action>;
     /// The answer to a [`Action::FetchSnapshot`]: the body, or why there is none.
-    fn on_snapshot(&mut self, key: &str, body: Result<String, String>, now_ms: i64) -> Vec<Action>;
+    /// A feed whose books come on the websocket never asks, so an answer is a problem.
+    fn on_snapshot(
+        &mut self,
+        key: &str,
+        _body: Result<String, String>,
+        _now_ms: i64,
+    ) -> Vec<Action> {
+        vec![Action::Problem {
+            stream: self.name(),
+            what: format!("a snapshot for {key:?} that was never asked"),
+        }]
+    }
     /// A text frame to send when nothing was received for this long (OKX's `ping`).
     fn idle_ping(&self) -> Option<(Duration, String)> {
         None
