@@ -16,6 +16,7 @@ use crate::run::deploy::{deploy, DeployOptions, HostDeploy};
 use crate::run::lease::LeaseRequest;
 use crate::run::rollout::{Budget, Rolling, Serial};
 use crate::run::FanOut;
+use crate::stack::component;
 
 pub struct Args {
     pub update: bool,
@@ -226,23 +227,14 @@ fn host_end(host: &HostDeploy, address: &str) -> HostEnd {
 
 /// Each service's endpoint, and its health as the deploy's health step found it.
 fn services_from_steps(steps: &[StepEnd], address: &str) -> Vec<ServiceRecord> {
-    const HEALTH_STEPS: [(&str, &str, &str); 4] = [
-        ("init.nats.health", "nats", "nats://{}:4222"),
-        ("init.clickhouse.health", "clickhouse", "http://{}:8123"),
-        ("start.storage.health", "storage", "http://{}:8085/health"),
-        (
-            "start.collector.health",
-            "collector",
-            "http://{}:8087/health",
-        ),
-    ];
-    HEALTH_STEPS
+    component::ALL
         .iter()
+        .map(|c| (c.health_step(), c.name, c.endpoint(address)))
         .filter_map(|(id, name, endpoint)| {
-            let step = steps.iter().find(|s| s.step == *id)?;
+            let step = steps.iter().find(|s| s.step == id)?;
             Some(ServiceRecord {
                 name: name.to_string(),
-                endpoint: Some(endpoint.replace("{}", address)),
+                endpoint: Some(endpoint),
                 healthy: match step.status {
                     StepStatus::Ok | StepStatus::Changed => Some(true),
                     StepStatus::Failed => Some(false),

@@ -284,7 +284,7 @@ fn every_fixture_is_framed_like_the_script_prints() {
 
 #[test]
 fn watched_ports_have_owners() {
-    for port in WATCHED_PORTS {
+    for port in watched_ports() {
         assert_ne!(port_owner(port), "unknown", "{port}");
     }
     assert_eq!(port_owner(4222), "NATS client");

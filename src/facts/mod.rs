@@ -41,7 +41,7 @@ mod version;
 mod fixture_tests;
 
 pub use error::FactsError;
-pub use model::{port_owner, Facts, Init, Installed, Os, PortsSource, Tools, WATCHED_PORTS};
+pub use model::{port_owner, watched_ports, Facts, Init, Installed, Os, PortsSource, Tools};
 pub use parse::parse;
 pub use ports::{listening_ports, watched_listening_ports};
 pub use probe::{probe_command, PROBE_SCRIPT};

@@ -3,22 +3,19 @@
 
 use serde::{Deserialize, Serialize};
 
-/// The TCP ports the pipeline needs. Something already listening there is either an earlier
-/// install of ours or a conflict, and layer 2 must know which before touching the host.
-pub const WATCHED_PORTS: [u16; 6] = [4222, 8222, 8123, 9000, 8085, 8087];
+/// The TCP ports the pipeline needs (those its components check before installing). Something
+/// already listening there is either an earlier install of ours or a conflict, and layer 2
+/// must know which before touching the host.
+pub fn watched_ports() -> Vec<u16> {
+    crate::stack::component::checked_ports()
+        .map(|p| p.number)
+        .collect()
+}
 
 /// Which MarketPrism service a watched port belongs to, for messages like
-/// "port 9000 (ClickHouse native) is taken". Unwatched ports give `"unknown"`.
+/// "port 9000 (ClickHouse native) is taken". Unknown ports give `"unknown"`.
 pub fn port_owner(port: u16) -> &'static str {
-    match port {
-        4222 => "NATS client",
-        8222 => "NATS monitoring",
-        8123 => "ClickHouse HTTP",
-        9000 => "ClickHouse native",
-        8085 => "hot storage",
-        8087 => "collector",
-        _ => "unknown",
-    }
+    crate::stack::component::port_purpose(port).unwrap_or("unknown")
 }
 
 /// Everything layer 1 learns about a host in its single probe exec.
@@ -53,7 +50,7 @@ pub struct Facts {
     /// glibc version like `2.36`; None on macOS, musl, or when neither getconf nor ldd told.
     pub glibc: Option<String>,
     pub tools: Tools,
-    /// Those of [`WATCHED_PORTS`] with a TCP listener, sorted. Empty also when `ports_source`
+    /// Those of [`watched_ports`] with a TCP listener, sorted. Empty also when `ports_source`
     /// is `none`, so check that before concluding the ports are free.
     pub listening_ports: Vec<u16>,
     #[serde(default)]

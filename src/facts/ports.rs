@@ -3,7 +3,7 @@
 //! look like a listener (headers, UDP, unix sockets, established connections) are skipped, so a
 //! format we did not foresee yields fewer ports, never wrong ones.
 
-use super::model::{PortsSource, WATCHED_PORTS};
+use super::model::{watched_ports, PortsSource};
 
 /// Every distinct port with a TCP listener in `text`, sorted.
 pub fn listening_ports(source: PortsSource, text: &str) -> Vec<u16> {
@@ -19,10 +19,11 @@ pub fn listening_ports(source: PortsSource, text: &str) -> Vec<u16> {
     ports
 }
 
-/// [`listening_ports`] narrowed to [`WATCHED_PORTS`].
+/// [`listening_ports`] narrowed to [`watched_ports`].
 pub fn watched_listening_ports(source: PortsSource, text: &str) -> Vec<u16> {
     let mut ports = listening_ports(source, text);
-    ports.retain(|p| WATCHED_PORTS.contains(p));
+    let watched = watched_ports();
+    ports.retain(|p| watched.contains(p));
     ports
 }
 

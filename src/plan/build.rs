@@ -14,10 +14,11 @@ use super::service::{service_steps, Server};
 
 /// Where MarketPrism goes on a host unless the inventory's `deploy_dir` var says otherwise.
 pub const DEFAULT_DEPLOY_DIR: &str = "/opt/marketprism";
-/// ClickHouse's data (Debian's package and the official ones agree).
-pub const CLICKHOUSE_DATA_DIR: &str = "/var/lib/clickhouse";
-/// The drop-in that points a package's `nats-server.service` at our config.
-pub const NATS_DROP_IN: &str = "/etc/systemd/system/nats-server.service.d/mp-remote.conf";
+use crate::stack::clickhouse::COMPONENT as CLICKHOUSE;
+pub use crate::stack::clickhouse::DATA_DIR as CLICKHOUSE_DATA_DIR;
+use crate::stack::component::Component;
+use crate::stack::nats::COMPONENT as NATS;
+pub use crate::stack::nats::DROP_IN as NATS_DROP_IN;
 /// Where the agent keeps its state on every host.
 pub const STATE_DIR: &str = "/var/lib/mp-remote";
 pub use crate::stack::pipeline::CONFIG_DIR;
@@ -95,12 +96,7 @@ pub fn servers_plan(
     if host.roles.contains(&Role::Nats) {
         let (nats_install, nats_run) =
             install::nats_install(host, facts, &components.nats, NATS_SERVICE, NATS_CONFIG)?;
-        install.extend(port_steps(
-            "nats",
-            &[(4222, "NATS client"), (8222, "NATS monitoring")],
-            "nats-server",
-            "nats-server",
-        ));
+        install.extend(port_steps(&NATS, "nats-server"));
         install.extend(nats_install);
         init.extend(nats_init_steps(host, facts, fleet, nats_run)?);
     }
@@ -111,12 +107,8 @@ pub fn servers_plan(
             &components.clickhouse,
             CLICKHOUSE_SERVICE,
         )?;
-        install.extend(port_steps(
-            "clickhouse",
-            &[(8123, "ClickHouse HTTP"), (9000, "ClickHouse native")],
-            "clickhouse-serv",
-            "clickhouse-server",
-        ));
+        // `ss` shows the first 15 characters of a process name.
+        install.extend(port_steps(&CLICKHOUSE, "clickhouse-serv"));
         install.extend(clickhouse_install);
         let version = clickhouse_version_for_configs(facts, &components.clickhouse);
         init.extend(clickhouse_init_steps(host, facts, fleet, &version, server)?);
@@ -163,7 +155,7 @@ pub fn streams_plan(host: &Host, fleet: &Fleet, run_id: &str, check_only: bool) 
                     id: "init.nats.streams".into(),
                     title: "create or update JetStream streams".into(),
                     action: Action::NatsStreams {
-                        url: "nats://127.0.0.1:4222".into(),
+                        url: format!("nats://127.0.0.1:{}", NATS.port("client")),
                         streams,
                     },
                     notify: vec![],
@@ -194,17 +186,20 @@ fn preflight(host: &Host, facts: &Facts) -> Result<(), PlanError> {
     Ok(())
 }
 
-fn port_steps(component: &str, ports: &[(u16, &str)], process: &str, unit: &str) -> Vec<Step> {
-    ports
+/// The component's ports checked before installing: free, or held by `process` of its unit.
+fn port_steps(component: &Component, process: &str) -> Vec<Step> {
+    component
+        .ports
         .iter()
-        .map(|(port, service)| Step {
-            id: format!("install.{component}.port-{port}"),
-            title: format!("port {port} ({service}) free or ours"),
+        .filter(|p| p.checked_before_install)
+        .map(|p| Step {
+            id: format!("install.{}.port-{}", component.name, p.number),
+            title: format!("port {} ({}) free or ours", p.number, p.purpose),
             action: Action::PortFree {
-                port: *port,
-                service: service.to_string(),
+                port: p.number,
+                service: p.purpose.to_string(),
                 allowed_processes: vec![process.to_string()],
-                our_unit: Some(unit.to_string()),
+                our_unit: Some(component.unit.to_string()),
             },
             notify: vec![],
         })
@@ -219,7 +214,7 @@ fn stack_error(host: &Host, e: impl std::fmt::Display) -> PlanError {
 }
 
 const NATS_SERVICE: &str = "init.nats.service";
-const NATS_CONFIG: &str = "/etc/marketprism/nats-server.conf";
+use crate::stack::nats::CONFIG_FILE as NATS_CONFIG;
 
 /// `run`: how the install layer's server runs (the package's unit gets a drop-in; a release
 /// brought its own unit, written by the install layer).
@@ -268,8 +263,8 @@ fn nats_init_steps(
     // A drop-in points the package's own unit at our config: the package's files stay untouched.
     let server = Server {
         step_id: NATS_SERVICE,
-        name: "nats-server",
-        user: "nats",
+        name: NATS.unit,
+        user: NATS.accounts[0].name,
         command: &[run.binary, "-c", NATS_CONFIG],
         drop_in_step: run.package_unit.then_some("init.nats.unit"),
     };
@@ -374,8 +369,8 @@ fn clickhouse_init_steps(
     // The package's unit already runs this command line: no drop-in.
     let server = Server {
         step_id: CLICKHOUSE_SERVICE,
-        name: "clickhouse-server",
-        user: "clickhouse",
+        name: CLICKHOUSE.unit,
+        user: CLICKHOUSE.accounts[0].name,
         command: &[server_binary, "--config=/etc/clickhouse-server/config.xml"],
         drop_in_step: None,
     };
@@ -385,10 +380,10 @@ fn clickhouse_init_steps(
             id: "init.clickhouse.health".into(),
             title: "ClickHouse /ping".into(),
             action: Action::WaitHttp {
-                url: "http://127.0.0.1:8123/ping".into(),
+                url: CLICKHOUSE.health_url().unwrap_or_default(),
                 expect_json: None,
-                timeout_secs: 90,
-                log_unit: Some("clickhouse-server".into()),
+                timeout_secs: CLICKHOUSE.health_deadline.as_secs(),
+                log_unit: Some(CLICKHOUSE.unit.into()),
             },
             notify: vec![],
         },
@@ -396,7 +391,7 @@ fn clickhouse_init_steps(
             id: "init.clickhouse.schema".into(),
             title: "schema marketprism_hot (8 tables)".into(),
             action: Action::ClickHouseSchema {
-                url: "http://127.0.0.1:8123/".into(),
+                url: format!("http://127.0.0.1:{}/", CLICKHOUSE.port("http")),
                 user: CLICKHOUSE_USER.into(),
                 password: Some(fleet.clickhouse_password.clone()),
             },
@@ -409,12 +404,12 @@ fn clickhouse_init_steps(
 /// NATS `/healthz` (with `query`) answering `{"status":"ok"}` within 60 s.
 fn nats_healthz(query: &str) -> Action {
     Action::WaitHttp {
-        url: format!("http://127.0.0.1:8222/healthz{query}"),
+        url: format!("{}{query}", NATS.health_url().unwrap_or_default()),
         expect_json: Some(JsonExpectation {
             field: "status".into(),
             equals: "ok".into(),
         }),
-        timeout_secs: 60,
-        log_unit: Some("nats-server".into()),
+        timeout_secs: NATS.health_deadline.as_secs(),
+        log_unit: Some(NATS.unit.into()),
     }
 }

@@ -6,6 +6,8 @@ use crate::inventory::{Host, Role};
 use crate::pipeline::config::SourceKind;
 use crate::pipeline::message::DataType;
 use crate::pipeline::source::exchanges;
+use crate::stack::clickhouse::COMPONENT as CLICKHOUSE;
+use crate::stack::nats::COMPONENT as NATS;
 use crate::stack::pipeline::{self, PipelineService, SERVICE_USER};
 
 use super::build::{Fleet, PlanError, CLICKHOUSE_USER};
@@ -174,7 +176,7 @@ fn service_start_steps(
     let nats_urls: Vec<String> = fleet
         .nats_nodes
         .iter()
-        .map(|(_, address)| format!("nats://{address}:4222"))
+        .map(|(_, address)| NATS.endpoint(address))
         .collect();
     let owned_by_service = Some(format!("root:{SERVICE_USER}"));
     let mut steps = Vec::new();
@@ -294,7 +296,7 @@ pub fn verify_plan(
         let nats_monitor_urls = fleet
             .nats_nodes
             .iter()
-            .map(|(_, address)| format!("http://{address}:8222"))
+            .map(|(_, address)| format!("http://{address}:{}", NATS.port("monitoring")))
             .collect();
         steps.push(Step {
             id: "verify.storage.data-flow".into(),
@@ -326,14 +328,14 @@ pub fn verify_plan(
 /// The ClickHouse a storage on `host` writes to: its own, else the first ClickHouse host's.
 fn clickhouse_url_for(host: &Host, fleet: &Fleet) -> String {
     if host.roles.contains(&Role::Clickhouse) {
-        return "http://127.0.0.1:8123".into();
+        return CLICKHOUSE.endpoint("127.0.0.1");
     }
     let address = fleet
         .clickhouse_nodes
         .first()
         .map(|(_, address)| address.as_str())
         .unwrap_or("127.0.0.1");
-    format!("http://{address}:8123")
+    CLICKHOUSE.endpoint(address)
 }
 
 /// The host's `collector_rate` var: a positive whole number of messages per second.

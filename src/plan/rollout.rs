@@ -3,6 +3,8 @@
 
 use crate::facts::Facts;
 use crate::inventory::{Host, Role};
+use crate::stack::component::{self, Probe};
+use crate::stack::nats::COMPONENT as NATS;
 use crate::stack::pipeline::PipelineService;
 
 use super::build::{Fleet, PlanError};
@@ -26,38 +28,32 @@ fn json(field: &str, equals: &str) -> Option<JsonExpectation> {
 /// Every service of the host's roles, as the gate probes it. A NATS node new in this run
 /// only needs JetStream on: its cluster forms when the later nodes come up.
 fn probes(host: &Host, fresh_nats: bool) -> Vec<GateProbe> {
-    let mut probes = Vec::new();
-    if host.roles.contains(&Role::Nats) {
-        let query = if fresh_nats {
-            "?js-enabled-only=true"
-        } else {
-            ""
-        };
-        probes.push(GateProbe {
-            name: "nats".into(),
-            url: format!("http://127.0.0.1:8222/healthz{query}"),
-            expect_json: json("status", "ok"),
-            log_unit: Some("nats-server".into()),
-        });
-    }
-    if host.roles.contains(&Role::Clickhouse) {
-        probes.push(GateProbe {
-            name: "clickhouse".into(),
-            url: "http://127.0.0.1:8123/ping".into(),
-            expect_json: None,
-            log_unit: Some("clickhouse-server".into()),
-        });
-    }
-    for service in services_of(host) {
-        probes.push(GateProbe {
-            name: service.name().into(),
-            url: format!("http://127.0.0.1:{}/health", service.health_port()),
-            // Parsed, never substring-matched: "unhealthy" contains "healthy".
-            expect_json: json("status", "healthy"),
-            log_unit: Some(service.unit().into()),
-        });
-    }
-    probes
+    component::ALL
+        .into_iter()
+        .filter(|c| host.roles.iter().any(|r| r.as_str() == c.role))
+        .filter_map(|c| {
+            let url = c.health_url()?;
+            let query = if fresh_nats && c.name == NATS.name {
+                "?js-enabled-only=true"
+            } else {
+                ""
+            };
+            let expect_json = match c.health {
+                // Parsed, never substring-matched: "unhealthy" contains "healthy".
+                Probe::Http {
+                    json_status: Some((field, equals)),
+                    ..
+                } => json(field, equals),
+                _ => None,
+            };
+            Some(GateProbe {
+                name: c.name.into(),
+                url: format!("{url}{query}"),
+                expect_json,
+                log_unit: Some(c.unit.into()),
+            })
+        })
+        .collect()
 }
 
 /// After a batch: every service of the host healthy [`GATE_PROBES`] times in a row, and on a
@@ -86,7 +82,7 @@ pub fn gate_plan(
             id: "verify.gate.streams-current".into(),
             title: "health gate: no stream replica lags behind its leader".into(),
             action: Action::StreamsCurrent {
-                url: "nats://127.0.0.1:4222".into(),
+                url: format!("nats://127.0.0.1:{}", NATS.port("client")),
                 streams: crate::stack::nats::streams_with_replicas(
                     fleet.replicas,
                     &fleet.stream_limits,

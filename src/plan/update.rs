@@ -3,20 +3,25 @@
 //! clear failure ("run deploy"), never a silent install.
 
 use super::model::{Action, HostPlan, LayerName, Step};
+use crate::stack::component::{self, Origin};
 
-/// Binaries that prove a server is installed, by step-id prefix of its install steps.
-const SERVERS: [(&str, &str, &str); 2] = [
-    (
-        "install.nats.",
-        "nats-server",
-        "command -v nats-server || test -x /usr/sbin/nats-server || test -x /usr/local/bin/nats-server",
-    ),
-    (
-        "install.clickhouse.",
-        "clickhouse-server",
-        "command -v clickhouse-server || test -x /usr/bin/clickhouse-server || test -x /usr/sbin/clickhouse-server || test -x /usr/local/bin/clickhouse-server",
-    ),
-];
+/// The vendors' servers, each with the step-id prefix of its install steps, its package and
+/// the shell test that proves its binary is there.
+fn servers() -> Vec<(String, &'static str, String)> {
+    component::ALL
+        .into_iter()
+        .filter_map(|c| match c.origin {
+            Origin::Vendor { package } => {
+                let probe = std::iter::once(format!("command -v {package}"))
+                    .chain(c.binaries.iter().map(|b| format!("test -x {b}")))
+                    .collect::<Vec<_>>()
+                    .join(" || ");
+                Some((format!("install.{}.", c.name), package, probe))
+            }
+            Origin::Release => None,
+        })
+        .collect()
+}
 
 /// Replaces the install steps (packages, binaries) with one "is it installed" check per server.
 pub fn without_installs(mut plan: HostPlan) -> HostPlan {
@@ -26,11 +31,12 @@ pub fn without_installs(mut plan: HostPlan) -> HostPlan {
         .filter(|l| l.name == LayerName::Install)
     {
         let mut steps = Vec::new();
-        for (prefix, server, probe) in SERVERS {
+        let servers = servers();
+        for (prefix, server, probe) in &servers {
             let mine: Vec<&Step> = layer
                 .steps
                 .iter()
-                .filter(|s| s.id.starts_with(prefix))
+                .filter(|s| s.id.starts_with(prefix.as_str()))
                 .collect();
             if mine.is_empty() {
                 continue;
@@ -68,9 +74,9 @@ pub fn without_installs(mut plan: HostPlan) -> HostPlan {
                 .steps
                 .iter()
                 .filter(|s| {
-                    !SERVERS
+                    !servers
                         .iter()
-                        .any(|(prefix, _, _)| s.id.starts_with(prefix))
+                        .any(|(prefix, _, _)| s.id.starts_with(prefix.as_str()))
                 })
                 .cloned(),
         );

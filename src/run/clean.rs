@@ -6,10 +6,9 @@
 //! per host that reports each thing it did as `did=`, each data directory it kept as `kept=`
 //! and each failure as `failed=`; it does only what is still there, so a second clean is a no-op.
 
-use super::day2::{services_of, supervisor_sh, Service};
+use super::day2::{services_of, supervisor_sh};
 use super::{for_each_host, FanOut, HostOutcome};
 use crate::inventory::Host;
-use crate::plan::build::CLICKHOUSE_DATA_DIR as CLICKHOUSE_DATA;
 pub use crate::plan::build::NATS_DROP_IN;
 use crate::plan::build::{CONFIG_DIR, STATE_DIR};
 use crate::plan::install::{NATS_RELEASE_BINARY, NATS_UNIT_PATH as NATS_OWN_UNIT};
@@ -17,11 +16,9 @@ use crate::plan::install_clickhouse::{
     CLICKHOUSE_RELEASE_BINARY, CLICKHOUSE_UNIT_PATH as CLICKHOUSE_OWN_UNIT,
 };
 use crate::report::HostStatus;
-use crate::stack::nats::DEFAULT_STORE_DIR;
+use crate::stack::component::{Component, Origin};
 use crate::transport::shell::{quote, with_become};
 
-const CLICKHOUSE_LISTEN: &str = "/etc/clickhouse-server/config.d/mp-listen.xml";
-const CLICKHOUSE_USERS: &str = "/etc/clickhouse-server/users.d/mp-users.xml";
 /// Where a non-root (become) user keeps the agent binary: its home, relative to the session.
 const USER_AGENT_DIR: &str = ".mp-remote";
 
@@ -53,38 +50,34 @@ pub struct CleanPlan {
     become_root: bool,
 }
 
-/// The plan for `host` by its roles.
+/// The plan for `host` by its roles, from each component's declaration: the files mp-remote
+/// wrote for it, its data, its accounts, its package.
 pub fn plan(host: &Host, purge_data: bool) -> CleanPlan {
     let services = services_of(host, None);
+    let components: Vec<&Component> = services.iter().map(|s| s.component()).collect();
     let mut files = Vec::new();
     let mut data = Vec::new();
-    for service in &services {
-        match service {
-            Service::Nats => {
-                files.push(NATS_DROP_IN.to_string());
-                data.push(DataDir {
-                    path: DEFAULT_STORE_DIR,
-                    owner: "nats",
-                });
-            }
-            Service::Clickhouse => {
-                files.extend([CLICKHOUSE_LISTEN.to_string(), CLICKHOUSE_USERS.to_string()]);
-                data.push(DataDir {
-                    path: CLICKHOUSE_DATA,
-                    owner: "clickhouse",
-                });
-            }
-            // The pipeline services keep no data of their own: their unit goes, and the
-            // releases they ran with the deploy directory below.
-            Service::Storage | Service::Collector => {
-                files.push(format!("/etc/systemd/system/{}.service", service.unit()));
+    let mut users: Vec<&'static str> = Vec::new();
+    for c in &components {
+        // Files in the config directory go with it, below.
+        files.extend(
+            c.config_files
+                .iter()
+                .filter(|f| !f.starts_with(&format!("{CONFIG_DIR}/")))
+                .map(|f| f.to_string()),
+        );
+        data.extend(c.data_dirs.iter().map(|d| DataDir {
+            path: d.path,
+            owner: d.owner,
+        }));
+        // An account owning kept data stays, so the data stays readable by it.
+        for account in c.accounts {
+            if (purge_data || !account.owns_data) && !users.contains(&account.name) {
+                users.push(account.name);
             }
         }
     }
-    if services
-        .iter()
-        .any(|s| matches!(s, Service::Storage | Service::Collector))
-    {
+    if components.iter().any(|c| c.origin == Origin::Release) {
         let deploy_dir = host
             .vars
             .get("deploy_dir")
@@ -96,28 +89,16 @@ pub fn plan(host: &Host, purge_data: bool) -> CleanPlan {
         }
     }
     files.extend([CONFIG_DIR.to_string(), STATE_DIR.to_string()]);
-    let mut users = Vec::new();
-    if purge_data && services.contains(&Service::Nats) {
-        users.push("nats");
-    }
-    if purge_data && services.contains(&Service::Clickhouse) {
-        users.push("clickhouse");
-    }
-    if services
-        .iter()
-        .any(|s| matches!(s, Service::Storage | Service::Collector))
-    {
-        users.push(crate::stack::pipeline::SERVICE_USER);
-    }
     CleanPlan {
         host: host.name.clone(),
         units: services.iter().rev().map(|s| s.unit()).collect(),
-        // Only the servers came from packages.
-        packages: services
+        packages: components
             .iter()
             .rev()
-            .filter(|s| matches!(s, Service::Nats | Service::Clickhouse))
-            .map(|s| s.unit())
+            .filter_map(|c| match c.origin {
+                Origin::Vendor { package } => Some(package),
+                Origin::Release => None,
+            })
             .collect(),
         files,
         user_files: if host.become_ {
@@ -231,7 +212,11 @@ impl CleanPlan {
         for unit in &self.units {
             s.push_str(&format!("stop_unit {}\n", quote(unit)));
         }
-        if self.files.iter().any(|f| f == CLICKHOUSE_LISTEN) {
+        if self
+            .files
+            .iter()
+            .any(|f| f == crate::stack::clickhouse::LISTEN_FILE)
+        {
             s.push_str(&clickhouse_release_removal(self.purge_data));
         }
         for file in &self.files {
@@ -382,8 +367,8 @@ mod tests {
             p.files,
             [
                 NATS_DROP_IN,
-                CLICKHOUSE_LISTEN,
-                CLICKHOUSE_USERS,
+                "/etc/clickhouse-server/config.d/mp-listen.xml",
+                "/etc/clickhouse-server/users.d/mp-users.xml",
                 "/etc/marketprism",
                 "/var/lib/mp-remote"
             ]

@@ -10,6 +10,7 @@ use anyhow::Context;
 use super::status::{self, Mode};
 use super::{for_each_host, FanOut, HostOutcome};
 use crate::inventory::{Host, Role};
+use crate::stack::component::Component;
 use crate::stack::pipeline::PipelineService;
 use crate::transport::shell::{quote, with_become};
 use crate::transport::Transport;
@@ -33,13 +34,18 @@ impl Service {
         Service::Collector,
     ];
 
-    pub fn name(self) -> &'static str {
+    /// Its declaration: unit, ports, health, files (`stack::component`).
+    pub fn component(self) -> &'static Component {
         match self {
-            Service::Nats => "nats",
-            Service::Clickhouse => "clickhouse",
-            Service::Storage => "storage",
-            Service::Collector => "collector",
+            Service::Nats => &crate::stack::nats::COMPONENT,
+            Service::Clickhouse => &crate::stack::clickhouse::COMPONENT,
+            Service::Storage => &crate::stack::pipeline::STORAGE,
+            Service::Collector => &crate::stack::pipeline::COLLECTOR,
         }
+    }
+
+    pub fn name(self) -> &'static str {
+        self.component().name
     }
 
     /// The pipeline service mp-remote itself runs (`mp-remote service NAME`), None for the
@@ -55,41 +61,26 @@ impl Service {
     /// The systemd unit (Debian's package's, or deploy's `mp-storage`/`mp-collector`), and
     /// the supervised service's name on hosts without systemd.
     pub fn unit(self) -> &'static str {
-        match self {
-            Service::Nats => "nats-server",
-            Service::Clickhouse => "clickhouse-server",
-            Service::Storage => PipelineService::Storage.unit(),
-            Service::Collector => PipelineService::Collector.unit(),
-        }
+        self.component().unit
     }
 
     pub fn role(self) -> Role {
-        match self {
-            Service::Nats => Role::Nats,
-            Service::Clickhouse => Role::Clickhouse,
-            Service::Storage => Role::Storage,
-            Service::Collector => Role::Collector,
-        }
+        let role = self.component().role;
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str() == role)
+            .unwrap_or(Role::Collector)
     }
 
-    /// The ports the service may listen on: client, monitoring/HTTP, cluster/interserver;
-    /// for the pipeline services health and metrics.
-    pub fn ports(self) -> &'static [u16] {
-        match self {
-            Service::Nats => &[4222, 6222, 8222],
-            Service::Clickhouse => &[8123, 9000, 9009],
-            Service::Storage => &[8085, 9094],
-            Service::Collector => &[8087, 9093],
-        }
+    /// The ports the service may listen on, as declared.
+    pub fn ports(self) -> Vec<u16> {
+        self.component().port_numbers()
     }
 
     /// How long start/restart waits for health unless `--wait` says otherwise; the same
     /// deadlines deploy uses (ClickHouse loads its tables before it answers).
     pub fn health_deadline(self) -> Duration {
-        match self {
-            Service::Nats | Service::Storage | Service::Collector => Duration::from_secs(60),
-            Service::Clickhouse => Duration::from_secs(90),
-        }
+        self.component().health_deadline
     }
 
     pub fn from_name(name: &str) -> Option<Service> {

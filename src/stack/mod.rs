@@ -12,6 +12,7 @@
 
 mod checks;
 pub mod clickhouse;
+pub mod component;
 mod error;
 pub mod managed;
 pub mod nats;

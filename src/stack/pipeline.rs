@@ -2,13 +2,16 @@
 //! files (the contract `mp-remote service … --config FILE` reads, see `pipeline::config`) and
 //! their systemd units. Pure: data in, text out.
 
+use std::time::Duration;
+
 use serde::Serialize;
 
 use crate::pipeline::config::{Endpoints, SourceConfig, SourceKind};
 
+use super::component::{Account, Component, Origin, Port, Probe, Rolling};
 use super::managed::{with_marker, CommentStyle};
 
-/// The two services, with their names, ports and the table of rows they feed.
+/// The two services mp-remote runs itself; their data is [`STORAGE`] and [`COLLECTOR`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum PipelineService {
     Collector,
@@ -18,42 +21,124 @@ pub enum PipelineService {
 impl PipelineService {
     pub const ALL: [PipelineService; 2] = [Self::Storage, Self::Collector];
 
+    pub fn component(self) -> &'static Component {
+        match self {
+            Self::Collector => &COLLECTOR,
+            Self::Storage => &STORAGE,
+        }
+    }
+
     /// The `mp-remote service NAME` argument, the role and the key in status reports.
     pub fn name(self) -> &'static str {
-        match self {
-            Self::Collector => "collector",
-            Self::Storage => "storage",
-        }
+        self.component().name
     }
 
     /// The systemd unit and the supervised service's name.
     pub fn unit(self) -> &'static str {
-        match self {
-            Self::Collector => "mp-collector",
-            Self::Storage => "mp-storage",
-        }
+        self.component().unit
     }
 
     /// `/health` answers JSON with a `status` field here.
     pub fn health_port(self) -> u16 {
-        match self {
-            Self::Collector => 8087,
-            Self::Storage => 8085,
-        }
+        self.component().port("health")
     }
 
     /// Prometheus metrics.
     pub fn metrics_port(self) -> u16 {
-        match self {
-            Self::Collector => 9093,
-            Self::Storage => 9094,
-        }
+        self.component().port("metrics")
     }
 
     pub fn config_path(self) -> String {
         format!("{CONFIG_DIR}/{}.toml", self.name())
     }
 }
+
+/// A pipeline service as a component: its own unit, health and metrics ports, no data of its
+/// own (what it handles lives in NATS and ClickHouse), the release the deploy pushed.
+const fn service(
+    name: &'static str,
+    unit: &'static str,
+    ports: &'static [Port],
+    health_port: u16,
+    config_files: &'static [&'static str],
+    rolling: Rolling,
+) -> Component {
+    Component {
+        name,
+        role: name,
+        unit,
+        ports,
+        health: Probe::Http {
+            port: health_port,
+            path: "/health",
+            json_status: Some(("status", "healthy")),
+        },
+        health_deadline: Duration::from_secs(60),
+        config_files,
+        data_dirs: &[],
+        log_dirs: &[],
+        accounts: &[Account {
+            name: SERVICE_USER,
+            owns_data: false,
+        }],
+        origin: Origin::Release,
+        binaries: &[],
+        restart: ("always", 2),
+        rolling,
+        endpoint: ("http", "health", "/health"),
+    }
+}
+
+pub const STORAGE: Component = service(
+    "storage",
+    "mp-storage",
+    &[
+        Port {
+            number: 8085,
+            key: "health",
+            purpose: "hot storage",
+            checked_before_install: true,
+        },
+        Port {
+            number: 9094,
+            key: "metrics",
+            purpose: "hot storage metrics",
+            checked_before_install: false,
+        },
+    ],
+    8085,
+    &[
+        "/etc/marketprism/storage.toml",
+        "/etc/systemd/system/mp-storage.service",
+    ],
+    // Consumers are shared: one at a time keeps the others draining the streams.
+    Rolling::OneAtATime,
+);
+
+pub const COLLECTOR: Component = service(
+    "collector",
+    "mp-collector",
+    &[
+        Port {
+            number: 8087,
+            key: "health",
+            purpose: "collector",
+            checked_before_install: true,
+        },
+        Port {
+            number: 9093,
+            key: "metrics",
+            purpose: "collector metrics",
+            checked_before_install: false,
+        },
+    ],
+    8087,
+    &[
+        "/etc/marketprism/collector.toml",
+        "/etc/systemd/system/mp-collector.service",
+    ],
+    Rolling::Batches,
+);
 
 /// Where mp-remote's own config files go (the packages' own files are left alone).
 pub const CONFIG_DIR: &str = "/etc/marketprism";

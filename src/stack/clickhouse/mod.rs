@@ -18,3 +18,66 @@ pub use schema::{
     HOT_TTL_DAYS,
 };
 pub use version::{ClickHouseVersion, SchemaRendering};
+
+use std::time::Duration;
+
+use super::component::{Account, Component, DataDir, Origin, Port, Probe, Rolling};
+
+/// ClickHouse's data (Debian's package and the official ones agree).
+pub const DATA_DIR: &str = "/var/lib/clickhouse";
+/// mp-remote's overrides beside the package's config.
+pub const LISTEN_FILE: &str = "/etc/clickhouse-server/config.d/mp-listen.xml";
+pub const USERS_FILE: &str = "/etc/clickhouse-server/users.d/mp-users.xml";
+
+pub const COMPONENT: Component = Component {
+    name: "clickhouse",
+    role: "clickhouse",
+    unit: "clickhouse-server",
+    ports: &[
+        Port {
+            number: 8123,
+            key: "http",
+            purpose: "ClickHouse HTTP",
+            checked_before_install: true,
+        },
+        Port {
+            number: 9000,
+            key: "native",
+            purpose: "ClickHouse native",
+            checked_before_install: true,
+        },
+        Port {
+            number: 9009,
+            key: "interserver",
+            purpose: "ClickHouse interserver",
+            checked_before_install: false,
+        },
+    ],
+    health: Probe::Http {
+        port: 8123,
+        path: "/ping",
+        json_status: None,
+    },
+    health_deadline: Duration::from_secs(90),
+    config_files: &[LISTEN_FILE, USERS_FILE],
+    data_dirs: &[DataDir {
+        path: DATA_DIR,
+        owner: "clickhouse",
+    }],
+    log_dirs: &["/var/log/clickhouse-server"],
+    accounts: &[Account {
+        name: "clickhouse",
+        owns_data: true,
+    }],
+    origin: Origin::Vendor {
+        package: "clickhouse-server",
+    },
+    binaries: &[
+        "/usr/bin/clickhouse-server",
+        "/usr/sbin/clickhouse-server",
+        "/usr/local/bin/clickhouse-server",
+    ],
+    restart: ("always", 5),
+    rolling: Rolling::OneAtATime,
+    endpoint: ("http", "http", ""),
+};

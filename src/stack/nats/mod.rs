@@ -13,3 +13,61 @@ pub use streams::{
     default_replicas, diff, streams, streams_with_replicas, validate_layout, DiscardPolicy,
     StorageType, StreamLimits, StreamSpec, MARKET_DATA, MAX_REPLICAS, ORDERBOOK_SNAP,
 };
+
+use std::time::Duration;
+
+use super::component::{Account, Component, DataDir, Origin, Port, Probe, Rolling};
+
+/// mp-remote's config for the server (the package's own file is left alone).
+pub const CONFIG_FILE: &str = "/etc/marketprism/nats-server.conf";
+/// The drop-in that points a package's `nats-server.service` at [`CONFIG_FILE`].
+pub const DROP_IN: &str = "/etc/systemd/system/nats-server.service.d/mp-remote.conf";
+
+pub const COMPONENT: Component = Component {
+    name: "nats",
+    role: "nats",
+    unit: "nats-server",
+    ports: &[
+        Port {
+            number: 4222,
+            key: "client",
+            purpose: "NATS client",
+            checked_before_install: true,
+        },
+        Port {
+            number: 8222,
+            key: "monitoring",
+            purpose: "NATS monitoring",
+            checked_before_install: true,
+        },
+        Port {
+            number: 6222,
+            key: "cluster",
+            purpose: "NATS cluster",
+            checked_before_install: false,
+        },
+    ],
+    health: Probe::Http {
+        port: 8222,
+        path: "/healthz",
+        json_status: Some(("status", "ok")),
+    },
+    health_deadline: Duration::from_secs(60),
+    config_files: &[CONFIG_FILE, DROP_IN],
+    data_dirs: &[DataDir {
+        path: DEFAULT_STORE_DIR,
+        owner: "nats",
+    }],
+    log_dirs: &[],
+    accounts: &[Account {
+        name: "nats",
+        owns_data: true,
+    }],
+    origin: Origin::Vendor {
+        package: "nats-server",
+    },
+    binaries: &["/usr/sbin/nats-server", "/usr/local/bin/nats-server"],
+    restart: ("on-failure", 2),
+    rolling: Rolling::OneAtATime,
+    endpoint: ("nats", "client", ""),
+};
