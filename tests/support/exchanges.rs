@@ -3,19 +3,22 @@
 //! documentation gives, served from the test process on the fleet's network gateway. One
 //! websocket listener (`/binance/spot/stream`, `/binance/futures/stream`, `/okx/ws/v5/public`,
 //! `/deribit/ws/api/v2`) and one HTTP listener (Binance's REST under `/binance/spot` and
-//! `/binance/futures`), run by a tokio runtime on their own thread.
+//! `/binance/futures`, OKX's book snapshots under `/okx`), run by a tokio runtime on their own
+//! thread.
 //!
 //! Each market keeps one real order book that evolves: every 100 ms a ticker changes a few
 //! levels and broadcasts the change with its update ids to every connection, and every 200 ms
-//! a trade. The broadcast happens under the book's lock, so a snapshot (Binance's REST, or an
-//! OKX or Deribit in-band one) sits exactly between two changes and the changes after it
-//! chain onto it, as on the real exchanges.
+//! a trade. The broadcast happens under the book's lock, so a snapshot (Binance's or OKX's
+//! REST, or Deribit's in-band one) sits exactly between two changes and the changes after it
+//! chain onto it, as on the real exchanges. OKX's `books` behave as OKX's have since August
+//! 2026: no snapshot on subscribing, `checksum` always 0, updates chained by
+//! `seqId`/`prevSeqId`, the snapshot served by `GET /api/v5/market/books`.
 //!
 //! Faults are scripted on the FIRST connection of each kind only, so a test sees each once and
 //! then a healthy feed: Binance spot skips one depth diff after 3 s, once the client's book
-//! stands on a snapshot (a sequence gap), and closes the connection 3 s later; OKX sends one
-//! spot `books` update with a wrong checksum after 3 s; Deribit drops one book change after
-//! 3 s. It pings Binance clients every 2 s and asks Deribit ones for one `public/test`.
+//! stands on a snapshot (a sequence gap), and closes the connection 3 s later; OKX skips one
+//! spot `books` update the same way (a sequence gap); Deribit drops one book change after 3 s.
+//! It pings Binance clients every 2 s and asks Deribit ones for one `public/test`.
 //! [`Counters`] record what was sent and answered, for the test to read.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -46,6 +49,9 @@ pub const BINANCE_SPOT_REST: &str = "/binance/spot";
 pub const BINANCE_FUTURES_REST: &str = "/binance/futures";
 pub const BINANCE_SPOT_DEPTH: &str = "/binance/spot/api/v3/depth";
 pub const BINANCE_FUTURES_DEPTH: &str = "/binance/futures/fapi/v1/depth";
+/// OKX's REST base (the collector's okx `rest_url`) and its order book snapshots.
+pub const OKX_REST: &str = "/okx";
+pub const OKX_BOOKS: &str = "/okx/api/v5/market/books";
 const FUTURES_DATA: &str = "/binance/futures/futures/data/";
 
 /// A modest pace: the test host is a small container running the whole pipeline.
@@ -82,8 +88,12 @@ pub struct Counters {
     /// OKX `books` and Deribit `book.*` subscribed again on the same connection.
     pub okx_resubscriptions: u64,
     pub deribit_resubscriptions: u64,
+    /// OKX REST book snapshots served, by instId.
+    pub okx_snapshots: BTreeMap<String, u64>,
     /// The Binance spot diff skipped (its `u`), and the spot book's id at the forced close.
     pub spot_gap_id: Option<u64>,
+    /// The OKX spot `books` update skipped (its `seqId`).
+    pub okx_gap_id: Option<u64>,
     pub spot_close_id: Option<u64>,
     /// Binance spot trades sent before the forced close (the rest came after the reconnect).
     pub spot_trades_before_close: Option<usize>,
@@ -101,6 +111,11 @@ impl Counters {
 
     pub fn rest_hits(&self, path: &str) -> u64 {
         self.rest.get(path).copied().unwrap_or(0)
+    }
+
+    /// OKX REST book snapshots served for an instId (`BTC-USDT`).
+    pub fn okx_snapshots_of(&self, inst_id: &str) -> u64 {
+        self.okx_snapshots.get(inst_id).copied().unwrap_or(0)
     }
 
     /// Everything, with the trade ids summed up (there are thousands).
@@ -209,7 +224,7 @@ impl MarketId {
 }
 
 /// Prices in ticks of 0.1, quantities in lots of 0.001: integers, so a level's text is always
-/// the same (OKX's checksum is computed over the text as sent).
+/// the same.
 #[derive(Debug, Clone, Default)]
 struct Book {
     bids: BTreeMap<u64, u64>,
@@ -246,8 +261,6 @@ struct Depth {
     prev: u64,
     ts_ms: i64,
     changes: Vec<Change>,
-    /// OKX's checksum of the book after this change.
-    checksum: i32,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -359,7 +372,6 @@ impl Market {
             prev,
             ts_ms: now_ms(),
             changes,
-            checksum: okx_checksum(&st.book),
         };
         // No receiver (nobody connected) is fine.
         let _ = self.events.send(Event::Depth(Arc::new(depth)));
@@ -395,6 +407,8 @@ struct Shared {
     spot_trades: AtomicBool,
     /// When the last Binance spot depth snapshot was served.
     spot_snapshot_at: Mutex<Option<Instant>>,
+    /// When the last OKX spot book snapshot was served.
+    okx_spot_snapshot_at: Mutex<Option<Instant>>,
     markets: Vec<Market>,
 }
 
@@ -404,6 +418,7 @@ impl Shared {
             counters: Mutex::new(Counters::default()),
             spot_trades: AtomicBool::new(true),
             spot_snapshot_at: Mutex::new(None),
+            okx_spot_snapshot_at: Mutex::new(None),
             markets: MarketId::ALL.into_iter().map(Market::new).collect(),
         }
     }
@@ -424,21 +439,6 @@ async fn run_market(shared: Arc<Shared>, id: MarketId) {
         let trades = id != MarketId::BinanceSpot || shared.spot_trades.load(Ordering::SeqCst);
         shared.market(id).step(n % 2 == 1 && trades);
     }
-}
-
-/// OKX's checksum: the best 25 bids and asks interleaved `bidPx:bidSz:askPx:askSz:…` (the
-/// longer side goes on alone), CRC32 as a signed 32-bit integer.
-fn okx_checksum(book: &Book) -> i32 {
-    let bids: Vec<(u64, u64)> = book.bids().take(25).collect();
-    let asks: Vec<(u64, u64)> = book.asks().take(25).collect();
-    let mut parts = Vec::new();
-    for i in 0..bids.len().max(asks.len()) {
-        for (price, qty) in [bids.get(i), asks.get(i)].into_iter().flatten() {
-            parts.push(okx_px(*price));
-            parts.push(okx_sz(*qty));
-        }
-    }
-    crc32fast::hash(parts.join(":").as_bytes()) as i32
 }
 
 // Each venue's way of writing a price and a quantity.
@@ -877,13 +877,14 @@ async fn okx(ws: Ws, shared: Arc<Shared>, first: bool) {
         venue: "okx",
     };
     let mut subscribed: BTreeSet<(String, String)> = BTreeSet::new();
-    // Per subscribed book: the seqId of the snapshot sent; the updates after it follow.
+    // Per subscribed book: its seqId when subscribed; the updates after it follow.
     let mut books: HashMap<String, u64> = HashMap::new();
     let mut booked_before: HashSet<String> = HashSet::new();
     let mut slow = every(SLOW_EVERY);
     let mut slow_ticks = 0u64;
-    let mut fault_at = first.then(|| Instant::now() + FAULT_AFTER);
-    let mut corrupt = false;
+    // The scripted gap, on the first connection's spot book only.
+    let mut gap_at = first.then(|| Instant::now() + FAULT_AFTER);
+    let mut skip_update = false;
     loop {
         tokio::select! {
             frame = frames.next() => {
@@ -933,22 +934,19 @@ async fn okx(ws: Ws, shared: Arc<Shared>, first: bool) {
                     }
                     subscribed.insert((channel.clone(), key.clone()));
                     if channel == "books" {
-                        // Every books subscription starts with a snapshot.
+                        // No snapshot (OKX's since August 2026): updates from now on, the
+                        // client fetches the snapshot over REST.
                         if !booked_before.insert(key.clone()) {
                             shared.count(|c| c.okx_resubscriptions += 1);
                         }
-                        let market = if key == OKX_SPOT { MarketId::OkxSpot } else { MarketId::OkxSwap };
-                        let (book, seq) = shared.market(market).snapshot();
+                        let (_, seq) = shared.market(okx_market(&key)).snapshot();
                         books.insert(key.clone(), seq);
-                        if !out.data(&format!("books {key}"), okx_snapshot(&key, &book, seq)).await {
-                            return;
-                        }
                     }
                 }
             }
             event = spot_events.recv() => {
                 let frame = match event {
-                    Ok(event) => okx_event(OKX_SPOT, &event, &subscribed, &books, &mut corrupt, &shared),
+                    Ok(event) => okx_event(OKX_SPOT, &event, &subscribed, &books, &mut skip_update, &shared),
                     Err(RecvError::Lagged(n)) => { out.lagged(n); None }
                     Err(RecvError::Closed) => return,
                 };
@@ -981,11 +979,25 @@ async fn okx(ws: Ws, shared: Arc<Shared>, first: bool) {
                     }
                 }
             }
-            _ = until(fault_at) => {
-                fault_at = None;
-                corrupt = true;
+            _ = until(gap_at) => {
+                // Only once the client's spot book stands on a REST snapshot served a while
+                // ago: an update skipped before that would be covered by the snapshot.
+                let snapshot = *shared.okx_spot_snapshot_at.lock().unwrap();
+                if snapshot.is_some_and(|at| at.elapsed() >= Duration::from_secs(1)) {
+                    gap_at = None;
+                    skip_update = true;
+                } else {
+                    gap_at = Some(Instant::now() + Duration::from_millis(500));
+                }
             }
         }
+    }
+}
+
+fn okx_market(inst_id: &str) -> MarketId {
+    match inst_id {
+        OKX_SPOT => MarketId::OkxSpot,
+        _ => MarketId::OkxSwap,
     }
 }
 
@@ -996,47 +1008,34 @@ fn okx_levels<'a>(levels: impl Iterator<Item = (u64, u64)> + 'a) -> Vec<Value> {
         .collect()
 }
 
-fn okx_snapshot(inst_id: &str, book: &Book, seq: u64) -> Value {
-    json!({
-        "arg": {"channel": "books", "instId": inst_id},
-        "action": "snapshot",
-        "data": [{
-            "asks": okx_levels(book.asks()),
-            "bids": okx_levels(book.bids()),
-            "ts": now_ms().to_string(),
-            "checksum": okx_checksum(book),
-            "prevSeqId": -1,
-            "seqId": seq,
-        }],
-    })
-}
-
 /// The push a market event makes on this connection, if it subscribed to it.
 fn okx_event(
     inst_id: &str,
     event: &Event,
     subscribed: &BTreeSet<(String, String)>,
     books: &HashMap<String, u64>,
-    corrupt: &mut bool,
+    skip: &mut bool,
     shared: &Shared,
 ) -> Option<(String, Value)> {
     match event {
         Event::Depth(d) => {
             let since = *books.get(inst_id)?;
             if d.last <= since {
-                // Already in the snapshot sent.
+                // Before the subscription.
                 return None;
             }
-            let mut checksum = d.checksum;
-            if *corrupt {
-                // The scripted fault: one update whose checksum is not the book's.
-                *corrupt = false;
-                checksum ^= 0x5a5a;
+            if *skip {
+                // The scripted gap: the next update's prevSeqId is this one's seqId.
+                *skip = false;
                 let what = format!(
-                    "okx: wrong checksum on the {inst_id} update seqId {}",
-                    d.last
+                    "okx: skipped the {inst_id} books update prevSeqId {} seqId {}",
+                    d.prev, d.last
                 );
-                shared.count(|c| c.faults.push(what));
+                shared.count(|c| {
+                    c.okx_gap_id = Some(d.last);
+                    c.faults.push(what);
+                });
+                return None;
             }
             let side = |bid: bool| {
                 okx_levels(
@@ -1053,7 +1052,8 @@ fn okx_event(
                     "asks": side(false),
                     "bids": side(true),
                     "ts": d.ts_ms.to_string(),
-                    "checksum": checksum,
+                    // Deprecated: always 0 since June 2026.
+                    "checksum": 0,
                     "prevSeqId": d.prev,
                     "seqId": d.last,
                 }],
@@ -1335,6 +1335,44 @@ fn deribit_trade(t: &TradeEvent) -> Value {
 
 // ---- REST -------------------------------------------------------------------------------
 
+/// `GET /api/v5/market/books?instId=..&sz=..`: the book as it stands between two broadcasts
+/// (taken under the market's lock), with the seqId of the last update in it. OKX answers its
+/// errors with a `code` and `msg` and no data.
+fn okx_books(shared: &Shared, params: &HashMap<&str, &str>) -> (&'static str, String) {
+    let error = |code: &str, msg: &str| {
+        let line = format!("okx: GET books {params:?}: {code} {msg}");
+        shared.count(|c| c.refused.push(line));
+        let body = json!({"code": code, "msg": msg, "data": []});
+        ("200 OK", body.to_string())
+    };
+    let inst_id = params.get("instId").copied().unwrap_or_default();
+    if ![OKX_SPOT, OKX_SWAP].contains(&inst_id) {
+        return error("51001", "Instrument ID does not exist");
+    }
+    // At most 400 a side; 1 when not asked.
+    let sz = match params.get("sz").map(|s| s.parse::<usize>()) {
+        None => 1,
+        Some(Ok(sz @ 1..=400)) => sz,
+        Some(_) => return error("51000", "Parameter sz error"),
+    };
+    let (book, seq) = shared.market(okx_market(inst_id)).snapshot();
+    if inst_id == OKX_SPOT {
+        *shared.okx_spot_snapshot_at.lock().unwrap() = Some(Instant::now());
+    }
+    shared.count(|c| *c.okx_snapshots.entry(inst_id.to_string()).or_default() += 1);
+    let body = json!({
+        "code": "0",
+        "msg": "",
+        "data": [{
+            "asks": okx_levels(book.asks().take(sz)),
+            "bids": okx_levels(book.bids().take(sz)),
+            "ts": now_ms().to_string(),
+            "seqId": seq,
+        }],
+    });
+    ("200 OK", body.to_string())
+}
+
 /// One request per connection (`Connection: close`): enough for snapshots and polls.
 async fn http_connection(mut stream: TcpStream, shared: Arc<Shared>) {
     let mut head = Vec::new();
@@ -1367,12 +1405,16 @@ async fn http_connection(mut stream: TcpStream, shared: Arc<Shared>) {
     let _ = stream.shutdown().await;
 }
 
-/// Binance's REST: depth snapshots of both markets, and the futures data the collector polls.
+/// Binance's REST: depth snapshots of both markets, and the futures data the collector polls;
+/// OKX's: book snapshots.
 fn rest(shared: &Shared, path: &str, query: &str) -> (&'static str, String) {
     let params: HashMap<&str, &str> = query
         .split('&')
         .filter_map(|kv| kv.split_once('='))
         .collect();
+    if path == OKX_BOOKS {
+        return okx_books(shared, &params);
+    }
     let error =
         |status, code: i64, msg: &str| (status, json!({"code": code, "msg": msg}).to_string());
     if params.get("symbol") != Some(&"BTCUSDT") && path.starts_with("/binance/") {

@@ -16,8 +16,8 @@ pub enum Action {
     Seen(String),
     /// Send this text on the connection (a pong, a heartbeat answer, a resubscribe).
     Send(String),
-    /// GET this URL and give the body to [`Feed::on_snapshot`] with `key` (Binance's REST
-    /// order book snapshots).
+    /// GET this URL and give the body to [`Feed::on_snapshot`] with `key` (the REST order
+    /// book snapshots of Binance and OKX).
     FetchSnapshot { key: String, url: String },
     /// A book of the stream named lost its sequence (or failed its checksum) and is being
     /// re-snapshotted: counted as a gap of that stream.

@@ -1,18 +1,32 @@
 //! OKX v5 public websocket: trades and 400-level books of spot and USDT swaps, and the swaps'
 //! funding rate, open interest and liquidations, all on one connection.
 //!
-//! Books are kept from OKX's in-band snapshot plus updates chained by `prevSeqId`/`seqId` and
-//! verified by OKX's CRC32 checksum of the top 25 levels; a broken chain or a failed checksum
-//! resubscribes that book, whose new subscription starts with a fresh snapshot. Funding and
-//! open interest carry the mark and index prices cached from their own channels.
+//! Books follow OKX's current rules ("How to manage a local order book correctly", 2026): the
+//! `books` channel pushes updates only, chained by `prevSeqId`/`seqId` (an update whose `seqId`
+//! is its `prevSeqId` and that holds no levels is a heartbeat). Updates are buffered while a
+//! depth snapshot is fetched from `GET /api/v5/market/books?instId=..&sz=400`; a snapshot whose
+//! `seqId` is below the first buffered update's `prevSeqId` is fetched again; the buffered
+//! updates it already holds (`seqId` <= its `seqId`) are dropped, the first one left must span
+//! it (`prevSeqId` <= snapshot `seqId` < `seqId`), and from then on every update's `prevSeqId`
+//! is the last `seqId` applied. A broken chain, a crossed book or a malformed frame is counted
+//! and re-syncs that book the same way (buffer, new REST snapshot: a resubscription no longer
+//! brings a snapshot); a snapshot that keeps failing is asked again at once, then ever more
+//! slowly.
+//!
+//! OKX's `checksum` has been 0 since 23 June 2026 and, with the initial snapshot, no longer
+//! sent since August 2026. Mirrors and recordings may still send both: an in-band `snapshot`
+//! sets the book as it comes, and a non-zero `checksum` (CRC32 of the top 25 levels) is
+//! verified, a mismatch being a gap; 0 or none is not checked. Funding and open interest carry
+//! the mark and index prices cached from their own channels.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
 use super::book::{LocalBook, Side};
 use super::feed::{self, Action, Feed, Feeds, Throttle};
+use super::poll::excerpt;
 use super::{markets, split_symbol, VenuePlan};
 use crate::pipeline::message::{
     DataType, Decimal8, Exchange, FundingRate, Liquidation, MarketData, MarketMessage, MarketType,
@@ -38,10 +52,17 @@ const OPEN_INTEREST_EVERY: Duration = Duration::from_secs(30);
 const CHECKSUM_LEVELS: usize = 25;
 /// Subscription args per request: few requests, far below OKX's 64 KB frame limit.
 const ARGS_PER_REQUEST: usize = 50;
-/// OKX allows 480 subscribe/unsubscribe requests an hour per connection: resubscribing books
-/// stops short of that, and waits for the oldest request to age out.
-const OPS_PER_HOUR: usize = 400;
-const HOUR_MS: i64 = 3_600_000;
+/// Levels per side of a REST snapshot: the `books` channel's 400.
+const SNAPSHOT_LEVELS: usize = 400;
+/// Updates held while a snapshot is on its way: at OKX's 100 ms pace, over 8 minutes' worth.
+const BUFFER_LIMIT: usize = 5000;
+/// OKX allows 40 `GET /api/v5/market/books` per 2 s per IP: one snapshot per book at connect
+/// and after each gap stays far below that for a handful of instruments (a few dozen books
+/// re-syncing at once would not). Snapshots that keep failing are asked again ever more
+/// slowly, up to this pause, so a bad mirror is never asked at HTTP speed.
+const SNAPSHOT_PAUSE_MAX_MS: i64 = 30_000;
+/// A book that stayed synced this long has proven itself: its failure count starts over.
+const SETTLED_MS: i64 = 10_000;
 
 pub fn feeds(plan: &VenuePlan) -> Feeds {
     let feed = OkxFeed::new(plan);
@@ -59,8 +80,40 @@ struct Instrument {
     symbol: String,
 }
 
+/// A `books` push (an update, or an in-band snapshot), or a REST snapshot.
+#[derive(Debug, Clone)]
+struct BookFrame {
+    /// `prevSeqId` (0 for a snapshot).
+    prev: u64,
+    seq: u64,
+    ts_ms: i64,
+    bids: Vec<(String, String)>,
+    asks: Vec<(String, String)>,
+    /// 0: none sent (OKX since June 2026), so not checked.
+    checksum: i64,
+}
+
+/// One instrument's book and where it stands in OKX's procedure.
+#[derive(Debug, Default)]
+struct BookState {
+    book: LocalBook,
+    /// Updates received while the book waits for a snapshot.
+    buffer: VecDeque<BookFrame>,
+    /// A REST snapshot was asked for and its answer has not come.
+    fetching: bool,
+    /// An update was applied since the REST snapshot (or the snapshot came in-band, which the
+    /// next update chains onto exactly): each `prevSeqId` must now be the last `seqId`.
+    bridged: bool,
+    /// Snapshots or books that failed in a row, and when the next snapshot may be asked.
+    failures: u32,
+    not_before_ms: i64,
+    synced_at_ms: i64,
+}
+
 pub struct OkxFeed {
     url: String,
+    /// `https://www.okx.com`: the REST snapshots' base.
+    rest: String,
     depth: usize,
     /// Spot and swap instIds configured.
     instruments: HashMap<String, Instrument>,
@@ -69,22 +122,19 @@ pub struct OkxFeed {
     streams: Vec<String>,
     stream_set: HashSet<String>,
     /// By instId.
-    books: BTreeMap<String, LocalBook>,
+    books: BTreeMap<String, BookState>,
     /// Last mark price by normalised symbol (from `mark-price`).
     mark: HashMap<String, Decimal8>,
     /// Last index price by normalised symbol (from `index-tickers`).
     index: HashMap<String, Decimal8>,
     throttle: Throttle,
-    /// When each subscribe/unsubscribe request of this connection was sent, oldest first.
-    ops: VecDeque<i64>,
-    /// Books whose resubscription waits for the hourly request budget.
-    pending_resync: BTreeSet<String>,
 }
 
 impl OkxFeed {
     pub fn new(plan: &VenuePlan) -> OkxFeed {
         let mut feed = OkxFeed {
             url: plan.urls.ws.clone(),
+            rest: plan.urls.rest.trim_end_matches('/').to_string(),
             depth: plan.book_depth,
             instruments: HashMap::new(),
             args: Vec::new(),
@@ -94,8 +144,6 @@ impl OkxFeed {
             mark: HashMap::new(),
             index: HashMap::new(),
             throttle: Throttle::default(),
-            ops: VecDeque::new(),
-            pending_resync: BTreeSet::new(),
         };
         let mut seen = HashSet::new();
         let mut liquidations = false;
@@ -137,7 +185,7 @@ impl OkxFeed {
                     self.add_stream(data_type, market, symbol);
                     any = true;
                     if data_type == DataType::Orderbook {
-                        self.books.insert(inst_id.clone(), LocalBook::default());
+                        self.books.insert(inst_id.clone(), BookState::default());
                     }
                 }
             }
@@ -193,45 +241,6 @@ impl OkxFeed {
             stream: stream.unwrap_or_else(|| self.name()),
             what,
         }
-    }
-
-    /// Whether `n` more subscribe/unsubscribe requests fit in this hour's budget.
-    fn ops_left(&mut self, n: usize, now_ms: i64) -> bool {
-        while self.ops.front().is_some_and(|&at| now_ms - at >= HOUR_MS) {
-            self.ops.pop_front();
-        }
-        self.ops.len() + n <= OPS_PER_HOUR
-    }
-
-    /// Drops a book and resubscribes it: OKX starts every subscription with a snapshot.
-    fn resync(&mut self, inst_id: &str, now_ms: i64) -> Vec<Action> {
-        if let Some(book) = self.books.get_mut(inst_id) {
-            book.reset();
-        }
-        if !self.ops_left(2, now_ms) {
-            self.pending_resync.insert(inst_id.to_string());
-            return Vec::new();
-        }
-        self.ops.push_back(now_ms);
-        self.ops.push_back(now_ms);
-        let arg = json!({"channel": "books", "instId": inst_id});
-        vec![
-            Action::Send(json!({"op": "unsubscribe", "args": [arg]}).to_string()),
-            Action::Send(json!({"op": "subscribe", "args": [arg]}).to_string()),
-        ]
-    }
-
-    /// Resubscriptions that waited for the budget and now fit.
-    fn flush_resyncs(&mut self, now_ms: i64) -> Vec<Action> {
-        let mut out = Vec::new();
-        while let Some(inst_id) = self.pending_resync.first().cloned() {
-            if !self.ops_left(2, now_ms) {
-                break;
-            }
-            self.pending_resync.remove(&inst_id);
-            out.extend(self.resync(&inst_id, now_ms));
-        }
-        out
     }
 
     fn on_event(&self, v: &Value) -> Vec<Action> {
@@ -344,68 +353,243 @@ impl OkxFeed {
         };
         let mut out = Vec::new();
         for d in data {
-            let result = match action {
-                Some("snapshot") => self.book_snapshot(inst_id, d),
-                Some("update") => self.book_update(inst_id, d),
-                other => Err(BookError::Malformed(format!("books action {other:?}"))),
+            let frame = match action {
+                Some("snapshot") => book_frame(d, true).map(|f| (true, f)),
+                Some("update") => book_frame(d, false).map(|f| (false, f)),
+                other => Err(format!("books action {other:?}")),
             };
-            match result {
-                Ok(()) => out.push(Action::Seen(stream.clone())),
-                Err(BookError::Gap(what)) => {
-                    out.push(Action::Gap {
-                        stream: stream.clone(),
-                        what,
-                    });
-                    out.extend(self.resync(inst_id, now_ms));
+            match frame {
+                Ok((true, snapshot)) => {
+                    out.extend(self.in_band_snapshot(inst_id, snapshot, now_ms))
                 }
-                Err(BookError::Malformed(what)) => {
+                Ok((false, update)) => out.extend(self.on_update(inst_id, update, now_ms)),
+                Err(what) => {
                     out.push(self.problem(Some(stream.clone()), what));
-                    out.extend(self.resync(inst_id, now_ms));
+                    out.extend(self.restart(inst_id, None, now_ms));
                 }
             }
         }
         out
     }
 
-    fn book_snapshot(&mut self, inst_id: &str, d: &Value) -> Result<(), BookError> {
-        let bids = levels(d, "bids")?;
-        let asks = levels(d, "asks")?;
-        let seq = seq_id(d, "seqId")?;
-        let ts = ms(d, "ts").map_err(BookError::Malformed)?;
-        let checksum = integer(d, "checksum").map_err(BookError::Malformed)?;
-        let book = self.books.entry(inst_id.to_string()).or_default();
-        book.replace(bids.iter().copied(), asks.iter().copied(), seq, ts)
-            .map_err(|e| BookError::Malformed(format!("books snapshot: {e}")))?;
-        verify(book, checksum)
+    /// The book stream of a configured instId.
+    fn book_stream(&self, inst_id: &str) -> String {
+        self.stream_of(DataType::Orderbook, inst_id)
+            .map_or_else(|| self.name(), |(stream, _)| stream)
     }
 
-    fn book_update(&mut self, inst_id: &str, d: &Value) -> Result<(), BookError> {
-        let book = self.books.entry(inst_id.to_string()).or_default();
-        if !book.synced {
-            // Left over from a subscription being replaced: its snapshot is on the way.
-            return Ok(());
+    /// A snapshot pushed on the websocket (mirrors, and OKX before August 2026): the book as
+    /// it comes, the next update chaining onto it exactly.
+    fn in_band_snapshot(&mut self, inst_id: &str, snapshot: BookFrame, now_ms: i64) -> Vec<Action> {
+        let stream = self.book_stream(inst_id);
+        let Some(state) = self.books.get_mut(inst_id) else {
+            return Vec::new();
+        };
+        // It starts the stream over: updates buffered before it are older. A REST snapshot
+        // still on its way is ignored when it comes.
+        state.buffer.clear();
+        if let Err(e) = replace(&mut state.book, &snapshot) {
+            let what = format!("books snapshot: {e}");
+            let mut out = vec![Action::Problem { stream, what }];
+            out.extend(self.restart(inst_id, None, now_ms));
+            return out;
         }
-        let prev = integer(d, "prevSeqId").map_err(BookError::Malformed)?;
-        if prev != book.last_update_id as i64 {
-            return Err(BookError::Gap(format!(
-                "prevSeqId {prev} after seqId {}",
+        state.bridged = true;
+        state.synced_at_ms = now_ms;
+        self.check_book(inst_id, stream, snapshot.checksum, now_ms)
+    }
+
+    fn on_update(&mut self, inst_id: &str, update: BookFrame, now_ms: i64) -> Vec<Action> {
+        match self.books.get(inst_id) {
+            Some(state) if state.book.synced => self.apply_live(inst_id, update, now_ms),
+            Some(_) => self.buffer(inst_id, update, now_ms),
+            None => Vec::new(),
+        }
+    }
+
+    /// Holds an update until the snapshot comes, asking for one if none is on its way.
+    fn buffer(&mut self, inst_id: &str, update: BookFrame, now_ms: i64) -> Vec<Action> {
+        let stream = self.book_stream(inst_id);
+        let Some(state) = self.books.get_mut(inst_id) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        if state.buffer.len() >= BUFFER_LIMIT {
+            state.buffer.clear();
+            out.push(Action::Gap {
+                stream,
+                what: format!(
+                    "{BUFFER_LIMIT} updates buffered and still no snapshot: dropped them"
+                ),
+            });
+        }
+        state.buffer.push_back(update);
+        out.extend(self.request(inst_id, now_ms));
+        out
+    }
+
+    /// An update on a synced book: the first one after a REST snapshot must span the
+    /// snapshot's seqId, every later one chain onto the last seqId applied.
+    fn apply_live(&mut self, inst_id: &str, update: BookFrame, now_ms: i64) -> Vec<Action> {
+        let stream = self.book_stream(inst_id);
+        let Some(state) = self.books.get_mut(inst_id) else {
+            return Vec::new();
+        };
+        let last = state.book.last_update_id;
+        if !state.bridged && update.seq <= last {
+            // Already in the REST snapshot.
+            return Vec::new();
+        }
+        let chained = match state.bridged {
+            true => update.prev == last,
+            false => update.prev <= last,
+        };
+        if !chained {
+            let what = match state.bridged {
+                true => format!("prevSeqId {} after seqId {last}", update.prev),
+                false => format!(
+                    "snapshot older than the updates: seqId {last}, next update's prevSeqId {}",
+                    update.prev
+                ),
+            };
+            let mut out = vec![Action::Gap { stream, what }];
+            // The update that showed the gap is the first of the new buffer.
+            out.extend(self.restart(inst_id, Some(update), now_ms));
+            return out;
+        }
+        if let Err(e) = apply(&mut state.book, &update) {
+            let what = format!("books update seqId {}: {e}", update.seq);
+            let mut out = vec![Action::Problem { stream, what }];
+            out.extend(self.restart(inst_id, None, now_ms));
+            return out;
+        }
+        state.bridged = true;
+        if now_ms.saturating_sub(state.synced_at_ms) >= SETTLED_MS {
+            state.failures = 0;
+            state.not_before_ms = 0;
+        }
+        self.check_book(inst_id, stream, update.checksum, now_ms)
+    }
+
+    /// The book after a snapshot or an update: a non-zero checksum must be ours, and the
+    /// book must not be crossed; else it is re-synced.
+    fn check_book(
+        &mut self,
+        inst_id: &str,
+        stream: String,
+        pushed: i64,
+        now_ms: i64,
+    ) -> Vec<Action> {
+        let Some(state) = self.books.get(inst_id) else {
+            return Vec::new();
+        };
+        let book = &state.book;
+        let ours = checksum(book);
+        let what = if pushed != 0 && i64::from(ours) != pushed {
+            format!(
+                "checksum mismatch at seqId {}: ours {ours}, okx {pushed}",
                 book.last_update_id
-            )));
+            )
+        } else if book.crossed() {
+            format!(
+                "crossed book at seqId {}: best bid >= best ask",
+                book.last_update_id
+            )
+        } else {
+            return vec![Action::Seen(stream)];
+        };
+        let mut out = vec![Action::Gap { stream, what }];
+        out.extend(self.restart(inst_id, None, now_ms));
+        out
+    }
+
+    /// Drops the book and starts OKX's procedure over (`keep`: an update after the gap).
+    fn restart(&mut self, inst_id: &str, keep: Option<BookFrame>, now_ms: i64) -> Option<Action> {
+        let state = self.books.get_mut(inst_id)?;
+        state.book.reset();
+        state.buffer.clear();
+        state.buffer.extend(keep);
+        state.bridged = false;
+        self.failed(inst_id, now_ms);
+        self.request(inst_id, now_ms)
+    }
+
+    /// Counts a failure: the first is retried at once, the next ones after a growing pause.
+    fn failed(&mut self, inst_id: &str, now_ms: i64) {
+        if let Some(state) = self.books.get_mut(inst_id) {
+            state.failures = state.failures.saturating_add(1);
+            let pause = match state.failures {
+                0 | 1 => 0,
+                n => (1000i64 << (n - 2).min(5)).min(SNAPSHOT_PAUSE_MAX_MS),
+            };
+            state.not_before_ms = now_ms.saturating_add(pause);
         }
-        let bids = levels(d, "bids")?;
-        let asks = levels(d, "asks")?;
-        let seq = seq_id(d, "seqId")?;
-        let ts = ms(d, "ts").map_err(BookError::Malformed)?;
-        let checksum = integer(d, "checksum").map_err(BookError::Malformed)?;
-        for (side, list) in [(Side::Bid, &bids), (Side::Ask, &asks)] {
-            for (price, quantity) in list {
-                book.set(side, price, quantity)
-                    .map_err(|e| BookError::Malformed(format!("books update: {e}")))?;
+    }
+
+    /// A REST snapshot request, unless one is on its way or the pause after failures is not
+    /// over (the next update asks again).
+    fn request(&mut self, inst_id: &str, now_ms: i64) -> Option<Action> {
+        let state = self.books.get_mut(inst_id)?;
+        if state.fetching || now_ms < state.not_before_ms {
+            return None;
+        }
+        state.fetching = true;
+        Some(Action::FetchSnapshot {
+            key: inst_id.to_string(),
+            url: format!(
+                "{}/api/v5/market/books?instId={inst_id}&sz={SNAPSHOT_LEVELS}",
+                self.rest
+            ),
+        })
+    }
+
+    /// A failure to note on the book's stream, then a new request (at once or after a pause).
+    fn retry(&mut self, inst_id: &str, failure: Action, now_ms: i64) -> Vec<Action> {
+        self.failed(inst_id, now_ms);
+        let mut out = vec![failure];
+        out.extend(self.request(inst_id, now_ms));
+        out
+    }
+
+    /// The REST snapshot meets the buffered updates: OKX's steps 4 to 7.
+    fn sync(&mut self, inst_id: &str, snapshot: BookFrame, now_ms: i64) -> Vec<Action> {
+        let stream = self.book_stream(inst_id);
+        let Some(state) = self.books.get_mut(inst_id) else {
+            return Vec::new();
+        };
+        let id = snapshot.seq;
+        if let Some(first) = state.buffer.front() {
+            if id < first.prev {
+                // The buffered updates stay: a newer snapshot will meet them.
+                let what = format!(
+                    "snapshot older than the updates: seqId {id}, first update's prevSeqId {}",
+                    first.prev
+                );
+                return self.retry(inst_id, Action::Gap { stream, what }, now_ms);
             }
         }
-        book.last_update_id = seq;
-        book.ts_ms = ts;
-        verify(book, checksum)
+        while state.buffer.front().is_some_and(|u| u.seq <= id) {
+            state.buffer.pop_front();
+        }
+        if let Err(e) = replace(&mut state.book, &snapshot) {
+            state.book.reset();
+            let what = format!("books snapshot of {inst_id}: {e}");
+            return self.retry(inst_id, Action::Problem { stream, what }, now_ms);
+        }
+        state.bridged = false;
+        state.synced_at_ms = now_ms;
+        if state.book.crossed() {
+            let what = format!("crossed snapshot seqId {id}: best bid >= best ask");
+            let mut out = vec![Action::Gap { stream, what }];
+            out.extend(self.restart(inst_id, None, now_ms));
+            return out;
+        }
+        let pending: Vec<BookFrame> = state.buffer.drain(..).collect();
+        let mut out = Vec::new();
+        for update in pending {
+            out.extend(self.on_update(inst_id, update, now_ms));
+        }
+        out
     }
 
     fn on_funding(&self, inst_id: &str, data: &[Value], now_ms: i64) -> Vec<Action> {
@@ -543,21 +727,14 @@ impl Feed for OkxFeed {
         self.streams.clone()
     }
 
-    fn on_connect(&mut self, now_ms: i64) -> Vec<String> {
-        for book in self.books.values_mut() {
-            book.reset();
+    fn on_connect(&mut self, _now_ms: i64) -> Vec<String> {
+        for state in self.books.values_mut() {
+            *state = BookState::default();
         }
-        self.ops.clear();
-        self.pending_resync.clear();
-        let frames: Vec<String> = self
-            .args
+        self.args
             .chunks(ARGS_PER_REQUEST)
             .map(|args| json!({"op": "subscribe", "args": args}).to_string())
-            .collect();
-        for _ in &frames {
-            self.ops.push_back(now_ms);
-        }
-        frames
+            .collect()
     }
 
     fn send_interval(&self) -> Duration {
@@ -569,7 +746,7 @@ impl Feed for OkxFeed {
     }
 
     fn on_text(&mut self, text: &str, now_ms: i64) -> Vec<Action> {
-        let mut out = self.flush_resyncs(now_ms);
+        let mut out = Vec::new();
         // The answer to our keepalive `ping`: plain text, not JSON.
         if text.trim() == "pong" {
             return out;
@@ -591,23 +768,40 @@ impl Feed for OkxFeed {
         out
     }
 
-    fn on_snapshot(
-        &mut self,
-        key: &str,
-        _body: Result<String, String>,
-        _now_ms: i64,
-    ) -> Vec<Action> {
-        // Snapshots come on the websocket: nothing is ever fetched.
-        vec![self.problem(None, format!("a snapshot for {key:?} that was never asked"))]
+    fn on_snapshot(&mut self, key: &str, body: Result<String, String>, now_ms: i64) -> Vec<Action> {
+        let stream = self.stream_of(DataType::Orderbook, key).map(|(s, _)| s);
+        let (Some(stream), Some(state)) = (stream, self.books.get_mut(key)) else {
+            return vec![self.problem(None, format!("a snapshot for {key:?} that was never asked"))];
+        };
+        if !state.fetching {
+            // Asked for before a reconnect: the book starts over anyway.
+            return Vec::new();
+        }
+        state.fetching = false;
+        if state.book.synced {
+            // Late: an in-band snapshot synced the book meanwhile.
+            return Vec::new();
+        }
+        let snapshot = match body {
+            Ok(body) => rest_snapshot(&body),
+            Err(e) => Err(format!("failed: {e}")),
+        };
+        match snapshot {
+            Ok(snapshot) => self.sync(key, snapshot, now_ms),
+            Err(e) => {
+                let what = format!("books snapshot of {key}: {e}");
+                self.retry(key, Action::Problem { stream, what }, now_ms)
+            }
+        }
     }
 
     fn books(&mut self, now_ms: i64) -> Vec<MarketMessage> {
         self.books
             .iter()
-            .filter(|(_, book)| book.synced)
-            .filter_map(|(inst_id, book)| {
+            .filter(|(_, state)| state.book.synced)
+            .filter_map(|(inst_id, state)| {
                 let instrument = self.instruments.get(inst_id)?;
-                Some(book.message(
+                Some(state.book.message(
                     EXCHANGE,
                     instrument.market.as_str(),
                     &instrument.symbol,
@@ -617,15 +811,6 @@ impl Feed for OkxFeed {
             })
             .collect()
     }
-}
-
-/// Why a book frame could not be applied: either way the book is resubscribed.
-#[derive(Debug)]
-enum BookError {
-    /// The sequence or the checksum says updates were lost.
-    Gap(String),
-    /// The frame itself is unusable.
-    Malformed(String),
 }
 
 /// OKX's checksum: the best 25 bids and asks interleaved as `bid:qty:ask:qty:…` (the longer
@@ -643,21 +828,76 @@ pub fn checksum(book: &LocalBook) -> i32 {
     crc32fast::hash(parts.join(":").as_bytes()) as i32
 }
 
-fn verify(book: &LocalBook, expected: i64) -> Result<(), BookError> {
-    let ours = checksum(book);
-    if i64::from(ours) == expected {
-        Ok(())
-    } else {
-        Err(BookError::Gap(format!(
-            "checksum mismatch at seqId {}: ours {ours}, okx {expected}",
-            book.last_update_id
-        )))
+/// A `books` push's data item (`snapshot`: no `prevSeqId` is read).
+fn book_frame(d: &Value, snapshot: bool) -> Result<BookFrame, String> {
+    let prev = match snapshot {
+        true => 0,
+        false => seq_id(d, "prevSeqId")?,
+    };
+    let checksum = match d.get("checksum") {
+        None | Some(Value::Null) => 0,
+        Some(_) => integer(d, "checksum")?,
+    };
+    Ok(BookFrame {
+        prev,
+        seq: seq_id(d, "seqId")?,
+        ts_ms: ms(d, "ts")?,
+        bids: levels(d, "bids")?,
+        asks: levels(d, "asks")?,
+        checksum,
+    })
+}
+
+/// `GET /api/v5/market/books`: `{"code":"0","msg":"","data":[{"asks":[..],"bids":[..],
+/// "ts":"..","seqId":N}]}`; any other code is an error naming it and OKX's `msg`.
+fn rest_snapshot(body: &str) -> Result<BookFrame, String> {
+    let v: Value = serde_json::from_str(body)
+        .map_err(|e| format!("an answer that is not JSON ({e}): {}", excerpt(body)))?;
+    let code = match v.get("code") {
+        Some(Value::String(code)) => code.clone(),
+        Some(Value::Number(code)) => code.to_string(),
+        _ => return Err(format!("an answer without a code: {}", excerpt(body))),
+    };
+    if code != "0" {
+        let msg = v.get("msg").and_then(Value::as_str).unwrap_or_default();
+        return Err(format!("okx answers code {code}: {msg}"));
     }
+    let d = v
+        .get("data")
+        .and_then(Value::as_array)
+        .and_then(|data| data.first())
+        .ok_or_else(|| format!("an answer without data: {}", excerpt(body)))?;
+    Ok(BookFrame {
+        prev: 0,
+        seq: seq_id(d, "seqId")?,
+        ts_ms: ms(d, "ts")?,
+        bids: levels(d, "bids")?,
+        asks: levels(d, "asks")?,
+        checksum: 0,
+    })
+}
+
+/// Sets the book to a snapshot, synced at its seqId.
+fn replace(book: &mut LocalBook, snapshot: &BookFrame) -> Result<(), String> {
+    let bids = snapshot.bids.iter().map(|(p, q)| (p.as_str(), q.as_str()));
+    let asks = snapshot.asks.iter().map(|(p, q)| (p.as_str(), q.as_str()));
+    book.replace(bids, asks, snapshot.seq, snapshot.ts_ms)
+}
+
+fn apply(book: &mut LocalBook, update: &BookFrame) -> Result<(), String> {
+    for (side, list) in [(Side::Bid, &update.bids), (Side::Ask, &update.asks)] {
+        for (price, quantity) in list {
+            book.set(side, price, quantity)?;
+        }
+    }
+    book.last_update_id = update.seq;
+    book.ts_ms = update.ts_ms;
+    Ok(())
 }
 
 /// A side's levels as `(price, size)` text; OKX adds two more fields per level we do not use.
-fn levels<'a>(d: &'a Value, side: &str) -> Result<Vec<(&'a str, &'a str)>, BookError> {
-    let bad = |what: &str| BookError::Malformed(format!("books {side}: {what}"));
+fn levels(d: &Value, side: &str) -> Result<Vec<(String, String)>, String> {
+    let bad = |what: &str| format!("books {side}: {what}");
     let list = d
         .get(side)
         .and_then(Value::as_array)
@@ -666,16 +906,16 @@ fn levels<'a>(d: &'a Value, side: &str) -> Result<Vec<(&'a str, &'a str)>, BookE
         .map(|level| {
             let field = |i: usize| level.get(i).and_then(Value::as_str);
             match (field(0), field(1)) {
-                (Some(price), Some(size)) => Ok((price, size)),
+                (Some(price), Some(size)) => Ok((price.to_string(), size.to_string())),
                 _ => Err(bad(&format!("level {level} is not [price, size, ...]"))),
             }
         })
         .collect()
 }
 
-fn seq_id(d: &Value, field: &str) -> Result<u64, BookError> {
-    let n = integer(d, field).map_err(BookError::Malformed)?;
-    u64::try_from(n).map_err(|_| BookError::Malformed(format!("{field} {n} is negative")))
+fn seq_id(d: &Value, field: &str) -> Result<u64, String> {
+    let n = integer(d, field)?;
+    u64::try_from(n).map_err(|_| format!("{field} {n} is negative"))
 }
 
 /// An integer sent as a JSON number (OKX's sequence ids and checksum) or as text.

@@ -21,7 +21,7 @@ fn plan(types: &[DataType]) -> VenuePlan {
         book_depth: 3,
         urls: Urls {
             ws: "ws://127.0.0.1:9/ws/v5/public".into(),
-            rest: String::new(),
+            rest: "http://127.0.0.1:9/".into(),
             futures_ws: String::new(),
             futures_rest: String::new(),
         },
@@ -55,18 +55,44 @@ fn book_of(message: &MarketMessage) -> &crate::pipeline::message::Orderbook {
     }
 }
 
-fn resubscribes(actions: &[Action]) -> bool {
-    let sent: Vec<Value> = actions
+const SNAPSHOT_URL: &str = "http://127.0.0.1:9/api/v5/market/books?instId=BTC-USDT&sz=400";
+
+/// The snapshots asked for, as (key, url).
+fn fetches(actions: &[Action]) -> Vec<(&str, &str)> {
+    actions
         .iter()
         .filter_map(|a| match a {
-            Action::Send(s) => serde_json::from_str(s).ok(),
+            Action::FetchSnapshot { key, url } => Some((key.as_str(), url.as_str())),
             _ => None,
         })
-        .collect();
-    sent == [
-        json!({"op": "unsubscribe", "args": [{"channel": "books", "instId": "BTC-USDT"}]}),
-        json!({"op": "subscribe", "args": [{"channel": "books", "instId": "BTC-USDT"}]}),
-    ]
+        .collect()
+}
+
+/// The spot book asks for one REST snapshot, and nothing is sent on the websocket (no
+/// resubscription: OKX no longer starts one with a snapshot).
+fn asks_for_a_snapshot(actions: &[Action]) -> bool {
+    fetches(actions) == [("BTC-USDT", SNAPSHOT_URL)]
+        && !actions.iter().any(|a| matches!(a, Action::Send(_)))
+}
+
+fn seen(actions: &[Action]) -> usize {
+    actions
+        .iter()
+        .filter(|a| matches!(a, Action::Seen(s) if s == BOOK))
+        .count()
+}
+
+fn last_update_id(feed: &mut OkxFeed) -> Option<u64> {
+    feed.books(NOW).first().map(|m| book_of(m).last_update_id)
+}
+
+/// A REST answer, as `on_snapshot` gets it.
+fn rest(name: &str) -> Result<String, String> {
+    let path = format!(
+        "{}/tests/fixtures/exchanges/okx/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    Ok(std::fs::read_to_string(path).unwrap())
 }
 
 fn is_gap(actions: &[Action], stream: &str, what: &str) -> bool {
@@ -255,24 +281,26 @@ fn checksum_interleaves_the_best_levels_as_sent() {
 }
 
 #[test]
-fn checksum_mismatch_is_a_gap_and_resubscribes_the_book() {
+fn checksum_mismatch_is_a_gap_and_re_syncs_by_rest_snapshot() {
     let mut feed = connected(&[DataType::Orderbook]);
     feed.on_text(&fixture!("books_snapshot.json"), NOW);
     feed.on_text(&fixture!("books_update_1.json"), NOW);
     feed.on_text(&fixture!("books_update_2.json"), NOW);
     let actions = feed.on_text(&fixture!("books_bad_checksum.json"), NOW);
     assert!(is_gap(&actions, BOOK, "checksum mismatch"), "{actions:?}");
-    assert!(resubscribes(&actions), "{actions:?}");
+    assert!(asks_for_a_snapshot(&actions), "{actions:?}");
     assert!(feed.books(NOW).is_empty());
-    // Updates of the old subscription are dropped until the new snapshot.
-    let late = feed.on_text(&fixture!("books_seq_gap.json"), NOW);
-    assert_eq!(late, vec![Action::Seen(BOOK.into())]);
-    feed.on_text(&fixture!("books_snapshot.json"), NOW);
-    assert_eq!(book_of(&feed.books(NOW)[0]).last_update_id, 123_456);
+    // Updates wait for the snapshot on its way, without asking again.
+    let waiting = feed.on_text(&fixture!("books_seq_gap.json"), NOW);
+    assert!(waiting.is_empty(), "{waiting:?}");
+    // The buffered update chains onto the snapshot, and its checksum is ours.
+    let actions = feed.on_snapshot("BTC-USDT", rest("books_rest_snapshot_2.json"), NOW);
+    assert_eq!(actions, vec![Action::Seen(BOOK.into())]);
+    assert_eq!(last_update_id(&mut feed), Some(123_470));
 }
 
 #[test]
-fn a_broken_sequence_is_a_gap_and_resubscribes_the_book() {
+fn a_broken_sequence_is_a_gap_and_re_syncs_by_rest_snapshot() {
     let mut feed = connected(&[DataType::Orderbook]);
     feed.on_text(&fixture!("books_snapshot.json"), NOW);
     feed.on_text(&fixture!("books_update_1.json"), NOW);
@@ -282,39 +310,298 @@ fn a_broken_sequence_is_a_gap_and_resubscribes_the_book() {
         is_gap(&actions, BOOK, "prevSeqId 123465 after seqId 123461"),
         "{actions:?}"
     );
-    assert!(resubscribes(&actions));
+    assert!(asks_for_a_snapshot(&actions), "{actions:?}");
     assert!(feed.books(NOW).is_empty());
+    // The update that showed the gap is kept, and applied on the new snapshot.
+    let actions = feed.on_snapshot("BTC-USDT", rest("books_rest_snapshot_2.json"), NOW);
+    assert_eq!(actions, vec![Action::Seen(BOOK.into())]);
+    assert_eq!(last_update_id(&mut feed), Some(123_470));
     // Skipping update 1 breaks the chain just the same.
     let mut feed = connected(&[DataType::Orderbook]);
     feed.on_text(&fixture!("books_snapshot.json"), NOW);
     let actions = feed.on_text(&fixture!("books_update_2.json"), NOW);
     assert!(is_gap(&actions, BOOK, "prevSeqId 123460"));
+    assert!(asks_for_a_snapshot(&actions), "{actions:?}");
 }
 
 #[test]
-fn updates_before_the_snapshot_are_ignored_and_reconnect_resets_books() {
+fn the_current_exchange_syncs_from_a_rest_snapshot() {
+    let mut feed = connected(&[DataType::Orderbook]);
+    // No in-band snapshot: the first update asks for the REST one, the next ones wait for it.
+    let first = feed.on_text(&fixture!("books_update_0.json"), NOW);
+    assert!(asks_for_a_snapshot(&first), "{first:?}");
+    assert_eq!(seen(&first), 0);
+    assert!(feed
+        .on_text(&fixture!("books_update_1.json"), NOW)
+        .is_empty());
+    assert!(feed
+        .on_text(&fixture!("books_update_2_zero.json"), NOW)
+        .is_empty());
+    assert!(feed.books(NOW).is_empty());
+    // seqId 123456: update 0 is in it and dropped; update 1 spans it (prevSeqId 123456 <=
+    // 123456 < 123460, checksum verified), update 2 chains on (checksum 0: not checked).
+    let actions = feed.on_snapshot("BTC-USDT", rest("books_rest_snapshot.json"), NOW);
+    assert_eq!(actions, vec![Action::Seen(BOOK.into()); 2]);
+    let books = feed.books(NOW);
+    assert_eq!(books[0].ts_ms, 1_717_000_000_200);
+    let b = book_of(&books[0]);
+    assert_eq!(b.last_update_id, 123_461);
+    assert_eq!(
+        b.bids,
+        vec![
+            [d("65000.15"), d("0.2")],
+            [d("65000.1"), d("0.5")],
+            [d("64999.5"), d("0.01")]
+        ]
+    );
+    assert_eq!(
+        b.asks,
+        vec![
+            [d("65001"), d("1.5")],
+            [d("65002.5"), d("0.15")],
+            [d("65010"), d("4")]
+        ]
+    );
+    // A heartbeat (seqId == prevSeqId, no levels) leaves the book as it is.
+    let beat = feed.on_text(&fixture!("books_heartbeat.json"), NOW);
+    assert_eq!(beat, vec![Action::Seen(BOOK.into())]);
+    assert_eq!(last_update_id(&mut feed), Some(123_461));
+    // Updates with checksum 0, or none, chain on unchecked.
+    let zero = fixture!("books_bad_checksum.json").replace("-1011253595", "0");
+    assert_eq!(feed.on_text(&zero, NOW), vec![Action::Seen(BOOK.into())]);
+    let none = fixture!("books_seq_gap.json")
+        .replace("\"checksum\": 487653340, ", "")
+        .replace("123465", "123462");
+    assert!(!none.contains("checksum"));
+    assert_eq!(feed.on_text(&none, NOW), vec![Action::Seen(BOOK.into())]);
+    assert_eq!(last_update_id(&mut feed), Some(123_470));
+    // The swap's book asks for its own snapshot.
+    let swap = fixture!("books_update_0.json").replace("BTC-USDT", "BTC-USDT-SWAP");
+    assert_eq!(
+        fetches(&feed.on_text(&swap, NOW)),
+        [(
+            "BTC-USDT-SWAP",
+            "http://127.0.0.1:9/api/v5/market/books?instId=BTC-USDT-SWAP&sz=400"
+        )]
+    );
+}
+
+#[test]
+fn the_first_update_after_a_rest_snapshot_must_span_it() {
+    // A snapshot newer than every buffered update: they are dropped, and live updates it
+    // holds are ignored until one spans it.
+    let mut feed = connected(&[DataType::Orderbook]);
+    feed.on_text(&fixture!("books_update_1_zero.json"), NOW);
+    let actions = feed.on_snapshot("BTC-USDT", rest("books_rest_snapshot_2.json"), NOW);
+    assert!(actions.is_empty(), "{actions:?}");
+    assert_eq!(last_update_id(&mut feed), Some(123_465));
+    assert!(feed
+        .on_text(&fixture!("books_update_2_zero.json"), NOW)
+        .is_empty());
+    // prevSeqId 123462 <= 123465 < 123470.
+    let spanning = fixture!("books_seq_gap.json")
+        .replace("123465", "123462")
+        .replace("487653340", "0");
+    assert_eq!(
+        feed.on_text(&spanning, NOW),
+        vec![Action::Seen(BOOK.into())]
+    );
+    assert_eq!(last_update_id(&mut feed), Some(123_470));
+
+    // The first update left starts after the snapshot: the ones between are missing.
+    let mut feed = connected(&[DataType::Orderbook]);
+    feed.on_text(&fixture!("books_update_0.json"), NOW);
+    feed.on_text(&fixture!("books_update_2_zero.json"), NOW);
+    let actions = feed.on_snapshot("BTC-USDT", rest("books_rest_snapshot.json"), NOW);
+    assert!(
+        is_gap(
+            &actions,
+            BOOK,
+            "snapshot older than the updates: seqId 123456, next update's prevSeqId 123460"
+        ),
+        "{actions:?}"
+    );
+    assert!(asks_for_a_snapshot(&actions), "{actions:?}");
+    assert!(feed.books(NOW).is_empty());
+}
+
+#[test]
+fn a_snapshot_older_than_the_buffered_updates_is_fetched_again() {
+    let mut feed = connected(&[DataType::Orderbook]);
+    let first = feed.on_text(&fixture!("books_update_1_zero.json"), NOW);
+    assert!(asks_for_a_snapshot(&first), "{first:?}");
+    feed.on_text(&fixture!("books_update_2_zero.json"), NOW);
+    let old = rest("books_rest_snapshot.json").map(|b| b.replace("123456", "123450"));
+    let actions = feed.on_snapshot("BTC-USDT", old, NOW);
+    assert!(
+        is_gap(
+            &actions,
+            BOOK,
+            "snapshot older than the updates: seqId 123450, first update's prevSeqId 123456"
+        ),
+        "{actions:?}"
+    );
+    // At once: the first failure in a row.
+    assert!(asks_for_a_snapshot(&actions), "{actions:?}");
+    assert!(feed.books(NOW).is_empty());
+    // The buffered updates waited for the next one.
+    let actions = feed.on_snapshot("BTC-USDT", rest("books_rest_snapshot.json"), NOW);
+    assert_eq!(actions, vec![Action::Seen(BOOK.into()); 2]);
+    assert_eq!(last_update_id(&mut feed), Some(123_461));
+}
+
+#[test]
+fn failed_snapshots_are_problems_naming_the_instrument_asked_again_ever_more_slowly() {
+    let mut feed = connected(&[DataType::Orderbook]);
+    let beat = fixture!("books_heartbeat.json");
+    feed.on_text(&beat, NOW);
+    let actions = feed.on_snapshot("BTC-USDT", rest("books_rest_error.json"), NOW);
+    assert!(
+        is_problem(
+            &actions,
+            BOOK,
+            "books snapshot of BTC-USDT: okx answers code 51001: Instrument ID does not exist"
+        ),
+        "{actions:?}"
+    );
+    // The first failure is asked again at once, the next ones after 1 s doubling to 30 s:
+    // then the next update asks.
+    assert!(asks_for_a_snapshot(&actions), "{actions:?}");
+    let mut now = NOW;
+    for pause in [1_000, 2_000, 4_000, 8_000, 16_000, 30_000, 30_000] {
+        let actions = feed.on_snapshot("BTC-USDT", Err("GET …: 503 refused".into()), now);
+        assert!(is_problem(&actions, BOOK, "BTC-USDT: failed: GET …: 503"));
+        assert!(fetches(&actions).is_empty(), "{actions:?}");
+        assert!(feed.on_text(&beat, now + pause - 1).is_empty());
+        now += pause;
+        let actions = feed.on_text(&beat, now);
+        assert!(asks_for_a_snapshot(&actions), "{pause}: {actions:?}");
+    }
+    let actions = feed.on_snapshot("BTC-USDT", Ok("<html>".into()), now);
+    assert!(is_problem(&actions, BOOK, "not JSON"), "{actions:?}");
+    assert!(feed.books(NOW).is_empty());
+}
+
+#[test]
+fn a_late_rest_answer_is_ignored() {
+    // A mirror's in-band snapshot wins the race with the REST one.
+    let mut feed = connected(&[DataType::Orderbook]);
+    assert!(asks_for_a_snapshot(
+        &feed.on_text(&fixture!("books_update_0.json"), NOW)
+    ));
+    assert_eq!(
+        feed.on_text(&fixture!("books_snapshot.json"), NOW),
+        vec![Action::Seen(BOOK.into())]
+    );
+    let late = feed.on_snapshot("BTC-USDT", rest("books_rest_snapshot_2.json"), NOW);
+    assert!(late.is_empty(), "{late:?}");
+    assert_eq!(last_update_id(&mut feed), Some(123_456));
+    assert_eq!(
+        feed.on_text(&fixture!("books_update_1.json"), NOW),
+        vec![Action::Seen(BOOK.into())]
+    );
+    // An answer to a request made before a reconnect.
+    let mut feed = connected(&[DataType::Orderbook]);
+    feed.on_text(&fixture!("books_update_1_zero.json"), NOW);
+    feed.on_connect(NOW);
+    let late = feed.on_snapshot("BTC-USDT", rest("books_rest_snapshot.json"), NOW);
+    assert!(late.is_empty(), "{late:?}");
+    assert!(feed.books(NOW).is_empty());
+    // One for a book never configured.
+    let stray = feed.on_snapshot("ETH-USDT", rest("books_rest_snapshot.json"), NOW);
+    assert!(is_problem(&stray, "okx", "never asked"), "{stray:?}");
+}
+
+#[test]
+fn a_crossed_book_is_a_gap_and_re_syncs() {
+    let mut feed = connected(&[DataType::Orderbook]);
+    feed.on_text(&fixture!("books_update_1_zero.json"), NOW);
+    feed.on_snapshot("BTC-USDT", rest("books_rest_snapshot.json"), NOW);
+    assert_eq!(last_update_id(&mut feed), Some(123_460));
+    let crossing = fixture!("books_update_2_zero.json")
+        .replace(r#""bids": []"#, r#""bids": [["65005", "1", "0", "1"]]"#);
+    let actions = feed.on_text(&crossing, NOW);
+    assert!(
+        is_gap(&actions, BOOK, "crossed book at seqId 123461"),
+        "{actions:?}"
+    );
+    assert!(asks_for_a_snapshot(&actions), "{actions:?}");
+    assert!(feed.books(NOW).is_empty());
+}
+
+#[test]
+fn the_buffer_is_bounded() {
+    let mut feed = connected(&[DataType::Orderbook]);
+    let beat = fixture!("books_heartbeat.json");
+    for _ in 0..BUFFER_LIMIT {
+        let actions = feed.on_text(&beat, NOW);
+        assert!(!actions.iter().any(|a| matches!(a, Action::Gap { .. })));
+    }
+    let actions = feed.on_text(&beat, NOW);
+    assert!(
+        is_gap(
+            &actions,
+            BOOK,
+            "5000 updates buffered and still no snapshot: dropped them"
+        ),
+        "{actions:?}"
+    );
+    assert_eq!(feed.books["BTC-USDT"].buffer.len(), 1);
+}
+
+#[test]
+fn the_rest_answer_is_read_as_documented() {
+    let snapshot = rest_snapshot(&rest("books_rest_snapshot.json").unwrap()).unwrap();
+    assert_eq!(
+        (snapshot.seq, snapshot.ts_ms, snapshot.checksum),
+        (123_456, 1_717_000_000_000, 0)
+    );
+    assert_eq!((snapshot.bids.len(), snapshot.asks.len()), (5, 4));
+    assert_eq!(snapshot.bids[0], ("65000.1".to_string(), "0.5".to_string()));
+    assert_eq!(snapshot.asks[3], ("65010".to_string(), "4".to_string()));
+    let error = rest_snapshot(&rest("books_rest_error.json").unwrap()).unwrap_err();
+    assert_eq!(
+        error,
+        "okx answers code 51001: Instrument ID does not exist"
+    );
+    assert!(rest_snapshot("<html>").unwrap_err().contains("not JSON"));
+    assert!(rest_snapshot(r#"{"msg":""}"#)
+        .unwrap_err()
+        .contains("without a code"));
+    let empty = r#"{"code":"0","msg":"","data":[]}"#;
+    assert!(rest_snapshot(empty).unwrap_err().contains("without data"));
+    let no_seq = rest("books_rest_snapshot.json")
+        .unwrap()
+        .replace("\"seqId\"", "\"x\"");
+    assert!(rest_snapshot(&no_seq).unwrap_err().contains("seqId"));
+}
+
+#[test]
+fn updates_wait_for_a_snapshot_and_reconnect_resets_books() {
     let mut feed = connected(&[DataType::Orderbook]);
     let actions = feed.on_text(&fixture!("books_update_1.json"), NOW);
-    assert_eq!(actions, vec![Action::Seen(BOOK.into())]);
+    assert!(asks_for_a_snapshot(&actions), "{actions:?}");
+    assert_eq!(seen(&actions), 0);
     assert!(feed.books(NOW).is_empty());
     feed.on_text(&fixture!("books_snapshot.json"), NOW);
     assert_eq!(feed.books(NOW).len(), 1);
     feed.on_connect(NOW);
     assert!(feed.books(NOW).is_empty());
-    // The updates of the new connection wait for its snapshot too.
+    // The new connection's books ask for their own snapshot.
     let actions = feed.on_text(&fixture!("books_update_1.json"), NOW);
-    assert_eq!(actions, vec![Action::Seen(BOOK.into())]);
+    assert!(asks_for_a_snapshot(&actions), "{actions:?}");
     assert!(feed.books(NOW).is_empty());
 }
 
 #[test]
-fn malformed_book_frames_are_problems_and_resubscribe() {
+fn malformed_book_frames_are_problems_and_re_sync() {
     let mut feed = connected(&[DataType::Orderbook]);
     feed.on_text(&fixture!("books_snapshot.json"), NOW);
     let bad_level = fixture!("books_update_1.json").replace(r#"["65001", "1.5", "0", "2"]"#, "[1]");
     let actions = feed.on_text(&bad_level, NOW);
     assert!(is_problem(&actions, BOOK, "books asks"), "{actions:?}");
-    assert!(resubscribes(&actions));
+    assert!(asks_for_a_snapshot(&actions), "{actions:?}");
+    assert!(feed.books(NOW).is_empty());
     let mut feed = connected(&[DataType::Orderbook]);
     let no_seq = fixture!("books_snapshot.json").replace("\"seqId\"", "\"x\"");
     let actions = feed.on_text(&no_seq, NOW);
@@ -324,27 +611,13 @@ fn malformed_book_frames_are_problems_and_resubscribe() {
     assert!(is_problem(&actions, BOOK, "books snapshot"), "{actions:?}");
     let odd = fixture!("books_snapshot.json").replace("\"snapshot\"", "\"partial\"");
     assert!(is_problem(&feed.on_text(&odd, NOW), BOOK, "partial"));
+    let bad_checksum = fixture!("books_update_1.json").replace("-1767015362", "\"x\"");
+    assert!(is_problem(
+        &feed.on_text(&bad_checksum, NOW),
+        BOOK,
+        "checksum"
+    ));
     assert!(feed.books(NOW).is_empty());
-}
-
-#[test]
-fn resubscriptions_wait_for_the_hourly_request_budget() {
-    let mut feed = connected(&[DataType::Orderbook]);
-    let mut sent = 0;
-    for _ in 0..300 {
-        feed.on_text(&fixture!("books_snapshot.json"), NOW);
-        let actions = feed.on_text(&fixture!("books_bad_checksum.json"), NOW);
-        sent += actions
-            .iter()
-            .filter(|a| matches!(a, Action::Send(_)))
-            .count();
-    }
-    // 1 subscribe request at connect, then 2 per resubscription up to 400: 199 of them.
-    assert_eq!(sent, 398);
-    assert_eq!(feed.pending_resync.len(), 1);
-    let later = feed.on_text(r#"pong"#, NOW + HOUR_MS);
-    assert!(resubscribes(&later), "{later:?}");
-    assert!(feed.pending_resync.is_empty());
 }
 
 #[test]
