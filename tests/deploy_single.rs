@@ -98,4 +98,28 @@ fn deploy_single_host_then_nothing_changes() {
     for run in [&preview, &first, &second, &check, &update] {
         assert!(!run.stdout.contains(secret) && !run.stderr.contains(secret));
     }
+
+    // A hand edit on the host: --check --diff shows the change deploy would make, as a
+    // unified diff, and makes none; the password file's content never shows.
+    let conf = "/etc/marketprism/nats-server.conf";
+    fleet.exec("h1", &format!("echo '# edited by hand' >> {conf}"));
+    let diff = mp_remote(Some(&inventory), &["deploy", "--check", "--diff"]);
+    println!("deploy --check --diff:\n{}{}", diff.stdout, diff.stderr);
+    assert_eq!(diff.code, 0, "{diff:?}");
+    assert!(
+        diff.stdout.contains(&format!("--- {conf}"))
+            && diff.stdout.contains(&format!("+++ {conf}")),
+        "{}",
+        diff.stdout
+    );
+    assert!(diff.stdout.contains("-# edited by hand"), "{}", diff.stdout);
+    assert!(!diff.stdout.contains(secret) && !diff.stderr.contains(secret));
+    assert!(fleet.holds("h1", &format!("grep -q 'edited by hand' {conf}")));
+    // Without --diff, the same check prints no diff.
+    let plain = mp_remote(Some(&inventory), &["deploy", "--check"]);
+    assert!(
+        !plain.stdout.contains("-# edited by hand"),
+        "{}",
+        plain.stdout
+    );
 }

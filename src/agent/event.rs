@@ -71,4 +71,7 @@ pub struct StepEnd {
     /// Numbers for the report (the data-flow check: rows per table).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub data: std::collections::BTreeMap<String, u64>,
+    /// `--diff`: the unified diff of the file the step wrote (or would write).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub diff: String,
 }

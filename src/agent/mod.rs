@@ -3,6 +3,7 @@
 //! state for idempotency. It never uses `transport`: it talks back only through its events.
 
 pub mod actions;
+mod diff;
 pub mod event;
 pub mod follow;
 pub mod lock;

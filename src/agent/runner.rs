@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use std::time::Instant;
 
 use super::actions;
+use super::diff;
 use super::event::{AgentEvent, StepEnd, StepStatus};
 use super::state::{input_hash, State, StepRecord};
 use crate::plan::HostPlan;
@@ -36,6 +37,7 @@ pub async fn run_plan(plan: &HostPlan, emit: &mut dyn FnMut(&AgentEvent)) -> boo
                     hint: None,
                     output: String::new(),
                     data: Default::default(),
+                    diff: String::new(),
                 }));
                 continue;
             }
@@ -45,6 +47,10 @@ pub async fn run_plan(plan: &HostPlan, emit: &mut dyn FnMut(&AgentEvent)) -> boo
                 title: step.title.clone(),
             });
             let step_started = Instant::now();
+            let before = match (&step.action, plan.diff) {
+                (crate::plan::Action::File { path, .. }, true) => Some(diff::read(path).await),
+                _ => None,
+            };
             let result =
                 actions::perform(&step.action, notified.contains(&step.id), plan.check_only).await;
             let duration_ms = step_started.elapsed().as_millis() as u64;
@@ -65,6 +71,14 @@ pub async fn run_plan(plan: &HostPlan, emit: &mut dyn FnMut(&AgentEvent)) -> boo
                         hint: None,
                         output: outcome.output,
                         data: outcome.data,
+                        diff: match (&step.action, before, outcome.status) {
+                            (
+                                crate::plan::Action::File { path, content, .. },
+                                Some(before),
+                                StepStatus::Changed,
+                            ) => diff::unified(path, &before, content),
+                            _ => String::new(),
+                        },
                     })
                 }
                 Err(error) => {
@@ -80,6 +94,7 @@ pub async fn run_plan(plan: &HostPlan, emit: &mut dyn FnMut(&AgentEvent)) -> boo
                         hint: error.hint,
                         output: error.output,
                         data: Default::default(),
+                        diff: String::new(),
                     })
                 }
             };
@@ -141,6 +156,7 @@ mod tests {
             run_id: "r".into(),
             state_dir: state_dir.into(),
             check_only: false,
+            diff: false,
             layers: vec![Layer {
                 name: LayerName::Install,
                 steps,

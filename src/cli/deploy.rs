@@ -21,6 +21,8 @@ use crate::stack::component;
 pub struct Args {
     pub update: bool,
     pub check: bool,
+    /// `--diff`: each file's change as a unified diff.
+    pub diff: bool,
     pub force: bool,
     pub agent_binary: Option<PathBuf>,
     pub settings: Settings,
@@ -94,6 +96,7 @@ pub async fn run(inventory: &Inventory, hosts: &[&Host], fanout: &FanOut, args: 
     let options = DeployOptions {
         update: args.update,
         check_only: args.check,
+        diff: args.diff,
         force: args.force,
         agent_binary: args.agent_binary,
         redactor,
@@ -372,6 +375,7 @@ mod tests {
             hint: None,
             output: String::new(),
             data: BTreeMap::new(),
+            diff: String::new(),
         };
         for message in [
             "install release 0123456789abcdef as /opt/marketprism/current",

@@ -107,6 +107,10 @@ pub enum Command {
         /// Show what would change on each host; change nothing.
         #[arg(long)]
         check: bool,
+        /// Show a unified diff of every file written (with --check: that would be written);
+        /// secrets masked.
+        #[arg(long)]
+        diff: bool,
         /// Go on below the memory and disk thresholds.
         #[arg(long)]
         force: bool,
@@ -151,6 +155,10 @@ pub enum Command {
         /// Show what would change on each host; change nothing.
         #[arg(long)]
         check: bool,
+        /// Show a unified diff of every file written (with --check: that would be written);
+        /// secrets masked.
+        #[arg(long)]
+        diff: bool,
         /// The mp-remote build to run on the hosts.
         #[arg(long, value_name = "PATH")]
         agent_binary: Option<PathBuf>,
@@ -339,6 +347,7 @@ async fn run(cli: Cli) -> ExitCode {
         Command::Facts { json } => facts::run(&hosts, &fanout, *json, &settings).await,
         Command::Deploy {
             check,
+            diff,
             force,
             agent_binary,
             rolling,
@@ -347,6 +356,7 @@ async fn run(cli: Cli) -> ExitCode {
             let args = deploy::Args {
                 update: false,
                 check: *check,
+                diff: *diff,
                 force: *force,
                 agent_binary: agent_binary.clone(),
                 settings: settings.clone(),
@@ -358,6 +368,7 @@ async fn run(cli: Cli) -> ExitCode {
         }
         Command::Update {
             check,
+            diff,
             agent_binary,
             rolling,
             retry,
@@ -365,6 +376,7 @@ async fn run(cli: Cli) -> ExitCode {
             let args = deploy::Args {
                 update: true,
                 check: *check,
+                diff: *diff,
                 force: true,
                 agent_binary: agent_binary.clone(),
                 settings: settings.clone(),
@@ -378,6 +390,7 @@ async fn run(cli: Cli) -> ExitCode {
             let args = deploy::Args {
                 update: true,
                 check: *check,
+                diff: false,
                 force: true,
                 agent_binary: None,
                 settings: settings.clone(),

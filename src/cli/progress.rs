@@ -459,6 +459,7 @@ impl Recorder {
             message,
             output_tail,
             changes,
+            diff,
             ..
         }) = event
         else {
@@ -486,6 +487,10 @@ impl Recorder {
         // What changed, where the one-line message does not already say it.
         for change in changes.iter().filter(|c| !message.contains(c.as_str())) {
             out.push_str(&format!("\n{:>16}- {change}", ""));
+        }
+        // `--diff`: the file's change, as `diff -u` shows it (printed through the redactor).
+        for line in diff.lines() {
+            out.push_str(&format!("\n{:>16}{}", "", paint.diff_line(line)));
         }
         if *status == StepStatus::Failed {
             for line in output_tail.lines() {
@@ -595,6 +600,7 @@ fn log_lines(now: SystemTime, event: &AgentEvent) -> String {
             output_tail,
             output,
             hint,
+            diff,
             ..
         }) => {
             let status = crate::report::record::StepState::from_agent(status);
@@ -602,6 +608,9 @@ fn log_lines(now: SystemTime, event: &AgentEvent) -> String {
                 format!("{time} {layer} {step} {status} in {duration_ms} ms: {message}\n");
             for change in changes {
                 text.push_str(&format!("  - {change}\n"));
+            }
+            for line in diff.lines() {
+                text.push_str(&format!("  {line}\n"));
             }
             // The whole output where the agent sent it, else its tail.
             let output = if output.is_empty() {

@@ -120,6 +120,7 @@ pub fn servers_plan(
         run_id: run_id.to_string(),
         state_dir: STATE_DIR.into(),
         check_only,
+        diff: false,
         layers: vec![
             Layer {
                 name: LayerName::Install,
@@ -142,6 +143,7 @@ pub fn streams_plan(host: &Host, fleet: &Fleet, run_id: &str, check_only: bool) 
         run_id: run_id.to_string(),
         state_dir: STATE_DIR.into(),
         check_only,
+        diff: false,
         layers: vec![Layer {
             name: LayerName::Init,
             steps: vec![

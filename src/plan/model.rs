@@ -18,6 +18,9 @@ pub struct HostPlan {
     pub state_dir: String,
     /// Report what would change, change nothing (`deploy --check`).
     pub check_only: bool,
+    /// With each file it writes (or would write), a unified diff of the change (`--diff`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub diff: bool,
     pub layers: Vec<Layer>,
 }
 

@@ -383,6 +383,7 @@ fn plan_of(
         run_id: run_id.to_string(),
         state_dir: super::build::STATE_DIR.into(),
         check_only,
+        diff: false,
         layers: vec![Layer { name: layer, steps }],
     }
 }

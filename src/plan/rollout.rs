@@ -101,6 +101,7 @@ pub fn gate_plan(
         run_id: run_id.to_string(),
         state_dir: super::build::STATE_DIR.into(),
         check_only,
+        diff: false,
         layers: vec![Layer {
             name: LayerName::Verify,
             steps,

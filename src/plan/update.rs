@@ -127,6 +127,7 @@ mod tests {
             run_id: "r".into(),
             state_dir: "/s".into(),
             check_only: false,
+            diff: false,
             layers: vec![Layer {
                 name: LayerName::Install,
                 steps: vec![port.clone(), packages, release],

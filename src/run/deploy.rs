@@ -21,6 +21,8 @@ use crate::transport::shell::{quote, with_become};
 #[derive(Debug, Clone, Default)]
 pub struct DeployOptions {
     pub check_only: bool,
+    /// `--diff`: the agent reports each file's change as a unified diff.
+    pub diff: bool,
     /// Go on below the memory and disk thresholds.
     pub force: bool,
     /// `update`: install nothing; re-render configs, push the agent, restart what changed.
@@ -350,7 +352,18 @@ pub(super) async fn run(
     agent_path: &str,
     plan: &HostPlan,
     progress: &Progress,
+    diff: bool,
 ) -> anyhow::Result<Vec<StepEnd>> {
+    let with_diff;
+    let plan = if diff {
+        with_diff = HostPlan {
+            diff: true,
+            ..plan.clone()
+        };
+        &with_diff
+    } else {
+        plan
+    };
     let events =
         agent_exec::run_plan(c.transport.as_ref(), c.host, agent_path, plan, progress).await?;
     Ok(events

@@ -141,6 +141,7 @@ mod tests {
             hint: None,
             output: String::new(),
             data: BTreeMap::new(),
+            diff: String::new(),
         }
     }
 

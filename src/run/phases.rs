@@ -75,7 +75,7 @@ pub(super) async fn servers_phase(
             } else {
                 plan
             };
-            run(&c, &r.agent_path, &plan, ctx.progress).await
+            run(&c, &r.agent_path, &plan, ctx.progress, ctx.options.diff).await
         }
     })
     .await;
@@ -106,7 +106,7 @@ pub(super) async fn streams_phase(ctx: &Ctx<'_, '_>, results: &mut BTreeMap<Stri
     if nats_ok && entry.status == HostStatus::Ok {
         let plan = plan::streams_plan(r.c.host, &ctx.fleet, &ctx.run_id, ctx.options.check_only);
         let took = Instant::now();
-        let result = run(&r.c, &r.agent_path, &plan, ctx.progress).await;
+        let result = run(&r.c, &r.agent_path, &plan, ctx.progress, ctx.options.diff).await;
         absorb(entry, took.elapsed(), result);
     } else if entry.status == HostStatus::Ok {
         entry.status = HostStatus::Failed;
@@ -175,7 +175,7 @@ pub(super) async fn pipeline_phases(
                         options.check_only,
                     )?,
                 };
-                run(&c, &r.agent_path, &plan, ctx.progress).await
+                run(&c, &r.agent_path, &plan, ctx.progress, ctx.options.diff).await
             }
         })
         .await;
@@ -223,7 +223,7 @@ pub(super) async fn rollback_hosts(
                 to,
                 options.check_only,
             )?;
-            run(&c, &r.agent_path, &plan, ctx.progress).await
+            run(&c, &r.agent_path, &plan, ctx.progress, ctx.options.diff).await
         }
     })
     .await;

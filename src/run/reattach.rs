@@ -307,6 +307,7 @@ mod tests {
             run_id: "1-1".into(),
             state_dir: "/var/lib/mp-remote".into(),
             check_only: false,
+            diff: false,
             layers: vec![],
         };
         let transport = Scripted {

@@ -23,6 +23,17 @@ impl Paint {
         self.code(code, text)
     }
 
+    /// One line of a unified diff: additions green, removals red, hunk headers cyan.
+    pub fn diff_line(self, line: &str) -> String {
+        let code = match line.as_bytes().first() {
+            Some(b'+') if !line.starts_with("+++") => "32",
+            Some(b'-') if !line.starts_with("---") => "31",
+            Some(b'@') => "36",
+            _ => return line.to_string(),
+        };
+        self.code(code, line)
+    }
+
     pub fn bold(self, text: &str) -> String {
         self.code("1", text)
     }

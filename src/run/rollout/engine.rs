@@ -189,7 +189,7 @@ async fn gate(
             let fresh_nats = r.facts.installed.nats_server.is_none();
             let plan =
                 plan::rollout::gate_plan(c.host, &ctx.fleet, &ctx.run_id, check_only, fresh_nats);
-            run(&c, &r.agent_path, &plan, ctx.progress).await
+            run(&c, &r.agent_path, &plan, ctx.progress, false).await
         }
     })
     .await;
@@ -222,7 +222,7 @@ async fn gate(
         Err(e) => return Some(format!("data flow not checked: {e}")),
     };
     let took = Instant::now();
-    let steps = match run(&storage.c, &storage.agent_path, &plan, ctx.progress).await {
+    let steps = match run(&storage.c, &storage.agent_path, &plan, ctx.progress, false).await {
         Ok(steps) => steps,
         Err(e) => {
             let line = format!("{}: data flow not checked: {e:#}", storage.c.host.name);
