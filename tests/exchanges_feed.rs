@@ -163,6 +163,16 @@ fn feeds_recover(inventory: &Path, server: &ExchangeServer, p: &Pipeline) {
         stream_count(&health(), "orderbook.okx.spot.BTC-USDT", "gaps") >= 1
             && server.counters().okx_snapshots_of("BTC-USDT") >= 2
     });
+    // OKX swap: a wrong non-zero checksum (a mirror that still sends them) is a gap too.
+    wait_for(
+        "okx swap's checksum mismatch seen and re-snapshotted",
+        60,
+        || {
+            server.counters().okx_bad_checksums >= 1
+                && stream_count(&health(), "orderbook.okx.perpetual.BTC-USDT", "gaps") >= 1
+                && server.counters().okx_snapshots_of("BTC-USDT-SWAP") >= 2
+        },
+    );
     // Deribit: the dropped change is a gap, answered by resubscribing the book.
     wait_for("deribit's change_id gap seen and resubscribed", 60, || {
         stream_count(&health(), "orderbook.deribit.perpetual.BTC-USD", "gaps") >= 1

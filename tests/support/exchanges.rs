@@ -17,7 +17,9 @@
 //! Faults are scripted on the FIRST connection of each kind only, so a test sees each once and
 //! then a healthy feed: Binance spot skips one depth diff after 3 s, once the client's book
 //! stands on a snapshot (a sequence gap), and closes the connection 3 s later; OKX skips one
-//! spot `books` update the same way (a sequence gap); Deribit drops one book change after 3 s.
+//! spot `books` update the same way (a sequence gap) and sends one swap update with a wrong
+//! non-zero checksum (as a mirror that still sends checksums would); Deribit drops one book
+//! change after 3 s.
 //! It pings Binance clients every 2 s and asks Deribit ones for one `public/test`.
 //! [`Counters`] record what was sent and answered, for the test to read.
 
@@ -94,6 +96,8 @@ pub struct Counters {
     pub spot_gap_id: Option<u64>,
     /// The OKX spot `books` update skipped (its `seqId`).
     pub okx_gap_id: Option<u64>,
+    /// OKX swap `books` updates sent with a wrong (non-zero) checksum.
+    pub okx_bad_checksums: u64,
     pub spot_close_id: Option<u64>,
     /// Binance spot trades sent before the forced close (the rest came after the reconnect).
     pub spot_trades_before_close: Option<usize>,
@@ -409,6 +413,7 @@ struct Shared {
     spot_snapshot_at: Mutex<Option<Instant>>,
     /// When the last OKX spot book snapshot was served.
     okx_spot_snapshot_at: Mutex<Option<Instant>>,
+    okx_swap_snapshot_at: Mutex<Option<Instant>>,
     markets: Vec<Market>,
 }
 
@@ -419,6 +424,7 @@ impl Shared {
             spot_trades: AtomicBool::new(true),
             spot_snapshot_at: Mutex::new(None),
             okx_spot_snapshot_at: Mutex::new(None),
+            okx_swap_snapshot_at: Mutex::new(None),
             markets: MarketId::ALL.into_iter().map(Market::new).collect(),
         }
     }
@@ -885,6 +891,10 @@ async fn okx(ws: Ws, shared: Arc<Shared>, first: bool) {
     // The scripted gap, on the first connection's spot book only.
     let mut gap_at = first.then(|| Instant::now() + FAULT_AFTER);
     let mut skip_update = false;
+    // And one swap update with a wrong non-zero checksum, as a mirror that still sends
+    // checksums would (the current exchange sends 0).
+    let mut bad_checksum_at = first.then(|| Instant::now() + FAULT_AFTER);
+    let mut bad_checksum = false;
     loop {
         tokio::select! {
             frame = frames.next() => {
@@ -958,7 +968,21 @@ async fn okx(ws: Ws, shared: Arc<Shared>, first: bool) {
             }
             event = swap_events.recv() => {
                 let frame = match event {
-                    Ok(event) => okx_event(OKX_SWAP, &event, &subscribed, &books, &mut false, &shared),
+                    Ok(event) => {
+                        let frame = okx_event(OKX_SWAP, &event, &subscribed, &books, &mut false, &shared);
+                        match frame {
+                            Some((stream, mut frame)) if bad_checksum && stream.starts_with("books") => {
+                                bad_checksum = false;
+                                frame["data"][0]["checksum"] = json!(123_456_789);
+                                shared.count(|c| {
+                                    c.okx_bad_checksums += 1;
+                                    c.faults.push("okx: a BTC-USDT-SWAP books update with a wrong checksum".into());
+                                });
+                                Some((stream, frame))
+                            }
+                            frame => frame,
+                        }
+                    }
                     Err(RecvError::Lagged(n)) => { out.lagged(n); None }
                     Err(RecvError::Closed) => return,
                 };
@@ -977,6 +1001,15 @@ async fn okx(ws: Ws, shared: Arc<Shared>, first: bool) {
                     if !out.data(&format!("{channel} {key}"), frame).await {
                         return;
                     }
+                }
+            }
+            _ = until(bad_checksum_at) => {
+                let snapshot = *shared.okx_swap_snapshot_at.lock().unwrap();
+                if snapshot.is_some_and(|at| at.elapsed() >= Duration::from_secs(1)) {
+                    bad_checksum_at = None;
+                    bad_checksum = true;
+                } else {
+                    bad_checksum_at = Some(Instant::now() + Duration::from_millis(500));
                 }
             }
             _ = until(gap_at) => {
@@ -1358,6 +1391,8 @@ fn okx_books(shared: &Shared, params: &HashMap<&str, &str>) -> (&'static str, St
     let (book, seq) = shared.market(okx_market(inst_id)).snapshot();
     if inst_id == OKX_SPOT {
         *shared.okx_spot_snapshot_at.lock().unwrap() = Some(Instant::now());
+    } else {
+        *shared.okx_swap_snapshot_at.lock().unwrap() = Some(Instant::now());
     }
     shared.count(|c| *c.okx_snapshots.entry(inst_id.to_string()).or_default() += 1);
     let body = json!({
