@@ -16,6 +16,7 @@ use super::build::NATS_DROP_IN as NATS_OS_DROP_IN;
 use crate::facts::{Facts, Init};
 use crate::inventory::Host;
 use crate::stack::managed::{with_marker, CommentStyle};
+use crate::stack::nats::COMPONENT as NATS;
 
 use super::build::{PlanError, STATE_DIR};
 use super::components::{Checksums, Source, NATS_PINNED};
@@ -63,7 +64,10 @@ pub fn nats_install(
         package_unit: false,
     };
     let (binary_step, run) = match source {
-        Source::Os {} => return Ok((vec![packages_step("nats", &["nats-server"])], package)),
+        Source::Os {} => {
+            let os_package = NATS.package().unwrap_or(NATS.unit);
+            return Ok((vec![packages_step(NATS.name, &[os_package])], package));
+        }
         Source::Release {
             version,
             sha256,

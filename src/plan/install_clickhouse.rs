@@ -40,7 +40,8 @@ pub const CLICKHOUSE_LOG_DIR: &str = "/var/log/clickhouse-server";
 
 /// The two archives of a tgz install, in install order.
 const COMMON: &str = "clickhouse-common-static";
-const SERVER: &str = "clickhouse-server";
+const SERVER: &str = CLICKHOUSE.unit;
+use crate::stack::clickhouse::COMPONENT as CLICKHOUSE;
 
 /// The ClickHouse install steps for `source`, and the server binary the init layer runs.
 /// `service_step`: the id of the step running the server (a new binary, config or unit
@@ -58,7 +59,10 @@ pub fn clickhouse_install(
     };
     match source {
         Source::Os {} => Ok((
-            vec![packages_step("clickhouse", &["clickhouse-server"])],
+            vec![packages_step(
+                CLICKHOUSE.name,
+                &[CLICKHOUSE.package().unwrap_or(CLICKHOUSE.unit)],
+            )],
             CLICKHOUSE_DEBIAN_SERVER,
         )),
         Source::Release {

@@ -101,6 +101,14 @@ pub struct Component {
 }
 
 impl Component {
+    /// The OS package of a vendor's server (None: mp-remote's own release).
+    pub fn package(&self) -> Option<&'static str> {
+        match self.origin {
+            Origin::Vendor { package } => Some(package),
+            Origin::Release => None,
+        }
+    }
+
     /// Every port number, in declaration order.
     pub fn port_numbers(&self) -> Vec<u16> {
         self.ports.iter().map(|p| p.number).collect()
