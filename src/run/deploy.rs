@@ -120,6 +120,9 @@ pub async fn deploy(
     let stream_limits = stream_limits(inventory)?;
     let limits = thresholds(inventory)?;
     let artifacts = agent_exec::load_push_artifacts(&components, &inventory.path, selected)?;
+    // Before any host is touched: a directory that cannot be packed or a secret file that
+    // cannot be read stops the run here.
+    let bundles = super::user_services::prepare(&inventory.services, selected, &options.redactor)?;
     let agent = match &options.agent_binary {
         Some(path) => AgentBinary::load(path)?,
         None => AgentBinary::load(&std::env::current_exe().context("cannot locate this program")?)?,
@@ -218,6 +221,8 @@ pub async fn deploy(
                         servers_phase(&ctx, &names, &mut results).await;
                         streams_phase(&ctx, &mut results).await;
                         pipeline_phases(&ctx, &names, &mut results).await;
+                        super::user_services::services_phase(&ctx, &names, &bundles, &mut results)
+                            .await;
                     }
                 }
             }
