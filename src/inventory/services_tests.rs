@@ -94,10 +94,8 @@ fn services_start_after_what_they_name() {
     let dir = dir();
     let inv = parse(
         &dir,
-        &format!(
-            "[services.aa]\nkind = \"binary\"\npath = \"services/tool\"\ncommand = [\"run\"]\nhosts = [\"a\"]\nafter = [\"zz\"]\nuser = \"tool\"\nhealth = {{ tcp = 9999 }}\n\n\
-             [services.zz]\nkind = \"binary\"\npath = \"services/tool\"\ncommand = [\"run\"]\nhosts = [\"a\"]\n"
-        ),
+        "[services.aa]\nkind = \"binary\"\npath = \"services/tool\"\ncommand = [\"run\"]\nhosts = [\"a\"]\nafter = [\"zz\"]\nuser = \"tool\"\nhealth = { tcp = 9999 }\n\n\
+             [services.zz]\nkind = \"binary\"\npath = \"services/tool\"\ncommand = [\"run\"]\nhosts = [\"a\"]\n",
     )
     .unwrap();
     let names: Vec<&str> = inv.services.iter().map(|s| s.name.as_str()).collect();

@@ -149,11 +149,9 @@ fn a_binary_runs_from_its_release_and_a_tcp_probe_waits_for_the_port() {
     let (dir, _) = inventory("");
     std::fs::create_dir_all(dir.path().join("services/tool")).unwrap();
     std::fs::write(dir.path().join("services/tool/run"), "#!/bin/sh\n").unwrap();
-    let text = format!(
-        "[[hosts]]\nname = \"a\"\nconnection = \"local\"\nroles = [\"nats\"]\n\n\
-         [services.tool]\nkind = \"binary\"\npath = \"services/tool\"\ncommand = [\"run\", \"-v\"]\nhosts = [\"a\"]\nhealth = {{ tcp = 7000 }}\n"
-    );
-    let inv = crate::inventory::parse(&text, &dir.path().join("inv.toml"), None).unwrap();
+    let text = "[[hosts]]\nname = \"a\"\nconnection = \"local\"\nroles = [\"nats\"]\n\n\
+         [services.tool]\nkind = \"binary\"\npath = \"services/tool\"\ncommand = [\"run\", \"-v\"]\nhosts = [\"a\"]\nhealth = { tcp = 7000 }\n";
+    let inv = crate::inventory::parse(text, &dir.path().join("inv.toml"), None).unwrap();
     let s = &inv.services[0];
     assert_eq!(exec_start(s), ["/opt/mp-services/tool/current/run", "-v"]);
     let mut ready = prepared();
