@@ -205,6 +205,37 @@ fn a_python_service_from_the_index_then_a_wheelhouse_then_cleaned() {
     assert!(health.contains("\"connected\""), "{health}");
     assert_nothing_changed(&mp_remote(Some(&inventory), &["deploy"]));
 
+    // A requirement pip cannot resolve: the deploy fails naming the host, the service and
+    // pip's last lines; the running echo is left alone.
+    std::fs::create_dir_all(fleet.path("services/bad")).unwrap();
+    std::fs::write(fleet.path("services/bad/app.py"), "print('never')\n").unwrap();
+    std::fs::write(
+        fleet.path("services/bad/requirements.txt"),
+        "no-such-package-for-mp-remote-tests==1.0\n",
+    )
+    .unwrap();
+    let table = format!(
+        "{}\n[services.bad]\nkind = \"python\"\npath = \"services/bad\"\n\
+         command = [\"python\", \"app.py\"]\nroles = [\"nats\"]\nafter = [\"echo\"]\n",
+        service_table(true)
+    );
+    options.extra = &table;
+    fleet.inventory("inv.toml", &options);
+    let echo_started = fleet.started_at("h1", "mp-svc-echo");
+    let failed = mp_remote(Some(&inventory), &["deploy"]);
+    let said = format!("{}{}", failed.stdout, failed.stderr);
+    println!("deploy with an unresolvable requirement:\n{said}");
+    assert_ne!(failed.code, 0, "{said}");
+    assert!(
+        said.contains("h1: start start.svc.bad.venv: service bad: pip install failed"),
+        "{said}"
+    );
+    assert!(
+        said.contains("No matching distribution found for no-such-package-for-mp-remote-tests"),
+        "{said}"
+    );
+    assert_eq!(fleet.started_at("h1", "mp-svc-echo"), echo_started);
+
     // clean removes the unit, the release directory, the env file and the account.
     let clean = mp_remote(Some(&inventory), &["clean", "--yes"]);
     println!("clean:\n{}{}", clean.stdout, clean.stderr);
@@ -214,6 +245,7 @@ fn a_python_service_from_the_index_then_a_wheelhouse_then_cleaned() {
         "! test -e /opt/mp-services",
         "! test -e /etc/mp-services",
         "! id mp-echo",
+        "! id mp-bad",
         "! systemctl is-active --quiet mp-svc-echo",
     ] {
         assert!(fleet.holds("h1", gone), "{gone}");

@@ -14,6 +14,7 @@ use super::phases::{Ctx, Ready};
 use super::session::{self, Connected};
 use crate::inventory::{Host, ServiceKind, UserService};
 use crate::plan::services::{archive_path, services_on, services_plan, Prepared};
+use crate::plan::Action;
 use crate::report::{HostStatus, Redactor};
 
 /// One service as the control node prepared it.
@@ -155,7 +156,18 @@ pub(super) async fn services_phase(
                 options.check_only,
             )?;
             match plan {
-                Some(plan) => run(&c, &r.agent_path, &plan, ctx.progress).await,
+                Some(mut plan) => {
+                    if options.update {
+                        // `update` installs nothing: Python must be there already (the venv
+                        // step says so if it is not).
+                        for layer in &mut plan.layers {
+                            layer
+                                .steps
+                                .retain(|s| !matches!(s.action, Action::Packages { .. }));
+                        }
+                    }
+                    run(&c, &r.agent_path, &plan, ctx.progress).await
+                }
                 None => Ok(Vec::new()),
             }
         }

@@ -106,8 +106,9 @@ async fn build(venv: &Venv<'_>, target: &Path) -> Result<String, StepError> {
     .map_err(|e| StepError::new(format!("cannot run python3: {e}")))?;
     if !made.success() {
         return Err(StepError::new(format!(
-            "service {}: python3 -m venv failed (exit {:?})",
-            venv.service, made.code
+            "service {}: python3 -m venv failed ({})",
+            venv.service,
+            exit(made.code)
         ))
         .hint(
             "install python3-venv on the host (the deploy's packages step does), then deploy again",
@@ -123,8 +124,9 @@ async fn build(venv: &Venv<'_>, target: &Path) -> Result<String, StepError> {
         let _ = std::fs::write(target.join(PIP_LOG), &log);
         if !run.success() {
             return Err(StepError::new(format!(
-                "service {}: pip install failed (exit {:?})",
-                venv.service, run.code
+                "service {}: pip install failed ({})",
+                venv.service,
+                exit(run.code)
             ))
             .hint(if venv.find_links.is_some() {
                 "the wheelhouse lacks a wheel the requirements need (pip's last lines are below): pip download -r requirements.txt -d WHEELHOUSE on a machine with the index, for the host's Python"
@@ -146,4 +148,8 @@ async fn build(venv: &Venv<'_>, target: &Path) -> Result<String, StepError> {
     std::fs::write(target.join(COMPLETE), "")
         .map_err(|e| StepError::new(format!("cannot finish {}: {e}", target.display())))?;
     Ok(last)
+}
+
+fn exit(code: Option<i32>) -> String {
+    code.map_or("killed by a signal".into(), |c| format!("exit {c}"))
 }
