@@ -107,6 +107,13 @@ fn a_python_service_from_the_index_then_a_wheelhouse_then_cleaned() {
     let inventory = fleet.inventory("inv.toml", &options);
     let check = mp_remote(Some(&inventory), &["inventory", "check"]);
     assert_eq!(check.code, 0, "{check:?}");
+    assert!(
+        check
+            .stdout
+            .contains("echo             python  on h1 as mp-echo, ports 8090, after nats"),
+        "{}",
+        check.stdout
+    );
 
     let took = Instant::now();
     let first = mp_remote(Some(&inventory), &["deploy"]);
@@ -236,6 +243,33 @@ fn a_python_service_from_the_index_then_a_wheelhouse_then_cleaned() {
     );
     assert_eq!(fleet.started_at("h1", "mp-svc-echo"), echo_started);
 
+    // A service that never answers its health probe: the step names it, with its log.
+    std::fs::create_dir_all(fleet.path("services/mute")).unwrap();
+    std::fs::write(
+        fleet.path("services/mute/app.py"),
+        "import time\nprint('mute: up, never listening', flush=True)\ntime.sleep(3600)\n",
+    )
+    .unwrap();
+    let table = format!(
+        "{}\n[services.bad]\nkind = \"python\"\npath = \"services/bad\"\n\
+         command = [\"python\", \"app.py\"]\nroles = [\"nats\"]\nafter = [\"echo\", \"mute\"]\n\n\
+         [services.mute]\nkind = \"python\"\npath = \"services/mute\"\n\
+         command = [\"python\", \"app.py\"]\nroles = [\"nats\"]\n\
+         health = {{ tcp = 8099, timeout = \"4s\" }}\n",
+        service_table(true)
+    );
+    options.extra = &table;
+    fleet.inventory("inv.toml", &options);
+    let failed = mp_remote(Some(&inventory), &["deploy"]);
+    let said = format!("{}{}", failed.stdout, failed.stderr);
+    println!("deploy with a service that never answers:\n{said}");
+    assert_ne!(failed.code, 0, "{said}");
+    assert!(
+        said.contains("h1: start start.svc.mute.health: 127.0.0.1:8099 not open within 4 s"),
+        "{said}"
+    );
+    assert!(said.contains("mute: up, never listening"), "{said}");
+
     // clean removes the unit, the release directory, the env file and the account.
     let clean = mp_remote(Some(&inventory), &["clean", "--yes"]);
     println!("clean:\n{}{}", clean.stdout, clean.stderr);
@@ -246,6 +280,7 @@ fn a_python_service_from_the_index_then_a_wheelhouse_then_cleaned() {
         "! test -e /etc/mp-services",
         "! id mp-echo",
         "! id mp-bad",
+        "! id mp-mute",
         "! systemctl is-active --quiet mp-svc-echo",
     ] {
         assert!(fleet.holds("h1", gone), "{gone}");
