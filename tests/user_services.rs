@@ -270,7 +270,15 @@ fn a_python_service_from_the_index_then_a_wheelhouse_then_cleaned() {
     );
     assert!(said.contains("mute: up, never listening"), "{said}");
 
-    // clean removes the unit, the release directory, the env file and the account.
+    // clean removes the unit, the release directory, the env file and the account; mute,
+    // dropped from the inventory since its deploy, is found by its unit and goes too.
+    let table = format!(
+        "{}\n[services.bad]\nkind = \"python\"\npath = \"services/bad\"\n\
+         command = [\"python\", \"app.py\"]\nroles = [\"nats\"]\n",
+        service_table(true)
+    );
+    options.extra = &table;
+    fleet.inventory("inv.toml", &options);
     let clean = mp_remote(Some(&inventory), &["clean", "--yes"]);
     println!("clean:\n{}{}", clean.stdout, clean.stderr);
     assert_eq!(clean.code, 0, "{clean:?}");
@@ -281,6 +289,7 @@ fn a_python_service_from_the_index_then_a_wheelhouse_then_cleaned() {
         "! id mp-echo",
         "! id mp-bad",
         "! id mp-mute",
+        "! test -e /etc/systemd/system/mp-svc-mute.service",
         "! systemctl is-active --quiet mp-svc-echo",
     ] {
         assert!(fleet.holds("h1", gone), "{gone}");

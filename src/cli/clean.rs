@@ -185,6 +185,7 @@ fn record_host(recorder: &Recorder, o: &HostOutcome<CleanDone>) {
 
 fn describe(p: &CleanPlan) {
     println!("{}:", p.host);
+    println!("  user services     every mp-svc-* unit mp-remote wrote (with its release, env file and account), declared or not");
     for service in &p.user_services {
         println!(
             "  user service      {} (stop {}; delete {}; account {})",

@@ -146,6 +146,20 @@ pub(crate) fn check(
     let mut port_spans: BTreeMap<String, Vec<Range<usize>>> = BTreeMap::new();
     for (name, table) in raw {
         checker.name("service", name)?;
+        // It names the account (mp-NAME), the unit and directories: what useradd accepts.
+        let ok = name.get_ref().starts_with(|c: char| c.is_ascii_lowercase())
+            && name
+                .get_ref()
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+            && name.get_ref().len() <= 29;
+        if !ok {
+            return Err(checker.src.invalid(
+                name.span(),
+                format!("invalid service name {:?}", name.get_ref()),
+                "use lowercase letters, digits, '-' and '_' (at most 29), starting with a letter: it names the account mp-NAME and the unit mp-svc-NAME",
+            ));
+        }
         let (service, afters, ports) = one(checker, name, table, hosts)?;
         after_spans.insert(service.name.clone(), afters);
         port_spans.insert(service.name.clone(), ports);

@@ -232,3 +232,11 @@ fn secrets_requirements_and_wheelhouses_must_exist() {
         refused(&format!("{ECHO}env = {{ \"1X\" = \"v\" }}\n")).contains("invalid variable name")
     );
 }
+
+#[test]
+fn a_service_name_must_make_an_account_name() {
+    assert!(
+        refused(&ECHO.replace("echo]", "Echo]")).starts_with("1:11: invalid service name \"Echo\"")
+    );
+    assert!(refused(&ECHO.replace("echo]", "\"e.cho\"]")).contains("invalid service name"));
+}

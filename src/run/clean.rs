@@ -208,6 +208,20 @@ wipe() {
 home() {
     if [ ! -d "$1" ] && id -u "$2" >/dev/null 2>&1; then install -d -o "$2" -g "$2" -m 750 "$1"; fi
 }
+# User services go first, found on the host by their units (written with the managed marker):
+# one dropped from the inventory since its deploy goes too. The plan's own list follows, for
+# what a failed deploy left without a unit.
+for unit in /etc/systemd/system/mp-svc-*.service; do
+    [ -e "$unit" ] || continue
+    head -n 1 "$unit" | grep -q 'managed by mp-remote' || continue
+    name=${unit##*/}; name=${name%.service}; svc=${name#mp-svc-}
+    account=$(sed -n 's/^User=//p' "$unit" | head -n 1)
+    stop_unit "$name"
+    remove "$unit"
+    remove "/opt/mp-services/$svc"
+    remove "/etc/mp-services/$svc.env"
+    if [ -n "$account" ]; then our_user "$account"; fi
+done
 "#
 );
 
