@@ -13,6 +13,7 @@ mod limit;
 mod model;
 mod resolve;
 mod services;
+mod services_rules;
 mod ssh_config;
 mod validate;
 
