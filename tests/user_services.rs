@@ -13,7 +13,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use crate::support::site::{gateway, Site};
-use crate::support::{assert_nothing_changed, mp_remote, run_ok, Fleet};
+use crate::support::{assert_nothing_changed, mp_remote, recap_counts, run_ok, Fleet};
 
 const SECRET: &str = "echo-secret-7f3a9c2e";
 
@@ -179,6 +179,12 @@ fn a_python_service_from_the_index_then_a_wheelhouse_then_cleaned() {
     let second = mp_remote(Some(&inventory), &["deploy"]);
     println!("second deploy: {} ms", took.elapsed().as_millis());
     assert_nothing_changed(&second);
+    assert_eq!(fleet.started_at("h1", "mp-svc-echo"), before, "restarted");
+    // --check agrees, and update (which installs nothing) changes nothing either.
+    let check = mp_remote(Some(&inventory), &["deploy", "--check"]);
+    assert_eq!(check.code, 0, "{check:?}");
+    assert_eq!(recap_counts(&check.stdout, "h1").1, 0, "{}", check.stdout);
+    assert_nothing_changed(&mp_remote(Some(&inventory), &["update"]));
     assert_eq!(fleet.started_at("h1", "mp-svc-echo"), before, "restarted");
 
     // The same service with a wheelhouse pushed with it: the venv is rebuilt without the index.
