@@ -1,7 +1,9 @@
-//! A user service (`[services.echo]`, a small real Python service in
+//! User services: `[services.echo]` (a small real Python service in
 //! tests/fixtures/services/echo that talks to NATS through nats-py) deployed on a real host
 //! beside NATS: from a package index, re-deployed without a change or a restart, then from a
-//! wheelhouse pushed with it (`pip --no-index`), then removed by `clean`.
+//! wheelhouse pushed with it (`pip --no-index`), then removed by `clean`; beside it a
+//! `binary` service (`[services.web]`, a script run from its release, a TCP health probe), and
+//! two that fail: a requirement pip cannot resolve, a service that never answers.
 //!
 //! The index: the test hosts reach pypi.org, but this environment's egress proxy re-signs
 //! TLS with a CA the hosts do not trust, so the hosts' pip is pointed (in /etc/pip.conf, as a
@@ -37,7 +39,9 @@ fn service_table(wheelhouse: bool) -> String {
          env = {{ NATS_URL = \"nats://127.0.0.1:4222\", GREETING = \"hello world\" }}\n\
          env_files = {{ API_KEY = \"secrets/echo-key\" }}\nports = [8090]\n\
          health = {{ http = \"http://127.0.0.1:8090/health\", json = {{ status = \"ok\" }} }}\n\
-         after = [\"nats\"]\n{}",
+         after = [\"nats\"]\n{}\n\
+         [services.web]\nkind = \"binary\"\npath = \"services/web\"\ncommand = [\"bin/serve\", \"8091\"]\n\
+         hosts = [\"h1\"]\nports = [8091]\nhealth = {{ tcp = 8091 }}\nafter = [\"echo\"]\n",
         if wheelhouse {
             "wheelhouse = \"wheels\"\n"
         } else {
@@ -97,6 +101,19 @@ fn a_python_service_from_the_index_then_a_wheelhouse_then_cleaned() {
     // The service's directory and its secret, beside the inventory.
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/services/echo");
     copy_dir(&fixture, &fleet.path("services/echo"));
+    // A `binary` service: any executable in its directory (here a script; its mode travels).
+    std::fs::create_dir_all(fleet.path("services/web/bin")).unwrap();
+    std::fs::write(
+        fleet.path("services/web/bin/serve"),
+        "#!/bin/sh\nexec python3 -m http.server \"$1\" --bind 127.0.0.1\n",
+    )
+    .unwrap();
+    std::fs::write(fleet.path("services/web/index.html"), "web ok\n").unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let serve = fleet.path("services/web/bin/serve");
+        std::fs::set_permissions(serve, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
     std::fs::create_dir_all(fleet.path("secrets")).unwrap();
     std::fs::write(fleet.path("secrets/echo-key"), format!("{SECRET}\n")).unwrap();
 
@@ -159,6 +176,12 @@ fn a_python_service_from_the_index_then_a_wheelhouse_then_cleaned() {
         "mp-echo"
     );
     assert!(fleet.holds("h1", "test -L /opt/mp-services/echo/current"));
+    assert_eq!(
+        fleet
+            .exec("h1", "curl -sf http://127.0.0.1:8091/index.html")
+            .trim(),
+        "web ok"
+    );
     // Nothing the run recorded (run.json, events, host logs) holds the secret.
     for file in crate::support::runs::files_under(&runs) {
         let text = String::from_utf8_lossy(&std::fs::read(&file).unwrap()).into_owned();
@@ -293,6 +316,7 @@ fn a_python_service_from_the_index_then_a_wheelhouse_then_cleaned() {
         "! test -e /opt/mp-services",
         "! test -e /etc/mp-services",
         "! id mp-echo",
+        "! id mp-web",
         "! id mp-bad",
         "! id mp-mute",
         "! test -e /etc/systemd/system/mp-svc-mute.service",
