@@ -24,3 +24,4 @@ mod ssh_auth;
 mod ssh_facts;
 mod ssh_host_keys;
 mod ssh_transport;
+mod user_services;

@@ -21,8 +21,17 @@ pub struct Args {
     pub purge_data: bool,
 }
 
-pub async fn run(hosts: &[&Host], fanout: &FanOut, args: Args, settings: &Settings) -> ExitCode {
-    let plans: Vec<CleanPlan> = hosts.iter().map(|h| plan(h, args.purge_data)).collect();
+pub async fn run(
+    hosts: &[&Host],
+    services: &[crate::inventory::UserService],
+    fanout: &FanOut,
+    args: Args,
+    settings: &Settings,
+) -> ExitCode {
+    let plans: Vec<CleanPlan> = hosts
+        .iter()
+        .map(|h| plan(h, args.purge_data).with_user_services(services))
+        .collect();
     for p in &plans {
         describe(p);
     }
@@ -176,6 +185,16 @@ fn record_host(recorder: &Recorder, o: &HostOutcome<CleanDone>) {
 
 fn describe(p: &CleanPlan) {
     println!("{}:", p.host);
+    println!("  user services     every mp-svc-* unit mp-remote wrote (with its release, env file and account), declared or not");
+    for service in &p.user_services {
+        println!(
+            "  user service      {} (stop {}; delete {}; account {})",
+            service.name,
+            service.unit,
+            service.files.join(", "),
+            service.user
+        );
+    }
     if !p.units.is_empty() {
         println!("  stop and disable  {}", p.units.join(", "));
         let how = if p.purge_data { "purge" } else { "remove" };

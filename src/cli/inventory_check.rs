@@ -36,5 +36,31 @@ pub fn run(inventory: &Inventory, hosts: &[&Host]) -> ExitCode {
             roles.join(",")
         );
     }
+    if !inventory.services.is_empty() {
+        println!("  services, in start order:");
+    }
+    for s in &inventory.services {
+        let kind = match s.kind {
+            crate::inventory::ServiceKind::Python => "python",
+            crate::inventory::ServiceKind::Binary => "binary",
+        };
+        let ports: Vec<String> = s.ports.iter().map(u16::to_string).collect();
+        println!(
+            "  {:<16} {kind:<7} on {} as {}{}{}",
+            s.name,
+            s.hosts.join(","),
+            s.user,
+            if ports.is_empty() {
+                String::new()
+            } else {
+                format!(", ports {}", ports.join(","))
+            },
+            if s.after.is_empty() {
+                String::new()
+            } else {
+                format!(", after {}", s.after.join(","))
+            }
+        );
+    }
     ExitCode::Ok
 }

@@ -416,7 +416,16 @@ async fn run(cli: Cli) -> ExitCode {
         Command::Logs(args) => logs::run(&inventory, &hosts, &fanout, args.clone()).await,
         Command::Lock(command) => lock::run(&hosts, &fanout, command).await,
         Command::Audit(args) => audit::run(&hosts, &fanout, args).await,
-        Command::Clean(args) => clean::run(&hosts, &fanout, args.clone(), &settings).await,
+        Command::Clean(args) => {
+            clean::run(
+                &hosts,
+                &inventory.services,
+                &fanout,
+                args.clone(),
+                &settings,
+            )
+            .await
+        }
         // Handled above, before the inventory is read.
         Command::Runs | Command::Report(_) => ExitCode::Usage,
         // Handled above, before the inventory is read.

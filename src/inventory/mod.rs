@@ -12,6 +12,8 @@ mod jump;
 mod limit;
 mod model;
 mod resolve;
+mod services;
+mod services_rules;
 mod ssh_config;
 mod validate;
 
@@ -28,6 +30,7 @@ use sha2::{Digest, Sha256};
 
 pub use collector::CollectorChoice;
 pub use error::{InventoryError, Location};
+pub use services::{ServiceHealth, ServiceKind, ServiceProbe, UserService};
 
 use crate::transport::target::SshTarget;
 
@@ -138,6 +141,8 @@ pub struct Inventory {
     pub components: toml::Table,
     /// `[streams]` and `[thresholds]`, not interpreted here.
     pub extra: toml::Table,
+    /// `[services.*]`, checked and placed, in start order (`after` first).
+    pub services: Vec<UserService>,
     /// SHA-256 (hex) of the file's bytes: tells whether a deployment used this exact file.
     pub digest: String,
 }
@@ -239,6 +244,12 @@ fn parse_in(
         })
         .transpose()?;
     let (hosts, groups) = resolve::build(&raw, &src, ssh.as_ref(), env)?;
+    let checker = validate::Checker {
+        src: error::Source { path, text: source },
+        dir: path.parent().map(Path::to_path_buf).unwrap_or_default(),
+        home: env.home.as_deref(),
+    };
+    let services = services::check(&checker, &raw.services, &hosts)?;
     let mut extra = toml::Table::new();
     if let Some(streams) = raw.streams {
         extra.insert("streams".into(), toml::Value::Table(streams));
@@ -252,6 +263,7 @@ fn parse_in(
         groups,
         components: raw.components,
         extra,
+        services,
         digest: hex::encode(Sha256::digest(source.as_bytes())),
     })
 }

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use toml::{Spanned, Table, Value};
 
 use super::collector::RawCollector;
+use super::services::RawService;
 
 /// Declares a table type that, besides its own fields, accepts every connection setting
 /// (`[defaults]`, `[groups.*]` and `[[hosts]]` share them), plus a borrowed [`RawSettings`] view.
@@ -74,6 +75,9 @@ pub struct RawInventory {
     pub components: Table,
     pub streams: Option<Table>,
     pub thresholds: Option<Table>,
+    /// The user's own services (see `inventory::services`).
+    #[serde(default)]
+    pub services: BTreeMap<Spanned<String>, RawService>,
 }
 
 with_connection_settings! {

@@ -8,6 +8,7 @@ pub mod model;
 pub mod pipeline;
 pub mod rollout;
 pub mod service;
+pub mod services;
 pub mod update;
 
 pub use build::{servers_plan, streams_plan, Fleet, PlanError};

@@ -185,6 +185,33 @@ pub enum Action {
     /// `{dir}/releases/{sha256[..16]}/mp-remote`, with `{dir}/current` pointing at it and the
     /// release it replaced kept as `{dir}/previous`, so a rollback is one symlink away.
     AppRelease { dir: String, sha256: String },
+    /// A user service's release: the tar archive the control node uploaded (content-addressed,
+    /// `archive`), checked against `sha256` and unpacked into `{dir}/releases/{sha256[..16]}`,
+    /// with `current`, `previous` and the newest releases kept as [`Action::AppRelease`] does.
+    ServiceRelease {
+        dir: String,
+        archive: String,
+        sha256: String,
+    },
+    /// A user service's Python virtualenv, `{dir}/venvs/{key[..16]}` made with the host's
+    /// python3 (and `pip install -r requirements`, from the index or with `--no-index
+    /// --find-links` a pushed wheelhouse), `{dir}/venv` pointing at it. `key` is the sha256 of
+    /// the requirements and where they come from: the venv is rebuilt only when they change.
+    Venv {
+        /// In messages (`echo`).
+        service: String,
+        dir: String,
+        key: String,
+        requirements: Option<String>,
+        find_links: Option<String>,
+    },
+    /// Poll until something accepts TCP connections on 127.0.0.1:`port`, or fail with the
+    /// last lines of the unit's log.
+    WaitTcp {
+        port: u16,
+        timeout_secs: u64,
+        log_unit: Option<String>,
+    },
     /// Switches `{dir}/current` back to another release on disk (`to`, or `{dir}/previous`),
     /// keeping the release it leaves as `previous` for inspection: a rollback.
     AppRollback { dir: String, to: Option<String> },

@@ -48,6 +48,37 @@ pub struct CleanPlan {
     pub users: Vec<&'static str>,
     pub purge_data: bool,
     become_root: bool,
+    /// The user's services on this host (`[services.*]`): stopped first (they may need the
+    /// pipeline), then their unit, release directory, env file and account removed.
+    pub user_services: Vec<UserServiceRemoval>,
+}
+
+/// What clean removes of one user service: all of it is mp-remote's (no data is kept).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserServiceRemoval {
+    pub name: String,
+    pub unit: String,
+    pub files: Vec<String>,
+    pub user: String,
+}
+
+impl CleanPlan {
+    /// Adds the user services `host` runs, from their declarations (as the deploy placed them).
+    pub fn with_user_services(mut self, services: &[crate::inventory::UserService]) -> Self {
+        use crate::plan::services::{env_file, service_dir, unit_name, unit_path};
+        self.user_services = services
+            .iter()
+            .filter(|s| s.runs_on(&self.host))
+            .rev()
+            .map(|s| UserServiceRemoval {
+                name: s.name.clone(),
+                unit: unit_name(&s.name),
+                files: vec![unit_path(&s.name), service_dir(&s.name), env_file(&s.name)],
+                user: s.user.clone(),
+            })
+            .collect();
+        self
+    }
 }
 
 /// The plan for `host` by its roles, from each component's declaration: the files mp-remote
@@ -110,6 +141,7 @@ pub fn plan(host: &Host, purge_data: bool) -> CleanPlan {
         users,
         purge_data,
         become_root: host.become_,
+        user_services: Vec::new(),
     }
 }
 
@@ -176,6 +208,20 @@ wipe() {
 home() {
     if [ ! -d "$1" ] && id -u "$2" >/dev/null 2>&1; then install -d -o "$2" -g "$2" -m 750 "$1"; fi
 }
+# User services go first, found on the host by their units (written with the managed marker):
+# one dropped from the inventory since its deploy goes too. The plan's own list follows, for
+# what a failed deploy left without a unit.
+for unit in /etc/systemd/system/mp-svc-*.service; do
+    [ -e "$unit" ] || continue
+    head -n 1 "$unit" | grep -q 'managed by mp-remote' || continue
+    name=${unit##*/}; name=${name%.service}; svc=${name#mp-svc-}
+    account=$(sed -n 's/^User=//p' "$unit" | head -n 1)
+    stop_unit "$name"
+    remove "$unit"
+    remove "/opt/mp-services/$svc"
+    remove "/etc/mp-services/$svc.env"
+    if [ -n "$account" ]; then our_user "$account"; fi
+done
 "#
 );
 
@@ -209,6 +255,21 @@ impl CleanPlan {
     /// The root script (fed on stdin to `sh -s`).
     pub fn script(&self) -> String {
         let mut s = String::from(PRELUDE);
+        // The user's services first, in reverse start order: they may depend on the pipeline.
+        for service in &self.user_services {
+            s.push_str(&format!("stop_unit {}\n", quote(&service.unit)));
+            for file in &service.files {
+                s.push_str(&format!("remove {}\n", quote(file)));
+            }
+            s.push_str(&format!("our_user {}\n", quote(&service.user)));
+        }
+        if !self.user_services.is_empty() {
+            s.push_str(&format!(
+                "rmdir {} {} 2>/dev/null\n",
+                crate::plan::services::SERVICES_DIR,
+                crate::plan::services::ENV_DIR
+            ));
+        }
         for unit in &self.units {
             s.push_str(&format!("stop_unit {}\n", quote(unit)));
         }
@@ -356,6 +417,50 @@ mod tests {
         );
         let inv = inventory::parse(&text, std::path::Path::new("inv.toml"), None).unwrap();
         inv.hosts[0].clone()
+    }
+
+    #[test]
+    fn user_services_are_stopped_first_and_removed_whole() {
+        let service = |name: &str, hosts: &[&str]| inventory::UserService {
+            name: name.into(),
+            kind: inventory::ServiceKind::Python,
+            path: "/x".into(),
+            command: vec!["python".into()],
+            hosts: hosts.iter().map(|h| h.to_string()).collect(),
+            user: format!("mp-{name}"),
+            env: Default::default(),
+            env_files: Default::default(),
+            ports: vec![],
+            health: None,
+            after: vec![],
+            requirements: None,
+            wheelhouse: None,
+        };
+        let services = [
+            service("echo", &["mp-1"]),
+            service("other", &["mp-2"]),
+            service("late", &["mp-1"]),
+        ];
+        let p = plan(&host(r#""nats""#, false), false).with_user_services(&services);
+        let names: Vec<&str> = p.user_services.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["late", "echo"],
+            "reverse start order, this host's only"
+        );
+        let script = p.script();
+        let stop = script.find("stop_unit mp-svc-late\n").expect("stopped");
+        assert!(stop < script.find("stop_unit nats-server\n").unwrap());
+        for line in [
+            "remove /etc/systemd/system/mp-svc-echo.service\n",
+            "remove /opt/mp-services/echo\n",
+            "remove /etc/mp-services/echo.env\n",
+            "our_user mp-echo\n",
+            "rmdir /opt/mp-services /etc/mp-services 2>/dev/null\n",
+        ] {
+            assert!(script.contains(line), "{line}");
+        }
+        assert!(!script.contains("other"));
     }
 
     #[test]

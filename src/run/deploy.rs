@@ -122,6 +122,9 @@ pub async fn deploy(
     let stream_limits = stream_limits(inventory)?;
     let limits = thresholds(inventory)?;
     let artifacts = agent_exec::load_push_artifacts(&components, &inventory.path, selected)?;
+    // Before any host is touched: a directory that cannot be packed or a secret file that
+    // cannot be read stops the run here.
+    let bundles = super::user_services::prepare(&inventory.services, selected, &options.redactor)?;
     let agent = match &options.agent_binary {
         Some(path) => AgentBinary::load(path)?,
         None => AgentBinary::load(&std::env::current_exe().context("cannot locate this program")?)?,
@@ -209,6 +212,13 @@ pub async fn deploy(
             Some(rolling) => {
                 let (batches, stopped) =
                     super::rollout::roll(&ctx, selected, rolling, &mut results, notes).await;
+                // The user's services have no rolling update of their own yet: after the
+                // last batch, on every host at once (never after a stopped rollout).
+                if stopped.is_none() && options.rollback.is_none() {
+                    let names: Vec<String> = selected.iter().map(|h| h.name.clone()).collect();
+                    super::user_services::services_phase(&ctx, &names, &bundles, &mut results)
+                        .await;
+                }
                 outcome.batches = batches;
                 outcome.stopped = stopped;
             }
@@ -220,6 +230,8 @@ pub async fn deploy(
                         servers_phase(&ctx, &names, &mut results).await;
                         streams_phase(&ctx, &mut results).await;
                         pipeline_phases(&ctx, &names, &mut results).await;
+                        super::user_services::services_phase(&ctx, &names, &bundles, &mut results)
+                            .await;
                     }
                 }
             }

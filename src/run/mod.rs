@@ -11,11 +11,13 @@ pub mod deploy;
 pub mod fanout;
 pub mod guard;
 pub mod lease;
+pub mod pack;
 pub mod phases;
 pub mod reattach;
 pub mod rollout;
 pub mod session;
 pub mod status;
+pub mod user_services;
 
 pub use connect::connect;
 pub use fanout::{for_each_host, FanOut, HostOutcome};

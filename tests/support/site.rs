@@ -56,11 +56,17 @@ fn serve(mut stream: TcpStream, root: &Path, log: &Mutex<Vec<String>>) {
     }
     let path = request.split_whitespace().nth(1).unwrap_or("/").to_string();
     log.lock().unwrap().push(path.clone());
-    let file = root.join(path.trim_start_matches('/'));
+    let mut file = root.join(path.trim_start_matches('/'));
+    // A directory's page (a PEP 503 simple index, for pip): its index.html, as HTML.
+    let html = path.ends_with('/');
+    if html {
+        file = file.join("index.html");
+    }
     let response = match (path.contains(".."), std::fs::read(&file)) {
         (false, Ok(body)) => {
             let mut head = format!(
-                "HTTP/1.1 200 OK\r\nContent-Type: application/gzip\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                "HTTP/1.1 200 OK\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                if html { "text/html" } else { "application/gzip" },
                 body.len()
             )
             .into_bytes();

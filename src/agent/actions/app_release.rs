@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 pub const KEEP: usize = 5;
 /// In each release directory: when it was installed (unix milliseconds), to keep the newest
 /// and to know which one came before another.
-const INSTALLED_AT: &str = ".installed-at";
+pub(crate) const INSTALLED_AT: &str = ".installed-at";
 
 use crate::agent::outcome::{Outcome, StepError};
 
@@ -216,13 +216,13 @@ fn installed_at(release: &Path) -> u128 {
         .unwrap_or(0)
 }
 
-fn name_of(path: &Path) -> String {
+pub(crate) fn name_of(path: &Path) -> String {
     path.file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| path.display().to_string())
 }
 
-fn file_sha256(path: &Path) -> Result<String, String> {
+pub(crate) fn file_sha256(path: &Path) -> Result<String, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     Ok(hex::encode(Sha256::digest(&bytes)))
 }
@@ -242,7 +242,7 @@ fn install(from: &Path, dir: &Path, binary: &Path) -> std::io::Result<()> {
 }
 
 /// Points `link` at `target` with one rename, never leaving it missing.
-fn swap_symlink(link: &Path, target: &Path) -> std::io::Result<()> {
+pub(crate) fn swap_symlink(link: &Path, target: &Path) -> std::io::Result<()> {
     let temp = link.with_extension("tmp");
     let _ = std::fs::remove_file(&temp);
     std::os::unix::fs::symlink(target, &temp)?;
@@ -250,7 +250,7 @@ fn swap_symlink(link: &Path, target: &Path) -> std::io::Result<()> {
 }
 
 /// Removes every release but those in `keep` and the newest `newest`; returns their names.
-fn prune(releases: &Path, keep: &[PathBuf], newest: usize) -> Vec<String> {
+pub(crate) fn prune(releases: &Path, keep: &[PathBuf], newest: usize) -> Vec<String> {
     let mut kept = keep.len();
     let mut removed = Vec::new();
     for path in by_age(releases) {

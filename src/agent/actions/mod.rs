@@ -13,12 +13,15 @@ pub mod port;
 pub mod release;
 pub mod script;
 pub mod service;
+pub mod service_release;
 pub mod streams_current;
 pub mod supervised;
 pub mod system_user;
 pub mod vendor_files;
+pub mod venv;
 pub mod verify_flow;
 pub mod wait_http;
+pub mod wait_tcp;
 
 use crate::plan::build::CLICKHOUSE_DATA_DIR as CLICKHOUSE_DATA;
 use std::time::Duration;
@@ -125,6 +128,40 @@ pub async fn perform(
         } => deb::apply(package, path, sha256, check_only).await,
         Action::SystemUser { name, home } => system_user::apply(name, home, check_only).await,
         Action::AppRelease { dir, sha256 } => app_release::apply(dir, sha256, check_only).await,
+        Action::ServiceRelease {
+            dir,
+            archive,
+            sha256,
+        } => service_release::apply(dir, archive, sha256, check_only).await,
+        Action::Venv {
+            service,
+            dir,
+            key,
+            requirements,
+            find_links,
+        } => {
+            let venv = venv::Venv {
+                service,
+                dir,
+                key,
+                requirements: requirements.as_deref(),
+                find_links: find_links.as_deref(),
+            };
+            venv::apply(&venv, check_only).await
+        }
+        Action::WaitTcp {
+            port,
+            timeout_secs,
+            log_unit,
+        } => {
+            wait_tcp::apply(
+                *port,
+                Duration::from_secs(*timeout_secs),
+                log_unit.as_deref(),
+                check_only,
+            )
+            .await
+        }
         Action::AppRollback { dir, to } => {
             app_release::rollback(dir, to.as_deref(), check_only).await
         }
