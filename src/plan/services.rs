@@ -125,6 +125,7 @@ pub fn services_plan(
         run_id: run_id.to_string(),
         state_dir: STATE_DIR.into(),
         check_only,
+        diff: false,
         layers: vec![Layer {
             name: LayerName::Start,
             steps,

@@ -166,7 +166,7 @@ pub(super) async fn services_phase(
                                 .retain(|s| !matches!(s.action, Action::Packages { .. }));
                         }
                     }
-                    run(&c, &r.agent_path, &plan, ctx.progress).await
+                    run(&c, &r.agent_path, &plan, ctx.progress, ctx.options.diff).await
                 }
                 None => Ok(Vec::new()),
             }
