@@ -30,14 +30,7 @@ pub async fn apply(dir: &str, sha256: &str, check_only: bool) -> Result<Outcome,
     if now.as_deref() == Some(target.as_path()) && file_sha256(&binary).as_deref() == Ok(sha256) {
         return Ok(Outcome::unchanged(format!("release {id} is current")));
     }
-    let change = match &now {
-        Some(old) => format!(
-            "switch {} to release {id} (was {})",
-            current.display(),
-            name_of(old)
-        ),
-        None => format!("install release {id} as {}", current.display()),
-    };
+    let change = switch_line(&current, now.as_deref(), id);
     if check_only {
         return Ok(Outcome::changed(change.clone(), vec![change]));
     }
@@ -50,17 +43,40 @@ pub async fn apply(dir: &str, sha256: &str, check_only: bool) -> Result<Outcome,
         .hint("check free space and permissions there (deploy_dir var)")
     })?;
     let mut changes = vec![change.clone()];
-    if let Some(old) = &now {
-        if old != &target {
-            swap_symlink(&dir.join("previous"), old)
-                .map_err(|e| StepError::new(format!("cannot keep the previous release: {e}")))?;
-            changes.push(format!("keep {} as previous", name_of(old)));
-        }
+    changes.extend(switch_to(&dir, now.as_deref(), &target)?);
+    Ok(Outcome::changed(change, changes))
+}
+
+/// `switch DIR/current to release ID (was OLD)`, or `install release ID as DIR/current`.
+pub(crate) fn switch_line(current: &Path, now: Option<&Path>, id: &str) -> String {
+    match now {
+        Some(old) => format!(
+            "switch {} to release {id} (was {})",
+            current.display(),
+            name_of(old)
+        ),
+        None => format!("install release {id} as {}", current.display()),
     }
-    swap_symlink(&current, &target)
+}
+
+/// Points `{dir}/current` at `target` (the release it leaves, `now`, becomes `previous`) and
+/// keeps the newest [`KEEP`] releases: what it changed beyond the switch itself.
+pub(crate) fn switch_to(
+    dir: &Path,
+    now: Option<&Path>,
+    target: &Path,
+) -> Result<Vec<String>, StepError> {
+    let mut changes = Vec::new();
+    if let Some(old) = now.filter(|old| *old != target) {
+        swap_symlink(&dir.join("previous"), old)
+            .map_err(|e| StepError::new(format!("cannot keep the previous release: {e}")))?;
+        changes.push(format!("keep {} as previous", name_of(old)));
+    }
+    let current = dir.join("current");
+    swap_symlink(&current, target)
         .map_err(|e| StepError::new(format!("cannot switch {}: {e}", current.display())))?;
     let keep: Vec<PathBuf> = [
-        Some(target.clone()),
+        Some(target.to_path_buf()),
         std::fs::read_link(dir.join("previous")).ok(),
     ]
     .into_iter()
@@ -69,7 +85,7 @@ pub async fn apply(dir: &str, sha256: &str, check_only: bool) -> Result<Outcome,
     for pruned in prune(&dir.join("releases"), &keep, KEEP) {
         changes.push(format!("remove old release {pruned}"));
     }
-    Ok(Outcome::changed(change, changes))
+    Ok(changes)
 }
 
 /// The build the control node pushed, by its sha256: this very program, or the file pushed

@@ -1,11 +1,11 @@
 //! A user service's release: the archive the control node packed and uploaded, unpacked into
 //! `{dir}/releases/{id}` beside the older ones, `current` and `previous` switched by renaming
-//! symlinks and the newest [`KEEP`] kept, as the pipeline's own release
+//! symlinks and the newest [`super::app_release::KEEP`] kept, as the pipeline's own release
 //! ([`super::app_release`]) does: one layout, one rollback story.
 
 use std::path::{Path, PathBuf};
 
-use super::app_release::{file_sha256, name_of, prune, swap_symlink, INSTALLED_AT, KEEP};
+use super::app_release::{file_sha256, switch_line, switch_to, INSTALLED_AT};
 use crate::agent::outcome::{Outcome, StepError};
 use crate::agent::shell::sh;
 use crate::transport::shell::quote;
@@ -28,39 +28,16 @@ pub async fn apply(
     if complete && now.as_deref() == Some(target.as_path()) {
         return Ok(Outcome::unchanged(format!("release {id} is current")));
     }
-    let change = match &now {
-        Some(old) => format!(
-            "switch {} to release {id} (was {})",
-            current.display(),
-            name_of(old)
-        ),
-        None => format!("install release {id} as {}", current.display()),
-    };
+    let change = switch_line(&current, now.as_deref(), id);
     if check_only {
         return Ok(Outcome::changed(format!("would {change}"), vec![change]));
     }
-    let mut changes = Vec::new();
+    let mut changes = vec![change.clone()];
     if !complete {
         unpack(Path::new(archive), sha256, &target).await?;
         changes.push(format!("unpack release {id}"));
     }
-    if let Some(old) = &now {
-        if old != &target {
-            swap_symlink(&dir.join("previous"), old)
-                .map_err(|e| StepError::new(format!("cannot keep the previous release: {e}")))?;
-            changes.push(format!("keep {} as previous", name_of(old)));
-        }
-    }
-    swap_symlink(&current, &target)
-        .map_err(|e| StepError::new(format!("cannot switch {}: {e}", current.display())))?;
-    changes.insert(0, change.clone());
-    let keep: Vec<PathBuf> = [Some(target), std::fs::read_link(dir.join("previous")).ok()]
-        .into_iter()
-        .flatten()
-        .collect();
-    for pruned in prune(&dir.join("releases"), &keep, KEEP) {
-        changes.push(format!("remove old release {pruned}"));
-    }
+    changes.extend(switch_to(&dir, now.as_deref(), &target)?);
     // The uploads of older releases go; this one stays, so a re-deploy need not upload it.
     changes.extend(prune_archives(Path::new(archive)));
     Ok(Outcome::changed(change, changes))
