@@ -137,34 +137,30 @@ pub fn servers_plan(
 /// Phase 2, on one NATS node once every node is up: the streams, then a check that they exist.
 pub fn streams_plan(host: &Host, fleet: &Fleet, run_id: &str, check_only: bool) -> HostPlan {
     let streams = stack::nats::streams_with_replicas(fleet.replicas, &fleet.stream_limits);
-    HostPlan {
-        format: PLAN_FORMAT,
-        host: host.name.clone(),
-        run_id: run_id.to_string(),
-        state_dir: STATE_DIR.into(),
+    HostPlan::one_layer(
+        &host.name,
+        run_id,
+        STATE_DIR,
         check_only,
-        diff: false,
-        layers: vec![Layer {
-            name: LayerName::Init,
-            steps: vec![
-                Step {
-                    id: "init.nats.cluster-health".into(),
-                    title: "NATS cluster healthy (JetStream meta leader)".into(),
-                    action: nats_healthz(""),
-                    notify: vec![],
+        LayerName::Init,
+        vec![
+            Step {
+                id: "init.nats.cluster-health".into(),
+                title: "NATS cluster healthy (JetStream meta leader)".into(),
+                action: nats_healthz(""),
+                notify: vec![],
+            },
+            Step {
+                id: "init.nats.streams".into(),
+                title: "create or update JetStream streams".into(),
+                action: Action::NatsStreams {
+                    url: format!("nats://127.0.0.1:{}", NATS.port("client")),
+                    streams,
                 },
-                Step {
-                    id: "init.nats.streams".into(),
-                    title: "create or update JetStream streams".into(),
-                    action: Action::NatsStreams {
-                        url: format!("nats://127.0.0.1:{}", NATS.port("client")),
-                        streams,
-                    },
-                    notify: vec![],
-                },
-            ],
-        }],
-    }
+                notify: vec![],
+            },
+        ],
+    )
 }
 
 fn preflight(host: &Host, facts: &Facts) -> Result<(), PlanError> {

@@ -24,6 +24,28 @@ pub struct HostPlan {
     pub layers: Vec<Layer>,
 }
 
+impl HostPlan {
+    /// A plan of one layer for `host` (the agent's state in `state_dir`).
+    pub fn one_layer(
+        host: &str,
+        run_id: &str,
+        state_dir: &str,
+        check_only: bool,
+        name: LayerName,
+        steps: Vec<Step>,
+    ) -> HostPlan {
+        HostPlan {
+            format: PLAN_FORMAT,
+            host: host.to_string(),
+            run_id: run_id.to_string(),
+            state_dir: state_dir.to_string(),
+            check_only,
+            diff: false,
+            layers: vec![Layer { name, steps }],
+        }
+    }
+}
+
 /// The five layers, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

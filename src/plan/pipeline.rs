@@ -11,9 +11,7 @@ use crate::stack::nats::COMPONENT as NATS;
 use crate::stack::pipeline::{self, PipelineService, SERVICE_USER};
 
 use super::build::{Fleet, PlanError, CLICKHOUSE_USER};
-use super::model::{
-    Action, FlowCheck, HostPlan, JsonExpectation, Layer, LayerName, Step, PLAN_FORMAT,
-};
+use super::model::{Action, FlowCheck, HostPlan, JsonExpectation, LayerName, Step};
 use super::service::{service_steps, Server};
 
 /// Where the storage reads the ClickHouse password: its own copy, readable by its account
@@ -377,15 +375,14 @@ fn plan_of(
     layer: LayerName,
     steps: Vec<Step>,
 ) -> HostPlan {
-    HostPlan {
-        format: PLAN_FORMAT,
-        host: host.name.clone(),
-        run_id: run_id.to_string(),
-        state_dir: super::build::STATE_DIR.into(),
+    HostPlan::one_layer(
+        &host.name,
+        run_id,
+        super::build::STATE_DIR,
         check_only,
-        diff: false,
-        layers: vec![Layer { name: layer, steps }],
-    }
+        layer,
+        steps,
+    )
 }
 
 #[cfg(test)]

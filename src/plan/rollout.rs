@@ -8,7 +8,7 @@ use crate::stack::nats::COMPONENT as NATS;
 use crate::stack::pipeline::PipelineService;
 
 use super::build::{Fleet, PlanError};
-use super::model::{Action, GateProbe, HostPlan, JsonExpectation, Layer, LayerName, Step};
+use super::model::{Action, GateProbe, HostPlan, JsonExpectation, LayerName, Step};
 use super::pipeline::{service_step_id, services_of, services_plan};
 
 /// Healthy answers in a row that pass the gate, and how far apart they are.
@@ -95,18 +95,14 @@ pub fn gate_plan(
             notify: vec![],
         });
     }
-    HostPlan {
-        format: super::model::PLAN_FORMAT,
-        host: host.name.clone(),
-        run_id: run_id.to_string(),
-        state_dir: super::build::STATE_DIR.into(),
+    HostPlan::one_layer(
+        &host.name,
+        run_id,
+        super::build::STATE_DIR,
         check_only,
-        diff: false,
-        layers: vec![Layer {
-            name: LayerName::Verify,
-            steps,
-        }],
-    }
+        LayerName::Verify,
+        steps,
+    )
 }
 
 /// The pipeline's services switched back to release `to` (None: the previous one) and

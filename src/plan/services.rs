@@ -16,7 +16,7 @@ use crate::stack::component;
 use crate::stack::managed::{with_marker, CommentStyle};
 
 use super::build::{PlanError, STATE_DIR};
-use super::model::{Action, HostPlan, JsonExpectation, Layer, LayerName, Step, PLAN_FORMAT};
+use super::model::{Action, HostPlan, JsonExpectation, LayerName, Step};
 
 /// Where every user service's releases and venvs live.
 pub const SERVICES_DIR: &str = "/opt/mp-services";
@@ -119,18 +119,14 @@ pub fn services_plan(
             })?;
         steps.extend(service_steps(service, ready, services));
     }
-    Ok(Some(HostPlan {
-        format: PLAN_FORMAT,
-        host: host.name.clone(),
-        run_id: run_id.to_string(),
-        state_dir: STATE_DIR.into(),
+    Ok(Some(HostPlan::one_layer(
+        &host.name,
+        run_id,
+        STATE_DIR,
         check_only,
-        diff: false,
-        layers: vec![Layer {
-            name: LayerName::Start,
-            steps,
-        }],
-    }))
+        LayerName::Start,
+        steps,
+    )))
 }
 
 /// One service's steps, from its account to its health.
