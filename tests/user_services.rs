@@ -210,6 +210,42 @@ fn a_python_service_from_the_index_then_a_wheelhouse_then_cleaned() {
     assert_nothing_changed(&mp_remote(Some(&inventory), &["update"]));
     assert_eq!(fleet.started_at("h1", "mp-svc-echo"), before, "restarted");
 
+    // Day 2 knows the user services: status shows them, restart and logs take their names.
+    let status = mp_remote(Some(&inventory), &["status", "--json"]);
+    assert_eq!(status.code, 0, "{status:?}");
+    let doc: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    let echo = &doc["hosts"][0]["services"]["echo"];
+    assert_eq!(
+        (&echo["running"], &echo["healthy"]),
+        (&serde_json::json!(true), &serde_json::json!(true)),
+        "{doc}"
+    );
+    assert_eq!(echo["ports"], serde_json::json!([8090]), "{doc}");
+    let restart = mp_remote(Some(&inventory), &["restart", "--service", "echo"]);
+    println!("restart:\n{}{}", restart.stdout, restart.stderr);
+    assert_eq!(restart.code, 0, "{restart:?}");
+    assert!(
+        restart
+            .stdout
+            .contains("mp-svc-echo restarted, healthy after"),
+        "{restart:?}"
+    );
+    assert_ne!(fleet.started_at("h1", "mp-svc-echo"), before, "restarted");
+    let logs = mp_remote(Some(&inventory), &["logs", "--service", "echo", "-n", "5"]);
+    assert_eq!(logs.code, 0, "{logs:?}");
+    assert!(
+        logs.stdout.lines().all(|l| l.starts_with("h1 | ")),
+        "{logs:?}"
+    );
+    assert!(!logs.stdout.contains(SECRET), "{logs:?}");
+    let unknown = mp_remote(Some(&inventory), &["logs", "--service", "ecko"]);
+    assert_eq!(unknown.code, 1, "{unknown:?}");
+    assert!(
+        unknown.stderr.contains("no service \"ecko\""),
+        "{unknown:?}"
+    );
+    let before = fleet.started_at("h1", "mp-svc-echo");
+
     // The same service with a wheelhouse pushed with it: the venv is rebuilt without the index.
     copy_dir(&wheels, &fleet.path("services/echo/wheels"));
     let requests = site.requests_for(&wheel);

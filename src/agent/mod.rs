@@ -6,6 +6,7 @@ pub mod actions;
 mod diff;
 pub mod event;
 pub mod follow;
+pub mod hostops;
 pub mod lock;
 pub mod outcome;
 pub mod runner;

@@ -3,17 +3,17 @@
 
 use crate::inventory::{Host, Inventory};
 use crate::report::ExitCode;
-use crate::run::day2::{logs, Service};
+use crate::run::day2::{logs, Named};
 use crate::run::FanOut;
 
-use super::service_ctl::{hosts_with, ServiceName};
+use super::service_ctl::{hosts_with, named};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
     /// Whose journal: nats (unit nats-server), clickhouse (clickhouse-server), storage
-    /// (mp-storage) or collector (mp-collector).
-    #[arg(long, value_enum)]
-    pub service: ServiceName,
+    /// (mp-storage), collector (mp-collector) or a user service (mp-svc-NAME).
+    #[arg(long, value_name = "NAME")]
+    pub service: String,
     /// Only this host (instead of every selected host that runs the service).
     #[arg(long, value_name = "NAME")]
     pub host: Option<String>,
@@ -28,7 +28,14 @@ pub async fn run(
     fanout: &FanOut,
     args: Args,
 ) -> ExitCode {
-    let service = Service::from(args.service);
+    let service = match named(Some(&args.service), &inventory.services) {
+        Ok(Some(service)) => service,
+        Ok(None) | Err(_) => {
+            let error = named(Some(&args.service), &inventory.services).err();
+            eprintln!("error: {}", error.unwrap_or_default());
+            return ExitCode::Usage;
+        }
+    };
     let candidates: Vec<&Host> = match &args.host {
         Some(name) => match inventory.hosts.iter().find(|h| &h.name == name) {
             Some(host) => vec![host],
@@ -48,14 +55,18 @@ pub async fn run(
         },
         None => selected.to_vec(),
     };
-    let hosts = match hosts_with(&candidates, Some(service)) {
+    let hosts = match hosts_with(&candidates, Some(&service), &inventory.services) {
         Ok(hosts) => hosts,
         Err(error) => {
             eprintln!("error: {error}");
             return ExitCode::Usage;
         }
     };
-    let outcomes = logs(&hosts, fanout, service, args.lines).await;
+    let unit = match &service {
+        Named::Builtin(s) => s.unit().to_string(),
+        Named::User(name) => crate::plan::services::unit_name(name),
+    };
+    let outcomes = logs(&hosts, fanout, &unit, args.lines).await;
     let width = hosts.iter().map(|h| h.name.len()).max().unwrap_or(0);
     for outcome in &outcomes {
         match (&outcome.value, &outcome.error) {

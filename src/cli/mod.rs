@@ -209,6 +209,12 @@ pub enum AgentCommand {
         #[arg(long, value_name = "DIR", default_value = crate::plan::build::STATE_DIR)]
         state_dir: PathBuf,
     },
+    /// Look at services on this host (request on stdin, one JSON event per line out).
+    Status,
+    /// Start, stop or restart services here and wait for their health (request on stdin).
+    Control,
+    /// The end of a service's log here (request on stdin).
+    Logs,
     /// Run a server and restart it whenever it exits, until SIGTERM (hosts without systemd;
     /// the agent starts it detached).
     Supervise {
@@ -279,6 +285,19 @@ async fn run(cli: Cli) -> ExitCode {
     // The agent needs no inventory: it runs a plan on the host it is on.
     if let Command::Agent(AgentCommand::Run { plan }) = &cli.command {
         return match agent::run(plan).await {
+            0 => ExitCode::Ok,
+            1 => ExitCode::Usage,
+            _ => ExitCode::HostFailed,
+        };
+    }
+    let op = match &cli.command {
+        Command::Agent(AgentCommand::Status) => Some(crate::agent::hostops::Op::Status),
+        Command::Agent(AgentCommand::Control) => Some(crate::agent::hostops::Op::Control),
+        Command::Agent(AgentCommand::Logs) => Some(crate::agent::hostops::Op::Logs),
+        _ => None,
+    };
+    if let Some(op) = op {
+        return match crate::agent::hostops::run(op).await {
             0 => ExitCode::Ok,
             1 => ExitCode::Usage,
             _ => ExitCode::HostFailed,
@@ -400,18 +419,24 @@ async fn run(cli: Cli) -> ExitCode {
             };
             deploy::run(&inventory, &hosts, &fanout, args).await
         }
-        Command::Status { json } => status::run(&hosts, &fanout, *json).await,
+        Command::Status { json } => status::run(&hosts, &fanout, *json, &inventory.services).await,
         Command::Start(args) => {
             let control = crate::run::day2::Control::Start;
-            service_ctl::run(&hosts, &fanout, control, args.service, args.wait).await
+            let only = args.service.as_deref();
+            let users = &inventory.services;
+            service_ctl::run(&hosts, &fanout, control, only, args.wait, users).await
         }
         Command::Stop(args) => {
             let control = crate::run::day2::Control::Stop;
-            service_ctl::run(&hosts, &fanout, control, args.service, None).await
+            let only = args.service.as_deref();
+            let users = &inventory.services;
+            service_ctl::run(&hosts, &fanout, control, only, None, users).await
         }
         Command::Restart(args) => {
             let control = crate::run::day2::Control::Restart;
-            service_ctl::run(&hosts, &fanout, control, args.service, args.wait).await
+            let only = args.service.as_deref();
+            let users = &inventory.services;
+            service_ctl::run(&hosts, &fanout, control, only, args.wait, users).await
         }
         Command::Logs(args) => logs::run(&inventory, &hosts, &fanout, args.clone()).await,
         Command::Lock(command) => lock::run(&hosts, &fanout, command).await,

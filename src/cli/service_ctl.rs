@@ -4,36 +4,17 @@
 
 use std::time::Duration;
 
-use crate::inventory::Host;
+use crate::inventory::{Host, UserService};
 use crate::report::{ExitCode, HostStatus};
-use crate::run::day2::{control_all, Control, Service};
+use crate::run::day2::{control_all, targets, Control, Named};
 use crate::run::FanOut;
-
-/// `--service` as typed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ServiceName {
-    Nats,
-    Clickhouse,
-    Storage,
-    Collector,
-}
-
-impl From<ServiceName> for Service {
-    fn from(name: ServiceName) -> Self {
-        match name {
-            ServiceName::Nats => Service::Nats,
-            ServiceName::Clickhouse => Service::Clickhouse,
-            ServiceName::Storage => Service::Storage,
-            ServiceName::Collector => Service::Collector,
-        }
-    }
-}
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct StartArgs {
-    /// Only this service (default: every service of the host's roles).
-    #[arg(long, value_enum)]
-    pub service: Option<ServiceName>,
+    /// Only this service: nats, clickhouse, storage, collector or a user service's name
+    /// (default: every service of the host's roles, then its user services).
+    #[arg(long, value_name = "NAME")]
+    pub service: Option<String>,
     /// How long to wait for health, e.g. 30s (default: 90s ClickHouse, 60s the others).
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub wait: Option<Duration>,
@@ -41,51 +22,71 @@ pub struct StartArgs {
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct StopArgs {
-    /// Only this service (default: every service of the host's roles).
-    #[arg(long, value_enum)]
-    pub service: Option<ServiceName>,
+    /// Only this service: nats, clickhouse, storage, collector or a user service's name
+    /// (default: every service of the host's roles, then its user services).
+    #[arg(long, value_name = "NAME")]
+    pub service: Option<String>,
 }
 
-/// The hosts that run `only` (all when None); an error line when none does.
-pub fn hosts_with<'h>(hosts: &[&'h Host], only: Option<Service>) -> Result<Vec<&'h Host>, String> {
+/// The hosts that run `only` (any service when None); an error line when none does.
+pub fn hosts_with<'h>(
+    hosts: &[&'h Host],
+    only: Option<&Named>,
+    users: &[UserService],
+) -> Result<Vec<&'h Host>, String> {
     let chosen: Vec<&Host> = hosts
         .iter()
         .copied()
-        .filter(|h| !crate::run::day2::services_of(h, only).is_empty())
+        .filter(|h| !targets(h, Control::Start, only, users).is_empty())
         .collect();
     if chosen.is_empty() {
         return Err(match only {
-            Some(s) => format!(
+            Some(Named::Builtin(s)) => format!(
                 "no selected host has the {} role; check --limit and the hosts' roles",
                 s.role()
             ),
-            None => "no selected host has a nats, clickhouse, storage or collector role; check --limit and the hosts' roles".into(),
+            Some(Named::User(name)) => format!(
+                "no selected host runs the service {name:?}; check --limit and its roles or hosts in [services.{name}]"
+            ),
+            None => "no selected host has a nats, clickhouse, storage or collector role or a user service; check --limit and the hosts' roles".into(),
         });
     }
     Ok(chosen)
+}
+
+/// `--service` resolved against the built-ins and the inventory's services.
+pub fn named(service: Option<&str>, users: &[UserService]) -> Result<Option<Named>, String> {
+    service.map(|s| Named::resolve(s, users)).transpose()
 }
 
 pub async fn run(
     hosts: &[&Host],
     fanout: &FanOut,
     control: Control,
-    service: Option<ServiceName>,
+    service: Option<&str>,
     wait: Option<Duration>,
+    users: &[UserService],
 ) -> ExitCode {
-    let only = service.map(Service::from);
-    let hosts = match hosts_with(hosts, only) {
+    let only = match named(service, users) {
+        Ok(only) => only,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::Usage;
+        }
+    };
+    let hosts = match hosts_with(hosts, only.as_ref(), users) {
         Ok(hosts) => hosts,
         Err(error) => {
             eprintln!("error: {error}");
             return ExitCode::Usage;
         }
     };
-    let outcomes = control_all(&hosts, fanout, control, only, wait).await;
+    let outcomes = control_all(&hosts, fanout, control, only.as_ref(), wait, users).await;
     let mut statuses = Vec::new();
     for outcome in &outcomes {
         let mut status = outcome.status;
         for done in outcome.value.iter().flatten() {
-            let unit = done.service.unit();
+            let unit = &done.unit;
             match (&done.failure, done.healthy_after) {
                 (Some(failure), _) => {
                     status = HostStatus::Failed;

@@ -49,6 +49,7 @@ impl HostReport {
                 p.services
                     .iter()
                     .map(|(s, state)| (s.name().to_string(), state.clone()))
+                    .chain(p.users.clone())
                     .collect()
             }),
             streams: probe.and_then(|p| p.streams.clone()).and_then(Result::ok),
@@ -58,8 +59,13 @@ impl HostReport {
     }
 }
 
-pub async fn run(hosts: &[&Host], fanout: &FanOut, json: bool) -> ExitCode {
-    let outcomes = gather(hosts, fanout).await;
+pub async fn run(
+    hosts: &[&Host],
+    fanout: &FanOut,
+    json: bool,
+    users: &[crate::inventory::UserService],
+) -> ExitCode {
+    let outcomes = gather(hosts, fanout, users).await;
     let code = ExitCode::from_statuses(outcomes.iter().map(|o| o.status));
     if json {
         match serde_json::to_string_pretty(&report(&outcomes)) {
@@ -97,12 +103,17 @@ fn text(outcomes: &[HostOutcome<HostProbe>]) -> String {
             let _ = writeln!(out, "{:<16} {:<11} -", o.host, o.status);
             continue;
         };
-        if probe.services.is_empty() {
+        if probe.services.is_empty() && probe.users.is_empty() {
             let _ = writeln!(out, "{:<16} {:<11} (no service role)", o.host, o.status);
         }
-        for (service, state) in &probe.services {
+        let rows = probe
+            .services
+            .iter()
+            .map(|(s, state)| (s.name(), state))
+            .chain(probe.users.iter().map(|(n, state)| (n.as_str(), state)));
+        for (service, state) in rows {
             // The pipeline services run the host's current release.
-            let release = match (service.name(), &probe.release) {
+            let release = match (service, &probe.release) {
                 ("storage" | "collector", Some(r)) => format!(" (release {r})"),
                 _ => String::new(),
             };
@@ -111,7 +122,7 @@ fn text(outcomes: &[HostOutcome<HostProbe>]) -> String {
                 "{:<16} {:<11} {:<11} {:<8} {:<8} {:<10} {}{release}",
                 o.host,
                 o.status,
-                service.name(),
+                service,
                 yes_no(state.running),
                 yes_no(state.healthy),
                 state.version.as_deref().unwrap_or("-"),
@@ -210,6 +221,7 @@ mod tests {
     /// A ClickHouse + storage host and a NATS + collector host.
     fn fleet() -> Vec<HostOutcome<HostProbe>> {
         let db = HostProbe {
+            users: BTreeMap::new(),
             services: BTreeMap::from([
                 (
                     Service::Clickhouse,
@@ -225,6 +237,7 @@ mod tests {
             release: Some("0123456789abcdef".into()),
         };
         let edge = HostProbe {
+            users: BTreeMap::new(),
             services: BTreeMap::from([
                 (Service::Nats, state(true, true, "2.9.10", &[4222, 8222])),
                 (

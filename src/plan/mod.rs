@@ -6,6 +6,7 @@ pub mod install;
 pub mod install_clickhouse;
 pub mod model;
 pub mod pipeline;
+pub mod probe;
 pub mod rollout;
 pub mod service;
 pub mod services;

@@ -6,7 +6,7 @@
 //! per host that reports each thing it did as `did=`, each data directory it kept as `kept=`
 //! and each failure as `failed=`; it does only what is still there, so a second clean is a no-op.
 
-use super::day2::{services_of, supervisor_sh};
+use super::day2::services_of;
 use super::{for_each_host, FanOut, HostOutcome};
 use crate::inventory::Host;
 pub use crate::plan::build::NATS_DROP_IN;
@@ -18,6 +18,26 @@ use crate::plan::install_clickhouse::{
 use crate::report::HostStatus;
 use crate::stack::component::{Component, Origin};
 use crate::transport::shell::{quote, with_become};
+
+/// POSIX sh functions for the agent's supervisor on hosts without systemd (see
+/// `agent::supervise`): pid files in /run/mp-remote, the supervisor's cmdline
+/// `... agent supervise --name NAME ...`. `sv_sup NAME` sets `p` to the live supervisor's pid,
+/// `sv_server NAME` sets `q` to the live server's pid; `sv_stop NAME` sends the supervisor
+/// SIGTERM (it stops its server) and waits up to 60 s (its grace is 30 s) for both to be gone.
+/// No single quotes inside: it goes through `with_become`'s quoting as it is.
+macro_rules! supervisor_sh {
+    () => {
+        r#"sv_alive() { sv_st=$(cat /proc/$1/stat 2>/dev/null </dev/null) || return 1; sv_st=${sv_st##*") "}; case $sv_st in ""|Z*|X*) return 1 ;; esac; }
+sv_pid() { sv_v=$(cat "$1" 2>/dev/null </dev/null) || return 1; case $sv_v in ""|*[!0-9]*) return 1 ;; esac; echo "$sv_v"; }
+sv_sup() { p=$(sv_pid /run/mp-remote/$1.supervisor.pid) && sv_alive $p || { p=; return 1; }; case " $(tr "\0" " " </proc/$p/cmdline 2>/dev/null) " in *" agent supervise --name $1 "*) return 0 ;; esac; p=; return 1; }
+sv_server() { q=$(sv_pid /run/mp-remote/$1.pid) && sv_alive $q || { q=; return 1; }; }
+sv_running() { sv_sup $1 && sv_server $1; }
+sv_stop() { sv_sup $1 || return 0; sv_server $1; kill -TERM $p || return 1; sv_n=0; while sv_alive $p || { [ -n "$q" ] && sv_alive $q; }; do sv_n=$((sv_n+1)); if [ $sv_n -gt 600 ]; then echo "$1 still running 60 s after SIGTERM to its supervisor (pid $p)" >&2; return 1; fi; sleep 0.1; done; }
+sv_launchable() { sv_f=/var/lib/mp-remote/supervised/$1.argv; [ -r "$sv_f" ] || return 1; sv_exe=$(tr "\0" "\n" <"$sv_f" | head -n 1); [ -x "$sv_exe" ]; }
+sv_launch() { sv_launchable $1 || return 3; mkdir -p /var/log/mp-remote; (cd / && xargs -0 -a "$sv_f" setsid --fork env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin </dev/null >>/var/log/mp-remote/$1.log 2>&1); }
+"#
+    };
+}
 
 /// Where a non-root (become) user keeps the agent binary: its home, relative to the session.
 const USER_AGENT_DIR: &str = ".mp-remote";

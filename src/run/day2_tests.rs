@@ -1,107 +1,6 @@
-//! Tests of `day2`.
+//! Tests of the day-2 operations' pure parts: which services, in which order.
 
 use super::*;
-
-/// `if [ -d /run/systemd/system ]; then SYSTEMD; else FUNCTIONS echo mp-remote:supervised;
-/// SUPERVISED; fi`, through sudo when asked.
-fn both(systemd: &str, supervised: &str) -> String {
-    format!(
-            "if [ -d /run/systemd/system ]; then {systemd}; else\n{}echo mp-remote:supervised; {supervised}; fi",
-            supervisor_sh!()
-        )
-}
-
-#[test]
-fn control_commands() {
-    let no_systemd = "echo \"no systemd here and no record of how mp-remote started it: run \\`mp-remote deploy\\` to start it under mp-remote's supervisor\" >&2; exit 3";
-    let launch = |unit: &str| format!("sv_launch {unit} || {{ {no_systemd}; }}");
-    assert_eq!(
-            control_command(Control::Start, Service::Nats, false),
-            both(
-                "if systemctl is-active --quiet nats-server; then echo mp-remote:already; else systemctl start nats-server; fi",
-                &format!("if sv_sup nats-server; then echo mp-remote:already; else {}; fi", launch("nats-server"))
-            )
-        );
-    assert_eq!(
-        control_command(Control::Restart, Service::Clickhouse, true),
-        with_become(
-            &both(
-                "systemctl restart clickhouse-server",
-                &format!("if sv_launchable clickhouse-server; then sv_stop clickhouse-server && sv_launch clickhouse-server; else {no_systemd}; fi")
-            ),
-            true
-        )
-    );
-    assert!(control_command(Control::Restart, Service::Clickhouse, true)
-            .starts_with("sudo -n -- sh -c 'if [ -d /run/systemd/system ]; then systemctl restart clickhouse-server; else\n"));
-    assert_eq!(
-            control_command(Control::Stop, Service::Clickhouse, false),
-            both(
-                "if systemctl is-active --quiet clickhouse-server; then systemctl stop clickhouse-server; else echo mp-remote:already; fi",
-                "if sv_sup clickhouse-server; then sv_stop clickhouse-server; else echo mp-remote:already; fi"
-            )
-        );
-}
-
-/// Every command is valid POSIX sh (dash), through sudo's quoting too.
-#[test]
-fn commands_parse_under_sh() {
-    for control in [Control::Start, Control::Stop, Control::Restart] {
-        for become_root in [false, true] {
-            let command = control_command(control, Service::Clickhouse, become_root);
-            let out = std::process::Command::new("sh")
-                .args(["-n", "-c", &command])
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "{command}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-    }
-}
-
-/// Without a record of how the supervisor was started, start and restart refuse, and the
-/// refusal reaches the user whole, backquotes and all. Run here with the pid and record
-/// directories pointed at nothing, so this machine's own servers are never touched.
-#[test]
-fn start_without_systemd_or_record_says_to_deploy() {
-    for control in [Control::Start, Control::Restart] {
-        refused_without_record(control);
-    }
-}
-
-fn refused_without_record(control: Control) {
-    let out = std::process::Command::new("sh")
-        .args([
-            "-c",
-            &control_command(control, Service::Nats, false)
-                .replace("[ -d /run/systemd/system ]", "false")
-                .replace("/run/mp-remote/", "/nonexistent/run/")
-                .replace("/var/lib/mp-remote/supervised/", "/nonexistent/state/"),
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(3));
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        "mp-remote:supervised\n"
-    );
-    assert_eq!(String::from_utf8_lossy(&out.stderr).trim(), NO_SYSTEMD);
-}
-
-#[test]
-fn journal_commands() {
-    assert_eq!(
-            journal_command(Service::Nats, 5, false),
-            "if [ -d /run/systemd/system ]; then journalctl -u nats-server -n 5 --no-pager; else tail -n 5 /var/log/mp-remote/nats-server.log; fi"
-        );
-    assert_eq!(
-            journal_command(Service::Clickhouse, 20, true),
-            "sudo -n -- sh -c 'if [ -d /run/systemd/system ]; then journalctl -u clickhouse-server -n 20 --no-pager; else tail -n 20 /var/log/mp-remote/clickhouse-server.log; fi'"
-        );
-}
 
 #[test]
 fn services_follow_the_roles_in_start_order() {
@@ -122,22 +21,63 @@ fn services_follow_the_roles_in_start_order() {
     let inv = crate::inventory::parse(text, std::path::Path::new("inv.toml"), None).unwrap();
     let all = &inv.hosts[0];
     assert_eq!(services_of(all, None), Service::ALL);
+    let names = |control, only: Option<&Named>| -> Vec<String> {
+        targets(all, control, only, &[])
+            .into_iter()
+            .map(|t| t.name)
+            .collect()
+    };
     for control in [Control::Start, Control::Restart] {
-        assert_eq!(control_order(all, control, None), Service::ALL);
+        assert_eq!(
+            names(control, None),
+            ["nats", "clickhouse", "storage", "collector"]
+        );
     }
     assert_eq!(
-        control_order(all, Control::Stop, None),
-        [
-            Service::Collector,
-            Service::Storage,
-            Service::Clickhouse,
-            Service::Nats
-        ]
+        names(Control::Stop, None),
+        ["collector", "storage", "clickhouse", "nats"]
+    );
+    let storage = Named::Builtin(Service::Storage);
+    assert_eq!(names(Control::Stop, Some(&storage)), ["storage"]);
+}
+
+/// User services come after the built-ins (stop: before), by their own name with `--service`.
+#[test]
+fn user_services_are_controlled_after_the_builtins() {
+    let dir = std::env::temp_dir().join(format!("mp-day2-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("echo")).unwrap();
+    std::fs::write(dir.join("echo/echo"), "").unwrap();
+    let text = "[[hosts]]\nname = \"a\"\naddress = \"10.0.0.1\"\nroles = [\"nats\"]\n\n[services.echo]\nkind = \"binary\"\npath = \"echo\"\ncommand = [\"./echo\"]\nroles = [\"nats\"]\nafter = [\"nats\"]\n[services.echo.health]\ntcp = 7000\n";
+    let inv = crate::inventory::parse(text, &dir.join("inv.toml"), None).unwrap();
+    let host = &inv.hosts[0];
+    let users = &inv.services;
+    let names = |control, only: Option<&Named>| -> Vec<(String, String)> {
+        targets(host, control, only, users)
+            .into_iter()
+            .map(|t| (t.name, t.unit))
+            .collect()
+    };
+    let pair = |a: &str, b: &str| (a.to_string(), b.to_string());
+    assert_eq!(
+        names(Control::Start, None),
+        [pair("nats", "nats-server"), pair("echo", "mp-svc-echo")]
     );
     assert_eq!(
-        control_order(all, Control::Stop, Some(Service::Storage)),
-        [Service::Storage]
+        names(Control::Stop, None),
+        [pair("echo", "mp-svc-echo"), pair("nats", "nats-server")]
     );
+    let echo = Named::resolve("echo", users).unwrap();
+    assert_eq!(echo, Named::User("echo".into()));
+    assert_eq!(
+        names(Control::Restart, Some(&echo)),
+        [pair("echo", "mp-svc-echo")]
+    );
+    let error = Named::resolve("ecko", users).unwrap_err();
+    assert!(
+        error.contains("nats, clickhouse, storage, collector, echo"),
+        "{error}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]
@@ -168,56 +108,4 @@ fn pipeline_services_match_the_stack() {
     assert_eq!(Service::Storage.ports(), [8085, 9094]);
     assert_eq!(Service::Collector.ports(), [8087, 9093]);
     assert_eq!(Service::Nats.pipeline(), None);
-}
-
-#[test]
-fn pipeline_control_commands() {
-    let no_systemd = "echo \"no systemd here and no record of how mp-remote started it: run \\`mp-remote deploy\\` to start it under mp-remote's supervisor\" >&2; exit 3";
-    let launch = |unit: &str| format!("sv_launch {unit} || {{ {no_systemd}; }}");
-    assert_eq!(
-            control_command(Control::Start, Service::Storage, false),
-            both(
-                "if systemctl is-active --quiet mp-storage; then echo mp-remote:already; else systemctl start mp-storage; fi",
-                &format!("if sv_sup mp-storage; then echo mp-remote:already; else {}; fi", launch("mp-storage"))
-            )
-        );
-    assert_eq!(
-            control_command(Control::Stop, Service::Collector, false),
-            both(
-                "if systemctl is-active --quiet mp-collector; then systemctl stop mp-collector; else echo mp-remote:already; fi",
-                "if sv_sup mp-collector; then sv_stop mp-collector; else echo mp-remote:already; fi"
-            )
-        );
-    assert_eq!(
-        control_command(Control::Restart, Service::Collector, true),
-        with_become(
-            &both(
-                "systemctl restart mp-collector",
-                &format!("if sv_launchable mp-collector; then sv_stop mp-collector && sv_launch mp-collector; else {no_systemd}; fi")
-            ),
-            true
-        )
-    );
-    for service in [Service::Storage, Service::Collector] {
-        for control in [Control::Start, Control::Stop, Control::Restart] {
-            let command = control_command(control, service, true);
-            let out = std::process::Command::new("sh")
-                .args(["-n", "-c", &command])
-                .output()
-                .unwrap();
-            assert!(out.status.success(), "{command}");
-        }
-    }
-}
-
-#[test]
-fn pipeline_journal_commands() {
-    assert_eq!(
-            journal_command(Service::Storage, 50, false),
-            "if [ -d /run/systemd/system ]; then journalctl -u mp-storage -n 50 --no-pager; else tail -n 50 /var/log/mp-remote/mp-storage.log; fi"
-        );
-    assert_eq!(
-            journal_command(Service::Collector, 7, true),
-            "sudo -n -- sh -c 'if [ -d /run/systemd/system ]; then journalctl -u mp-collector -n 7 --no-pager; else tail -n 7 /var/log/mp-remote/mp-collector.log; fi'"
-        );
 }

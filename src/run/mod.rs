@@ -1,6 +1,7 @@
 //! The orchestrator on the control node: reach every selected host in parallel, run a task on
 //! each, and collect one outcome per host. One host's failure never stops the others.
 
+pub mod agent_call;
 pub mod agent_exec;
 pub mod agent_glibc;
 pub mod audit;

@@ -1,159 +1,22 @@
-//! `status`: the state of every service on every host, learned in ONE exec per host (the
-//! script below prints raw sections) and interpreted by the pure [`parse`], like `facts`.
-//!
-//! Output format (`mp_status=1`): `key=value` lines and `--- name ---` ... `--- end name ---`
-//! sections, closed by `status_end=ok`. Per service S (`nats`, `clickhouse`, `storage`,
-//! `collector`): `S.active` (`systemctl is-active`; without systemd
-//! `active`/`restarting`/`inactive` from mp-remote's supervisor's pid files, with
-//! `S.manager=supervisor`); for NATS and ClickHouse `S.pkg` (dpkg `Status|Version`), for the
-//! pipeline services `S.installed` (`yes` when the release's binary
-//! `DEPLOY_DIR/current/mp-remote` and the service's config are there); per HTTP call N: `N.curl`
-//! (curl's exit code), `N.code` (HTTP status, `000` when nothing answered) and section N (the
-//! body). Calls: `nats.healthz`, `clickhouse.ping`, `storage.health`, `collector.health`; in
-//! full mode also `nats.version` (first line of `nats-server --version`), `nats.jsz`,
-//! `clickhouse.version`, `clickhouse.tables`, `clickhouse.parts`, `storage.version` and
-//! `collector.version` (first line of the release's `mp-remote --version`), and
-//! `listen_source` with the `listen` section as in facts.
+//! `status`: the state of every service on every host, learned in ONE exec per host: the
+//! agent's `agent status` looks (unit state, package, files, health, versions, NATS `/jsz`,
+//! ClickHouse's tables, listening ports) and answers with typed data ([`ProbeReply`]), which
+//! the pure [`interpret`] turns into each service's state here, judged by the same
+//! [`crate::stack::health::judge`] the agent's health waits use.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::day2::{services_of, supervisor_sh, Service};
+use super::agent_call;
+use super::day2::{services_of, Service};
 use super::{for_each_host, FanOut, HostOutcome};
-use crate::facts::{listening_ports, normalize_version, PortsSource};
-use crate::inventory::{Host, Role};
+use crate::facts::normalize_version;
+use crate::inventory::{Host, Role, UserService};
+use crate::plan::probe::{
+    component_target, one_line, user_target, ProbeReply, ProbeRequest, Reply, Seen, Target,
+};
 use crate::report::HostStatus;
-use crate::transport::shell::{quote, with_become};
-
-/// The status probe, POSIX sh, fed on stdin: `sh -s -- MODE DEPLOY_DIR SERVICE...`. It
-/// reports and never decides; every command reads /dev/null so none eats the script.
-pub const SCRIPT: &str = concat!(
-    r#"set +e +u 2>/dev/null
-PATH="$PATH:/usr/sbin:/sbin"
-LC_ALL=C
-export PATH LC_ALL
-nl='
-'
-mode=$1
-dir=$2
-shift 2
-section() {
-    printf -- '--- %s ---\n' "$1"
-    [ -n "$2" ] && printf '%s\n' "$2"
-    printf -- '--- end %s ---\n' "$1"
-}
-# reply NAME CURL_EXIT OUTPUT: OUTPUT is the body, a newline, then the HTTP code (-w).
-reply() {
-    printf '%s.curl=%s\n%s.code=%s\n' "$1" "$2" "$1" "${3##*"$nl"}"
-    section "$1" "${3%"$nl"*}"
-}
-get() {
-    out=$(curl -sS -m 5 -w '\n%{http_code}' "$2" 2>/dev/null </dev/null)
-    reply "$1" $? "$out"
-}
-# The MarketPrism user when its password is readable (root), else the default user.
-ch_pw=
-[ -r /etc/marketprism/clickhouse-password ] && ch_pw=$(cat /etc/marketprism/clickhouse-password 2>/dev/null </dev/null)
-query() {
-    if [ -n "$ch_pw" ]; then
-        out=$(printf 'user = "marketprism:%s"\n' "$ch_pw" | curl -sS -m 10 -K - -w '\n%{http_code}' --data-binary "$2" http://127.0.0.1:8123/ 2>/dev/null)
-    else
-        out=$(curl -sS -m 10 -w '\n%{http_code}' --data-binary "$2" http://127.0.0.1:8123/ 2>/dev/null </dev/null)
-    fi
-    reply "$1" $? "$out"
-}
-pkg() { dpkg-query -W -f '${Status}|${Version}' "$1" 2>/dev/null </dev/null; }
-"#,
-    supervisor_sh!(),
-    r#"
-
-echo 'mp_status=1'
-app_v=
-for s in "$@"; do
-    case $s in
-        nats) unit=nats-server ;;
-        clickhouse) unit=clickhouse-server ;;
-        storage) unit=mp-storage port=8085 ;;
-        collector) unit=mp-collector port=8087 ;;
-        *) continue ;;
-    esac
-    if [ -d /run/systemd/system ]; then
-        printf '%s.active=%s\n' "$s" "$(systemctl is-active "$unit" 2>/dev/null </dev/null)"
-    elif sv_running "$unit"; then
-        printf '%s.active=active\n%s.manager=supervisor\n' "$s" "$s"
-    elif [ -n "$p" ]; then
-        printf '%s.active=restarting\n%s.manager=supervisor\n' "$s" "$s"
-    else
-        printf '%s.active=inactive\n%s.manager=supervisor\n' "$s" "$s"
-    fi
-    case $s in
-    nats)
-        printf '%s.pkg=%s\n' "$s" "$(pkg "$unit")"
-        get nats.healthz http://127.0.0.1:8222/healthz
-        if [ "$mode" = full ]; then
-            v=
-            command -v nats-server >/dev/null 2>&1 && v=$(nats-server --version 2>/dev/null </dev/null | head -n 1)
-            printf 'nats.version=%s\n' "${v%%"$nl"*}"
-            get nats.jsz 'http://127.0.0.1:8222/jsz?streams=true'
-        fi
-        ;;
-    clickhouse)
-        printf '%s.pkg=%s\n' "$s" "$(pkg "$unit")"
-        get clickhouse.ping http://127.0.0.1:8123/ping
-        if [ "$mode" = full ] && [ "${out##*"$nl"}" = 200 ]; then
-            query clickhouse.version 'SELECT version()'
-            query clickhouse.tables "SELECT name FROM system.tables WHERE database = 'marketprism_hot' FORMAT JSONEachRow"
-            query clickhouse.parts "SELECT table, sum(rows) AS rows FROM system.parts WHERE database = 'marketprism_hot' AND active GROUP BY table FORMAT JSONEachRow"
-        fi
-        ;;
-    *)
-        # The pipeline services: mp-remote's own release runs them.
-        bin="$dir/current/mp-remote"
-        if [ -x "$bin" ] && [ -e "/etc/marketprism/$s.toml" ]; then
-            printf '%s.installed=yes\n' "$s"
-        else
-            printf '%s.installed=no\n' "$s"
-        fi
-        get "$s.health" "http://127.0.0.1:$port/health"
-        if [ "$mode" = full ]; then
-            if [ -z "$app_v" ] && [ -x "$bin" ]; then
-                app_v=$("$bin" --version 2>/dev/null </dev/null | head -n 1)
-            fi
-            printf '%s.version=%s\n' "$s" "${app_v%%"$nl"*}"
-        fi
-        ;;
-    esac
-done
-if [ "$mode" = full ]; then
-    if out=$(ss -Htln 2>/dev/null </dev/null); then
-        src=ss
-    elif out=$(ss -tln 2>/dev/null </dev/null); then
-        src=ss
-    elif [ -r /proc/net/tcp ]; then
-        src=proc
-        out=$(cat /proc/net/tcp /proc/net/tcp6 2>/dev/null)
-    else
-        src=none
-        out=
-    fi
-    printf 'listen_source=%s\n' "$src"
-    section listen "$out"
-fi
-if [ -L "$dir/current" ]; then
-    r=$(readlink "$dir/current" 2>/dev/null)
-    printf 'release=%s\n' "${r##*/}"
-fi
-echo 'status_end=ok'
-"#
-);
-
-/// How much the probe asks: `Health` for polling after a start, `Full` for `status`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    Health,
-    Full,
-}
 
 /// Where the host keeps MarketPrism's releases: its `deploy_dir` var, else deploy's default.
 pub fn deploy_dir(host: &Host) -> &str {
@@ -163,21 +26,25 @@ pub fn deploy_dir(host: &Host) -> &str {
         .unwrap_or(crate::plan::build::DEFAULT_DEPLOY_DIR)
 }
 
-/// The remote command that runs [`SCRIPT`] (fed on stdin) for `services`, the pipeline's
-/// release under `deploy_dir`; through sudo when `become`, so that the ClickHouse password
-/// file is readable.
-pub fn command(mode: Mode, services: &[Service], deploy_dir: &str, become_root: bool) -> String {
-    let mut line = String::from("sh -s --");
-    line.push_str(match mode {
-        Mode::Health => " health ",
-        Mode::Full => " full ",
-    });
-    line.push_str(&quote(deploy_dir));
-    for s in services {
-        line.push(' ');
-        line.push_str(s.name());
+/// What the agent looks at for a built-in service of `host`.
+pub fn target(host: &Host, service: Service) -> Target {
+    component_target(service.component(), deploy_dir(host))
+}
+
+/// `agent status`'s question for `services` and the user services `users` of `host`.
+pub fn request(
+    host: &Host,
+    services: &[Service],
+    users: &[&UserService],
+    full: bool,
+) -> ProbeRequest {
+    let mut targets: Vec<Target> = services.iter().map(|s| target(host, *s)).collect();
+    targets.extend(users.iter().map(|u| user_target(u)));
+    ProbeRequest {
+        full,
+        targets,
+        release_link: Some(format!("{}/current", deploy_dir(host))),
     }
-    with_become(&line, become_root)
 }
 
 /// One service as `status --json` shows it. Field names are an API (README).
@@ -237,6 +104,8 @@ pub struct StreamState {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HostProbe {
     pub services: BTreeMap<Service, ServiceState>,
+    /// The user services (`[services.NAME]`) placed on the host, by name.
+    pub users: BTreeMap<String, ServiceState>,
     /// From NATS `/jsz`; None when NATS is not probed here, Err when jsz did not answer.
     pub streams: Option<Result<BTreeMap<String, StreamState>, String>>,
     /// Rows per table of `marketprism_hot`; None when ClickHouse is not probed here.
@@ -252,161 +121,92 @@ impl HostProbe {
     }
 }
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum StatusParseError {
-    #[error("the status probe printed no `mp_status=1` line (is sh there? is sudo asking for a password?): {head}")]
-    NotProbeOutput { head: String },
-    #[error("the status probe output stops early (no `status_end=ok`); the host may have cut the session: {head}")]
-    Truncated { head: String },
-}
-
-/// Parses the output of [`SCRIPT`]. Junk before `mp_status=1` (login banners) is skipped.
-pub fn parse(output: &str) -> Result<HostProbe, StatusParseError> {
-    let raw = Raw::split(output)?;
+/// What the agent's answer means: each service's state, the streams (from `/jsz`) and the
+/// tables' rows (ClickHouse), judged against the request's targets.
+pub fn interpret(request: &ProbeRequest, reply: &ProbeReply) -> HostProbe {
     let mut probe = HostProbe::default();
-    let ports = match raw.get("listen_source") {
-        Some("ss") => listening_ports(PortsSource::Ss, raw.section("listen")),
-        Some("proc") => listening_ports(PortsSource::Proc, raw.section("listen")),
-        _ => Vec::new(),
-    };
-    for service in Service::ALL {
-        let Some(active) = raw.get(&format!("{service}.active")) else {
+    let listening = reply.listening.clone().unwrap_or_default();
+    for seen in &reply.services {
+        let Some(target) = request.targets.iter().find(|t| t.name == seen.name) else {
             continue;
         };
-        let pkg_version = raw
-            .get(&format!("{service}.pkg"))
-            .and_then(|p| p.strip_prefix("install ok installed|"))
-            .and_then(normalize_version);
-        let (health, version, installed) = match service {
-            Service::Nats => (
-                raw.http("nats.healthz")
-                    .and_then(|body| nats_healthy(&body)),
-                raw.get("nats.version").and_then(normalize_version),
-                pkg_version.is_some(),
-            ),
-            Service::Clickhouse => (
-                raw.http("clickhouse.ping")
-                    .and_then(|body| match body.trim() {
-                        "Ok." => Ok(()),
-                        other => Err(format!("/ping answered {other:?}, not \"Ok.\"")),
-                    }),
-                raw.http("clickhouse.version")
-                    .ok()
-                    .map(|v| v.trim().to_string())
-                    .filter(|v| !v.is_empty()),
-                pkg_version.is_some(),
-            ),
-            Service::Storage | Service::Collector => (
-                pipeline_healthy(&raw, &format!("{service}.health")),
-                raw.get(&format!("{service}.version"))
-                    .and_then(normalize_version),
-                raw.get(&format!("{service}.installed")) == Some("yes"),
-            ),
-        };
-        probe.services.insert(
-            service,
-            ServiceState {
-                running: active == "active",
-                healthy: active == "active" && health.is_ok(),
-                version: version.or_else(|| pkg_version.clone()),
-                ports: ports
-                    .iter()
-                    .copied()
-                    .filter(|p| service.ports().contains(p))
-                    .collect(),
-                active: active.to_string(),
-                supervised: raw.get(&format!("{service}.manager")) == Some("supervisor"),
-                installed,
-                health_error: health.err(),
-            },
-        );
+        let builtin = Service::from_name(&seen.name);
+        let state = state_of(target, seen, builtin, &listening);
+        match builtin {
+            Some(service) => {
+                probe.services.insert(service, state);
+            }
+            None => {
+                probe.users.insert(seen.name.clone(), state);
+            }
+        }
+        if builtin == Some(Service::Nats) && request.full {
+            probe.streams = Some(
+                call(seen, "nats.jsz")
+                    .ok_body("nats.jsz")
+                    .map_err(|e| e.to_string())
+                    .and_then(streams),
+            );
+        }
+        if builtin == Some(Service::Clickhouse) && request.full {
+            probe.tables = Some(if seen.health.answered && seen.health.code == 200 {
+                tables(seen)
+            } else {
+                Err("ClickHouse did not answer /ping".into())
+            });
+        }
     }
-    if raw.has("nats.jsz") {
-        probe.streams = Some(raw.http("nats.jsz").and_then(|body| streams(&body)));
-    }
-    // Full mode only (it lists ports); the queries are skipped when /ping did not answer.
-    if probe.services.contains_key(&Service::Clickhouse) && raw.get("listen_source").is_some() {
-        probe.tables = Some(if raw.has("clickhouse.tables") {
-            tables(&raw)
-        } else {
-            Err("ClickHouse did not answer /ping".into())
-        });
-    }
-    probe.release = raw
-        .get("release")
-        .filter(|r| !r.is_empty())
-        .map(str::to_string);
-    Ok(probe)
+    probe.release = reply.release.clone().filter(|r| !r.is_empty());
+    probe
 }
 
-/// `/healthz` is healthy when its JSON says `"status": "ok"`, parsed, never substring-matched.
-fn nats_healthy(body: &str) -> Result<(), String> {
-    #[derive(Deserialize)]
-    struct Health {
-        status: Option<String>,
-        error: Option<String>,
-    }
-    let health: Health = serde_json::from_str(body)
-        .map_err(|e| format!("/healthz is not JSON ({e}): {}", one_line(body)))?;
-    match (health.status.as_deref(), health.error) {
-        (Some("ok"), _) => Ok(()),
-        (status, error) => Err(format!(
-            "/healthz status is {:?}{}",
-            status.unwrap_or("missing"),
-            error.map(|e| format!(": {e}")).unwrap_or_default()
-        )),
+fn call<'a>(seen: &'a Seen, name: &str) -> std::borrow::Cow<'a, Reply> {
+    match seen.calls.get(name) {
+        Some(reply) => std::borrow::Cow::Borrowed(reply),
+        None => std::borrow::Cow::Owned(Reply::none("not asked")),
     }
 }
 
-/// A pipeline service's `/health` (call `call`) is healthy when it answered 200 with a JSON
-/// object whose `status` is exactly `"healthy"`: parsed, never substring-matched ("unhealthy"
-/// contains "healthy"). A `degraded` or `unhealthy` answer (whatever its HTTP code) says so,
-/// with the service's `last_error` when it gives one.
-fn pipeline_healthy(raw: &Raw, call: &str) -> Result<(), String> {
-    let code = raw.get(&format!("{call}.code")).unwrap_or("");
-    if code.is_empty() || code == "000" {
-        // Nothing answered: curl's reason.
-        return Err(raw
-            .http(call)
-            .err()
-            .unwrap_or_else(|| format!("{call}: no answer")));
-    }
-    let body = raw.section(call);
-    let json: serde_json::Value = serde_json::from_str(body).map_err(|e| {
-        format!(
-            "/health answered HTTP {code}, not JSON ({e}): {}",
-            one_line(body)
-        )
-    })?;
-    let status = json.get("status").and_then(serde_json::Value::as_str);
-    if status == Some("healthy") {
-        return if code == "200" {
-            Ok(())
-        } else {
-            Err(format!("/health says \"healthy\" but answered HTTP {code}"))
-        };
-    }
-    let last_error = match json.get("last_error") {
-        None | Some(serde_json::Value::Null) => None,
-        Some(serde_json::Value::String(e)) if e.trim().is_empty() => None,
-        Some(serde_json::Value::String(e)) => Some(one_line(e)),
-        Some(other) => Some(one_line(&other.to_string())),
+fn state_of(
+    target: &Target,
+    seen: &Seen,
+    builtin: Option<Service>,
+    listening: &[u16],
+) -> ServiceState {
+    let pkg_version = seen
+        .package
+        .as_deref()
+        .and_then(|p| p.strip_prefix("install ok installed|"))
+        .and_then(normalize_version);
+    let installed = match &target.package {
+        Some(_) => pkg_version.is_some(),
+        None => seen.files_present,
     };
-    // A live collector names what degrades it (stalled streams, exchanges not connected).
-    let source_reasons: Vec<String> = json["source"]["degraded"]
-        .as_array()
-        .map(|a| a.iter().filter_map(|r| r.as_str()).map(one_line).collect())
-        .unwrap_or_default();
-    let last_error = last_error.or_else(|| match source_reasons.as_slice() {
-        [] => None,
-        [one] => Some(one.clone()),
-        [first, rest @ ..] => Some(format!("{first} (and {} more)", rest.len())),
-    });
-    Err(format!(
-        "/health status is {:?}{}",
-        status.unwrap_or("missing"),
-        last_error.map(|e| format!(": {e}")).unwrap_or_default()
-    ))
+    let version = match builtin {
+        Some(Service::Clickhouse) => seen
+            .calls
+            .get("clickhouse.version")
+            .and_then(|r| r.ok_body("clickhouse.version").ok())
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty()),
+        _ => seen.version.as_deref().and_then(normalize_version),
+    };
+    let running = seen.active == "active";
+    let health = target.judge(&seen.health);
+    ServiceState {
+        running,
+        healthy: running && health.is_ok(),
+        version: version.or(pkg_version),
+        ports: listening
+            .iter()
+            .copied()
+            .filter(|p| target.ports.contains(p))
+            .collect(),
+        active: seen.active.clone(),
+        supervised: seen.supervised,
+        installed,
+        health_error: health.err(),
+    }
 }
 
 /// Per stream its message count, from `/jsz?streams=true`.
@@ -450,7 +250,7 @@ fn streams(body: &str) -> Result<BTreeMap<String, StreamState>, String> {
 }
 
 /// Every table of `marketprism_hot` with its rows in active parts (0 when it has none).
-fn tables(raw: &Raw) -> Result<BTreeMap<String, u64>, String> {
+fn tables(seen: &Seen) -> Result<BTreeMap<String, u64>, String> {
     #[derive(Deserialize)]
     struct Table {
         name: String,
@@ -462,7 +262,10 @@ fn tables(raw: &Raw) -> Result<BTreeMap<String, u64>, String> {
         rows: serde_json::Value,
     }
     let mut tables = BTreeMap::new();
-    for line in raw.http("clickhouse.tables")?.lines() {
+    for line in call(seen, "clickhouse.tables")
+        .ok_body("clickhouse.tables")?
+        .lines()
+    {
         if line.trim().is_empty() {
             continue;
         }
@@ -470,7 +273,10 @@ fn tables(raw: &Raw) -> Result<BTreeMap<String, u64>, String> {
             .map_err(|e| format!("unexpected table row ({e}): {line}"))?;
         tables.insert(t.name, 0);
     }
-    for line in raw.http("clickhouse.parts")?.lines() {
+    for line in call(seen, "clickhouse.parts")
+        .ok_body("clickhouse.parts")?
+        .lines()
+    {
         if line.trim().is_empty() {
             continue;
         }
@@ -487,109 +293,23 @@ fn tables(raw: &Raw) -> Result<BTreeMap<String, u64>, String> {
     Ok(tables)
 }
 
-fn one_line(text: &str) -> String {
-    let line = text.trim().lines().next().unwrap_or("");
-    line.chars().take(200).collect()
-}
-
-/// The framing-checked keys and sections of the probe output.
-struct Raw<'a> {
-    keys: HashMap<&'a str, &'a str>,
-    sections: HashMap<&'a str, String>,
-}
-
-impl<'a> Raw<'a> {
-    fn split(output: &'a str) -> Result<Self, StatusParseError> {
-        let head = || one_line(output);
-        let mut lines = output
-            .lines()
-            .map(|l| l.trim_end_matches('\r'))
-            .skip_while(|l| *l != "mp_status=1");
-        if lines.next().is_none() {
-            return Err(StatusParseError::NotProbeOutput { head: head() });
-        }
-        let (mut keys, mut sections) = (HashMap::new(), HashMap::new());
-        let mut open: Option<(&str, Vec<&str>)> = None;
-        for line in lines {
-            if let Some((name, body)) = &mut open {
-                if line
-                    .strip_prefix("--- end ")
-                    .and_then(|l| l.strip_suffix(" ---"))
-                    == Some(name)
-                {
-                    sections.insert(*name, body.join("\n"));
-                    open = None;
-                } else {
-                    body.push(line);
-                }
-            } else if line == "status_end=ok" {
-                return Ok(Raw { keys, sections });
-            } else if let Some(name) = line
-                .strip_prefix("--- ")
-                .and_then(|l| l.strip_suffix(" ---"))
-            {
-                open = Some((name, Vec::new()));
-            } else if let Some((key, value)) = line.split_once('=') {
-                keys.insert(key, value);
-            }
-        }
-        Err(StatusParseError::Truncated { head: head() })
-    }
-
-    fn get(&self, key: &str) -> Option<&'a str> {
-        self.keys.get(key).copied()
-    }
-
-    fn has(&self, call: &str) -> bool {
-        self.keys.contains_key(format!("{call}.code").as_str())
-    }
-
-    fn section(&self, name: &str) -> &str {
-        self.sections.get(name).map(String::as_str).unwrap_or("")
-    }
-
-    /// The body of HTTP call `name` when it answered 200, else what went wrong.
-    fn http(&self, name: &str) -> Result<String, String> {
-        let body = self.section(name);
-        match (
-            self.get(&format!("{name}.curl")),
-            self.get(&format!("{name}.code")),
-        ) {
-            (_, Some("200")) => Ok(body.to_string()),
-            (None, None) => Err(format!("{name} was not asked")),
-            (Some("7"), _) => Err(format!("{name}: connection refused")),
-            (Some("28"), _) => Err(format!("{name}: no answer in time")),
-            (_, Some(code)) if code != "000" && !code.is_empty() => {
-                Err(format!("{name}: HTTP {code}: {}", one_line(body)))
-            }
-            (curl, _) => Err(format!(
-                "{name}: no answer (curl exit {})",
-                curl.unwrap_or("?")
-            )),
-        }
-    }
-}
-
 /// Probes every service of every host (by its roles) in one exec per host. A host with a
 /// service not running or not healthy ends `failed`, naming each and what to do. Streams are
 /// kept on the first NATS host that answered `/jsz` (the cluster's view), cleared elsewhere.
-pub async fn gather(hosts: &[&Host], fanout: &FanOut) -> Vec<HostOutcome<HostProbe>> {
-    let mut outcomes = for_each_host(hosts, fanout, |transport, host| async move {
-        let services = services_of(host, None);
-        let output = transport
-            .exec(
-                &command(Mode::Full, &services, deploy_dir(host), host.become_),
-                SCRIPT.as_bytes(),
-            )
-            .await?;
-        let probe = parse(&output.stdout_text()).map_err(|e| {
-            anyhow::anyhow!(
-                "{e} (exit {:?}; stderr: {})",
-                output.status,
-                one_line(&output.stderr_text())
-            )
-        })?;
-        Ok(probe)
+pub async fn gather(
+    hosts: &[&Host],
+    fanout: &FanOut,
+    users: &[UserService],
+) -> Vec<HostOutcome<HostProbe>> {
+    let agent = agent_call::own_agent();
+    let mut outcomes = for_each_host(hosts, fanout, |transport, host| {
+        let agent = agent.clone();
+        async move {
+            let agent = agent.map_err(|e| anyhow::anyhow!("{e}"))?;
+            let mine = crate::plan::services::services_on(host, users);
+            let request = request(host, &services_of(host, None), &mine, true);
+            probe(transport.as_ref(), host, &agent, &request).await
+        }
     })
     .await;
     let shown = stream_host(
@@ -606,11 +326,19 @@ pub async fn gather(hosts: &[&Host], fanout: &FanOut) -> Vec<HostOutcome<HostPro
         if Some(index) != shown {
             probe.streams = None;
         }
+        let users = probe.users.iter().map(|(name, state)| {
+            let unit = crate::plan::services::unit_name(name);
+            (name.clone(), unit, state)
+        });
         let problems: Vec<String> = probe
             .services
             .iter()
-            .filter_map(|(service, state)| {
-                state.problem().map(|p| problem_line(*service, state, &p))
+            .map(|(s, state)| (s.name().to_string(), s.unit().to_string(), state))
+            .chain(users)
+            .filter_map(|(name, unit, state)| {
+                state
+                    .problem()
+                    .map(|p| problem_line_for(&name, &unit, state, &p))
             })
             .collect();
         if !problems.is_empty() {
@@ -619,6 +347,24 @@ pub async fn gather(hosts: &[&Host], fanout: &FanOut) -> Vec<HostOutcome<HostPro
         }
     }
     outcomes
+}
+
+/// Asks the host's agent and interprets its answer.
+pub async fn probe(
+    transport: &dyn crate::transport::Transport,
+    host: &Host,
+    agent: &super::agent_exec::AgentBinary,
+    request: &ProbeRequest,
+) -> anyhow::Result<HostProbe> {
+    let events = agent_call::call(transport, host, agent, "status", request).await?;
+    let reply = events
+        .into_iter()
+        .find_map(|e| match e {
+            crate::plan::probe::OpEvent::Probed(reply) => Some(reply),
+            _ => None,
+        })
+        .ok_or_else(|| anyhow::anyhow!("`mp-remote agent status` gave no answer"))?;
+    Ok(interpret(request, &reply))
 }
 
 /// Which host speaks for the cluster's streams: the first NATS host whose /jsz answered, else
@@ -636,17 +382,22 @@ fn stream_host(hosts: &[(bool, Option<&HostProbe>)]) -> Option<usize> {
         .map(|(i, _)| i)
 }
 
+#[cfg(test)]
 fn problem_line(service: Service, state: &ServiceState, problem: &str) -> String {
-    let unit = service.unit();
+    problem_line_for(service.name(), service.unit(), state, problem)
+}
+
+/// What is wrong with the service `name` (unit `unit`) and what to do about it.
+fn problem_line_for(name: &str, unit: &str, state: &ServiceState, problem: &str) -> String {
     if !state.installed && !state.running {
         return format!("{unit} is not installed: run `mp-remote deploy`");
     }
     let todo = if !state.running && state.supervised {
-        format!("start it with `mp-remote start --service {service}` (mp-remote's supervisor: no systemd there) or `mp-remote deploy`")
+        format!("start it with `mp-remote start --service {name}` (mp-remote's supervisor: no systemd there) or `mp-remote deploy`")
     } else if !state.running {
-        format!("start it with `mp-remote start --service {service}`")
+        format!("start it with `mp-remote start --service {name}`")
     } else {
-        format!("see `mp-remote logs --service {service}`")
+        format!("see `mp-remote logs --service {name}`")
     };
     format!("{unit} {problem}: {todo}")
 }

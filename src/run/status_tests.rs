@@ -1,6 +1,140 @@
 //! Tests of `status`.
 
+use std::collections::HashMap;
+
 use super::*;
+use crate::facts::{listening_ports, PortsSource};
+use crate::plan::probe::component_target;
+
+/// The fixtures below were captured on Debian 12 with the shell probe `agent status` replaced
+/// (`key=value` lines and `--- name ---` sections); this maps each capture onto the agent's
+/// typed answer, so the same real outputs keep testing [`interpret`].
+fn parse(output: &str) -> Result<HostProbe, String> {
+    let raw = Raw::split(output)?;
+    let full = raw.get("listen_source").is_some();
+    let services: Vec<Service> = Service::ALL
+        .into_iter()
+        .filter(|s| raw.get(&format!("{s}.active")).is_some())
+        .collect();
+    let request = ProbeRequest {
+        full,
+        targets: services
+            .iter()
+            .map(|s| component_target(s.component(), "/opt/marketprism"))
+            .collect(),
+        release_link: None,
+    };
+    let health_call = |s: Service| match s {
+        Service::Nats => "nats.healthz",
+        Service::Clickhouse => "clickhouse.ping",
+        Service::Storage => "storage.health",
+        Service::Collector => "collector.health",
+    };
+    let reply = ProbeReply {
+        services: services
+            .iter()
+            .map(|s| Seen {
+                name: s.name().into(),
+                active: raw.get(&format!("{s}.active")).unwrap_or("").into(),
+                supervised: raw.get(&format!("{s}.manager")) == Some("supervisor"),
+                package: raw.get(&format!("{s}.pkg")).map(str::to_string),
+                files_present: raw.get(&format!("{s}.installed")) != Some("no"),
+                health: raw.reply(health_call(*s)),
+                version: raw
+                    .get(&format!("{s}.version"))
+                    .filter(|v| !v.is_empty())
+                    .map(str::to_string),
+                calls: [
+                    "nats.jsz",
+                    "clickhouse.version",
+                    "clickhouse.tables",
+                    "clickhouse.parts",
+                ]
+                .into_iter()
+                .filter(|c| c.starts_with(s.name()) && raw.has(c))
+                .map(|c| (c.to_string(), raw.reply(c)))
+                .collect(),
+            })
+            .collect(),
+        listening: match raw.get("listen_source") {
+            Some("ss") => Some(listening_ports(PortsSource::Ss, raw.section("listen"))),
+            Some("proc") => Some(listening_ports(PortsSource::Proc, raw.section("listen"))),
+            _ => None,
+        },
+        release: raw.get("release").map(str::to_string),
+    };
+    Ok(interpret(&request, &reply))
+}
+
+/// The capture's keys and sections.
+struct Raw<'a> {
+    keys: HashMap<&'a str, &'a str>,
+    sections: HashMap<&'a str, String>,
+}
+
+impl<'a> Raw<'a> {
+    fn split(output: &'a str) -> Result<Self, String> {
+        let mut lines = output
+            .lines()
+            .map(|l| l.trim_end_matches('\r'))
+            .skip_while(|l| *l != "mp_status=1");
+        lines.next().ok_or("not a capture")?;
+        let (mut keys, mut sections) = (HashMap::new(), HashMap::new());
+        let mut open: Option<(&str, Vec<&str>)> = None;
+        for line in lines {
+            if let Some((name, body)) = &mut open {
+                if line
+                    .strip_prefix("--- end ")
+                    .and_then(|l| l.strip_suffix(" ---"))
+                    == Some(name)
+                {
+                    sections.insert(*name, body.join("\n"));
+                    open = None;
+                } else {
+                    body.push(line);
+                }
+            } else if line == "status_end=ok" {
+                return Ok(Raw { keys, sections });
+            } else if let Some(name) = line
+                .strip_prefix("--- ")
+                .and_then(|l| l.strip_suffix(" ---"))
+            {
+                open = Some((name, Vec::new()));
+            } else if let Some((key, value)) = line.split_once('=') {
+                keys.insert(key, value);
+            }
+        }
+        Err("the capture stops early".into())
+    }
+
+    fn get(&self, key: &str) -> Option<&'a str> {
+        self.keys.get(key).copied()
+    }
+
+    fn has(&self, call: &str) -> bool {
+        self.keys.contains_key(format!("{call}.code").as_str())
+    }
+
+    fn section(&self, name: &str) -> &str {
+        self.sections.get(name).map(String::as_str).unwrap_or("")
+    }
+
+    /// A curl call's capture as the agent's answer: curl exit 7 is a refused connection,
+    /// 28 a timeout, HTTP code 000 no answer.
+    fn reply(&self, name: &str) -> Reply {
+        match (
+            self.get(&format!("{name}.curl")),
+            self.get(&format!("{name}.code")),
+        ) {
+            (_, Some(code)) if code != "000" && !code.is_empty() => {
+                Reply::http(code.parse().unwrap(), self.section(name))
+            }
+            (Some("7"), _) => Reply::none("connection refused"),
+            (Some("28"), _) => Reply::none("no answer in time"),
+            (curl, _) => Reply::none(&format!("no answer (curl exit {})", curl.unwrap_or("?"))),
+        }
+    }
+}
 
 /// Captured on Debian 12 after a deploy (jsz compacted to one line), 2 messages published
 /// and 1 row inserted.
@@ -506,20 +640,6 @@ fn row_counts_as_numbers_or_strings() {
 }
 
 #[test]
-fn framing_errors() {
-    assert!(matches!(
-        parse("sudo: a password is required\n"),
-        Err(StatusParseError::NotProbeOutput { .. })
-    ));
-    let cut = &HEALTHY[..HEALTHY.find("clickhouse.active").unwrap()];
-    assert!(matches!(
-        parse(cut),
-        Err(StatusParseError::Truncated { .. })
-    ));
-    assert!(parse(&HEALTHY.replace('\n', "\r\n")).is_ok());
-}
-
-#[test]
 fn streams_come_from_the_first_nats_host_that_answers() {
     let healthy = parse(HEALTHY).unwrap();
     let stopped = parse(NATS_STOPPED).unwrap();
@@ -543,36 +663,6 @@ fn streams_come_from_the_first_nats_host_that_answers() {
 }
 
 #[test]
-fn commands() {
-    assert_eq!(
-        command(
-            Mode::Full,
-            &[Service::Nats, Service::Clickhouse],
-            "/opt/marketprism",
-            false
-        ),
-        "sh -s -- full /opt/marketprism nats clickhouse"
-    );
-    assert_eq!(
-        command(
-            Mode::Health,
-            &[Service::Clickhouse],
-            "/opt/marketprism",
-            true
-        ),
-        "sudo -n -- sh -c 'sh -s -- health /opt/marketprism clickhouse'"
-    );
-    assert_eq!(
-        command(Mode::Full, &Service::ALL, "/srv/mp apps", false),
-        "sh -s -- full '/srv/mp apps' nats clickhouse storage collector"
-    );
-    assert_eq!(
-        command(Mode::Health, &[Service::Storage], "/srv/mp apps", true),
-        r"sudo -n -- sh -c 'sh -s -- health '\''/srv/mp apps'\'' storage'"
-    );
-}
-
-#[test]
 fn deploy_dir_from_the_host_var_else_the_default() {
     let text = "[[hosts]]\nname = \"a\"\naddress = \"10.0.0.1\"\nroles = [\"storage\"]\n\n[[hosts]]\nname = \"b\"\naddress = \"10.0.0.2\"\nroles = [\"collector\"]\n[hosts.vars]\ndeploy_dir = \"/srv/mp\"\n";
     let inv = crate::inventory::parse(text, std::path::Path::new("inv.toml"), None).unwrap();
@@ -580,70 +670,58 @@ fn deploy_dir_from_the_host_var_else_the_default() {
     assert_eq!(deploy_dir(&inv.hosts[1]), "/srv/mp");
 }
 
-/// The script's hard-wired units, ports and config paths are deploy's.
+/// What `agent status` is asked follows the component declarations and the user services.
 #[test]
-fn script_knows_the_pipeline_services() {
-    for service in [Service::Storage, Service::Collector] {
-        let pipeline = service.pipeline().unwrap();
-        assert!(SCRIPT.contains(&format!(
-            "{}) unit={} port={} ;;",
-            service.name(),
-            service.unit(),
-            pipeline.health_port()
-        )));
-        assert_eq!(
-            pipeline.config_path(),
-            format!("/etc/marketprism/{}.toml", service.name())
-        );
-    }
-    assert!(SCRIPT.contains(r#"[ -e "/etc/marketprism/$s.toml" ]"#));
+fn requests_follow_the_declarations() {
+    let text = "[[hosts]]\nname = \"a\"\naddress = \"10.0.0.1\"\nroles = [\"nats\", \"clickhouse\", \"storage\"]\n[hosts.vars]\ndeploy_dir = \"/srv/mp\"\n";
+    let inv = crate::inventory::parse(text, std::path::Path::new("inv.toml"), None).unwrap();
+    let host = &inv.hosts[0];
+    let request = request(host, &services_of(host, None), &[], true);
+    let names: Vec<&str> = request.targets.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["nats", "clickhouse", "storage"]);
+    let storage = &request.targets[2];
+    assert_eq!(storage.unit, "mp-storage");
+    assert_eq!(
+        storage.files,
+        ["/srv/mp/current/mp-remote", "/etc/marketprism/storage.toml"]
+    );
+    assert_eq!(
+        storage.check,
+        crate::plan::probe::Check::Http {
+            url: "http://127.0.0.1:8085/health".into()
+        }
+    );
+    let nats = &request.targets[0];
+    assert_eq!(nats.package.as_deref(), Some("nats-server"));
+    assert_eq!(nats.calls[0].url, "http://127.0.0.1:8222/jsz?streams=true");
+    let ch = &request.targets[1];
+    assert_eq!(ch.calls.len(), 3);
+    assert!(ch
+        .calls
+        .iter()
+        .all(|c| c.auth.is_some() && c.body.is_some()));
+    assert_eq!(request.release_link.as_deref(), Some("/srv/mp/current"));
 }
 
-/// The script itself, run here under every POSIX shell there is: whatever runs or not on
-/// this machine, its output parses.
-#[test]
-fn script_runs_and_parses_under_sh_and_dash() {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
-    for shell in ["sh", "dash", "bash"] {
-        let Ok(mut child) = Command::new(shell)
-            .args([
-                "-s",
-                "--",
-                "full",
-                "/nonexistent/mp-remote-status-test",
-                "nats",
-                "clickhouse",
-                "storage",
-                "collector",
-            ])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-        else {
-            continue;
-        };
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(SCRIPT.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        let stdout = String::from_utf8(out.stdout).unwrap();
-        let probe = parse(&stdout).unwrap_or_else(|e| panic!("{shell}: {e}\n{stdout}"));
-        assert_eq!(probe.services.len(), 4, "{shell}: {stdout}");
-        assert!(probe.streams.is_some(), "{shell}: {stdout}");
-        for service in [Service::Storage, Service::Collector] {
-            assert!(
-                !probe.service(service).installed,
-                "{shell}: no release in /nonexistent: {stdout}"
-            );
-            assert!(
-                stdout.contains(&format!("{service}.health.code=")),
-                "{shell}: {stdout}"
-            );
-        }
+/// The agent's own look at this machine, where none of the services is deployed: every
+/// target is answered, none installed or healthy.
+#[tokio::test]
+async fn the_agent_answers_for_every_target_here() {
+    let targets: Vec<Target> = Service::ALL
+        .iter()
+        .map(|s| component_target(s.component(), "/nonexistent/mp-remote-status-test"))
+        .collect();
+    let request = ProbeRequest {
+        full: true,
+        targets,
+        release_link: Some("/nonexistent/mp-remote-status-test/current".into()),
+    };
+    let reply = crate::agent::hostops::observe(&request).await;
+    assert_eq!(reply.services.len(), 4);
+    assert!(reply.listening.is_some());
+    let probe = interpret(&request, &reply);
+    for service in [Service::Storage, Service::Collector] {
+        assert!(!probe.service(service).installed, "{service}");
     }
+    assert_eq!(probe.release, None);
 }

@@ -98,6 +98,9 @@ pub struct Component {
     pub rolling: Rolling,
     /// How clients reach it: scheme, port key and path (`nats://ADDRESS:4222`).
     pub endpoint: (&'static str, &'static str, &'static str),
+    /// What a full `status` asks besides health, on the health probe's port: name, path, and
+    /// the query POSTed (as the MarketPrism user) when it is one.
+    pub status_calls: &'static [(&'static str, &'static str, Option<&'static str>)],
 }
 
 impl Component {

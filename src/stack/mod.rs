@@ -14,6 +14,7 @@ mod checks;
 pub mod clickhouse;
 pub mod component;
 mod error;
+pub mod health;
 pub mod managed;
 pub mod nats;
 pub mod pipeline;

@@ -86,6 +86,7 @@ const fn service(
         restart: ("always", 2),
         rolling,
         endpoint: ("http", "health", "/health"),
+        status_calls: &[],
     }
 }
 

@@ -80,4 +80,17 @@ pub const COMPONENT: Component = Component {
     restart: ("always", 5),
     rolling: Rolling::OneAtATime,
     endpoint: ("http", "http", ""),
+    status_calls: &[
+        ("version", "/", Some("SELECT version()")),
+        (
+            "tables",
+            "/",
+            Some("SELECT name FROM system.tables WHERE database = 'marketprism_hot' FORMAT JSONEachRow"),
+        ),
+        (
+            "parts",
+            "/",
+            Some("SELECT table, sum(rows) AS rows FROM system.parts WHERE database = 'marketprism_hot' AND active GROUP BY table FORMAT JSONEachRow"),
+        ),
+    ],
 };

@@ -70,4 +70,5 @@ pub const COMPONENT: Component = Component {
     restart: ("on-failure", 2),
     rolling: Rolling::OneAtATime,
     endpoint: ("nats", "client", ""),
+    status_calls: &[("jsz", "/jsz?streams=true", None)],
 };

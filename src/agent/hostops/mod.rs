@@ -1,0 +1,74 @@
+//! The agent's host-side commands besides running a plan: `agent status`, `agent control`
+//! and `agent logs`. Each reads its request (JSON, `plan::probe`) on stdin and answers with
+//! typed events, one JSON line each ([`OpEvent`]), closed by `done`, like a plan's run.
+
+mod control;
+mod logs;
+mod observe;
+
+use std::io::{Read, Write};
+
+use crate::plan::probe::{ControlRequest, LogsRequest, OpEvent, ProbeRequest};
+
+pub use control::NO_SYSTEMD;
+pub use observe::observe;
+
+/// Which command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Status,
+    Control,
+    Logs,
+}
+
+/// Exit codes: 0 answered (whatever the services' state), 1 the request could not be read,
+/// 2 it could not be done (a log that cannot be read).
+pub async fn run(op: Op) -> i32 {
+    let mut text = String::new();
+    if let Err(e) = std::io::stdin().read_to_string(&mut text) {
+        return failed(&format!("cannot read the request from stdin: {e}"), 1);
+    }
+    let bad = |e: serde_json::Error| {
+        failed(
+            &format!("the request is not valid ({e}): control node and agent differ in version?"),
+            1,
+        )
+    };
+    match op {
+        Op::Status => match serde_json::from_str::<ProbeRequest>(&text) {
+            Ok(request) => emit(&OpEvent::Probed(observe::observe(&request).await)),
+            Err(e) => return bad(e),
+        },
+        Op::Control => match serde_json::from_str::<ControlRequest>(&text) {
+            Ok(request) => {
+                control::control(&request, &mut |done| emit(&OpEvent::Controlled(done))).await
+            }
+            Err(e) => return bad(e),
+        },
+        Op::Logs => match serde_json::from_str::<LogsRequest>(&text) {
+            Ok(request) => match logs::tail(&request.unit, request.lines).await {
+                Ok(text) => emit(&OpEvent::Log { text }),
+                Err(message) => return failed(&message, 2),
+            },
+            Err(e) => return bad(e),
+        },
+    }
+    emit(&OpEvent::Done);
+    0
+}
+
+fn failed(message: &str, code: i32) -> i32 {
+    emit(&OpEvent::Failed {
+        message: message.to_string(),
+    });
+    code
+}
+
+/// One event on stdout, flushed: the control node reads them as they come.
+fn emit(event: &OpEvent) {
+    if let Ok(line) = serde_json::to_string(event) {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+    }
+}

@@ -1,0 +1,133 @@
+//! Running one of the agent's host-side commands (`agent status|control|logs`) on a host: the
+//! request goes in on stdin, typed events come back as JSON lines. The agent is the one deploy
+//! pushed (content-addressed by its sha256). When that exact build is not on the host it is
+//! uploaded first: kept where deploy keeps it on a host mp-remote already deployed, but only
+//! for this call (then removed) on one it did not, so that `status` after `clean` leaves
+//! nothing behind.
+
+use serde::Serialize;
+
+use super::agent_exec::{push_agent, AgentBinary};
+use crate::inventory::{Connection, Host};
+use crate::plan::probe::OpEvent;
+use crate::transport::shell::quote;
+use crate::transport::Transport;
+
+/// Printed (exit 97) when the agent is not on the host.
+const NO_AGENT: &str = "mp-remote:no-agent";
+
+/// The agent a day-2 command runs on hosts: this very program (read once per run).
+pub fn own_agent() -> Result<std::sync::Arc<AgentBinary>, String> {
+    static AGENT: std::sync::OnceLock<Result<std::sync::Arc<AgentBinary>, String>> =
+        std::sync::OnceLock::new();
+    AGENT
+        .get_or_init(|| {
+            let me = std::env::current_exe()
+                .map_err(|e| format!("cannot locate this program to use as the agent: {e}"))?;
+            AgentBinary::load(&me)
+                .map(std::sync::Arc::new)
+                .map_err(|e| format!("{e:#}"))
+        })
+        .clone()
+}
+
+/// Runs `agent <op>` with `request`; returns its events (through `done`), or an error naming
+/// what the agent said went wrong.
+pub async fn call(
+    transport: &dyn Transport,
+    host: &Host,
+    agent: &AgentBinary,
+    op: &str,
+    request: &impl Serialize,
+) -> anyhow::Result<Vec<OpEvent>> {
+    let request = serde_json::to_vec(request)?;
+    let command = match host.connection {
+        Connection::Local => {
+            let me = std::env::current_exe()?;
+            run_line(&quote(&me.to_string_lossy()), op, host.become_)
+        }
+        _ => find_and_run(&agent.sha256, op, host.become_),
+    };
+    let mut output = transport.exec(&command, &request).await?;
+    let missing = output
+        .stdout_text()
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(NO_AGENT).map(str::to_string));
+    if let Some(facts) = missing {
+        let mut facts = facts.split_whitespace();
+        let is_root = facts.next() == Some("0");
+        if facts.next() == Some("deployed") {
+            push_agent(transport, host, is_root, agent).await?;
+            output = transport.exec(&command, &request).await?;
+        } else {
+            let path = format!(
+                "/tmp/mp-remote-agent-{}-{}",
+                &agent.sha256[..16],
+                std::process::id()
+            );
+            transport.upload(&agent.bytes, &path, 0o700).await?;
+            let once = format!(
+                "{}; rc=$?; rm -f {path}; exit $rc",
+                run_line(&path, op, host.become_).trim_start_matches("exec ")
+            );
+            output = transport.exec(&once, &request).await?;
+        }
+    }
+    let mut events = Vec::new();
+    for line in output.stdout_text().lines() {
+        let Ok(event) = serde_json::from_str::<OpEvent>(line.trim()) else {
+            continue;
+        };
+        match event {
+            OpEvent::Done => return Ok(events),
+            OpEvent::Failed { message } => anyhow::bail!("{message}"),
+            event => events.push(event),
+        }
+    }
+    let stderr = output.stderr_text();
+    anyhow::bail!(
+        "`mp-remote agent {op}` ended without an answer (exit {:?}){}{}",
+        output.status,
+        if stderr.trim().is_empty() { "" } else { ": " },
+        crate::agent::outcome::tail(stderr.trim(), 5)
+    )
+}
+
+/// The agent at `path` running `op`, through sudo when the host says `become`.
+fn run_line(path: &str, op: &str, become_root: bool) -> String {
+    let sudo = if become_root { "sudo -n -- " } else { "" };
+    format!("exec {sudo}{path} agent {op}")
+}
+
+/// Looks for the agent where `push_agent` puts it (root: the state dir; a sudo user: its
+/// home), as the login user, then runs it; prints [`NO_AGENT`], the user's uid and whether
+/// mp-remote keeps state here (`deployed`) when it is in neither.
+fn find_and_run(sha256: &str, op: &str, become_root: bool) -> String {
+    let name = format!("mp-remote-{}", &sha256[..16]);
+    let state = crate::plan::build::STATE_DIR;
+    format!(
+        "a={state}/bin/{name}; [ -x \"$a\" ] || a=\"$HOME/.mp-remote/bin/{name}\"; if [ -x \"$a\" ]; then {}; fi; \
+         s=none; {{ [ -d {state} ] || [ -d \"$HOME/.mp-remote\" ]; }} && s=deployed; echo {NO_AGENT} $(id -u) $s; exit 97",
+        run_line("\"$a\"", op, become_root)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_the_pushed_agent_or_says_it_is_missing() {
+        let sha = "0123456789abcdef0123456789abcdef";
+        let line = find_and_run(sha, "status", true);
+        assert!(line.starts_with("a=/var/lib/mp-remote/bin/mp-remote-0123456789abcdef;"));
+        assert!(line.contains("then exec sudo -n -- \"$a\" agent status; fi"));
+        assert!(line.ends_with("echo mp-remote:no-agent $(id -u) $s; exit 97"));
+        let out = std::process::Command::new("sh")
+            .args(["-n", "-c", &line])
+            .status()
+            .unwrap();
+        assert!(out.success());
+        assert_eq!(run_line("/x", "logs", false), "exec /x agent logs");
+    }
+}
