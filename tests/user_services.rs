@@ -252,8 +252,9 @@ fn a_python_service_from_the_index_then_a_wheelhouse_then_cleaned() {
     let table = service_table(true);
     options.extra = &table;
     fleet.inventory("inv.toml", &options);
+    // Through a rolling deploy: the user's services roll with their host's batch.
     let took = Instant::now();
-    let third = mp_remote(Some(&inventory), &["deploy"]);
+    let third = mp_remote(Some(&inventory), &["deploy", "--serial", "1"]);
     println!(
         "wheelhouse deploy ({} ms):\n{}{}",
         took.elapsed().as_millis(),
@@ -261,6 +262,10 @@ fn a_python_service_from_the_index_then_a_wheelhouse_then_cleaned() {
         third.stderr
     );
     assert_eq!(third.code, 0, "{third:?}");
+    assert!(
+        format!("{}{}", third.stdout, third.stderr).contains("batch 1"),
+        "{third:?}"
+    );
     assert_eq!(site.requests_for(&wheel), requests, "no index request");
     let pip_log = fleet.exec("h1", "cat /opt/mp-services/echo/venv/pip.log");
     assert!(pip_log.contains("--no-index --find-links"), "{pip_log}");

@@ -7,6 +7,7 @@ mod diff;
 pub mod event;
 pub mod follow;
 pub mod hostops;
+pub mod ledger;
 pub mod lock;
 pub mod outcome;
 pub mod runner;

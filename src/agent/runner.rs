@@ -7,6 +7,7 @@ use std::time::Instant;
 use super::actions;
 use super::diff;
 use super::event::{AgentEvent, StepEnd, StepStatus};
+use super::ledger::{self, Ledger};
 use super::state::{input_hash, State, StepRecord};
 use crate::plan::HostPlan;
 
@@ -20,6 +21,8 @@ pub async fn run_plan(plan: &HostPlan, emit: &mut dyn FnMut(&AgentEvent)) -> boo
         check_only: plan.check_only,
     });
     let mut state = State::load(&plan.state_dir);
+    // What this host holds of mp-remote's making, for `clean` (a check makes nothing).
+    let mut ledger = (!plan.check_only).then(|| Ledger::load(&plan.state_dir));
     // Restarts an earlier run asked for and did not get to.
     let mut notified: BTreeSet<String> = state.pending_notify.clone();
     let (mut changed, mut failed) = (0, 0);
@@ -51,8 +54,23 @@ pub async fn run_plan(plan: &HostPlan, emit: &mut dyn FnMut(&AgentEvent)) -> boo
                 (crate::plan::Action::File { path, .. }, true) => Some(diff::read(path).await),
                 _ => None,
             };
+            let seen = match ledger {
+                Some(_) => ledger::before(&step.action),
+                None => Vec::new(),
+            };
             let result =
                 actions::perform(&step.action, notified.contains(&step.id), plan.check_only).await;
+            // A failed step may have made some of it too: what exists now and did not before.
+            if let Some(ledger) = ledger.as_mut() {
+                if ledger.record(seen) {
+                    if let Err(e) = ledger.save(&plan.state_dir) {
+                        tracing::warn!(
+                            "cannot save what mp-remote made in {}: {e}",
+                            plan.state_dir
+                        );
+                    }
+                }
+            }
             let duration_ms = step_started.elapsed().as_millis() as u64;
             let event = match result {
                 Ok(outcome) => {
@@ -144,6 +162,7 @@ mod tests {
             action: Action::Script {
                 check: Some(check.into()),
                 apply: "true".into(),
+                creates: Vec::new(),
             },
             notify: notify.iter().map(|s| s.to_string()).collect(),
         }

@@ -215,6 +215,8 @@ pub enum AgentCommand {
     Control,
     /// The end of a service's log here (request on stdin).
     Logs,
+    /// Undo what mp-remote made here (request on stdin).
+    Clean,
     /// Run a server and restart it whenever it exits, until SIGTERM (hosts without systemd;
     /// the agent starts it detached).
     Supervise {
@@ -294,6 +296,7 @@ async fn run(cli: Cli) -> ExitCode {
         Command::Agent(AgentCommand::Status) => Some(crate::agent::hostops::Op::Status),
         Command::Agent(AgentCommand::Control) => Some(crate::agent::hostops::Op::Control),
         Command::Agent(AgentCommand::Logs) => Some(crate::agent::hostops::Op::Logs),
+        Command::Agent(AgentCommand::Clean) => Some(crate::agent::hostops::Op::Clean),
         _ => None,
     };
     if let Some(op) = op {

@@ -185,6 +185,7 @@ pub fn nats_install(
             action: Action::Script {
                 check: Some(format!("test ! -e {NATS_OS_DROP_IN}")),
                 apply: format!("rm -f {NATS_OS_DROP_IN} && systemctl daemon-reload"),
+                creates: Vec::new(),
             },
             notify: vec![service_step.into()],
         });

@@ -304,6 +304,10 @@ fn archive_steps(
                         .join(" && "),
                     links.join(", ")
                 ),
+                creates: links
+                    .iter()
+                    .map(|l| format!("/usr/local/bin/{l}"))
+                    .collect(),
             },
             notify: notify.clone(),
         },

@@ -164,6 +164,9 @@ pub enum Action {
     Script {
         check: Option<String>,
         apply: String,
+        /// What it makes (a link, a file): recorded for `clean` like a file step's path.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        creates: Vec<String>,
     },
     /// A server's binary from the vendor's release (downloaded on the host with curl) or from
     /// a file the control node uploaded: its sha256 verified before anything is installed,

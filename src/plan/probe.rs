@@ -201,6 +201,7 @@ pub struct LogsRequest {
 pub enum OpEvent {
     Probed(ProbeReply),
     Controlled(Controlled),
+    Cleaned(Cleaned),
     Log {
         text: String,
     },
@@ -209,6 +210,64 @@ pub enum OpEvent {
         message: String,
     },
     Done,
+}
+
+/// `agent clean`'s question: undo what the host's record says mp-remote made there, and
+/// what the declarations say it makes (a host deployed before the record existed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CleanRequest {
+    /// Where the agent keeps its lock and the record.
+    pub state_dir: String,
+    pub purge_data: bool,
+    /// In the order to undo them: units stopped first, data directories never removed.
+    pub declared: Vec<Made>,
+    /// Data directories and their owners: kept, or with `purge_data` emptied (the directory
+    /// stays, owned by its account, so a later deploy can start).
+    pub data: Vec<(String, String)>,
+    /// Accounts that own data: removed only with `purge_data`.
+    pub data_accounts: Vec<String>,
+}
+
+/// What `agent clean` did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cleaned {
+    pub did: Vec<String>,
+    /// Data directories left in place.
+    pub kept: Vec<String>,
+    pub failed: Vec<String>,
+}
+
+/// One thing mp-remote made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Made {
+    /// A systemd unit it enabled and started: stopped and disabled.
+    Unit {
+        name: String,
+    },
+    /// A server its supervisor runs (no systemd): stopped.
+    Supervised {
+        name: String,
+    },
+    /// A file, link or directory that is mp-remote's entirely: removed whole.
+    Path {
+        path: String,
+    },
+    /// A directory made on the way to a path: removed only when nothing else is left in it.
+    Dir {
+        path: String,
+    },
+    /// A vendor's default configuration file: kept like a package's conffile, removed with
+    /// `--purge-data`.
+    Conffile {
+        path: String,
+    },
+    Package {
+        name: String,
+    },
+    Account {
+        name: String,
+    },
 }
 
 /// The target for a built-in component whose release lives under `deploy_dir`.

@@ -63,6 +63,7 @@ pub fn without_installs(mut plan: HostPlan) -> HostPlan {
                     apply: format!(
                         "echo '{server} is not installed here: update never installs; run mp-remote deploy' >&2; exit 1"
                     ),
+                    creates: Vec::new(),
                 },
                 notify: vec![],
             });

@@ -2,42 +2,21 @@
 //! mp-remote's own files, and keeps the data (JetStream store, ClickHouse data) unless asked to
 //! purge it, so that a later deploy finds the tables and messages where they were.
 //!
-//! The plan is pure data (shown to the user before anything runs) and renders to one script
-//! per host that reports each thing it did as `did=`, each data directory it kept as `kept=`
-//! and each failure as `failed=`; it does only what is still there, so a second clean is a no-op.
+//! The plan is pure data (shown to the user before anything runs), read from the component
+//! declarations and the inventory's user services. The host's agent (`agent clean`) undoes
+//! what its own record says mp-remote made there, and what the plan declares (a host
+//! deployed before the record existed); it does only what is still there, so a second clean
+//! is a no-op.
 
+use super::agent_call;
 use super::day2::services_of;
 use super::{for_each_host, FanOut, HostOutcome};
 use crate::inventory::Host;
 pub use crate::plan::build::NATS_DROP_IN;
 use crate::plan::build::{CONFIG_DIR, STATE_DIR};
-use crate::plan::install::{NATS_RELEASE_BINARY, NATS_UNIT_PATH as NATS_OWN_UNIT};
-use crate::plan::install_clickhouse::{
-    CLICKHOUSE_RELEASE_BINARY, CLICKHOUSE_UNIT_PATH as CLICKHOUSE_OWN_UNIT,
-};
+use crate::plan::probe::{CleanRequest, Made, OpEvent};
 use crate::report::HostStatus;
 use crate::stack::component::{Component, Origin};
-use crate::transport::shell::{quote, with_become};
-
-/// POSIX sh functions for the agent's supervisor on hosts without systemd (see
-/// `agent::supervise`): pid files in /run/mp-remote, the supervisor's cmdline
-/// `... agent supervise --name NAME ...`. `sv_sup NAME` sets `p` to the live supervisor's pid,
-/// `sv_server NAME` sets `q` to the live server's pid; `sv_stop NAME` sends the supervisor
-/// SIGTERM (it stops its server) and waits up to 60 s (its grace is 30 s) for both to be gone.
-/// No single quotes inside: it goes through `with_become`'s quoting as it is.
-macro_rules! supervisor_sh {
-    () => {
-        r#"sv_alive() { sv_st=$(cat /proc/$1/stat 2>/dev/null </dev/null) || return 1; sv_st=${sv_st##*") "}; case $sv_st in ""|Z*|X*) return 1 ;; esac; }
-sv_pid() { sv_v=$(cat "$1" 2>/dev/null </dev/null) || return 1; case $sv_v in ""|*[!0-9]*) return 1 ;; esac; echo "$sv_v"; }
-sv_sup() { p=$(sv_pid /run/mp-remote/$1.supervisor.pid) && sv_alive $p || { p=; return 1; }; case " $(tr "\0" " " </proc/$p/cmdline 2>/dev/null) " in *" agent supervise --name $1 "*) return 0 ;; esac; p=; return 1; }
-sv_server() { q=$(sv_pid /run/mp-remote/$1.pid) && sv_alive $q || { q=; return 1; }; }
-sv_running() { sv_sup $1 && sv_server $1; }
-sv_stop() { sv_sup $1 || return 0; sv_server $1; kill -TERM $p || return 1; sv_n=0; while sv_alive $p || { [ -n "$q" ] && sv_alive $q; }; do sv_n=$((sv_n+1)); if [ $sv_n -gt 600 ]; then echo "$1 still running 60 s after SIGTERM to its supervisor (pid $p)" >&2; return 1; fi; sleep 0.1; done; }
-sv_launchable() { sv_f=/var/lib/mp-remote/supervised/$1.argv; [ -r "$sv_f" ] || return 1; sv_exe=$(tr "\0" "\n" <"$sv_f" | head -n 1); [ -x "$sv_exe" ]; }
-sv_launch() { sv_launchable $1 || return 3; mkdir -p /var/log/mp-remote; (cd / && xargs -0 -a "$sv_f" setsid --fork env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin </dev/null >>/var/log/mp-remote/$1.log 2>&1); }
-"#
-    };
-}
 
 /// Where a non-root (become) user keeps the agent binary: its home, relative to the session.
 const USER_AGENT_DIR: &str = ".mp-remote";
@@ -66,8 +45,9 @@ pub struct CleanPlan {
     /// Accounts removed when mp-remote made them (their comment says so). `nats` only with
     /// `purge_data`: kept data stays owned by the account that can read it.
     pub users: Vec<&'static str>,
+    /// Accounts that own data: the record's are kept with it unless `purge_data`.
+    pub data_accounts: Vec<String>,
     pub purge_data: bool,
-    become_root: bool,
     /// The user's services on this host (`[services.*]`): stopped first (they may need the
     /// pipeline), then their unit, release directory, env file and account removed.
     pub user_services: Vec<UserServiceRemoval>,
@@ -159,192 +139,78 @@ pub fn plan(host: &Host, purge_data: bool) -> CleanPlan {
         },
         data,
         users,
+        data_accounts: components
+            .iter()
+            .flat_map(|c| c.accounts.iter())
+            .filter(|a| a.owns_data)
+            .map(|a| a.name.to_string())
+            .collect(),
         purge_data,
-        become_root: host.become_,
         user_services: Vec::new(),
     }
 }
 
-const PRELUDE: &str = concat!(
-    r#"set -u
-PATH="$PATH:/usr/sbin:/sbin"
-DEBIAN_FRONTEND=noninteractive
-export PATH DEBIAN_FRONTEND
-if [ "$(id -u)" != 0 ]; then
-    echo 'failed=not root: connect as root, or set become = true with passwordless sudo'
-    exit 1
-fi
-lock=/var/lib/mp-remote/agent.lock
-if [ -e "$lock" ] && command -v flock >/dev/null 2>&1 && ! flock -n "$lock" true </dev/null; then
-    echo "failed=an mp-remote agent holds $lock (a deploy is running): wait for it to finish, then clean again"
-    exit 1
-fi
-rc=0
-did() { printf 'did=%s\n' "$1"; }
-fail() { printf 'failed=%s\n' "$1"; rc=1; }
-"#,
-    supervisor_sh!(),
-    r#"# Without systemd, deploy runs the servers under mp-remote's own supervisor: stop that.
-stop_unit() {
-    if [ ! -d /run/systemd/system ]; then
-        if sv_sup "$1"; then
-            if sv_stop "$1"; then did "stopped $1 (mp-remote supervisor)"; else fail "cannot stop $1 (supervisor pid $p)"; fi
-        fi
-        return 0
-    fi
-    if systemctl is-active --quiet "$1" </dev/null || systemctl is-enabled --quiet "$1" </dev/null; then
-        if systemctl disable --now "$1" </dev/null 1>&2; then did "stopped and disabled $1"; else fail "systemctl disable --now $1 failed"; fi
-    fi
-}
-# pkg VERB NAME: remove skips what is not installed, purge also takes leftover config files.
-pkg() {
-    st=$(dpkg-query -W -f '${Status}' "$2" 2>/dev/null </dev/null)
-    case $1 in
-        remove) case $st in *" installed") ;; *) return 0 ;; esac ;;
-        *) case $st in "" | *not-installed) return 0 ;; esac ;;
-    esac
-    if apt-get "$1" -y -q "$2" </dev/null 1>&2; then did "apt-get $1 $2"; else fail "apt-get $1 $2 failed"; fi
-}
-remove() {
-    if [ -e "$1" ] || [ -L "$1" ]; then
-        if rm -rf -- "$1"; then did "removed $1"; else fail "cannot remove $1"; fi
-    fi
-}
-keep() { if [ -e "$1" ]; then printf 'kept=%s\n' "$1"; fi; }
-# An account goes only when its comment says mp-remote made it.
-our_user() {
-    case $(getent passwd "$1" 2>/dev/null </dev/null | cut -d: -f5) in
-        *"created by mp-remote"*)
-            if userdel "$1" </dev/null 1>&2; then did "removed user $1"; else fail "userdel $1 failed"; fi ;;
-    esac
-}
-wipe() {
-    if [ -d "$1" ] && [ -n "$(ls -A "$1" 2>/dev/null </dev/null)" ]; then
-        if find "$1" -mindepth 1 -delete </dev/null; then did "deleted the data in $1"; else fail "cannot delete the data in $1"; fi
-    fi
-}
-# Debian's clickhouse-server purge deletes its home and a reinstall does not make it again (the
-# user survives): leave each data directory in place, empty, so a later deploy can start.
-home() {
-    if [ ! -d "$1" ] && id -u "$2" >/dev/null 2>&1; then install -d -o "$2" -g "$2" -m 750 "$1"; fi
-}
-# User services go first, found on the host by their units (written with the managed marker):
-# one dropped from the inventory since its deploy goes too. The plan's own list follows, for
-# what a failed deploy left without a unit.
-for unit in /etc/systemd/system/mp-svc-*.service; do
-    [ -e "$unit" ] || continue
-    head -n 1 "$unit" | grep -q 'managed by mp-remote' || continue
-    name=${unit##*/}; name=${name%.service}; svc=${name#mp-svc-}
-    account=$(sed -n 's/^User=//p' "$unit" | head -n 1)
-    stop_unit "$name"
-    remove "$unit"
-    remove "/opt/mp-services/$svc"
-    remove "/etc/mp-services/$svc.env"
-    if [ -n "$account" ]; then our_user "$account"; fi
-done
-"#
-);
-
-/// A `release` or `push` ClickHouse (its install record in the state dir, or our unit with
-/// the managed marker): the binary, its names and our unit; with `purge_data` also the
-/// default configs it brought, as a package purge takes them. Runs before the state dir goes.
-fn clickhouse_release_removal(purge_data: bool) -> String {
-    let mut removals: Vec<String> = [
-        CLICKHOUSE_RELEASE_BINARY,
-        "/usr/local/bin/clickhouse-server",
-        "/usr/local/bin/clickhouse-client",
-        CLICKHOUSE_OWN_UNIT,
-    ]
-    .iter()
-    .map(|f| format!("remove {f}"))
-    .collect();
-    if purge_data {
-        for name in ["config.xml", "users.xml"] {
-            for suffix in ["", ".mp-remote-new"] {
-                removals.push(format!("remove /etc/clickhouse-server/{name}{suffix}"));
-            }
-        }
-    }
-    format!(
-        "if [ -e {STATE_DIR}/install/clickhouse.installed ] || head -n 1 {CLICKHOUSE_OWN_UNIT} 2>/dev/null | grep -q 'managed by mp-remote'; then {}; fi\n",
-        removals.join("; ")
-    )
-}
-
 impl CleanPlan {
-    /// The root script (fed on stdin to `sh -s`).
-    pub fn script(&self) -> String {
-        let mut s = String::from(PRELUDE);
-        // The user's services first, in reverse start order: they may depend on the pipeline.
+    /// What the host's agent is asked: the declared things in the order to undo them (the
+    /// user's services first, in reverse start order: they may depend on the pipeline).
+    pub fn request(&self) -> CleanRequest {
+        let path = |p: &str| Made::Path {
+            path: p.to_string(),
+        };
+        let mut declared = Vec::new();
         for service in &self.user_services {
-            s.push_str(&format!("stop_unit {}\n", quote(&service.unit)));
-            for file in &service.files {
-                s.push_str(&format!("remove {}\n", quote(file)));
-            }
-            s.push_str(&format!("our_user {}\n", quote(&service.user)));
-        }
-        if !self.user_services.is_empty() {
-            s.push_str(&format!(
-                "rmdir {} {} 2>/dev/null\n",
-                crate::plan::services::SERVICES_DIR,
-                crate::plan::services::ENV_DIR
-            ));
-        }
-        for unit in &self.units {
-            s.push_str(&format!("stop_unit {}\n", quote(unit)));
-        }
-        if self
-            .files
-            .iter()
-            .any(|f| f == crate::stack::clickhouse::LISTEN_FILE)
-        {
-            s.push_str(&clickhouse_release_removal(self.purge_data));
-        }
-        for file in &self.files {
-            s.push_str(&format!("remove {}\n", quote(file)));
-        }
-        if self.files.iter().any(|f| f == NATS_DROP_IN) {
-            s.push_str("rmdir /etc/systemd/system/nats-server.service.d 2>/dev/null\n");
-            // A `release` or `push` install: our own unit (with the managed marker) and the
-            // binary it runs. A unit without the marker is someone else's: left alone.
-            s.push_str(&format!(
-                "if head -n 1 {NATS_OWN_UNIT} 2>/dev/null | grep -q 'managed by mp-remote'; then remove {NATS_RELEASE_BINARY}; remove {NATS_OWN_UNIT}; fi\n"
-            ));
-        }
-        if self.purge_data {
-            for dir in &self.data {
-                s.push_str(&format!("wipe {}\n", quote(dir.path)));
-            }
-        }
-        let verb = if self.purge_data { "purge" } else { "remove" };
-        for package in &self.packages {
-            s.push_str(&format!("pkg {verb} {}\n", quote(package)));
-        }
-        s.push_str("systemctl daemon-reload </dev/null 1>&2\n");
-        for user in &self.users {
-            s.push_str(&format!("our_user {}\n", quote(user)));
-        }
-        for dir in &self.data {
-            s.push_str(&if self.purge_data {
-                format!("home {} {}\n", quote(dir.path), quote(dir.owner))
-            } else {
-                format!("keep {}\n", quote(dir.path))
+            declared.push(Made::Unit {
+                name: service.unit.clone(),
+            });
+            declared.extend(service.files.iter().map(|f| path(f)));
+            declared.push(Made::Account {
+                name: service.user.clone(),
             });
         }
-        s.push_str("exit $rc\n");
-        s
+        if !self.user_services.is_empty() {
+            for dir in [
+                crate::plan::services::SERVICES_DIR,
+                crate::plan::services::ENV_DIR,
+            ] {
+                declared.push(Made::Dir { path: dir.into() });
+            }
+        }
+        declared.extend(self.units.iter().map(|u| Made::Unit {
+            name: u.to_string(),
+        }));
+        for file in &self.files {
+            declared.push(path(file));
+            if file == NATS_DROP_IN {
+                declared.push(Made::Dir {
+                    path: "/etc/systemd/system/nats-server.service.d".into(),
+                });
+            }
+        }
+        declared.extend(self.packages.iter().map(|p| Made::Package {
+            name: p.to_string(),
+        }));
+        declared.extend(self.users.iter().map(|u| Made::Account {
+            name: u.to_string(),
+        }));
+        CleanRequest {
+            state_dir: STATE_DIR.into(),
+            purge_data: self.purge_data,
+            declared,
+            data: self
+                .data
+                .iter()
+                .map(|d| (d.path.to_string(), d.owner.to_string()))
+                .collect(),
+            data_accounts: self.data_accounts.clone(),
+        }
     }
 
-    /// The remote command: the user's own agent copy goes as that user, the rest as root.
-    pub fn command(&self) -> String {
-        let root = with_become("sh -s", self.become_root);
-        if self.user_files.is_empty() {
-            root
-        } else {
-            format!(
-                "if [ -e {USER_AGENT_DIR} ]; then rm -rf {USER_AGENT_DIR} && echo did=removed ~/{USER_AGENT_DIR}; fi; {root}"
-            )
-        }
+    /// The login user's own agent copy (a `become` host), removed as that user after the
+    /// root part: None when there is none to remove.
+    pub fn user_command(&self) -> Option<String> {
+        (!self.user_files.is_empty()).then(|| {
+            format!("if [ -e {USER_AGENT_DIR} ]; then rm -rf {USER_AGENT_DIR} && echo did=removed ~/{USER_AGENT_DIR}; fi")
+        })
     }
 }
 
@@ -357,21 +223,6 @@ pub struct CleanDone {
     pub failed: Vec<String>,
 }
 
-/// Reads the script's `did=`, `kept=` and `failed=` lines; anything else is ignored.
-pub fn parse_output(stdout: &str) -> CleanDone {
-    let mut done = CleanDone::default();
-    for line in stdout.lines().map(|l| l.trim_end_matches('\r')) {
-        if let Some(v) = line.strip_prefix("did=") {
-            done.did.push(v.to_string());
-        } else if let Some(v) = line.strip_prefix("kept=") {
-            done.kept.push(v.to_string());
-        } else if let Some(v) = line.strip_prefix("failed=") {
-            done.failed.push(v.to_string());
-        }
-    }
-    done
-}
-
 /// Runs each host's plan; a host with a failure ends `failed`, its error naming what failed
 /// with the tail of the package manager's output.
 pub async fn clean(
@@ -379,22 +230,40 @@ pub async fn clean(
     hosts: &[&Host],
     fanout: &FanOut,
 ) -> Vec<HostOutcome<CleanDone>> {
-    let mut outcomes = for_each_host(hosts, fanout, |transport, host| async move {
-        let plan = plans.iter().find(|p| p.host == host.name).ok_or_else(|| {
-            anyhow::anyhow!("no clean plan for {} (a bug: please report it)", host.name)
-        })?;
-        let output = transport
-            .exec(&plan.command(), plan.script().as_bytes())
-            .await?;
-        let done = parse_output(&output.stdout_text());
-        if !output.success() && done.failed.is_empty() {
-            anyhow::bail!(
-                "the clean script ended with exit {:?}: {}",
-                output.status,
-                crate::agent::outcome::tail(output.stderr_text().trim(), 10)
-            );
+    let agent = agent_call::own_agent();
+    let mut outcomes = for_each_host(hosts, fanout, |transport, host| {
+        let agent = agent.clone();
+        async move {
+            let plan = plans.iter().find(|p| p.host == host.name).ok_or_else(|| {
+                anyhow::anyhow!("no clean plan for {} (a bug: please report it)", host.name)
+            })?;
+            let agent = agent.clone().map_err(|e| anyhow::anyhow!("{e}"))?;
+            let events =
+                agent_call::call(transport.as_ref(), host, &agent, "clean", &plan.request())
+                    .await?;
+            let cleaned = events
+                .into_iter()
+                .find_map(|e| match e {
+                    OpEvent::Cleaned(c) => Some(c),
+                    _ => None,
+                })
+                .ok_or_else(|| anyhow::anyhow!("`mp-remote agent clean` gave no answer"))?;
+            let mut done = CleanDone {
+                did: cleaned.did,
+                kept: cleaned.kept,
+                failed: cleaned.failed,
+            };
+            if let Some(command) = plan.user_command() {
+                let output = transport.exec(&command, b"").await?;
+                done.did.extend(
+                    output
+                        .stdout_text()
+                        .lines()
+                        .filter_map(|l| l.strip_prefix("did=").map(str::to_string)),
+                );
+            }
+            Ok((done, String::new()))
         }
-        Ok((done, output.stderr_text()))
     })
     .await;
     outcomes
@@ -468,19 +337,30 @@ mod tests {
             ["late", "echo"],
             "reverse start order, this host's only"
         );
-        let script = p.script();
-        let stop = script.find("stop_unit mp-svc-late\n").expect("stopped");
-        assert!(stop < script.find("stop_unit nats-server\n").unwrap());
-        for line in [
-            "remove /etc/systemd/system/mp-svc-echo.service\n",
-            "remove /opt/mp-services/echo\n",
-            "remove /etc/mp-services/echo.env\n",
-            "our_user mp-echo\n",
-            "rmdir /opt/mp-services /etc/mp-services 2>/dev/null\n",
+        let declared = p.request().declared;
+        let at = |m: &Made| declared.iter().position(|d| d == m).unwrap_or(usize::MAX);
+        let unit = |n: &str| Made::Unit { name: n.into() };
+        assert!(at(&unit("mp-svc-late")) < at(&unit("nats-server")));
+        for made in [
+            Made::Path {
+                path: "/etc/systemd/system/mp-svc-echo.service".into(),
+            },
+            Made::Path {
+                path: "/opt/mp-services/echo".into(),
+            },
+            Made::Path {
+                path: "/etc/mp-services/echo.env".into(),
+            },
+            Made::Account {
+                name: "mp-echo".into(),
+            },
+            Made::Dir {
+                path: "/opt/mp-services".into(),
+            },
         ] {
-            assert!(script.contains(line), "{line}");
+            assert!(declared.contains(&made), "{made:?}");
         }
-        assert!(!script.contains("other"));
+        assert!(!format!("{declared:?}").contains("other"));
     }
 
     #[test]
@@ -525,89 +405,51 @@ mod tests {
         );
     }
 
+    /// Today's declared things, in the order to undo them: units first, the state directory
+    /// (record and lock) last, data directories never among what is removed.
     #[test]
-    fn only_accounts_mp_remote_made_are_removed() {
-        let purge = plan(&host(r#""nats""#, false), true);
-        assert_eq!(purge.users, ["nats"]);
-        assert!(purge.script().contains("\nour_user nats\n"));
-        // The comment the agent gives the accounts it makes is the one the script looks for.
-        assert!(PRELUDE.contains(&format!(
-            "*\"{}\"*)",
-            crate::agent::actions::system_user::CREATED_BY
-        )));
-    }
-
-    #[test]
-    fn script_keeps_data_by_default() {
-        let script = plan(&host(r#""nats""#, false), false).script();
-        let body = &script[PRELUDE.len()..];
+    fn request_keeps_data_by_default() {
+        let request = plan(&host(r#""nats""#, false), false).request();
+        let path = |p: &str| Made::Path { path: p.into() };
         assert_eq!(
-            body,
-            "stop_unit nats-server
-remove /etc/systemd/system/nats-server.service.d/mp-remote.conf
-remove /etc/marketprism
-remove /var/lib/mp-remote
-rmdir /etc/systemd/system/nats-server.service.d 2>/dev/null
-if head -n 1 /etc/systemd/system/nats-server.service 2>/dev/null | grep -q 'managed by mp-remote'; then remove /usr/local/bin/nats-server; remove /etc/systemd/system/nats-server.service; fi
-pkg remove nats-server
-systemctl daemon-reload </dev/null 1>&2
-keep /var/lib/nats/jetstream
-exit $rc
-"
+            request.declared,
+            [
+                Made::Unit {
+                    name: "nats-server".into()
+                },
+                path(NATS_DROP_IN),
+                Made::Dir {
+                    path: "/etc/systemd/system/nats-server.service.d".into()
+                },
+                path("/etc/marketprism"),
+                path("/var/lib/mp-remote"),
+                Made::Package {
+                    name: "nats-server".into()
+                },
+            ]
         );
-    }
-
-    #[test]
-    fn script_purges_data_but_leaves_the_directories() {
-        let script = plan(&host(r#""clickhouse""#, false), true).script();
-        let body = &script[PRELUDE.len()..];
         assert_eq!(
-            body,
-            "stop_unit clickhouse-server
-if [ -e /var/lib/mp-remote/install/clickhouse.installed ] || head -n 1 /etc/systemd/system/clickhouse-server.service 2>/dev/null | grep -q 'managed by mp-remote'; then remove /usr/local/bin/clickhouse; remove /usr/local/bin/clickhouse-server; remove /usr/local/bin/clickhouse-client; remove /etc/systemd/system/clickhouse-server.service; remove /etc/clickhouse-server/config.xml; remove /etc/clickhouse-server/config.xml.mp-remote-new; remove /etc/clickhouse-server/users.xml; remove /etc/clickhouse-server/users.xml.mp-remote-new; fi
-remove /etc/clickhouse-server/config.d/mp-listen.xml
-remove /etc/clickhouse-server/users.d/mp-users.xml
-remove /etc/marketprism
-remove /var/lib/mp-remote
-wipe /var/lib/clickhouse
-pkg purge clickhouse-server
-systemctl daemon-reload </dev/null 1>&2
-our_user clickhouse
-home /var/lib/clickhouse clickhouse
-exit $rc
-"
+            request.data,
+            [("/var/lib/nats/jetstream".to_string(), "nats".to_string())]
         );
+        assert_eq!(request.data_accounts, ["nats"]);
+        assert!(!request.purge_data);
+        let purge = plan(&host(r#""nats""#, false), true).request();
+        assert!(purge.declared.contains(&Made::Account {
+            name: "nats".into()
+        }));
     }
 
     #[test]
-    fn commands_run_the_script_as_root() {
-        assert_eq!(plan(&host(r#""nats""#, false), false).command(), "sh -s");
+    fn the_become_users_agent_copy_goes_as_that_user() {
+        assert_eq!(plan(&host(r#""nats""#, false), false).user_command(), None);
         assert_eq!(
-            plan(&host(r#""nats""#, true), false).command(),
-            "if [ -e .mp-remote ]; then rm -rf .mp-remote && echo did=removed ~/.mp-remote; fi; sudo -n -- sh -c 'sh -s'"
-        );
-    }
-
-    #[test]
-    fn output_lines() {
-        let done = parse_output("junk\ndid=apt-get remove nats-server\r\nkept=/var/lib/clickhouse\nfailed=apt-get remove clickhouse-server failed\n");
-        assert_eq!(done.did, ["apt-get remove nats-server"]);
-        assert_eq!(done.kept, ["/var/lib/clickhouse"]);
-        assert_eq!(done.failed, ["apt-get remove clickhouse-server failed"]);
-    }
-
-    /// The prelude is valid POSIX sh (dash is Debian's /bin/sh).
-    #[test]
-    fn script_parses_under_sh() {
-        let script = plan(&host(r#""nats", "clickhouse""#, false), true).script();
-        let out = std::process::Command::new("sh")
-            .args(["-n", "-c", &script])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+            plan(&host(r#""nats""#, true), false)
+                .user_command()
+                .as_deref(),
+            Some(
+                "if [ -e .mp-remote ]; then rm -rf .mp-remote && echo did=removed ~/.mp-remote; fi"
+            )
         );
     }
 }

@@ -211,14 +211,8 @@ pub async fn deploy(
         match &options.rolling {
             Some(rolling) => {
                 let (batches, stopped) =
-                    super::rollout::roll(&ctx, selected, rolling, &mut results, notes).await;
-                // The user's services have no rolling update of their own yet: after the
-                // last batch, on every host at once (never after a stopped rollout).
-                if stopped.is_none() && options.rollback.is_none() {
-                    let names: Vec<String> = selected.iter().map(|h| h.name.clone()).collect();
-                    super::user_services::services_phase(&ctx, &names, &bundles, &mut results)
+                    super::rollout::roll(&ctx, selected, rolling, &mut results, notes, &bundles)
                         .await;
-                }
                 outcome.batches = batches;
                 outcome.stopped = stopped;
             }

@@ -112,7 +112,7 @@ fn venv_key(s: &UserService) -> anyhow::Result<Option<String>> {
 
 /// After the pipeline: on each ready host among `names` that runs a user service and is
 /// fine so far, upload its archives and run its services' plan.
-pub(super) async fn services_phase(
+pub(in crate::run) async fn services_phase(
     ctx: &Ctx<'_, '_>,
     names: &[String],
     bundles: &[Bundle],

@@ -86,7 +86,9 @@ pub async fn perform(
             let result = nats_streams::apply(url, streams, check_only).await;
             not_running_yet(result, check_only, url, "create the streams").await
         }
-        Action::Script { check, apply } => script::apply(check.as_deref(), apply, check_only).await,
+        Action::Script { check, apply, .. } => {
+            script::apply(check.as_deref(), apply, check_only).await
+        }
         Action::InstallBinary {
             name,
             from,

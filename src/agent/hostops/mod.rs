@@ -1,14 +1,15 @@
-//! The agent's host-side commands besides running a plan: `agent status`, `agent control`
-//! and `agent logs`. Each reads its request (JSON, `plan::probe`) on stdin and answers with
+//! The agent's host-side commands besides running a plan: `agent status`, `agent control`,
+//! `agent logs` and `agent clean`. Each reads its request (JSON, `plan::probe`) on stdin and answers with
 //! typed events, one JSON line each ([`OpEvent`]), closed by `done`, like a plan's run.
 
+mod clean;
 mod control;
 mod logs;
 mod observe;
 
 use std::io::{Read, Write};
 
-use crate::plan::probe::{ControlRequest, LogsRequest, OpEvent, ProbeRequest};
+use crate::plan::probe::{CleanRequest, ControlRequest, LogsRequest, OpEvent, ProbeRequest};
 
 pub use control::NO_SYSTEMD;
 pub use observe::observe;
@@ -19,6 +20,7 @@ pub enum Op {
     Status,
     Control,
     Logs,
+    Clean,
 }
 
 /// Exit codes: 0 answered (whatever the services' state), 1 the request could not be read,
@@ -43,6 +45,10 @@ pub async fn run(op: Op) -> i32 {
             Ok(request) => {
                 control::control(&request, &mut |done| emit(&OpEvent::Controlled(done))).await
             }
+            Err(e) => return bad(e),
+        },
+        Op::Clean => match serde_json::from_str::<CleanRequest>(&text) {
+            Ok(request) => emit(&OpEvent::Cleaned(clean::clean(&request).await)),
             Err(e) => return bad(e),
         },
         Op::Logs => match serde_json::from_str::<LogsRequest>(&text) {

@@ -1,4 +1,5 @@
-//! The rolling run itself: batch after batch, each deployed (or rolled back), then gated;
+//! The rolling run itself: batch after batch, each deployed (the servers, the pipeline, the
+//! user's services; or rolled back), then gated;
 //! a batch that fails its gate is rolled back; a failure budget that runs out stops the
 //! rollout and leaves the later batches alone.
 
@@ -15,6 +16,7 @@ use crate::report::HostStatus;
 use crate::run::deploy::{absorb, run, HostDeploy};
 use crate::run::phases::{pipeline_phases, rollback_hosts, servers_phase, streams_phase, Ctx};
 use crate::run::session;
+use crate::run::user_services::{services_phase, Bundle};
 
 /// Runs every batch; returns each batch's outcome and, when a budget stopped the rollout, why.
 pub(in crate::run) async fn roll(
@@ -23,6 +25,7 @@ pub(in crate::run) async fn roll(
     rolling: &Rolling,
     results: &mut BTreeMap<String, HostDeploy>,
     notes: &Notes,
+    bundles: &[Bundle],
 ) -> (Vec<BatchOutcome>, Option<String>) {
     let rollback = ctx.options.rollback.clone();
     // A rollback only touches hosts that run a release.
@@ -73,6 +76,9 @@ pub(in crate::run) async fn roll(
             None => {
                 servers_phase(ctx, &batch.hosts, results).await;
                 pipeline_phases(ctx, &batch.hosts, results).await;
+                // The user's services roll with their hosts: a service that does not come up
+                // healthy fails its host in this batch, before later batches are touched.
+                services_phase(ctx, &batch.hosts, bundles, results).await;
             }
         }
         let mut detail = gate(ctx, batch, rollback.is_some(), results).await;
