@@ -80,6 +80,11 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub no_color: bool,
 
+    /// Where static agents for other hosts are (`mp-remote-ARCH-unknown-linux-musl`), looked
+    /// in before `agents/` beside this program and ~/.cache/mp-remote/agents.
+    #[arg(long, global = true, value_name = "DIR", env = "MP_REMOTE_AGENTS_DIR")]
+    pub agents_dir: Option<PathBuf>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -275,6 +280,7 @@ pub fn main() -> i32 {
 }
 
 async fn run(cli: Cli) -> ExitCode {
+    crate::run::agents::set_dir(cli.agents_dir.clone());
     // Services need no inventory: they read their own config file.
     if let Command::Service(command) = cli.command {
         return match service::run(command).await {

@@ -41,7 +41,8 @@ pub struct Fleet {
     /// The tables layer 5 expects rows in: what the fleet's collectors fill at a steady rate.
     pub flow_tables: Vec<String>,
     /// The agent binary's sha256: the pipeline's release is this very binary.
-    pub agent_sha256: String,
+    /// Per host, the sha256 of the agent it got (its arch's build): its pipeline release.
+    pub agent_sha256: std::collections::BTreeMap<String, String>,
 }
 
 #[cfg(test)]
@@ -59,7 +60,7 @@ impl Fleet {
                 .iter()
                 .map(|t| t.to_string())
                 .collect(),
-            agent_sha256: "ab".repeat(32),
+            agent_sha256: Default::default(),
         }
     }
 }

@@ -100,6 +100,11 @@ pub fn install_steps(host: &Host, facts: &Facts, fleet: &Fleet) -> Vec<Step> {
     if services.is_empty() {
         return Vec::new();
     }
+    let sha256 = fleet
+        .agent_sha256
+        .get(&host.name)
+        .cloned()
+        .unwrap_or_else(|| "ab".repeat(32));
     let mut steps = vec![
         Step {
             id: "install.app.user".into(),
@@ -114,12 +119,12 @@ pub fn install_steps(host: &Host, facts: &Facts, fleet: &Fleet) -> Vec<Step> {
             id: "install.app.release".into(),
             title: format!(
                 "release {} in {}",
-                &fleet.agent_sha256[..16.min(fleet.agent_sha256.len())],
+                &sha256[..16.min(sha256.len())],
                 facts.deploy_dir
             ),
             action: Action::AppRelease {
                 dir: facts.deploy_dir.clone(),
-                sha256: fleet.agent_sha256.clone(),
+                sha256: sha256.clone(),
             },
             notify: services.iter().map(|s| service_step_id(*s)).collect(),
         },

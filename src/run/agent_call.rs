@@ -7,7 +7,10 @@
 
 use serde::Serialize;
 
-use super::agent_exec::{push_agent, AgentBinary};
+use std::sync::Arc;
+
+use super::agent_exec::push_agent;
+use super::agents::{Agents, HostKind};
 use crate::inventory::{Connection, Host};
 use crate::plan::probe::OpEvent;
 use crate::transport::shell::quote;
@@ -16,19 +19,40 @@ use crate::transport::Transport;
 /// Printed (exit 97) when the agent is not on the host.
 const NO_AGENT: &str = "mp-remote:no-agent";
 
-/// The agent a day-2 command runs on hosts: this very program (read once per run).
-pub fn own_agent() -> Result<std::sync::Arc<AgentBinary>, String> {
-    static AGENT: std::sync::OnceLock<Result<std::sync::Arc<AgentBinary>, String>> =
-        std::sync::OnceLock::new();
-    AGENT
+/// The agents day-2 commands run on hosts (this very program, or a static one for the host's
+/// arch from an agents directory), read once per process.
+pub fn day2_agents() -> Result<Arc<Agents>, String> {
+    static AGENTS: std::sync::OnceLock<Result<Arc<Agents>, String>> = std::sync::OnceLock::new();
+    AGENTS
         .get_or_init(|| {
-            let me = std::env::current_exe()
-                .map_err(|e| format!("cannot locate this program to use as the agent: {e}"))?;
-            AgentBinary::load(&me)
-                .map(std::sync::Arc::new)
+            Agents::new(None)
+                .map(Arc::new)
                 .map_err(|e| format!("{e:#}"))
         })
         .clone()
+}
+
+/// What the host said when the agent was not there.
+struct Missing {
+    is_root: bool,
+    deployed: bool,
+    uname: String,
+    glibc: Option<Vec<u32>>,
+}
+
+impl Missing {
+    fn parse(stdout: &str) -> Option<Missing> {
+        let line = stdout
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(NO_AGENT).map(str::to_string))?;
+        let mut words = line.split_whitespace();
+        Some(Missing {
+            is_root: words.next() == Some("0"),
+            deployed: words.next() == Some("deployed"),
+            uname: words.next().unwrap_or("").to_string(),
+            glibc: words.next().and_then(super::agent_glibc::parse),
+        })
+    }
 }
 
 /// Runs `agent <op>` with `request`; returns its events (through `done`), or an error naming
@@ -36,28 +60,39 @@ pub fn own_agent() -> Result<std::sync::Arc<AgentBinary>, String> {
 pub async fn call(
     transport: &dyn Transport,
     host: &Host,
-    agent: &AgentBinary,
+    agents: &Agents,
     op: &str,
     request: &impl Serialize,
 ) -> anyhow::Result<Vec<OpEvent>> {
     let request = serde_json::to_vec(request)?;
-    let command = match host.connection {
-        Connection::Local => {
-            let me = std::env::current_exe()?;
-            run_line(&quote(&me.to_string_lossy()), op, host.become_)
-        }
-        _ => find_and_run(&agent.sha256, op, host.become_),
-    };
+    if host.connection == Connection::Local {
+        let me = std::env::current_exe()?;
+        let command = run_line(&quote(&me.to_string_lossy()), op, host.become_);
+        return events(op, transport.exec(&command, &request).await?);
+    }
+    // This program first: on a host it deployed, it is there.
+    let own = agents.own()?;
+    let mut command = find_and_run(&own.sha256, op, host.become_);
     let mut output = transport.exec(&command, &request).await?;
-    let missing = output
-        .stdout_text()
-        .lines()
-        .find_map(|l| l.trim().strip_prefix(NO_AGENT).map(str::to_string));
-    if let Some(facts) = missing {
-        let mut facts = facts.split_whitespace();
-        let is_root = facts.next() == Some("0");
-        if facts.next() == Some("deployed") {
-            push_agent(transport, host, is_root, agent).await?;
+    let mut missing = Missing::parse(&output.stdout_text());
+    let mut agent = own.clone();
+    if let Some(m) = &missing {
+        agent = agents.for_host(&HostKind {
+            name: &host.name,
+            uname: &m.uname,
+            glibc: m.glibc.clone(),
+            local: false,
+        })?;
+        if agent.sha256 != own.sha256 {
+            // The host's own kind of agent, which its deploy pushed.
+            command = find_and_run(&agent.sha256, op, host.become_);
+            output = transport.exec(&command, &request).await?;
+            missing = Missing::parse(&output.stdout_text());
+        }
+    }
+    if let Some(m) = missing {
+        if m.deployed {
+            push_agent(transport, host, m.is_root, &agent).await?;
             output = transport.exec(&command, &request).await?;
         } else {
             let path = format!(
@@ -73,6 +108,11 @@ pub async fn call(
             output = transport.exec(&once, &request).await?;
         }
     }
+    events(op, output)
+}
+
+/// The agent's answer, through `done`; its `failed` as an error.
+fn events(op: &str, output: crate::transport::ExecOutput) -> anyhow::Result<Vec<OpEvent>> {
     let mut events = Vec::new();
     for line in output.stdout_text().lines() {
         let Ok(event) = serde_json::from_str::<OpEvent>(line.trim()) else {
@@ -107,7 +147,8 @@ fn find_and_run(sha256: &str, op: &str, become_root: bool) -> String {
     let state = crate::plan::build::STATE_DIR;
     format!(
         "a={state}/bin/{name}; [ -x \"$a\" ] || a=\"$HOME/.mp-remote/bin/{name}\"; if [ -x \"$a\" ]; then {}; fi; \
-         s=none; {{ [ -d {state} ] || [ -d \"$HOME/.mp-remote\" ]; }} && s=deployed; echo {NO_AGENT} $(id -u) $s; exit 97",
+         s=none; {{ [ -d {state} ] || [ -d \"$HOME/.mp-remote\" ]; }} && s=deployed; \
+         echo {NO_AGENT} $(id -u) $s $(uname -m) $(getconf GNU_LIBC_VERSION 2>/dev/null | cut -d' ' -f2); exit 97",
         run_line("\"$a\"", op, become_root)
     )
 }
@@ -122,7 +163,10 @@ mod tests {
         let line = find_and_run(sha, "status", true);
         assert!(line.starts_with("a=/var/lib/mp-remote/bin/mp-remote-0123456789abcdef;"));
         assert!(line.contains("then exec sudo -n -- \"$a\" agent status; fi"));
-        assert!(line.ends_with("echo mp-remote:no-agent $(id -u) $s; exit 97"));
+        assert!(line.contains("echo mp-remote:no-agent $(id -u) $s $(uname -m)"));
+        let m = Missing::parse("banner\nmp-remote:no-agent 0 deployed aarch64 2.36\n").unwrap();
+        assert!(m.is_root && m.deployed);
+        assert_eq!((m.uname.as_str(), m.glibc), ("aarch64", Some(vec![2, 36])));
         let out = std::process::Command::new("sh")
             .args(["-n", "-c", &line])
             .status()

@@ -230,7 +230,7 @@ pub async fn clean(
     hosts: &[&Host],
     fanout: &FanOut,
 ) -> Vec<HostOutcome<CleanDone>> {
-    let agent = agent_call::own_agent();
+    let agent = agent_call::day2_agents();
     let mut outcomes = for_each_host(hosts, fanout, |transport, host| {
         let agent = agent.clone();
         async move {

@@ -194,7 +194,7 @@ pub async fn control_all(
     wait: Option<Duration>,
     users: &[UserService],
 ) -> Vec<HostOutcome<Vec<ServiceControl>>> {
-    let agent = agent_call::own_agent();
+    let agent = agent_call::day2_agents();
     for_each_host(hosts, fanout, |transport, host| {
         let agent = agent.clone();
         async move {
@@ -249,7 +249,7 @@ pub async fn logs(
     unit: &str,
     lines: u32,
 ) -> Vec<HostOutcome<String>> {
-    let agent = agent_call::own_agent();
+    let agent = agent_call::day2_agents();
     for_each_host(hosts, fanout, |transport, host| {
         let agent = agent.clone();
         async move {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use super::agent_exec::{self, AgentBinary};
+use super::agent_exec;
 use super::phases::{pipeline_phases, rollback_hosts, servers_phase, streams_phase, Ctx, Ready};
 use super::session::{self, Connected, Ended};
 use super::FanOut;
@@ -125,10 +125,7 @@ pub async fn deploy(
     // Before any host is touched: a directory that cannot be packed or a secret file that
     // cannot be read stops the run here.
     let bundles = super::user_services::prepare(&inventory.services, selected, &options.redactor)?;
-    let agent = match &options.agent_binary {
-        Some(path) => AgentBinary::load(path)?,
-        None => AgentBinary::load(&std::env::current_exe().context("cannot locate this program")?)?,
-    };
+    let agents = super::agents::Agents::new(options.agent_binary.as_deref())?;
     let run_id = run_id();
 
     let (connected, mut ended) = session::connect_all(selected, fanout).await;
@@ -149,17 +146,19 @@ pub async fn deploy(
 
         // Layer 1, detect: facts, the secret, the agent.
         let detected = session::on_each(&connected, fanout.forks, |c| {
-            let agent = agent.clone();
+            let agents = &agents;
             let artifacts = &artifacts;
-            async move { detect(&c, &agent, artifacts, options, limits).await }
+            async move { detect(&c, agents, artifacts, options, limits).await }
         })
         .await;
         let mut ready: Vec<Ready> = Vec::new();
         let mut password = None;
+        let mut agent_sha256 = BTreeMap::new();
         for (c, (took, result)) in connected.iter().zip(detected) {
             match result {
                 Ok(d) => {
                     password = password.or(d.password);
+                    agent_sha256.insert(c.host.name.clone(), d.agent_sha256);
                     ready.push(Ready {
                         c: c.clone(),
                         facts: d.facts,
@@ -193,7 +192,7 @@ pub async fn deploy(
                 .collect(),
             collectors: inventory.hosts_with_role(Role::Collector).len(),
             flow_tables: plan::flow_tables(&inventory.hosts_with_role(Role::Collector)),
-            agent_sha256: agent.sha256.clone(),
+            agent_sha256,
         };
         options.redactor.register(&fleet.clickhouse_password);
         let ctx = Ctx {
@@ -259,12 +258,14 @@ pub async fn deploy(
 struct Detected {
     facts: Facts,
     agent_path: String,
+    /// The agent this host got (its build, for its arch): the pipeline's release there.
+    agent_sha256: String,
     password: Option<String>,
 }
 
 async fn detect(
     c: &Connected<'_>,
-    agent: &AgentBinary,
+    agents: &super::agents::Agents,
     artifacts: &[agent_exec::PushArtifact],
     options: &DeployOptions,
     limits: Thresholds,
@@ -283,29 +284,12 @@ async fn detect(
         )
         .await?;
     let facts = facts::parse(&output.stdout_text())?;
-    if options.agent_binary.is_none() && facts.target_arch() != Some(std::env::consts::ARCH) {
-        anyhow::bail!(
-            "{}: the agent cannot run here: the host is {} {}, this build is {} {}; pass --agent-binary PATH with a build for the host",
-            host.name,
-            facts.os.id,
-            facts.arch,
-            std::env::consts::OS,
-            std::env::consts::ARCH
-        );
-    }
-    if let (Some(needed), Some(host_glibc)) = (
-        agent.glibc.clone(),
-        facts.glibc.as_deref().and_then(super::agent_glibc::parse),
-    ) {
-        if host_glibc < needed && host.connection == crate::inventory::Connection::Ssh {
-            anyhow::bail!(
-                "{}: the agent cannot run here: it needs glibc {} and the host has {}; build mp-remote on an older system (or statically) and pass --agent-binary PATH",
-                host.name,
-                super::agent_glibc::display(&needed),
-                super::agent_glibc::display(&host_glibc)
-            );
-        }
-    }
+    let agent = agents.for_host(&super::agents::HostKind {
+        name: &host.name,
+        uname: &facts.arch,
+        glibc: facts.glibc.as_deref().and_then(super::agent_glibc::parse),
+        local: host.connection == crate::inventory::Connection::Local,
+    })?;
     if !options.force {
         let (memory, disk) = (
             facts.memory_bytes as f64 / GIB,
@@ -337,7 +321,7 @@ async fn detect(
         None
     };
     let (agent_path, _) =
-        agent_exec::push_agent(c.transport.as_ref(), host, facts.is_root, agent).await?;
+        agent_exec::push_agent(c.transport.as_ref(), host, facts.is_root, &agent).await?;
     agent_exec::push_artifacts(
         c.transport.as_ref(),
         host,
@@ -349,6 +333,7 @@ async fn detect(
     Ok(Detected {
         facts,
         agent_path,
+        agent_sha256: agent.sha256.clone(),
         password,
     })
 }

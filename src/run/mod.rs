@@ -4,6 +4,7 @@
 pub mod agent_call;
 pub mod agent_exec;
 pub mod agent_glibc;
+pub mod agents;
 pub mod audit;
 pub mod clean;
 pub mod connect;

@@ -301,7 +301,7 @@ pub async fn gather(
     fanout: &FanOut,
     users: &[UserService],
 ) -> Vec<HostOutcome<HostProbe>> {
-    let agent = agent_call::own_agent();
+    let agent = agent_call::day2_agents();
     let mut outcomes = for_each_host(hosts, fanout, |transport, host| {
         let agent = agent.clone();
         async move {
@@ -353,7 +353,7 @@ pub async fn gather(
 pub async fn probe(
     transport: &dyn crate::transport::Transport,
     host: &Host,
-    agent: &super::agent_exec::AgentBinary,
+    agent: &super::agents::Agents,
     request: &ProbeRequest,
 ) -> anyhow::Result<HostProbe> {
     let events = agent_call::call(transport, host, agent, "status", request).await?;

@@ -147,13 +147,22 @@ mod tests {
     use super::*;
     use crate::agent::StepStatus;
 
-    /// A server archive as ClickHouse lays it out, with `config.xml` saying `text`.
+    /// A server archive as ClickHouse lays it out, with `config.xml` saying `text`; made once
+    /// per text (tar keeps mtimes: made again a second later, the same text would be another
+    /// archive).
     fn archive(dir: &Path, text: &str) -> (PathBuf, String) {
+        let path = dir.join(format!("server-{}.tgz", text.len()));
+        if path.exists() {
+            use sha2::{Digest, Sha256};
+            return (
+                path.clone(),
+                hex::encode(Sha256::digest(std::fs::read(&path).unwrap())),
+            );
+        }
         let tree = dir.join(format!("tree-{}", text.len()));
         let etc = tree.join("clickhouse-server-1.2.3.4/etc/clickhouse-server");
         std::fs::create_dir_all(&etc).unwrap();
         std::fs::write(etc.join("config.xml"), text).unwrap();
-        let path = dir.join(format!("server-{}.tgz", text.len()));
         let sum = artifact::tgz_for_test(&tree, &path);
         (path, sum)
     }

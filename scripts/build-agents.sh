@@ -1,0 +1,41 @@
+#!/bin/sh
+# Builds the static agents a control node pushes to hosts it cannot serve itself (another
+# CPU, an older glibc, a laptop that is not Linux): mp-remote for ARCH-unknown-linux-musl,
+# fully static, into an agents directory with its sha256 beside it.
+#
+#   scripts/build-agents.sh [ARCH...]     ARCH: x86_64, aarch64 (default: both)
+#   AGENTS_DIR=dir PROFILE=release|dev    (defaults: ~/.cache/mp-remote/agents, release)
+#
+# Needs rustup's musl targets (added here) and, for aarch64, Debian's gcc-aarch64-linux-gnu
+# (the C of the `ring` crate); the link is rust-lld's, with the musl libc rustup ships.
+set -eu
+cd "$(dirname "$0")/.."
+dir=${AGENTS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/mp-remote/agents}
+profile=${PROFILE:-release}
+[ $# -gt 0 ] || set -- x86_64 aarch64
+mkdir -p "$dir"
+for arch in "$@"; do
+    case $arch in
+        x86_64|aarch64) ;;
+        *) echo "build-agents: mp-remote builds agents for x86_64 and aarch64, not $arch" >&2; exit 1 ;;
+    esac
+    target=$arch-unknown-linux-musl
+    rustup target list --installed | grep -qx "$target" || rustup target add "$target"
+    upper=$(echo "$target" | tr 'a-z-' 'A-Z_')
+    env_cc=
+    if [ "$arch" != "$(uname -m)" ]; then
+        cc=$arch-linux-gnu-gcc
+        command -v "$cc" >/dev/null 2>&1 || {
+            echo "build-agents: $cc is missing: apt-get install gcc-$arch-linux-gnu" >&2
+            exit 1
+        }
+        env_cc="CC_$(echo "$target" | tr '-' '_')=$cc"
+    fi
+    env $env_cc "CARGO_TARGET_${upper}_LINKER=rust-lld" \
+        cargo build --locked --profile "$profile" --target "$target" --bin mp-remote
+    out=target/$target/$( [ "$profile" = dev ] && echo debug || echo "$profile")/mp-remote
+    cp "$out" "$dir/mp-remote-$target.tmp"
+    mv "$dir/mp-remote-$target.tmp" "$dir/mp-remote-$target"
+    (cd "$dir" && sha256sum "mp-remote-$target" > "mp-remote-$target.sha256")
+    echo "build-agents: $dir/mp-remote-$target ($(du -h "$dir/mp-remote-$target" | cut -f1))"
+done
