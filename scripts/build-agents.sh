@@ -22,15 +22,14 @@ for arch in "$@"; do
     target=$arch-unknown-linux-musl
     rustup target list --installed | grep -qx "$target" || rustup target add "$target"
     upper=$(echo "$target" | tr 'a-z-' 'A-Z_')
-    env_cc=
-    if [ "$arch" != "$(uname -m)" ]; then
-        cc=$arch-linux-gnu-gcc
-        command -v "$cc" >/dev/null 2>&1 || {
-            echo "build-agents: $cc is missing: apt-get install gcc-$arch-linux-gnu" >&2
-            exit 1
-        }
-        env_cc="CC_$(echo "$target" | tr '-' '_')=$cc"
-    fi
+    # The C compiler for ring's C and assembly: the host's gcc for its own arch, Debian's
+    # cross gcc for the other (no libc of its own is linked: rust-lld takes rustup's musl).
+    if [ "$arch" = "$(uname -m)" ]; then cc=gcc; else cc=$arch-linux-gnu-gcc; fi
+    command -v "$cc" >/dev/null 2>&1 || {
+        echo "build-agents: $cc is missing: apt-get install gcc-$arch-linux-gnu" >&2
+        exit 1
+    }
+    env_cc="CC_$(echo "$target" | tr '-' '_')=$cc"
     env $env_cc "CARGO_TARGET_${upper}_LINKER=rust-lld" \
         cargo build --locked --profile "$profile" --target "$target" --bin mp-remote
     out=target/$target/$( [ "$profile" = dev ] && echo debug || echo "$profile")/mp-remote

@@ -129,3 +129,17 @@ fn a_host_past_its_deadline_ends_timed_out() {
     assert_eq!(run.code, 2, "{run:?}");
     assert_eq!(run.json()["hosts"][0]["status"], "timed_out");
 }
+
+/// `--timeout` bounds each host's whole task in deploy and update too, not only in the
+/// commands that fan out once.
+#[test]
+fn deploy_and_update_honour_the_timeout() {
+    for command in ["deploy", "update"] {
+        let run = mp_remote(None, &[command, "--check", "--timeout", "1ns"]);
+        assert_eq!(run.code, 2, "{command}: {run:?}");
+        assert!(
+            run.stdout.contains("not finished within 1ns (--timeout)"),
+            "{command}: {run:?}"
+        );
+    }
+}

@@ -24,4 +24,5 @@ mod ssh_auth;
 mod ssh_facts;
 mod ssh_host_keys;
 mod ssh_transport;
+mod static_agent;
 mod user_services;

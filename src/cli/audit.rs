@@ -39,7 +39,7 @@ pub async fn run(selected: &[&Host], fanout: &FanOut, args: &Args) -> ExitCode {
     };
     let lines = args.lines;
     let outcomes = for_each_host(&hosts, fanout, |transport, host| async move {
-        audit::read(&Connected { host, transport }, lines).await
+        audit::read(&Connected::new(host, transport), lines).await
     })
     .await;
     let answered: Vec<(&str, &[AuditLine])> = outcomes

@@ -34,7 +34,7 @@ pub async fn run(hosts: &[&Host], fanout: &FanOut, command: &LockCommand) -> Exi
 
 async fn status(hosts: &[&Host], fanout: &FanOut) -> ExitCode {
     let outcomes = for_each_host(hosts, fanout, |transport, host| async move {
-        let c = Connected { host, transport };
+        let c = Connected::new(host, transport);
         lease::observe(&c).await.map_err(host_error)
     })
     .await;
@@ -53,7 +53,7 @@ async fn release(hosts: &[&Host], fanout: &FanOut, reason: &str) -> ExitCode {
     let outcomes = for_each_host(hosts, fanout, |transport, host| {
         let (owner, id) = (&owner, &id);
         async move {
-            let c = Connected { host, transport };
+            let c = Connected::new(host, transport);
             let Some(removed) = lease::force_release(&c).await.map_err(host_error)? else {
                 return Ok(None);
             };

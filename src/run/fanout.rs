@@ -122,6 +122,12 @@ fn outcome<T>(
 
 /// A host's error as its final status (unreachable or failed) and one line.
 pub fn classify(error: &anyhow::Error, host: &str) -> (HostStatus, String) {
+    if error
+        .downcast_ref::<super::session::PastDeadline>()
+        .is_some()
+    {
+        return (HostStatus::TimedOut, one_line(error, host));
+    }
     let unreachable = error
         .downcast_ref::<TransportError>()
         .is_some_and(TransportError::is_unreachable);

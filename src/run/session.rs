@@ -18,7 +18,26 @@ use crate::transport::{ConnectOptions, Transport};
 pub struct Connected<'h> {
     pub host: &'h Host,
     pub transport: Arc<dyn Transport>,
+    /// When the host's whole task must be done (`--timeout`, counted from the connect):
+    /// [`on_each`] ends its work there as `timed_out`.
+    pub deadline: Option<(Instant, std::time::Duration)>,
 }
+
+impl<'h> Connected<'h> {
+    /// A connection without a deadline.
+    pub fn new(host: &'h Host, transport: Arc<dyn Transport>) -> Self {
+        Connected {
+            host,
+            transport,
+            deadline: None,
+        }
+    }
+}
+
+/// A host's task went past its `--timeout`.
+#[derive(Debug, thiserror::Error)]
+#[error("not finished within {} (--timeout); the host may be overloaded or a command hangs", humantime::format_duration(*.0))]
+pub struct PastDeadline(pub std::time::Duration);
 
 /// A host that ended early, with its status and error line.
 #[derive(Debug, Clone)]
@@ -36,6 +55,7 @@ pub async fn connect_all<'h>(
     let options = ConnectOptions {
         handshakes: Some(Arc::new(Semaphore::new(fanout.handshakes.max(1)))),
     };
+    let deadline = fanout.timeout.map(|t| (Instant::now() + t, t));
     let results = join_all(hosts.iter().map(|host| {
         let options = &options;
         async move { (*host, super::connect(host, options).await) }
@@ -45,7 +65,11 @@ pub async fn connect_all<'h>(
     let mut ended = Vec::new();
     for (host, result) in results {
         match result {
-            Ok(transport) => connected.push(Connected { host, transport }),
+            Ok(transport) => connected.push(Connected {
+                host,
+                transport,
+                deadline,
+            }),
             Err(error) => {
                 let error = anyhow::Error::new(error);
                 let (status, line) = classify(&error, &host.name);
@@ -78,7 +102,15 @@ where
         async move {
             let _slot = slots.acquire().await.ok();
             let started = Instant::now();
-            let result = task(c).await;
+            let result = match c.deadline {
+                Some((deadline, limit)) => {
+                    match tokio::time::timeout_at(deadline.into(), task(c)).await {
+                        Ok(result) => result,
+                        Err(_) => Err(anyhow::Error::new(PastDeadline(limit))),
+                    }
+                }
+                None => task(c).await,
+            };
             (started.elapsed(), result)
         }
     }))
