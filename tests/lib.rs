@@ -4,6 +4,7 @@
 
 mod support;
 
+mod cli_interrupt;
 mod cli_local;
 mod day2;
 mod deploy_failures;
