@@ -336,6 +336,9 @@ async fn run(cli: Cli) -> ExitCode {
             return ExitCode::Usage;
         }
     };
+    for warning in &inventory.warnings {
+        eprintln!("warning: {warning}");
+    }
     let hosts = match inventory.select(cli.limit.as_deref()) {
         Ok(hosts) => hosts,
         Err(error) => {

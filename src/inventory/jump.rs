@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use toml::Spanned;
 
+use super::address::{check_address, check_user};
 use super::error::{known_list, InventoryError, Source};
 use super::resolve::{Base, Env, DEFAULT_PORT};
 use super::ssh_config::{expand_identity_files, expand_tokens, SshConfigFile, Tokens};
@@ -83,9 +84,10 @@ pub(crate) enum Jump {
     SshConfig(Vec<String>),
 }
 
-/// Reads `proxy_jump`: "none"/"" switch an inherited jump off, an inventory host name refers to
-/// that host, anything else is `[user@]host[:port]`. A bare word that is neither a host nor an
-/// ssh config alias is taken as a misspelt host name rather than silently as a DNS name.
+/// Reads `proxy_jump` (`validate` saw it is neither empty nor a list): "none" switches an
+/// inherited jump off, an inventory host name refers to that host, anything else is
+/// `[user@]host[:port]`. A bare word that is neither a host nor an ssh config alias is taken
+/// as a misspelt host name rather than silently as a DNS name.
 pub(crate) fn jump_from_inventory(
     src: &Source<'_>,
     names: &[&str],
@@ -126,6 +128,15 @@ pub(crate) fn jump_from_inventory(
         ));
     }
     parse_jump_spec(text)
+        .and_then(|spec| {
+            let checked = check_address(&spec.host).map_err(|r| (r, "host"));
+            let checked = checked.and_then(|()| match &spec.user {
+                Some(user) => check_user(user).map_err(|r| (r, "user")),
+                None => Ok(()),
+            });
+            checked.map_err(|(refusal, part)| format!("its {part} {}", refusal.problem))?;
+            Ok(spec)
+        })
         .map(|spec| Jump::Spec(spec, text.to_string()))
         .map_err(|reason| {
             src.invalid(

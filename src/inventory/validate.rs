@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use toml::{Spanned, Table, Value};
 
+use super::address::{check_address, check_user};
 use super::collector::CollectorLayer;
 use super::error::{InventoryError, Source};
 use super::model::RawSettings;
@@ -73,6 +74,29 @@ pub(crate) struct Checker<'a> {
     /// The inventory file's directory: relative paths in it are relative to the file.
     pub dir: PathBuf,
     pub home: Option<&'a Path>,
+    /// Look at the key and known_hosts files named (not in tests with a made-up file system).
+    pub probe_files: bool,
+    /// Warnings so far, located.
+    pub warnings: std::cell::RefCell<Vec<String>>,
+}
+
+/// The longest name: DNS's 63 characters per label, and in all what leaves room for
+/// `.log` in a 255-byte file name (`hosts/NAME.log` of a run record).
+pub(crate) const MAX_LABEL: usize = 63;
+pub(crate) const MAX_NAME: usize = 251;
+
+/// A value for a message: quoted and escaped, and cut after 40 characters so that a huge
+/// value cannot flood the terminal.
+pub(crate) fn shown(value: &str) -> String {
+    const SHOWN: usize = 40;
+    match value.char_indices().nth(SHOWN) {
+        None => format!("{value:?}"),
+        Some((cut, _)) => format!(
+            "{:?}... ({} characters)",
+            &value[..cut],
+            value.chars().count()
+        ),
+    }
 }
 
 /// Characters allowed in host and group names: safe in shell commands, file names and --limit.
@@ -93,6 +117,14 @@ fn type_name(value: &Value) -> &'static str {
 }
 
 impl Checker<'_> {
+    /// A located warning, kept with the inventory.
+    pub(crate) fn warn(&self, span: std::ops::Range<usize>, message: &str, hint: &str) {
+        let at = self.src.at(span);
+        self.warnings
+            .borrow_mut()
+            .push(format!("{at}: {message}: {hint}"));
+    }
+
     /// A host or group name: non-empty, `[A-Za-z0-9._-]` only.
     pub fn name(&self, kind: &str, name: &Spanned<String>) -> Result<(), InventoryError> {
         let value = name.get_ref();
@@ -106,9 +138,36 @@ impl Checker<'_> {
         if let Some(bad) = value.chars().find(|c| !name_char_ok(*c)) {
             return Err(self.src.invalid(
                 name.span(),
-                format!("invalid {kind} name {value:?}: {bad:?} is not allowed"),
+                format!(
+                    "invalid {kind} name {}: {bad:?} is not allowed",
+                    shown(value)
+                ),
                 "use only letters, digits, '.', '_' and '-'",
             ));
+        }
+        if value.len() > MAX_NAME || value.split('.').any(|label| label.len() > MAX_LABEL) {
+            return Err(self.src.invalid(
+                name.span(),
+                format!("{kind} name {} is too long", shown(value)),
+                format!("use at most {MAX_LABEL} characters between dots and {MAX_NAME} in all: the name is a DNS-like label and names the host's log file"),
+            ));
+        }
+        // `--limit all` takes an exact name first: a group "all" would quietly narrow what
+        // everyone reads as every host. A host "all" is selectable on its own, so it may be
+        // meant; it is worth a word.
+        if value == "all" && kind == "group" {
+            return Err(self.src.invalid(
+                name.span(),
+                "group name \"all\" is reserved",
+                "rename the group: --limit all must select every host, not this group",
+            ));
+        }
+        if value == "all" && kind == "host" {
+            self.warn(
+                name.span(),
+                "host name \"all\" shadows --limit all",
+                "--limit all selects only this host, not every host; rename it to avoid surprises",
+            );
         }
         Ok(())
     }
@@ -121,13 +180,17 @@ impl Checker<'_> {
         value: &Spanned<String>,
     ) -> Result<String, InventoryError> {
         let text = value.get_ref().trim();
-        if text.is_empty() || text.contains(char::is_whitespace) {
-            return Err(self.src.invalid(
+        check_address(text).map_err(|refusal| {
+            self.src.invalid(
                 value.span(),
-                format!("invalid {key} {:?} in {scope}", value.get_ref()),
-                "write a host name or IP address, e.g. \"203.0.113.10\"",
-            ));
-        }
+                format!(
+                    "invalid {key} {} in {scope}: {}",
+                    shown(value.get_ref()),
+                    refusal.problem
+                ),
+                refusal.hint,
+            )
+        })?;
         Ok(text.to_string())
     }
 
@@ -229,7 +292,7 @@ impl Checker<'_> {
         expand_path(raw, self.home, &self.dir)
     }
 
-    fn path_value(
+    pub(super) fn path_value(
         &self,
         key: &str,
         scope: &str,
@@ -260,7 +323,9 @@ impl Checker<'_> {
                     hint,
                 ))
             } else {
-                Ok(self.path(text.trim()))
+                let path = self.path(text.trim());
+                self.key_file(scope, value.span(), &path)?;
+                Ok(path)
             }
         };
         match value.get_ref() {
@@ -328,14 +393,43 @@ impl Checker<'_> {
 
     fn user(&self, scope: &str, value: &Spanned<String>) -> Result<String, InventoryError> {
         let user = value.get_ref();
-        if user.is_empty() || user.contains(|c: char| c.is_whitespace() || c == '@') {
+        check_user(user).map_err(|refusal| {
+            self.src.invalid(
+                value.span(),
+                format!(
+                    "invalid user {} in {scope}: {}",
+                    shown(user),
+                    refusal.problem
+                ),
+                refusal.hint,
+            )
+        })?;
+        Ok(user.clone())
+    }
+
+    /// What any layer's `proxy_jump` must be, whichever host it ends up on: one jump (a host
+    /// of the inventory, `[user@]host[:port]`) or "none"; the rest is checked per host.
+    fn proxy_jump(
+        &self,
+        scope: &str,
+        value: &Spanned<String>,
+    ) -> Result<Spanned<String>, InventoryError> {
+        let text = value.get_ref().trim();
+        if text.is_empty() {
             return Err(self.src.invalid(
                 value.span(),
-                format!("invalid user {user:?} in {scope}"),
-                "write a login name such as \"root\" or \"deploy\"",
+                format!("empty proxy_jump in {scope}"),
+                "write the name of another [[hosts]] entry or user@address:port, or \"none\" to switch off a jump set in [defaults] or a group",
             ));
         }
-        Ok(user.clone())
+        if text.contains(',') {
+            return Err(self.src.invalid(
+                value.span(),
+                format!("proxy_jump {} in {scope} lists several jumps", shown(text)),
+                "name only the first jump host: give that host its own proxy_jump for the next hop (a chain of [[hosts]])",
+            ));
+        }
+        Ok(value.clone())
     }
 
     /// Checks every key of one layer, whether or not a later layer overrides it: a mistake in
@@ -354,7 +448,7 @@ impl Checker<'_> {
                 .transpose()?,
             known_hosts: raw
                 .known_hosts
-                .map(|v| self.path_value("known_hosts", scope, v))
+                .map(|v| self.known_hosts(scope, v))
                 .transpose()?,
             connect_timeout: raw
                 .connect_timeout
@@ -369,8 +463,11 @@ impl Checker<'_> {
                 .connection
                 .map(|v| self.connection(scope, v))
                 .transpose()?,
-            proxy_jump: raw.proxy_jump.cloned(),
-            vars: raw.vars.cloned().unwrap_or_default(),
+            proxy_jump: raw
+                .proxy_jump
+                .map(|v| self.proxy_jump(scope, v))
+                .transpose()?,
+            vars: self.vars(scope, raw.vars)?,
             collector: self.collector(scope, raw.collector)?,
         })
     }
