@@ -25,6 +25,8 @@ mod vars;
 #[cfg(test)]
 mod hardening_tests;
 #[cfg(test)]
+mod parse_props;
+#[cfg(test)]
 mod tests;
 
 use std::collections::BTreeMap;
