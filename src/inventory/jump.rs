@@ -9,8 +9,10 @@ use toml::Spanned;
 
 use super::address::{check_address, check_user};
 use super::error::{known_list, InventoryError, Source};
+use super::names::shown;
 use super::resolve::{Base, Env, DEFAULT_PORT};
 use super::ssh_config::{expand_identity_files, expand_tokens, SshConfigFile, Tokens};
+use super::validate::Checker;
 use super::Connection;
 use crate::transport::target::SshTarget;
 
@@ -145,6 +147,33 @@ pub(crate) fn jump_from_inventory(
                 "write the name of another [[hosts]] entry, or user@address:port",
             )
         })
+}
+
+impl Checker<'_> {
+    /// What any layer's `proxy_jump` must be, whichever host it ends up on: one jump (a host
+    /// of the inventory, `[user@]host[:port]`) or "none"; the rest is checked per host.
+    pub(super) fn proxy_jump(
+        &self,
+        scope: &str,
+        value: &Spanned<String>,
+    ) -> Result<Spanned<String>, InventoryError> {
+        let text = value.get_ref().trim();
+        if text.is_empty() {
+            return Err(self.src.invalid(
+                value.span(),
+                format!("empty proxy_jump in {scope}"),
+                "write the name of another [[hosts]] entry or user@address:port, or \"none\" to switch off a jump set in [defaults] or a group",
+            ));
+        }
+        if text.contains(',') {
+            return Err(self.src.invalid(
+                value.span(),
+                format!("proxy_jump {} in {scope} lists several jumps", shown(text)),
+                "name only the first jump host: give that host its own proxy_jump for the next hop (a chain of [[hosts]])",
+            ));
+        }
+        Ok(value.clone())
+    }
 }
 
 /// Resolves jumps depth-first with memoisation; `stack` holds the inventory hosts being

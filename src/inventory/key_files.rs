@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use toml::Spanned;
 
 use super::error::InventoryError;
-use super::validate::{shown, Checker};
+use super::names::shown;
+use super::validate::Checker;
 
 /// What is at an `identity_file` path.
 #[derive(Debug, Clone, PartialEq, Eq)]

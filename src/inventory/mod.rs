@@ -14,6 +14,7 @@ mod key_files;
 mod limit;
 mod limits;
 mod model;
+mod names;
 mod resolve;
 mod services;
 mod services_rules;

@@ -10,7 +10,8 @@ use serde::Deserialize;
 use toml::{Spanned, Value};
 
 use super::error::InventoryError;
-use super::validate::{shown, Checker};
+use super::names::shown;
+use super::validate::Checker;
 use super::{Host, Role};
 use crate::plan::components::{
     check_base_url, check_sha256, check_version, Artifacts, Checksums, CLICKHOUSE_PINNED,

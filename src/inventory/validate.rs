@@ -12,6 +12,7 @@ use super::address::{check_address, check_user};
 use super::collector::CollectorLayer;
 use super::error::{InventoryError, Source};
 use super::model::RawSettings;
+use super::names::shown;
 use super::{Connection, Role};
 use crate::transport::target::HostKeyChecking;
 
@@ -80,30 +81,6 @@ pub(crate) struct Checker<'a> {
     pub warnings: std::cell::RefCell<Vec<String>>,
 }
 
-/// The longest name: DNS's 63 characters per label, and in all what leaves room for
-/// `.log` in a 255-byte file name (`hosts/NAME.log` of a run record).
-pub(crate) const MAX_LABEL: usize = 63;
-pub(crate) const MAX_NAME: usize = 251;
-
-/// A value for a message: quoted and escaped, and cut after 40 characters so that a huge
-/// value cannot flood the terminal.
-pub(crate) fn shown(value: &str) -> String {
-    const SHOWN: usize = 40;
-    match value.char_indices().nth(SHOWN) {
-        None => format!("{value:?}"),
-        Some((cut, _)) => format!(
-            "{:?}... ({} characters)",
-            &value[..cut],
-            value.chars().count()
-        ),
-    }
-}
-
-/// Characters allowed in host and group names: safe in shell commands, file names and --limit.
-fn name_char_ok(c: char) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')
-}
-
 fn type_name(value: &Value) -> &'static str {
     match value {
         Value::String(_) => "a string",
@@ -123,53 +100,6 @@ impl Checker<'_> {
         self.warnings
             .borrow_mut()
             .push(format!("{at}: {message}: {hint}"));
-    }
-
-    /// A host or group name: non-empty, `[A-Za-z0-9._-]` only.
-    pub fn name(&self, kind: &str, name: &Spanned<String>) -> Result<(), InventoryError> {
-        let value = name.get_ref();
-        if value.is_empty() {
-            return Err(self.src.invalid(
-                name.span(),
-                format!("empty {kind} name"),
-                "use letters, digits, '.', '_' or '-', e.g. \"mp-1\"",
-            ));
-        }
-        if let Some(bad) = value.chars().find(|c| !name_char_ok(*c)) {
-            return Err(self.src.invalid(
-                name.span(),
-                format!(
-                    "invalid {kind} name {}: {bad:?} is not allowed",
-                    shown(value)
-                ),
-                "use only letters, digits, '.', '_' and '-'",
-            ));
-        }
-        if value.len() > MAX_NAME || value.split('.').any(|label| label.len() > MAX_LABEL) {
-            return Err(self.src.invalid(
-                name.span(),
-                format!("{kind} name {} is too long", shown(value)),
-                format!("use at most {MAX_LABEL} characters between dots and {MAX_NAME} in all: the name is a DNS-like label and names the host's log file"),
-            ));
-        }
-        // `--limit all` takes an exact name first: a group "all" would quietly narrow what
-        // everyone reads as every host. A host "all" is selectable on its own, so it may be
-        // meant; it is worth a word.
-        if value == "all" && kind == "group" {
-            return Err(self.src.invalid(
-                name.span(),
-                "group name \"all\" is reserved",
-                "rename the group: --limit all must select every host, not this group",
-            ));
-        }
-        if value == "all" && kind == "host" {
-            self.warn(
-                name.span(),
-                "host name \"all\" shadows --limit all",
-                "--limit all selects only this host, not every host; rename it to avoid surprises",
-            );
-        }
-        Ok(())
     }
 
     /// An address (`address`, `private_address`): non-empty, no whitespace.
@@ -405,31 +335,6 @@ impl Checker<'_> {
             )
         })?;
         Ok(user.clone())
-    }
-
-    /// What any layer's `proxy_jump` must be, whichever host it ends up on: one jump (a host
-    /// of the inventory, `[user@]host[:port]`) or "none"; the rest is checked per host.
-    fn proxy_jump(
-        &self,
-        scope: &str,
-        value: &Spanned<String>,
-    ) -> Result<Spanned<String>, InventoryError> {
-        let text = value.get_ref().trim();
-        if text.is_empty() {
-            return Err(self.src.invalid(
-                value.span(),
-                format!("empty proxy_jump in {scope}"),
-                "write the name of another [[hosts]] entry or user@address:port, or \"none\" to switch off a jump set in [defaults] or a group",
-            ));
-        }
-        if text.contains(',') {
-            return Err(self.src.invalid(
-                value.span(),
-                format!("proxy_jump {} in {scope} lists several jumps", shown(text)),
-                "name only the first jump host: give that host its own proxy_jump for the next hop (a chain of [[hosts]])",
-            ));
-        }
-        Ok(value.clone())
     }
 
     /// Checks every key of one layer, whether or not a later layer overrides it: a mistake in

@@ -6,7 +6,8 @@ use toml::{Table, Value};
 
 use super::error::{known_list, InventoryError};
 use super::model::RawVars;
-use super::validate::{shown, Checker};
+use super::names::shown;
+use super::validate::Checker;
 
 /// A var: its name, who reads it, and what its value must be.
 struct KnownVar {
