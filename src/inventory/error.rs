@@ -76,6 +76,12 @@ fn printable(c: char) -> String {
     }
 }
 
+/// `text` with its control characters escaped (see [`printable`]): for values that did not
+/// go through the inventory's checks, such as what `~/.ssh/config` filled in.
+pub fn escape_controls(text: &str) -> String {
+    text.chars().map(printable).collect()
+}
+
 /// The source line and a caret line, indented by the width of the line number (like rustc).
 fn snippet(at: &Location) -> String {
     let number = at.line.to_string();
@@ -325,6 +331,7 @@ mod tests {
             text: src,
         }
         .invalid(7..8, "bad", "");
+        assert_eq!(escape_controls("a\u{1b}b\tc"), "a\\u{1b}b\tc");
         let text = err.to_string();
         assert!(!text.contains('\u{1b}'), "{text:?}");
         assert!(text.contains("\\u{1b}[31mred"), "{text}");

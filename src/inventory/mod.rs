@@ -39,7 +39,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 pub use collector::CollectorChoice;
-pub use error::{InventoryError, Location};
+pub use error::{escape_controls, InventoryError, Location};
 pub use services::{ServiceHealth, ServiceKind, ServiceProbe, UserService};
 
 use crate::transport::target::SshTarget;
