@@ -41,6 +41,12 @@ fn refused() -> Vec<(String, &'static str, usize, usize)> {
         (c("[components.nats]\nsource = \"release\"\nversion = 2\n"), "invalid type: integer", 6, 11),
         (c("[components.redis]\nsource = \"os\"\n"), "[components.\"redis\"] is not a component", 4, 13),
         (c("[components.storage]\nsource = \"os\"\n"), "takes no settings", 4, 13),
+        (
+            c("roles = [\"nats\"]\n[components.nats]\nsource = \"push\"\nartifact = \"\\u001b[31m\"\n"),
+            "artifact names no file",
+            7,
+            12,
+        ),
         (c("\n[thresholds]\nmin_memory_gib = -4\n"), "min_memory_gib = -4 is not an amount", 6, 18),
         (c("\n[thresholds]\nmin_disk_gib = nan\n"), "min_disk_gib = nan", 6, 16),
         (c("\n[streams]\nmax_msgs = 0\n"), "max_msgs = 0 is not a limit", 6, 12),
@@ -119,6 +125,22 @@ fn sound_settings_pass() {
         &env(),
     )
     .unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
+fn a_role_without_its_component_table_is_a_warning() {
+    let inventory = parse_with(
+        &format!("{H1}roles = [\"storage\", \"clickhouse\"]\n"),
+        &env(),
+    )
+    .unwrap();
+    assert_eq!(inventory.warnings.len(), 1, "{:?}", inventory.warnings);
+    assert!(
+        inventory.warnings[0]
+            .starts_with("inventory/x.toml:4:21: role clickhouse without [components.clickhouse]"),
+        "{:?}",
+        inventory.warnings
+    );
 }
 
 #[test]

@@ -267,6 +267,7 @@ fn parse_in(
     let services = services::check(&checker, &raw.services, &hosts)?;
     let stack: model::RawStack = toml::from_str(source).map_err(|e| checker.src.syntax(&e))?;
     checker.components(&stack.components, &hosts)?;
+    checker.default_sources(&stack.components, &raw.hosts);
     if let Some(streams) = &stack.streams {
         checker.streams(streams)?;
     }

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use toml::{Spanned, Value};
 
 use super::error::InventoryError;
+use super::model::RawHost;
 use super::names::shown;
 use super::validate::Checker;
 use super::{Host, Role};
@@ -86,6 +87,31 @@ impl Checker<'_> {
             self.component(role, table, installed)?;
         }
         Ok(())
+    }
+
+    /// A role whose component has no table installs the seed's pinned release, which has no
+    /// sums (and ClickHouse's pin no four-part version): deploy will refuse it. The inventory
+    /// may be meant for other commands only (ping, facts, status), so this is a warning.
+    pub(crate) fn default_sources(&self, raw: &RawComponents, hosts: &[Spanned<RawHost>]) {
+        for (role, pinned) in [
+            (Role::Nats, NATS_PINNED),
+            (Role::Clickhouse, CLICKHOUSE_PINNED),
+        ] {
+            if raw.keys().any(|name| name.get_ref() == role.as_str()) {
+                continue;
+            }
+            let first = hosts
+                .iter()
+                .flat_map(|h| &h.get_ref().roles)
+                .find(|r| r.get_ref() == role.as_str());
+            if let Some(at) = first {
+                self.warn(
+                    at.span(),
+                    &format!("role {role} without [components.{role}]: deploy would install {role} {pinned} from the vendor's release, which needs its sha256, and will refuse"),
+                    &format!("add [components.{role}] with source = \"os\" (the distribution's package), or source = \"release\" with version and sha256"),
+                );
+            }
+        }
     }
 
     fn component(
@@ -231,11 +257,9 @@ impl Checker<'_> {
             )
         })?;
         let paths = artifacts.paths();
-        if paths.is_empty()
-            || paths
-                .iter()
-                .any(|p| p.trim().is_empty() || p.ends_with('/'))
-        {
+        let unfit =
+            |p: &&str| p.trim().is_empty() || p.ends_with('/') || p.contains(char::is_control);
+        if paths.is_empty() || paths.iter().any(unfit) {
             return Err(self.src.invalid(
                 value.span(),
                 format!("{scope}: artifact names no file"),
