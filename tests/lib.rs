@@ -4,6 +4,8 @@
 
 mod support;
 
+mod cli_interrupt;
+mod cli_inventory;
 mod cli_local;
 mod day2;
 mod deploy_failures;

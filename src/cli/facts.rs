@@ -57,6 +57,12 @@ pub async fn run(hosts: &[&Host], fanout: &FanOut, json: bool, settings: &Settin
     });
     let outcomes = match recorder.interruptible(work).await {
         Ok(outcomes) => outcomes,
+        Err(_signal) if json => {
+            return recorder.end_interrupted_json(|h| {
+                serde_json::json!({"name": h.name, "status": h.status, "error": h.error,
+                    "duration_ms": h.duration_ms, "facts": null})
+            })
+        }
         Err(_signal) => return recorder.end_interrupted(),
     };
     for o in &outcomes {

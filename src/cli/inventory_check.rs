@@ -1,7 +1,7 @@
 //! `mp-remote inventory check`: the inventory parsed, validated and resolved, as the user
 //! wrote it plus everything filled in.
 
-use crate::inventory::{Connection, Host, Inventory};
+use crate::inventory::{escape_controls, Connection, Host, Inventory};
 use crate::report::ExitCode;
 
 pub fn run(inventory: &Inventory, hosts: &[&Host]) -> ExitCode {
@@ -29,10 +29,11 @@ pub fn run(inventory: &Inventory, hosts: &[&Host]) -> ExitCode {
                 reach
             }
         };
+        // HostName, User and ProxyJump may come from ~/.ssh/config, which nothing checked.
         println!(
             "  {:<16} {:<40} roles: {}",
             host.name,
-            reach,
+            escape_controls(&reach),
             roles.join(",")
         );
     }

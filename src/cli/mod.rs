@@ -1,6 +1,7 @@
 //! The command line: clap arguments, one file per subcommand, and everything that prints.
 
 mod agent;
+mod args;
 mod audit;
 mod clean;
 mod deploy;
@@ -53,15 +54,15 @@ pub struct Cli {
     pub limit: Option<String>,
 
     /// Hosts worked on at once.
-    #[arg(long, global = true, default_value_t = 50, value_name = "N")]
+    #[arg(long, global = true, default_value_t = 50, value_name = "N", value_parser = args::at_least_one)]
     pub forks: usize,
 
     /// SSH handshakes under way at once (keep under sshd's MaxStartups).
-    #[arg(long, global = true, default_value_t = 10, value_name = "N")]
+    #[arg(long, global = true, default_value_t = 10, value_name = "N", value_parser = args::at_least_one)]
     pub handshakes: usize,
 
     /// Deadline for each host's whole task, e.g. 90s or 5m.
-    #[arg(long, global = true, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    #[arg(long, global = true, value_name = "DURATION", value_parser = args::deadline)]
     pub timeout: Option<Duration>,
 
     /// More output (-vv for debug logs).
@@ -343,6 +344,12 @@ async fn run(cli: Cli) -> ExitCode {
             _ => ExitCode::HostFailed,
         };
     }
+    if let Some(dir) = &cli.runs_dir {
+        if let Err(error) = args::runs_dir_usable(dir) {
+            eprintln!("error: {error}");
+            return ExitCode::Usage;
+        }
+    }
     // Recorded runs need no inventory either: only where it is.
     match &cli.command {
         Command::Runs => return runs::run(&runs::runs_dir(&cli)),
@@ -357,6 +364,9 @@ async fn run(cli: Cli) -> ExitCode {
             return ExitCode::Usage;
         }
     };
+    for warning in &inventory.warnings {
+        eprintln!("warning: {warning}");
+    }
     let hosts = match inventory.select(cli.limit.as_deref()) {
         Ok(hosts) => hosts,
         Err(error) => {
@@ -371,7 +381,7 @@ async fn run(cli: Cli) -> ExitCode {
     };
     match &cli.command {
         Command::Inventory(InventoryCommand::Check) => inventory_check::run(&inventory, &hosts),
-        Command::Ping => ping::run(&hosts, &fanout, cli.quiet).await,
+        Command::Ping => ping::run(&hosts, &fanout, cli.quiet, &settings).await,
         Command::Facts { json } => facts::run(&hosts, &fanout, *json, &settings).await,
         Command::Deploy {
             check,
@@ -428,7 +438,9 @@ async fn run(cli: Cli) -> ExitCode {
             };
             deploy::run(&inventory, &hosts, &fanout, args).await
         }
-        Command::Status { json } => status::run(&hosts, &fanout, *json, &inventory.services).await,
+        Command::Status { json } => {
+            status::run(&hosts, &fanout, *json, &settings, &inventory.services).await
+        }
         Command::Start(args) => {
             let control = crate::run::day2::Control::Start;
             let only = args.service.as_deref();

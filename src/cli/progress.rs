@@ -293,15 +293,7 @@ impl Recorder {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take();
-        let Some(mut signals) = taken else {
-            return Ok(work.await);
-        };
-        tokio::select! {
-            output = work => Ok(output),
-            _ = signals.int.recv() => Err("Ctrl-C"),
-            _ = signals.term.recv() => Err("SIGTERM"),
-            _ = signals.hup.recv() => Err("SIGHUP"),
-        }
+        race(taken, work).await
     }
 
     /// A step done without the agent (facts, clean).
@@ -412,6 +404,22 @@ impl Recorder {
     pub fn end_interrupted(&self) -> ExitCode {
         let record = self.finish(ExitCode::Interrupted, true, None);
         self.print_recap(&record);
+        ExitCode::Interrupted
+    }
+
+    /// [`Recorder::end_interrupted`] for a command whose stdout is one JSON document:
+    /// `{"hosts":[...]}`, each host as `host_json` renders its record (status `interrupted`
+    /// for those still at work), instead of the recap.
+    pub fn end_interrupted_json(
+        &self,
+        host_json: impl Fn(&crate::report::record::HostRecord) -> serde_json::Value,
+    ) -> ExitCode {
+        let record = self.finish(ExitCode::Interrupted, true, None);
+        let hosts: Vec<serde_json::Value> = record.hosts.iter().map(host_json).collect();
+        match serde_json::to_string_pretty(&serde_json::json!({ "hosts": hosts })) {
+            Ok(text) => println!("{}", self.redactor.redact(&text)),
+            Err(error) => eprintln!("error: cannot encode the hosts as JSON: {error}"),
+        }
         ExitCode::Interrupted
     }
 
@@ -657,6 +665,40 @@ fn terminal_size() -> (usize, usize) {
 
 /// Ctrl-C, SIGTERM and SIGHUP (a lost terminal), caught from the moment the run is recorded:
 /// from then on they end the run cleanly instead of killing the process.
+/// Runs `work` until it ends or a signal comes (Ctrl-C, SIGTERM, SIGHUP); Err names the
+/// signal. For commands that keep no record unless interrupted (ping, status).
+pub async fn until_interrupted<F: Future>(work: F) -> Result<F::Output, &'static str> {
+    race(Interrupts::install(), work).await
+}
+
+async fn race<F: Future>(signals: Option<Interrupts>, work: F) -> Result<F::Output, &'static str> {
+    let Some(mut signals) = signals else {
+        return Ok(work.await);
+    };
+    tokio::select! {
+        output = work => Ok(output),
+        _ = signals.int.recv() => Err("Ctrl-C"),
+        _ = signals.term.recv() => Err("SIGTERM"),
+        _ = signals.hup.recv() => Err("SIGHUP"),
+    }
+}
+
+/// Records a run of a command that is not recorded otherwise, cut by a signal: the hosts that
+/// had finished as they ended, the others interrupted; prints the recap and exits 130, as an
+/// interrupted deploy does.
+pub fn record_interrupted(
+    settings: &Settings,
+    command: &str,
+    hosts: &[String],
+    finished: Vec<(String, HostEnd)>,
+) -> Arc<Recorder> {
+    let recorder = Recorder::start(settings, command, false, hosts, Redactor::default());
+    for (host, end) in finished {
+        recorder.host_done(&host, end);
+    }
+    recorder
+}
+
 struct Interrupts {
     int: Signal,
     term: Signal,

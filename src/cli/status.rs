@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use super::progress::{record_interrupted, until_interrupted, Settings};
 use crate::inventory::Host;
 use crate::report::{ExitCode, HostStatus};
 use crate::run::status::{gather, HostProbe, ServiceState, StreamState};
@@ -59,13 +60,31 @@ impl HostReport {
     }
 }
 
+/// Not recorded, unless cut short by Ctrl-C: then like any interrupted run (the probes
+/// report only when all are done, so every host reads as interrupted).
 pub async fn run(
     hosts: &[&Host],
     fanout: &FanOut,
     json: bool,
+    settings: &Settings,
     users: &[crate::inventory::UserService],
 ) -> ExitCode {
-    let outcomes = gather(hosts, fanout, users).await;
+    let Ok(outcomes) = until_interrupted(gather(hosts, fanout, users)).await else {
+        let names: Vec<String> = hosts.iter().map(|h| h.name.clone()).collect();
+        let settings = if json {
+            settings.clone().without_display()
+        } else {
+            settings.clone()
+        };
+        let recorder = record_interrupted(&settings, "status", &names, Vec::new());
+        if !json {
+            return recorder.end_interrupted();
+        }
+        return recorder.end_interrupted_json(|h| {
+            serde_json::json!({"name": h.name, "status": h.status, "error": h.error,
+                "services": null, "streams": null, "tables": null, "release": null})
+        });
+    };
     let code = ExitCode::from_statuses(outcomes.iter().map(|o| o.status));
     if json {
         match serde_json::to_string_pretty(&report(&outcomes)) {

@@ -63,21 +63,55 @@ impl fmt::Display for Location {
     }
 }
 
+/// The most of a source line a snippet shows: around the column, with `...` where cut.
+const SNIPPET_CHARS: usize = 120;
+
+/// A character as the terminal should get it: control characters (other than tab) escaped,
+/// so that the inventory can never move the cursor or change colours.
+fn printable(c: char) -> String {
+    if c.is_control() && c != '\t' {
+        c.escape_default().collect()
+    } else {
+        c.to_string()
+    }
+}
+
+/// `text` with its control characters escaped (see [`printable`]): for values that did not
+/// go through the inventory's checks, such as what `~/.ssh/config` filled in.
+pub fn escape_controls(text: &str) -> String {
+    text.chars().map(printable).collect()
+}
+
 /// The source line and a caret line, indented by the width of the line number (like rustc).
 fn snippet(at: &Location) -> String {
     let number = at.line.to_string();
     let gutter = " ".repeat(number.len() + 1);
+    let chars: Vec<char> = at.source_line.chars().collect();
+    let column = at.column.saturating_sub(1).min(chars.len());
+    let start = if chars.len() <= SNIPPET_CHARS {
+        0
+    } else {
+        column
+            .saturating_sub(SNIPPET_CHARS / 2)
+            .min(chars.len() - SNIPPET_CHARS)
+    };
+    let end = (start + SNIPPET_CHARS).min(chars.len());
+    let lead = if start > 0 { "..." } else { "" };
+    let trail = if end < chars.len() { "..." } else { "" };
+    let shown: String = chars[start..end].iter().map(|c| printable(*c)).collect();
     // Copy tabs from the source so the caret lines up however the terminal renders them.
-    let pad: String = at
-        .source_line
-        .chars()
-        .take(at.column.saturating_sub(1))
-        .map(|c| if c == '\t' { '\t' } else { ' ' })
-        .collect();
+    let pad: String = " ".repeat(lead.len())
+        + &chars[start..column]
+            .iter()
+            .map(|c| match c {
+                '\t' => "\t".to_string(),
+                c => " ".repeat(printable(*c).chars().count()),
+            })
+            .collect::<String>();
+    let width = at.width.min(end.saturating_sub(column)).max(1);
     format!(
-        "\n{gutter}|\n{number} | {}\n{gutter}| {pad}{}",
-        at.source_line,
-        "^".repeat(at.width)
+        "\n{gutter}|\n{number} | {lead}{shown}{trail}\n{gutter}| {pad}{}",
+        "^".repeat(width)
     )
 }
 
@@ -287,6 +321,30 @@ mod tests {
         // Not a char boundary (inside é): no panic, moved back.
         let at = Location::from_span(Path::new("f.toml"), src, 12..13);
         assert_eq!((at.line, at.column), (2, 6));
+    }
+
+    #[test]
+    fn snippet_escapes_control_characters_and_cuts_long_lines() {
+        let src = "name = \"\u{1b}[31mred\" # x\n";
+        let err = Source {
+            path: Path::new("i.toml"),
+            text: src,
+        }
+        .invalid(7..8, "bad", "");
+        assert_eq!(escape_controls("a\u{1b}b\tc"), "a\\u{1b}b\tc");
+        let text = err.to_string();
+        assert!(!text.contains('\u{1b}'), "{text:?}");
+        assert!(text.contains("\\u{1b}[31mred"), "{text}");
+
+        let long = format!("name = \"{}\"", "a".repeat(70_000));
+        let err = Source {
+            path: Path::new("i.toml"),
+            text: &long,
+        }
+        .invalid(7..long.len(), "too long", "");
+        let text = err.to_string();
+        assert!(text.len() < 1_000, "{}", text.len());
+        assert!(text.contains("\"aaa") && text.contains("aaa..."), "{text}");
     }
 
     #[test]

@@ -7,9 +7,12 @@ use std::path::PathBuf;
 
 use toml::Spanned;
 
+use super::address::{check_address, check_user};
 use super::error::{known_list, InventoryError, Source};
+use super::names::shown;
 use super::resolve::{Base, Env, DEFAULT_PORT};
 use super::ssh_config::{expand_identity_files, expand_tokens, SshConfigFile, Tokens};
+use super::validate::Checker;
 use super::Connection;
 use crate::transport::target::SshTarget;
 
@@ -83,9 +86,10 @@ pub(crate) enum Jump {
     SshConfig(Vec<String>),
 }
 
-/// Reads `proxy_jump`: "none"/"" switch an inherited jump off, an inventory host name refers to
-/// that host, anything else is `[user@]host[:port]`. A bare word that is neither a host nor an
-/// ssh config alias is taken as a misspelt host name rather than silently as a DNS name.
+/// Reads `proxy_jump` (`validate` saw it is neither empty nor a list): "none" switches an
+/// inherited jump off, an inventory host name refers to that host, anything else is
+/// `[user@]host[:port]`. A bare word that is neither a host nor an ssh config alias is taken
+/// as a misspelt host name rather than silently as a DNS name.
 pub(crate) fn jump_from_inventory(
     src: &Source<'_>,
     names: &[&str],
@@ -126,6 +130,15 @@ pub(crate) fn jump_from_inventory(
         ));
     }
     parse_jump_spec(text)
+        .and_then(|spec| {
+            let checked = check_address(&spec.host).map_err(|r| (r, "host"));
+            let checked = checked.and_then(|()| match &spec.user {
+                Some(user) => check_user(user).map_err(|r| (r, "user")),
+                None => Ok(()),
+            });
+            checked.map_err(|(refusal, part)| format!("its {part} {}", refusal.problem))?;
+            Ok(spec)
+        })
         .map(|spec| Jump::Spec(spec, text.to_string()))
         .map_err(|reason| {
             src.invalid(
@@ -134,6 +147,33 @@ pub(crate) fn jump_from_inventory(
                 "write the name of another [[hosts]] entry, or user@address:port",
             )
         })
+}
+
+impl Checker<'_> {
+    /// What any layer's `proxy_jump` must be, whichever host it ends up on: one jump (a host
+    /// of the inventory, `[user@]host[:port]`) or "none"; the rest is checked per host.
+    pub(super) fn proxy_jump(
+        &self,
+        scope: &str,
+        value: &Spanned<String>,
+    ) -> Result<Spanned<String>, InventoryError> {
+        let text = value.get_ref().trim();
+        if text.is_empty() {
+            return Err(self.src.invalid(
+                value.span(),
+                format!("empty proxy_jump in {scope}"),
+                "write the name of another [[hosts]] entry or user@address:port, or \"none\" to switch off a jump set in [defaults] or a group",
+            ));
+        }
+        if text.contains(',') {
+            return Err(self.src.invalid(
+                value.span(),
+                format!("proxy_jump {} in {scope} lists several jumps", shown(text)),
+                "name only the first jump host: give that host its own proxy_jump for the next hop (a chain of [[hosts]])",
+            ));
+        }
+        Ok(value.clone())
+    }
 }
 
 /// Resolves jumps depth-first with memoisation; `stack` holds the inventory hosts being

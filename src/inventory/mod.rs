@@ -6,17 +6,27 @@
 //! `ssh_config`), so each [`Host`] carries a fully resolved [`SshTarget`]. `--limit` selection
 //! lives in `limit`.
 
+mod address;
 mod collector;
 mod error;
 mod jump;
+mod key_files;
 mod limit;
+mod limits;
 mod model;
+mod names;
 mod resolve;
 mod services;
 mod services_rules;
+mod sources;
 mod ssh_config;
 mod validate;
+mod vars;
 
+#[cfg(test)]
+mod hardening_tests;
+#[cfg(test)]
+mod parse_props;
 #[cfg(test)]
 mod tests;
 
@@ -29,7 +39,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 pub use collector::CollectorChoice;
-pub use error::{InventoryError, Location};
+pub use error::{escape_controls, InventoryError, Location};
 pub use services::{ServiceHealth, ServiceKind, ServiceProbe, UserService};
 
 use crate::transport::target::SshTarget;
@@ -137,14 +147,17 @@ pub struct Inventory {
     /// In file order: every selection keeps this order.
     pub hosts: Vec<Host>,
     pub groups: BTreeMap<String, Group>,
-    /// `[components.*]`, not interpreted here.
+    /// `[components.*]` as written, checked (`sources`); the deploy reads it.
     pub components: toml::Table,
-    /// `[streams]` and `[thresholds]`, not interpreted here.
+    /// `[streams]` and `[thresholds]` as written, checked (`limits`); the deploy reads them.
     pub extra: toml::Table,
     /// `[services.*]`, checked and placed, in start order (`after` first).
     pub services: Vec<UserService>,
     /// SHA-256 (hex) of the file's bytes: tells whether a deployment used this exact file.
     pub digest: String,
+    /// What may be a mistake but may be meant (a key file that is not there yet), each
+    /// `file:line:col: ...`, escaped for a terminal.
+    pub warnings: Vec<String>,
 }
 
 impl Inventory {
@@ -243,13 +256,24 @@ fn parse_in(
             ssh_config::SshConfigFile::parse(text, ssh_path, env.home.as_deref())
         })
         .transpose()?;
-    let (hosts, groups) = resolve::build(&raw, &src, ssh.as_ref(), env)?;
     let checker = validate::Checker {
-        src: error::Source { path, text: source },
+        src,
         dir: path.parent().map(Path::to_path_buf).unwrap_or_default(),
         home: env.home.as_deref(),
+        probe_files: env.existing_files.is_none(),
+        warnings: Default::default(),
     };
+    let (hosts, groups) = resolve::build(&raw, &checker, ssh.as_ref(), env)?;
     let services = services::check(&checker, &raw.services, &hosts)?;
+    let stack: model::RawStack = toml::from_str(source).map_err(|e| checker.src.syntax(&e))?;
+    checker.components(&stack.components, &hosts)?;
+    checker.default_sources(&stack.components, &raw.hosts);
+    if let Some(streams) = &stack.streams {
+        checker.streams(streams)?;
+    }
+    if let Some(thresholds) = &stack.thresholds {
+        checker.thresholds(thresholds)?;
+    }
     let mut extra = toml::Table::new();
     if let Some(streams) = raw.streams {
         extra.insert("streams".into(), toml::Value::Table(streams));
@@ -265,5 +289,6 @@ fn parse_in(
         extra,
         services,
         digest: hex::encode(Sha256::digest(source.as_bytes())),
+        warnings: checker.warnings.into_inner(),
     })
 }

@@ -8,7 +8,9 @@ use serde::Deserialize;
 use toml::{Spanned, Table, Value};
 
 use super::collector::RawCollector;
+use super::limits::{RawStreams, RawThresholds};
 use super::services::RawService;
+use super::sources::RawComponents;
 
 /// Declares a table type that, besides its own fields, accepts every connection setting
 /// (`[defaults]`, `[groups.*]` and `[[hosts]]` share them), plus a borrowed [`RawSettings`] view.
@@ -34,7 +36,7 @@ macro_rules! with_connection_settings {
             pub become_: Option<Spanned<bool>>,
             pub connection: Option<Spanned<String>>,
             pub proxy_jump: Option<Spanned<String>>,
-            pub vars: Option<Table>,
+            pub vars: Option<RawVars>,
             /// Where the collector's data comes from (see `inventory::collector`).
             pub collector: Option<RawCollector>,
         }
@@ -59,6 +61,20 @@ macro_rules! with_connection_settings {
         }
     };
 }
+
+/// The parts of the file the pipeline reads (`[components.*]`, `[streams]`, `[thresholds]`),
+/// with places: read apart from [`RawInventory`], which keeps them as plain tables for the
+/// deploy.
+#[derive(Debug, Default, Deserialize)]
+pub struct RawStack {
+    #[serde(default)]
+    pub components: RawComponents,
+    pub streams: Option<Spanned<RawStreams>>,
+    pub thresholds: Option<Spanned<RawThresholds>>,
+}
+
+/// `vars = { ... }` as written, every key and value with its place (see `inventory::vars`).
+pub type RawVars = BTreeMap<Spanned<String>, Spanned<Value>>;
 
 /// The whole file.
 #[derive(Debug, Default, Deserialize)]
@@ -118,6 +134,6 @@ pub struct RawSettings<'a> {
     pub become_: Option<&'a Spanned<bool>>,
     pub connection: Option<&'a Spanned<String>>,
     pub proxy_jump: Option<&'a Spanned<String>>,
-    pub vars: Option<&'a Table>,
+    pub vars: Option<&'a RawVars>,
     pub collector: Option<&'a RawCollector>,
 }

@@ -78,19 +78,11 @@ fn line_of(src: &Source<'_>, span: Range<usize>) -> usize {
 /// Checks and resolves everything; the first problem found is returned.
 pub(crate) fn build(
     raw: &RawInventory,
-    src: &Source<'_>,
+    checker: &Checker<'_>,
     ssh: Option<&SshConfigFile>,
     env: &Env,
 ) -> Result<(Vec<Host>, BTreeMap<String, Group>), InventoryError> {
-    let dir = src.path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let checker = Checker {
-        src: Source {
-            path: src.path,
-            text: src.text,
-        },
-        dir,
-        home: env.home.as_deref(),
-    };
+    let src = &checker.src;
 
     let defaults = checker.settings("[defaults]", raw.defaults.settings())?;
     if raw.hosts.is_empty() {

@@ -235,9 +235,8 @@ fn one(
         return Err(invalid(
             path_value.span(),
             format!(
-                "{scope} path {:?}: no directory {}",
+                "{scope} path {:?}: no directory {path:?}",
                 path_value.get_ref(),
-                path.display()
             ),
             "write the service's local directory, relative to the inventory file",
         ));
@@ -275,9 +274,8 @@ fn one(
         return Err(invalid(
             command_value.get_ref()[0].span(),
             format!(
-                "{scope}: {:?} is not a file in {}",
+                "{scope}: {:?} is not a file in {path:?}",
                 command[0],
-                path.display()
             ),
             "name the executable by its path inside the service's directory, or an absolute path on the host",
         ));
@@ -353,7 +351,7 @@ fn one(
             if !file.is_file() {
                 return Err(invalid(
                     value.span(),
-                    format!("env_files {key} of {scope}: no file {}", file.display()),
+                    format!("env_files {key} of {scope}: no file {file:?}"),
                     "write the path of a local file holding the value, relative to the inventory file",
                 ));
             }
@@ -403,10 +401,7 @@ fn one(
                     if !path.join(r.get_ref()).is_file() {
                         return Err(invalid(
                             r.span(),
-                            format!(
-                                "{scope}: no requirements file {}",
-                                path.join(r.get_ref()).display()
-                            ),
+                            format!("{scope}: no requirements file {:?}", path.join(r.get_ref())),
                             "write its path inside the service's directory, or remove the key",
                         ));
                     }
@@ -423,8 +418,8 @@ fn one(
                     return Err(invalid(
                         w.span(),
                         format!(
-                            "{scope}: no wheelhouse directory {}",
-                            path.join(w.get_ref()).display()
+                            "{scope}: no wheelhouse directory {:?}",
+                            path.join(w.get_ref())
                         ),
                         "make it inside the service's directory (pip download -r requirements.txt -d wheels), or remove the key",
                     ));

@@ -8,9 +8,11 @@ use std::time::Duration;
 
 use toml::{Spanned, Table, Value};
 
+use super::address::{check_address, check_user};
 use super::collector::CollectorLayer;
 use super::error::{InventoryError, Source};
 use super::model::RawSettings;
+use super::names::shown;
 use super::{Connection, Role};
 use crate::transport::target::HostKeyChecking;
 
@@ -73,11 +75,10 @@ pub(crate) struct Checker<'a> {
     /// The inventory file's directory: relative paths in it are relative to the file.
     pub dir: PathBuf,
     pub home: Option<&'a Path>,
-}
-
-/// Characters allowed in host and group names: safe in shell commands, file names and --limit.
-fn name_char_ok(c: char) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')
+    /// Look at the key and known_hosts files named (not in tests with a made-up file system).
+    pub probe_files: bool,
+    /// Warnings so far, located.
+    pub warnings: std::cell::RefCell<Vec<String>>,
 }
 
 fn type_name(value: &Value) -> &'static str {
@@ -93,24 +94,12 @@ fn type_name(value: &Value) -> &'static str {
 }
 
 impl Checker<'_> {
-    /// A host or group name: non-empty, `[A-Za-z0-9._-]` only.
-    pub fn name(&self, kind: &str, name: &Spanned<String>) -> Result<(), InventoryError> {
-        let value = name.get_ref();
-        if value.is_empty() {
-            return Err(self.src.invalid(
-                name.span(),
-                format!("empty {kind} name"),
-                "use letters, digits, '.', '_' or '-', e.g. \"mp-1\"",
-            ));
-        }
-        if let Some(bad) = value.chars().find(|c| !name_char_ok(*c)) {
-            return Err(self.src.invalid(
-                name.span(),
-                format!("invalid {kind} name {value:?}: {bad:?} is not allowed"),
-                "use only letters, digits, '.', '_' and '-'",
-            ));
-        }
-        Ok(())
+    /// A located warning, kept with the inventory.
+    pub(crate) fn warn(&self, span: std::ops::Range<usize>, message: &str, hint: &str) {
+        let at = self.src.at(span);
+        self.warnings
+            .borrow_mut()
+            .push(format!("{at}: {message}: {hint}"));
     }
 
     /// An address (`address`, `private_address`): non-empty, no whitespace.
@@ -121,13 +110,17 @@ impl Checker<'_> {
         value: &Spanned<String>,
     ) -> Result<String, InventoryError> {
         let text = value.get_ref().trim();
-        if text.is_empty() || text.contains(char::is_whitespace) {
-            return Err(self.src.invalid(
+        check_address(text).map_err(|refusal| {
+            self.src.invalid(
                 value.span(),
-                format!("invalid {key} {:?} in {scope}", value.get_ref()),
-                "write a host name or IP address, e.g. \"203.0.113.10\"",
-            ));
-        }
+                format!(
+                    "invalid {key} {} in {scope}: {}",
+                    shown(value.get_ref()),
+                    refusal.problem
+                ),
+                refusal.hint,
+            )
+        })?;
         Ok(text.to_string())
     }
 
@@ -229,7 +222,7 @@ impl Checker<'_> {
         expand_path(raw, self.home, &self.dir)
     }
 
-    fn path_value(
+    pub(super) fn path_value(
         &self,
         key: &str,
         scope: &str,
@@ -260,7 +253,9 @@ impl Checker<'_> {
                     hint,
                 ))
             } else {
-                Ok(self.path(text.trim()))
+                let path = self.path(text.trim());
+                self.key_file(scope, value.span(), &path)?;
+                Ok(path)
             }
         };
         match value.get_ref() {
@@ -328,13 +323,17 @@ impl Checker<'_> {
 
     fn user(&self, scope: &str, value: &Spanned<String>) -> Result<String, InventoryError> {
         let user = value.get_ref();
-        if user.is_empty() || user.contains(|c: char| c.is_whitespace() || c == '@') {
-            return Err(self.src.invalid(
+        check_user(user).map_err(|refusal| {
+            self.src.invalid(
                 value.span(),
-                format!("invalid user {user:?} in {scope}"),
-                "write a login name such as \"root\" or \"deploy\"",
-            ));
-        }
+                format!(
+                    "invalid user {} in {scope}: {}",
+                    shown(user),
+                    refusal.problem
+                ),
+                refusal.hint,
+            )
+        })?;
         Ok(user.clone())
     }
 
@@ -354,7 +353,7 @@ impl Checker<'_> {
                 .transpose()?,
             known_hosts: raw
                 .known_hosts
-                .map(|v| self.path_value("known_hosts", scope, v))
+                .map(|v| self.known_hosts(scope, v))
                 .transpose()?,
             connect_timeout: raw
                 .connect_timeout
@@ -369,8 +368,11 @@ impl Checker<'_> {
                 .connection
                 .map(|v| self.connection(scope, v))
                 .transpose()?,
-            proxy_jump: raw.proxy_jump.cloned(),
-            vars: raw.vars.cloned().unwrap_or_default(),
+            proxy_jump: raw
+                .proxy_jump
+                .map(|v| self.proxy_jump(scope, v))
+                .transpose()?,
+            vars: self.vars(scope, raw.vars)?,
             collector: self.collector(scope, raw.collector)?,
         })
     }

@@ -146,12 +146,6 @@ impl Components {
 /// Malformed values are refused here, before any host is touched. A missing sha256 is not:
 /// whether it is needed depends on the hosts' roles (see plan/install.rs).
 fn validate(source: &Source) -> Result<(), String> {
-    let version_ok = |v: &str| {
-        !v.is_empty()
-            && v.trim_start_matches('v')
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || ".-+".contains(c))
-    };
     match source {
         Source::Os {} => Ok(()),
         Source::Release {
@@ -159,19 +153,11 @@ fn validate(source: &Source) -> Result<(), String> {
             sha256,
             base_url,
         } => {
-            if let Some(v) = version.as_deref().filter(|v| !version_ok(v)) {
-                return Err(format!(
-                    "version = \"{v}\" is not a version: write it like \"2.10.7\""
-                ));
+            if let Some(v) = version {
+                check_version(v)?;
             }
             if let Some(url) = base_url {
-                if !(url.starts_with("http://") || url.starts_with("https://"))
-                    || url.contains(char::is_whitespace)
-                {
-                    return Err(format!(
-                        "base_url = \"{url}\" is not an http:// or https:// URL"
-                    ));
-                }
+                check_base_url(url)?;
             }
             for sum in sha256.iter().flat_map(Checksums::all) {
                 check_sha256(sum)?;
@@ -196,10 +182,8 @@ fn validate(source: &Source) -> Result<(), String> {
                     ));
                 }
             }
-            if let Some(v) = version.as_deref().filter(|v| !version_ok(v)) {
-                return Err(format!(
-                    "version = \"{v}\" is not a version: write it like \"2.10.7\""
-                ));
+            if let Some(v) = version {
+                check_version(v)?;
             }
             for sum in sha256.iter().flat_map(Checksums::all) {
                 check_sha256(sum)?;
@@ -209,12 +193,42 @@ fn validate(source: &Source) -> Result<(), String> {
     }
 }
 
-fn check_sha256(sum: &str) -> Result<(), String> {
+/// A version as the vendors write it: `2.10.7`, `v2.10.7`, `25.10.1.3832`. It ends up in
+/// file names and URLs.
+pub(crate) fn check_version(version: &str) -> Result<(), String> {
+    let ok = !version.is_empty()
+        && version
+            .trim_start_matches('v')
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".-+".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "version = {version:?} is not a version: write it like \"2.10.7\""
+        ))
+    }
+}
+
+/// A mirror's address: http or https, nothing a shell or curl would read otherwise.
+pub(crate) fn check_base_url(url: &str) -> Result<(), String> {
+    if (url.starts_with("http://") || url.starts_with("https://"))
+        && !url.contains(|c: char| c.is_whitespace() || c.is_control() || "'\"`$\\".contains(c))
+    {
+        Ok(())
+    } else {
+        Err(format!(
+            "base_url = {url:?} is not an http:// or https:// URL"
+        ))
+    }
+}
+
+pub(crate) fn check_sha256(sum: &str) -> Result<(), String> {
     if sum.len() == 64 && sum.bytes().all(|b| b.is_ascii_hexdigit()) {
         Ok(())
     } else {
         Err(format!(
-            "sha256 = \"{sum}\" is not a sha256: 64 hex digits, as `sha256sum FILE` prints them"
+            "sha256 = {sum:?} is not a sha256: 64 hex digits, as `sha256sum FILE` prints them"
         ))
     }
 }

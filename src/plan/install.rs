@@ -264,7 +264,7 @@ pub fn pushed_artifact_path(is_root: bool, sha256: &str, artifact: &str) -> Stri
 }
 
 /// The sum of one pushed file, or what to add to the inventory.
-pub(super) fn push_sum(
+pub(crate) fn push_sum(
     sha256: Option<&Checksums>,
     artifact: &str,
     component: &str,
@@ -280,7 +280,7 @@ pub(super) fn push_sum(
     }
 }
 
-pub(super) fn file_name(path: &str) -> &str {
+pub(crate) fn file_name(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
 }
 
@@ -305,7 +305,7 @@ pub(super) fn release_arch(facts: &Facts) -> Option<&'static str> {
 }
 
 /// `v2.10.7` and `2.10.7` name the same release.
-pub(super) fn clean_version(version: &str) -> String {
+pub(crate) fn clean_version(version: &str) -> String {
     version.trim().trim_start_matches('v').to_string()
 }
 

@@ -137,8 +137,13 @@ fn without_systemd_the_agent_supervises_the_current_release() {
 
 #[test]
 fn a_bad_collector_rate_is_refused_with_the_fix() {
+    // The inventory refuses it with its place; a Host built otherwise is still refused here.
+    let mut collector = host("\"collector\"", "");
+    collector
+        .vars
+        .insert("collector_rate".into(), toml::Value::String("fast".into()));
     let error = services_plan(
-        &host("\"collector\"", "vars = { collector_rate = \"fast\" }\n"),
+        &collector,
         &facts(SYSTEMD),
         &Fleet::single_host_for_tests(),
         "run",

@@ -118,7 +118,7 @@ impl LiveState {
             .map(String::len)
             .max()
             .unwrap_or(0)
-            .max(8);
+            .clamp(8, crate::report::render::text::MAX_COLUMN);
         for (host, r) in self.slowest().into_iter().take(max_hosts) {
             let layer = match r.batch {
                 Some(b) => format!("b{b} {}", r.layer),

@@ -55,6 +55,21 @@ where
     F: Fn(Arc<dyn Transport>, &'h Host) -> Fut,
     Fut: Future<Output = anyhow::Result<T>>,
 {
+    for_each_host_seen(hosts, settings, task, |_| {}).await
+}
+
+/// [`for_each_host`], calling `seen` with each outcome as its host ends: what a command cut
+/// short by Ctrl-C still knows.
+pub async fn for_each_host_seen<'h, T, F, Fut>(
+    hosts: &[&'h Host],
+    settings: &FanOut,
+    task: F,
+    seen: impl Fn(&HostOutcome<T>),
+) -> Vec<HostOutcome<T>>
+where
+    F: Fn(Arc<dyn Transport>, &'h Host) -> Fut,
+    Fut: Future<Output = anyhow::Result<T>>,
+{
     let forks = Arc::new(Semaphore::new(settings.forks.max(1)));
     let options = ConnectOptions {
         handshakes: Some(Arc::new(Semaphore::new(settings.handshakes.max(1)))),
@@ -85,6 +100,7 @@ where
         .collect();
     let mut outcomes: Vec<Option<HostOutcome<T>>> = hosts.iter().map(|_| None).collect();
     while let Some((index, outcome)) = running.next().await {
+        seen(&outcome);
         outcomes[index] = Some(outcome);
     }
     outcomes.into_iter().flatten().collect()

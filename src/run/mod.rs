@@ -22,4 +22,4 @@ pub mod status;
 pub mod user_services;
 
 pub use connect::connect;
-pub use fanout::{for_each_host, FanOut, HostOutcome};
+pub use fanout::{for_each_host, for_each_host_seen, FanOut, HostOutcome};

@@ -6,6 +6,11 @@ use std::fmt::Write;
 use super::{command_line, data_line, facts_line, secs, services_line, versions_line};
 use crate::report::record::{HostRecord, HostState, RunRecord, StepState};
 
+/// The widest a padded column gets: a longer value (a record written by another version, a
+/// hand-edited run.json) overflows its column instead of widening every line, and the
+/// formatter's width limit (65,535) is never reached.
+pub const MAX_COLUMN: usize = 64;
+
 /// ANSI colours, or none (NO_COLOR, --no-color, not a terminal, a file).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Paint(pub bool);
@@ -60,7 +65,7 @@ pub fn recap(record: &RunRecord, paint: Paint) -> String {
         .map(|h| h.name.len())
         .max()
         .unwrap_or(0)
-        .max(14);
+        .clamp(14, MAX_COLUMN);
     let mut out = String::from("\n");
     let header = format!(
         "{:<width$} {:<11} {:>4} {:>8} {:>7} {:>8} {:>8} {:>9}  versions",
@@ -219,7 +224,7 @@ pub fn host_details(host: &HostRecord) -> String {
         .map(|s| s.step.len())
         .max()
         .unwrap_or(0)
-        .max(4);
+        .clamp(4, MAX_COLUMN);
     let _ = writeln!(
         out,
         "\n  {:<8} {:<width$} {:<11} {:>8} {:>8}  MESSAGE",
@@ -293,7 +298,12 @@ pub fn report(record: &RunRecord, host: Option<&str>) -> String {
 
 /// `mp-remote runs`: one line per run, oldest first.
 pub fn runs_table(records: &[&RunRecord]) -> String {
-    let width = records.iter().map(|r| r.id.len()).max().unwrap_or(0).max(6);
+    let width = records
+        .iter()
+        .map(|r| r.id.len())
+        .max()
+        .unwrap_or(0)
+        .clamp(6, MAX_COLUMN);
     let mut out = format!(
         "{:<width$} {:<15} {:<24} {:>5} {:<12} {:>9}\n",
         "RUN", "COMMAND", "STARTED", "HOSTS", "RESULT", "TIME"
@@ -331,6 +341,23 @@ failed: h1: install install.clickhouse: apt-get failed; free disk space & retry
 unreachable: h2: cannot connect to 10.0.0.2:22: connection refused
 ";
         assert_eq!(recap(&sample(), Paint(false)), expected);
+    }
+
+    #[test]
+    fn names_past_the_formatter_width_limit_do_not_panic() {
+        let mut record = sample();
+        let long = "h".repeat(70_000);
+        record.id = long.clone();
+        record.hosts[0].name = long.clone();
+        record.hosts[0].steps[0].step = long.clone();
+        let text = recap(&record, Paint(false));
+        assert!(
+            text.contains(&format!("{long} failed")),
+            "the name is kept whole"
+        );
+        assert!(host_details(&record.hosts[0]).contains(&long));
+        assert!(runs_table(&[&record]).contains(&long));
+        assert!(report(&record, None).contains(&long));
     }
 
     #[test]

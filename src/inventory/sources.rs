@@ -1,0 +1,314 @@
+//! `[components.*]`: where NATS and ClickHouse come from (`plan::components` reads them for
+//! the deploy). Checked here with positions, including what the deploy will need from a
+//! source for the hosts that install it (sums, ClickHouse's four-part version), so that
+//! `inventory check` refuses what `deploy` would refuse after connecting.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+use serde::Deserialize;
+use toml::{Spanned, Value};
+
+use super::error::InventoryError;
+use super::model::RawHost;
+use super::names::shown;
+use super::validate::Checker;
+use super::{Host, Role};
+use crate::plan::components::{
+    check_base_url, check_sha256, check_version, Artifacts, Checksums, CLICKHOUSE_PINNED,
+    NATS_PINNED,
+};
+use crate::plan::install::{clean_version, push_sum};
+
+/// One `[components.NAME]` table as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawComponent {
+    pub source: Option<Spanned<String>>,
+    pub version: Option<Spanned<String>>,
+    pub sha256: Option<Spanned<Value>>,
+    pub base_url: Option<Spanned<String>>,
+    pub artifact: Option<Spanned<Value>>,
+}
+
+pub type RawComponents = BTreeMap<Spanned<String>, Spanned<RawComponent>>;
+
+/// The architectures the vendors publish builds for.
+const ARCHES: [&str; 2] = ["amd64", "arm64"];
+
+const SOURCES: &str = "use \"os\" (the distribution's package), \"release\" (the vendor's, with version and sha256) or \"push\" (a file from this machine, with artifact and sha256)";
+
+impl RawComponent {
+    /// The keys set, with the place of their values.
+    fn keys(&self) -> Vec<(&'static str, Range<usize>)> {
+        let mut keys = Vec::new();
+        if let Some(v) = &self.version {
+            keys.push(("version", v.span()));
+        }
+        if let Some(v) = &self.sha256 {
+            keys.push(("sha256", v.span()));
+        }
+        if let Some(v) = &self.base_url {
+            keys.push(("base_url", v.span()));
+        }
+        if let Some(v) = &self.artifact {
+            keys.push(("artifact", v.span()));
+        }
+        keys
+    }
+}
+
+impl Checker<'_> {
+    pub(crate) fn components(
+        &self,
+        raw: &RawComponents,
+        hosts: &[Host],
+    ) -> Result<(), InventoryError> {
+        for (name, table) in raw {
+            let role = match name.get_ref().as_str() {
+                "nats" => Role::Nats,
+                "clickhouse" => Role::Clickhouse,
+                "storage" | "collector" => {
+                    return Err(self.src.invalid(
+                        name.span(),
+                        format!("[components.{}] takes no settings", name.get_ref()),
+                        "remove it: storage and collector are mp-remote itself, released under the deploy_dir var",
+                    ))
+                }
+                other => {
+                    return Err(self.src.invalid(
+                        name.span(),
+                        format!("[components.{}] is not a component", shown(other)),
+                        "use [components.nats] or [components.clickhouse]",
+                    ))
+                }
+            };
+            let installed = hosts.iter().any(|h| h.has_role(role));
+            self.component(role, table, installed)?;
+        }
+        Ok(())
+    }
+
+    /// A role whose component has no table installs the seed's pinned release, which has no
+    /// sums (and ClickHouse's pin no four-part version): deploy will refuse it. The inventory
+    /// may be meant for other commands only (ping, facts, status), so this is a warning.
+    pub(crate) fn default_sources(&self, raw: &RawComponents, hosts: &[Spanned<RawHost>]) {
+        for (role, pinned) in [
+            (Role::Nats, NATS_PINNED),
+            (Role::Clickhouse, CLICKHOUSE_PINNED),
+        ] {
+            if raw.keys().any(|name| name.get_ref() == role.as_str()) {
+                continue;
+            }
+            let first = hosts
+                .iter()
+                .flat_map(|h| &h.get_ref().roles)
+                .find(|r| r.get_ref() == role.as_str());
+            if let Some(at) = first {
+                self.warn(
+                    at.span(),
+                    &format!("role {role} without [components.{role}]: deploy would install {role} {pinned} from the vendor's release, which needs its sha256, and will refuse"),
+                    &format!("add [components.{role}] with source = \"os\" (the distribution's package), or source = \"release\" with version and sha256"),
+                );
+            }
+        }
+    }
+
+    fn component(
+        &self,
+        role: Role,
+        table: &Spanned<RawComponent>,
+        installed: bool,
+    ) -> Result<(), InventoryError> {
+        let c = table.get_ref();
+        let scope = format!("[components.{role}]");
+        let fail = |span: Range<usize>, message: String, hint: &str| {
+            Err(self
+                .src
+                .invalid(span, format!("{scope}: {message}"), hint.to_string()))
+        };
+        let Some(source) = &c.source else {
+            return fail(
+                table.span(),
+                "no source".into(),
+                &format!("add source = ...: {SOURCES}"),
+            );
+        };
+        let allowed: &[&str] = match source.get_ref().as_str() {
+            "os" => &[],
+            "release" => &["version", "sha256", "base_url"],
+            "push" => &["artifact", "sha256", "version"],
+            other => {
+                return fail(
+                    source.span(),
+                    format!("unknown source {}", shown(other)),
+                    SOURCES,
+                )
+            }
+        };
+        let kind = source.get_ref().as_str();
+        for (key, span) in c.keys() {
+            if !allowed.contains(&key) {
+                return fail(
+                    span,
+                    format!("{key} does not apply to source = {kind:?}"),
+                    &format!("remove it; {SOURCES}"),
+                );
+            }
+        }
+        if let Some(v) = &c.version {
+            check_version(v.get_ref()).or_else(|e| fail(v.span(), e, ""))?;
+        }
+        if let Some(url) = &c.base_url {
+            check_base_url(url.get_ref()).or_else(|e| fail(url.span(), e, ""))?;
+        }
+        let sums = match &c.sha256 {
+            None => None,
+            Some(v) => Some(self.checksums(&scope, v)?),
+        };
+        let artifacts = match &c.artifact {
+            None if kind == "push" => {
+                return fail(
+                    source.span(),
+                    "source = \"push\" needs the file to push".into(),
+                    "add artifact = \"files/...\" (relative to the inventory)",
+                )
+            }
+            None => Vec::new(),
+            Some(v) => self.artifacts(&scope, v)?,
+        };
+        if !installed {
+            return Ok(());
+        }
+        // What the deploy will ask of this source on the hosts that install it.
+        let sums_span = c.sha256.as_ref().map_or(source.span(), Spanned::span);
+        let need = |result: Result<(), String>| result.or_else(|e| fail(sums_span.clone(), e, ""));
+        match (role, kind) {
+            (Role::Nats, "release") => {
+                let version =
+                    clean_version(c.version.as_ref().map_or(NATS_PINNED, |v| v.get_ref()));
+                let files =
+                    ARCHES.map(|arch| format!("nats-server-v{version}-linux-{arch}.tar.gz"));
+                need(release_sums(sums.as_ref(), &files, "[components.nats]"))
+            }
+            (Role::Clickhouse, "release") => {
+                let version = clean_version(
+                    c.version
+                        .as_ref()
+                        .map_or(CLICKHOUSE_PINNED, |v| v.get_ref()),
+                );
+                if version.split('.').count() != 4 {
+                    let span = c.version.as_ref().map_or(source.span(), Spanned::span);
+                    return fail(
+                        span,
+                        format!("version {version:?} names no ClickHouse archive"),
+                        &format!("ClickHouse's archives are named by four-part versions: set version = \"{version}.N\" (e.g. 25.10.1.3832, as listed on packages.clickhouse.com/tgz/stable)"),
+                    );
+                }
+                need(clickhouse_release_sums(sums.as_ref(), &version))
+            }
+            (Role::Nats, "push") if artifacts.len() != 1 => fail(
+                c.artifact.as_ref().map_or(source.span(), Spanned::span),
+                "source = \"push\" takes one artifact for NATS".into(),
+                "artifact = \"files/...\": the release tarball, the binary or a .deb",
+            ),
+            (_, "push") => {
+                for artifact in &artifacts {
+                    need(push_sum(sums.as_ref(), artifact, role.as_str()).map(|_| ()))?;
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn checksums(&self, scope: &str, value: &Spanned<Value>) -> Result<Checksums, InventoryError> {
+        let hint =
+            "write sha256 = \"<64 hex digits>\", or sha256 = { \"<file name>\" = \"<sum>\", ... }";
+        let sums: Checksums = value.get_ref().clone().try_into().map_err(|_| {
+            self.src.invalid(
+                value.span(),
+                format!("{scope}: sha256 is neither a sum nor a table of sums by file name"),
+                hint,
+            )
+        })?;
+        let all: Vec<&String> = match &sums {
+            Checksums::One(sum) => vec![sum],
+            Checksums::ByFile(by_file) => by_file.values().collect(),
+        };
+        for sum in all {
+            check_sha256(sum)
+                .map_err(|e| self.src.invalid(value.span(), format!("{scope}: {e}"), ""))?;
+        }
+        Ok(sums)
+    }
+
+    fn artifacts(
+        &self,
+        scope: &str,
+        value: &Spanned<Value>,
+    ) -> Result<Vec<String>, InventoryError> {
+        let hint = "give the path of a .tar.gz, a binary or a .deb, relative to the inventory";
+        let artifacts: Artifacts = value.get_ref().clone().try_into().map_err(|_| {
+            self.src.invalid(
+                value.span(),
+                format!("{scope}: artifact is neither a path nor a list of paths"),
+                hint,
+            )
+        })?;
+        let paths = artifacts.paths();
+        let unfit =
+            |p: &&str| p.trim().is_empty() || p.ends_with('/') || p.contains(char::is_control);
+        if paths.is_empty() || paths.iter().any(unfit) {
+            return Err(self.src.invalid(
+                value.span(),
+                format!("{scope}: artifact names no file"),
+                hint,
+            ));
+        }
+        Ok(paths.into_iter().map(str::to_string).collect())
+    }
+}
+
+/// A release's sums must cover its file for at least one architecture the vendor builds.
+fn release_sums(sums: Option<&Checksums>, files: &[String], table: &str) -> Result<(), String> {
+    let Some(sums) = sums else {
+        return Err(format!(
+            "source = \"release\" needs the sha256 of {}: add sha256 = \"<its sum from the release's SHA256SUMS>\" under {table} (several architectures: sha256 = {{ \"<file>\" = \"<sum>\", ... }})",
+            files[0]
+        ));
+    };
+    if files.iter().any(|f| sums.for_file(f).is_some()) {
+        Ok(())
+    } else {
+        Err(format!(
+            "sha256 has no sum for {}: add \"<file>\" = \"<its sum>\" for the architectures of your hosts",
+            files.join(" or ")
+        ))
+    }
+}
+
+/// ClickHouse comes as two archives: both sums, by file name, for one architecture at least.
+fn clickhouse_release_sums(sums: Option<&Checksums>, version: &str) -> Result<(), String> {
+    let pair = |arch: &str| {
+        ["clickhouse-common-static", "clickhouse-server"]
+            .map(|package| format!("{package}-{version}-{arch}.tgz"))
+    };
+    let wanted = pair(ARCHES[0])
+        .iter()
+        .map(|f| format!("\"{f}\" = \"<its sha256>\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    match sums {
+        Some(Checksums::ByFile(by_file))
+            if ARCHES
+                .iter()
+                .any(|arch| pair(arch).iter().all(|f| by_file.contains_key(f))) =>
+        {
+            Ok(())
+        }
+        _ => Err(format!(
+            "source = \"release\" needs one sha256 per archive: sha256 = {{ {wanted} }} (arm64 hosts: the -arm64 files)"
+        )),
+    }
+}
