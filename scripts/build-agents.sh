@@ -30,7 +30,9 @@ for arch in "$@"; do
         exit 1
     }
     env_cc="CC_$(echo "$target" | tr '-' '_')=$cc"
+    # Without debug info: the agent is uploaded to every host.
     env $env_cc "CARGO_TARGET_${upper}_LINKER=rust-lld" \
+        "CARGO_TARGET_${upper}_RUSTFLAGS=-C strip=debuginfo" \
         cargo build --locked --profile "$profile" --target "$target" --bin mp-remote
     out=target/$target/$( [ "$profile" = dev ] && echo debug || echo "$profile")/mp-remote
     cp "$out" "$dir/mp-remote-$target.tmp"

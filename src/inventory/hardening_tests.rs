@@ -53,6 +53,8 @@ fn refused() -> Vec<(String, &'static str, usize, usize)> {
         (c("\n[streams]\nmax_age_secs = 60\n"), "longer than max_age_secs (60)", 6, 16),
         (c("\n[streams]\nmax_age = 60\n"), "unknown key \"max_age\"", 6, 1),
         (c("vars = { deploy_dir = \"relative/dir\" }\n"), "is not absolute", 4, 23),
+        // Issue 13: a sane upper bound for the handshake.
+        (c("connect_timeout = \"1h\"\n"), "above the 5m mp-remote allows", 4, 19),
         (c("vars = { deploy_dir = \"/\" }\n"), "at the root", 4, 23),
         (c("vars = { deploy_dir = \"/opt/x; rm -rf /\" }\n"), "contains ';'", 4, 23),
         (c("vars = { deploy_dir = 42 }\n"), "integer is not a path", 4, 23),

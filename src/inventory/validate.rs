@@ -16,6 +16,9 @@ use super::names::shown;
 use super::{Connection, Role};
 use crate::transport::target::HostKeyChecking;
 
+/// The longest `connect_timeout` accepted.
+const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(300);
+
 /// One layer's connection settings (defaults, a group or a host), checked; `None` = not set here.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Settings {
@@ -173,6 +176,28 @@ impl Checker<'_> {
     }
 
     /// `"10s"`, `"1m 30s"`, `"500ms"` (humantime), or a bare integer meaning seconds.
+    /// A handshake longer than this is a host that will not answer: waiting on only makes a
+    /// fleet run as slow as its worst host (`--timeout` bounds whole tasks).
+    fn connect_timeout(
+        &self,
+        scope: &str,
+        value: &Spanned<Value>,
+    ) -> Result<Duration, InventoryError> {
+        let d = self.duration("connect_timeout", scope, value, false)?;
+        if d > MAX_CONNECT_TIMEOUT {
+            return Err(self.src.invalid(
+                value.span(),
+                format!(
+                    "connect_timeout in {scope} is {}, above the {} mp-remote allows",
+                    humantime::format_duration(d),
+                    humantime::format_duration(MAX_CONNECT_TIMEOUT)
+                ),
+                "a host that has not answered in 5 minutes will not: e.g. connect_timeout = \"30s\" (and --timeout DUR for whole tasks)",
+            ));
+        }
+        Ok(d)
+    }
+
     pub(crate) fn duration(
         &self,
         key: &str,
@@ -357,7 +382,7 @@ impl Checker<'_> {
                 .transpose()?,
             connect_timeout: raw
                 .connect_timeout
-                .map(|v| self.duration("connect_timeout", scope, v, false))
+                .map(|v| self.connect_timeout(scope, v))
                 .transpose()?,
             keepalive: raw
                 .keepalive
