@@ -143,3 +143,41 @@ fn deploy_and_update_honour_the_timeout() {
         );
     }
 }
+
+/// A server that says it speaks SSH and then cuts the handshake (what sshd's MaxStartups does
+/// under load) leaves the host unreachable after a few tries, not failed.
+#[test]
+fn a_handshake_cut_by_the_server_is_unreachable_after_retries() {
+    use std::io::Write;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let cut = Arc::new(AtomicUsize::new(0));
+    let counter = cut.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut stream = stream;
+            let _ = stream.write_all(b"SSH-2.0-OpenSSH_9.2p1\r\n");
+            counter.fetch_add(1, Ordering::SeqCst);
+            drop(stream);
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cut.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[defaults]\nconnect_timeout = \"5s\"\nknown_hosts = \"{}\"\n\n[[hosts]]\nname = \"busy\"\naddress = \"127.0.0.1\"\nport = {port}\nroles = [\"nats\"]\n",
+            dir.path().join("known_hosts").display()
+        ),
+    )
+    .unwrap();
+    let run = mp_remote(Some(&path), &["ping"]);
+    assert_eq!(run.code, 3, "{run:?}");
+    assert!(
+        run.stdout.contains("was cut by the server") && run.stdout.contains("3 times"),
+        "{run:?}"
+    );
+    assert_eq!(cut.load(Ordering::SeqCst), 3, "three handshakes tried");
+}

@@ -85,6 +85,15 @@ pub enum TransportError {
     #[error("{host}: SSH error: {reason}")]
     Ssh { host: String, reason: String },
 
+    #[error("{host}: the SSH handshake with {address}:{port} was cut by the server ({reason}), {attempts} times with a pause between; sshd may be overloaded (MaxStartups: lower --handshakes) or still starting")]
+    HandshakeCut {
+        host: String,
+        address: String,
+        port: u16,
+        attempts: u32,
+        reason: String,
+    },
+
     #[error("{host}: the connection was lost: {reason}; the host may have rebooted or the network dropped")]
     Disconnected { host: String, reason: String },
 
@@ -123,7 +132,8 @@ impl TransportError {
             | Self::HostKeyChanged { .. }
             | Self::KeyFile { .. }
             | Self::Auth { .. }
-            | Self::Disconnected { .. } => true,
+            | Self::Disconnected { .. }
+            | Self::HandshakeCut { .. } => true,
             Self::KnownHosts { .. }
             | Self::Ssh { .. }
             | Self::CommandTimeout { .. }

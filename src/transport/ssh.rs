@@ -185,16 +185,44 @@ async fn open(
         None => None,
     };
     let deadline = target.connect_timeout;
-    match tokio::time::timeout(deadline, handshake(target, bastion)).await {
-        Ok(result) => result,
-        Err(_) => Err(TransportError::ConnectTimeout {
-            host: target.label.clone(),
-            address: target.address.clone(),
-            port: target.port,
-            after: deadline,
-        }),
+    let mut attempt = 1;
+    loop {
+        let result = match tokio::time::timeout(deadline, handshake(target, bastion)).await {
+            Ok(result) => result,
+            Err(_) => Err(TransportError::ConnectTimeout {
+                host: target.label.clone(),
+                address: target.address.clone(),
+                port: target.port,
+                after: deadline,
+            }),
+        };
+        // sshd cuts handshakes beyond MaxStartups, and while it is still starting: a
+        // moment later it lets us in.
+        match result {
+            Err(TransportError::Ssh { reason, .. }) if reason.starts_with(HANDSHAKE_FAILED) => {
+                if attempt >= HANDSHAKE_ATTEMPTS {
+                    return Err(TransportError::HandshakeCut {
+                        host: target.label.clone(),
+                        address: target.address.clone(),
+                        port: target.port,
+                        attempts: attempt,
+                        reason: reason[HANDSHAKE_FAILED.len()..].to_string(),
+                    });
+                }
+                tracing::debug!("{}: {reason}; trying again", target.label);
+                tokio::time::sleep(HANDSHAKE_BACKOFF * 2u32.pow(attempt - 1)).await;
+                attempt += 1;
+            }
+            other => return other,
+        }
     }
 }
+
+/// How often a handshake the server cut is tried, and the first pause (doubled each time).
+const HANDSHAKE_ATTEMPTS: u32 = 3;
+const HANDSHAKE_BACKOFF: std::time::Duration = std::time::Duration::from_millis(300);
+/// How [`handshake`] words a failure of the SSH handshake itself (not of its checks).
+const HANDSHAKE_FAILED: &str = "handshake failed: ";
 
 /// TCP (or a direct-tcpip channel through the bastion), key exchange, host key check, auth.
 async fn handshake(
@@ -239,10 +267,7 @@ async fn handshake(
             let refused = verdict.lock().ok().and_then(|mut v| v.take());
             return Err(refused.unwrap_or_else(|| TransportError::Ssh {
                 host: target.label.clone(),
-                reason: format!(
-                    "handshake with {}:{} failed: {e}",
-                    target.address, target.port
-                ),
+                reason: format!("{HANDSHAKE_FAILED}{e}"),
             }));
         }
     };
