@@ -1,6 +1,6 @@
 //! Which agent binary goes to which host. The agent must run on the host's CPU and libc, and
 //! the control node may be a laptop of another kind (macOS, arm64), so per host:
-//! 1. `--agent-binary PATH` when given (checked to be an ELF for the host's arch);
+//! 1. `--agent-binary PATH` when given (refused when it is an ELF for another arch);
 //! 2. else this very program, when it fits the host (Linux, the same arch, a glibc the host
 //!    has): nothing to build, and the tests' default;
 //! 3. else a static agent for the host's arch from an agents directory (`--agents-dir`,
@@ -141,15 +141,27 @@ impl Agents {
             );
         };
         if let Some((path, agent)) = &self.pinned {
-            let built = elf_arch(&agent.bytes)
-                .map_err(|e| anyhow::anyhow!("--agent-binary {}: {e}", path.display()))?;
-            anyhow::ensure!(
-                built == arch,
-                "{}: --agent-binary {} is an {built} build and the host is {arch}: pass the agent built for {arch} (`{}`)",
-                host.name,
-                path.display(),
-                build_command(arch)
-            );
+            if let (Some(needed), Some(has)) = (&agent.glibc, &host.glibc) {
+                anyhow::ensure!(
+                    has >= needed,
+                    "{}: the agent cannot run here: it needs glibc {} and the host has {}; build it statically (`{}`) or on an older system, and pass it with --agent-binary",
+                    host.name,
+                    super::agent_glibc::display(needed),
+                    super::agent_glibc::display(has),
+                    build_command(arch)
+                );
+            }
+            // An ELF for another CPU is refused; what is not an ELF (a wrapper script, say)
+            // is the operator's explicit choice.
+            if let Ok(built) = elf_arch(&agent.bytes) {
+                anyhow::ensure!(
+                    built == arch,
+                    "{}: --agent-binary {} is an {built} build and the host is {arch}: pass the agent built for {arch} (`{}`)",
+                    host.name,
+                    path.display(),
+                    build_command(arch)
+                );
+            }
             return Ok(agent.clone());
         }
         if let Ok(own) = &self.own {
