@@ -46,19 +46,11 @@ impl Ledger {
 
     /// A missing or unreadable record is an empty one.
     pub fn load(state_dir: &str) -> Ledger {
-        std::fs::read(Self::path(state_dir))
-            .ok()
-            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-            .unwrap_or_default()
+        super::state::load_json(&Self::path(state_dir))
     }
 
-    /// Written whole (temp file, then rename).
     pub fn save(&self, state_dir: &str) -> std::io::Result<()> {
-        std::fs::create_dir_all(state_dir)?;
-        let path = Self::path(state_dir);
-        let tmp = path.with_extension("json.tmp");
-        std::fs::write(&tmp, serde_json::to_vec_pretty(self)?)?;
-        std::fs::rename(tmp, path)
+        super::state::save_json(&Self::path(state_dir), self)
     }
 
     /// Adds what a step made, from what was there before it ([`before`]);

@@ -35,21 +35,31 @@ impl State {
 
     /// A missing or unreadable state is an empty one: every action checks the host anyway.
     pub fn load(state_dir: &str) -> State {
-        std::fs::read(Self::path(state_dir))
-            .ok()
-            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-            .unwrap_or_default()
+        load_json(&Self::path(state_dir))
     }
 
-    /// Written after every step (temp file, then rename), so a killed agent loses at most the
-    /// step it was in.
+    /// Written after every step, so a killed agent loses at most the step it was in.
     pub fn save(&self, state_dir: &str) -> std::io::Result<()> {
-        std::fs::create_dir_all(state_dir)?;
-        let path = Self::path(state_dir);
-        let tmp = path.with_extension("json.tmp");
-        std::fs::write(&tmp, serde_json::to_vec_pretty(self)?)?;
-        std::fs::rename(tmp, path)
+        save_json(&Self::path(state_dir), self)
     }
+}
+
+/// A JSON file of the agent's; a missing or unreadable one reads as the default.
+pub fn load_json<T: serde::de::DeserializeOwned + Default>(path: &Path) -> T {
+    std::fs::read(path)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .unwrap_or_default()
+}
+
+/// Written whole (temp file, then rename): a reader never sees half of it.
+pub fn save_json<T: Serialize>(path: &Path, value: &T) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, serde_json::to_vec_pretty(value)?)?;
+    std::fs::rename(tmp, path)
 }
 
 /// The sha256 of an action's inputs.

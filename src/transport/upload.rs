@@ -66,11 +66,7 @@ fn remote_digest_command(path: &str) -> String {
 /// Writes stdin to a temporary file beside the target, then renames it into place, so that a
 /// reader never sees half a file and a dropped connection leaves the old one intact.
 fn write_command(path: &str, mode: u32) -> String {
-    let dir = match path.rfind('/') {
-        Some(0) => "/",
-        Some(i) => &path[..i],
-        None => ".",
-    };
+    let dir = parent(path);
     let tmp = format!("{path}.mp-upload.$$");
     format!(
         "set -e; mkdir -p {dir}; tmp={tmp}; trap 'rm -f \"$tmp\"' EXIT; cat > \"$tmp\"; chmod {mode:o} \"$tmp\"; mv -f \"$tmp\" {path}; trap - EXIT",
@@ -106,11 +102,7 @@ pub fn compressed(contents: &[u8], digest: &str) -> Arc<Vec<u8>> {
 /// As [`write_command`], with stdin gzip-compressed: unpacked on the host and checked against
 /// `digest` before the rename, so a damaged transfer replaces nothing.
 fn write_gz_command(path: &str, mode: u32, digest: &str) -> String {
-    let dir = match path.rfind('/') {
-        Some(0) => "/",
-        Some(i) => &path[..i],
-        None => ".",
-    };
+    let dir = parent(path);
     let tmp = format!("{path}.mp-upload.$$");
     format!(
         "command -v gzip >/dev/null 2>&1 || {{ cat >/dev/null; exit {NO_GZIP}; }}; set -e; mkdir -p {dir}; tmp={tmp}; trap 'rm -f \"$tmp\"' EXIT; gzip -dc > \"$tmp\"; \
@@ -121,6 +113,15 @@ fn write_gz_command(path: &str, mode: u32, digest: &str) -> String {
         tmp = quote_keep_pid(&tmp),
         path = quote(path),
     )
+}
+
+/// The directory of a remote path, as the shell names it.
+fn parent(path: &str) -> &str {
+    match path.rfind('/') {
+        Some(0) => "/",
+        Some(i) => &path[..i],
+        None => ".",
+    }
 }
 
 /// Quotes a path that ends in `$$` while leaving the `$$` for the shell to expand.
