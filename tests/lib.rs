@@ -7,6 +7,7 @@ mod support;
 mod cli_interrupt;
 mod cli_inventory;
 mod cli_local;
+mod cli_tty;
 mod day2;
 mod deploy_failures;
 mod deploy_multi;

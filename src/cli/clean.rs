@@ -77,6 +77,9 @@ pub async fn run(
     for o in &outcomes {
         record_host(&recorder, o);
     }
+    let code = ExitCode::from_statuses(outcomes.iter().map(|o| o.status));
+    // Clearing the live view erases the lines above it: it goes before anything is printed.
+    recorder.finish(code, false, None);
     for o in &outcomes {
         if let Some(done) = &o.value {
             if done.did.is_empty() && done.failed.is_empty() {
@@ -93,8 +96,6 @@ pub async fn run(
             println!("{:<16} {:<7} {error}", o.host, o.status);
         }
     }
-    let code = ExitCode::from_statuses(outcomes.iter().map(|o| o.status));
-    recorder.finish(code, false, None);
     code
 }
 

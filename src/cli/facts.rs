@@ -9,7 +9,7 @@ use crate::inventory::Host;
 use crate::report::record::{installed_versions, FactsSummary, StepRecord, StepState};
 use crate::report::render::gib;
 use crate::report::{ExitCode, HostEnd, HostStatus, Redactor};
-use crate::run::{for_each_host, FanOut, HostOutcome};
+use crate::run::{for_each_host_seen, FanOut, HostOutcome};
 use crate::transport::shell::quote;
 
 use crate::plan::build::DEFAULT_DEPLOY_DIR;
@@ -37,24 +37,32 @@ pub async fn run(hosts: &[&Host], fanout: &FanOut, json: bool, settings: &Settin
     };
     let names: Vec<String> = hosts.iter().map(|h| h.name.clone()).collect();
     let recorder = Recorder::start(&settings, "facts", false, &names, Redactor::default());
-    let work = for_each_host(hosts, fanout, |transport, host| async move {
-        let deploy_dir = host
-            .vars
-            .get("deploy_dir")
-            .and_then(|v| v.as_str())
-            .unwrap_or(DEFAULT_DEPLOY_DIR);
-        let command = format!("sh -s -- {}", quote(deploy_dir));
-        let output = transport
-            .exec(&command, facts::PROBE_SCRIPT.as_bytes())
-            .await?;
-        anyhow::ensure!(
-            output.success(),
-            "the facts probe exited with {:?}: {}",
-            output.status,
-            output.stderr_text().trim()
-        );
-        Ok(facts::parse(&output.stdout_text())?)
-    });
+    // Each host is recorded as it ends, so the live view counts it and an interrupted run
+    // keeps it.
+    let seen = |o: &HostOutcome<Facts>| record_host(&recorder, o);
+    let work = for_each_host_seen(
+        hosts,
+        fanout,
+        |transport, host| async move {
+            let deploy_dir = host
+                .vars
+                .get("deploy_dir")
+                .and_then(|v| v.as_str())
+                .unwrap_or(DEFAULT_DEPLOY_DIR);
+            let command = format!("sh -s -- {}", quote(deploy_dir));
+            let output = transport
+                .exec(&command, facts::PROBE_SCRIPT.as_bytes())
+                .await?;
+            anyhow::ensure!(
+                output.success(),
+                "the facts probe exited with {:?}: {}",
+                output.status,
+                output.stderr_text().trim()
+            );
+            Ok(facts::parse(&output.stdout_text())?)
+        },
+        seen,
+    );
     let outcomes = match recorder.interruptible(work).await {
         Ok(outcomes) => outcomes,
         Err(_signal) if json => {
@@ -65,9 +73,6 @@ pub async fn run(hosts: &[&Host], fanout: &FanOut, json: bool, settings: &Settin
         }
         Err(_signal) => return recorder.end_interrupted(),
     };
-    for o in &outcomes {
-        record_host(&recorder, o);
-    }
     let report = FactsReport {
         hosts: outcomes
             .into_iter()
@@ -80,6 +85,9 @@ pub async fn run(hosts: &[&Host], fanout: &FanOut, json: bool, settings: &Settin
             })
             .collect(),
     };
+    let code = ExitCode::from_statuses(report.hosts.iter().map(|h| h.status));
+    // Clearing the live view erases the lines above it: it goes before anything is printed.
+    recorder.finish(code, false, None);
     if json {
         match serde_json::to_string_pretty(&report) {
             Ok(text) => println!("{text}"),
@@ -87,10 +95,31 @@ pub async fn run(hosts: &[&Host], fanout: &FanOut, json: bool, settings: &Settin
         }
     } else {
         print_table(&report);
+        if let Some(line) = not_ok(&report) {
+            println!("\n{line}");
+        }
     }
-    let code = ExitCode::from_statuses(report.hosts.iter().map(|h| h.status));
-    recorder.finish(code, false, None);
     code
+}
+
+/// `3 of 6 hosts not ok: 3 unreachable (exit 3)`: why the exit code is not 0.
+fn not_ok(report: &FactsReport) -> Option<String> {
+    let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
+    for host in report.hosts.iter().filter(|h| h.status != HostStatus::Ok) {
+        *counts.entry(host.status.as_str()).or_default() += 1;
+    }
+    let bad: usize = counts.values().sum();
+    if bad == 0 {
+        return None;
+    }
+    let by_status: Vec<String> = counts.iter().map(|(s, n)| format!("{n} {s}")).collect();
+    let code = ExitCode::from_statuses(report.hosts.iter().map(|h| h.status));
+    Some(format!(
+        "{bad} of {} hosts not ok: {} (exit {})",
+        report.hosts.len(),
+        by_status.join(", "),
+        code.code()
+    ))
 }
 
 /// One `detect facts` step per host, and its facts summary and installed versions.

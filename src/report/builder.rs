@@ -1,7 +1,7 @@
 //! Builds a [`RunRecord`] from the run's event stream as it comes. Pure: the caller passes the
 //! clock, so tests replay a run exactly.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, SystemTime};
 
 use super::record::*;
@@ -52,6 +52,8 @@ impl HostEnd {
 pub struct RecordBuilder {
     record: RunRecord,
     start: SystemTime,
+    /// Host name -> its place in `record.hosts`: a scan per event was quadratic in hosts.
+    index: HashMap<String, usize>,
 }
 
 impl RecordBuilder {
@@ -77,7 +79,17 @@ impl RecordBuilder {
                 .collect(),
             ..RunRecord::default()
         };
-        Self { record, start: now }
+        let index = record
+            .hosts
+            .iter()
+            .enumerate()
+            .map(|(i, h)| (h.name.clone(), i))
+            .collect();
+        Self {
+            record,
+            start: now,
+            index,
+        }
     }
 
     pub fn record(&self) -> &RunRecord {
@@ -256,15 +268,17 @@ impl RecordBuilder {
     }
 
     fn host(&mut self, name: &str) -> &mut HostRecord {
-        let index = match self.record.hosts.iter().position(|h| h.name == name) {
-            Some(index) => index,
+        let index = match self.index.get(name) {
+            Some(&index) => index,
             None => {
                 self.record.hosts.push(HostRecord {
                     name: name.to_string(),
                     log: host_log_path(name),
                     ..HostRecord::default()
                 });
-                self.record.hosts.len() - 1
+                let index = self.record.hosts.len() - 1;
+                self.index.insert(name.to_string(), index);
+                index
             }
         };
         &mut self.record.hosts[index]

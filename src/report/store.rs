@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use super::record::{RunRecord, RunResult};
@@ -29,6 +30,8 @@ pub struct RunWriter {
     redactor: Redactor,
     events: Mutex<File>,
     logs: Mutex<HashMap<String, File>>,
+    /// Times run.json was written: a run's cost grows with it.
+    records_written: AtomicUsize,
 }
 
 impl RunWriter {
@@ -49,6 +52,7 @@ impl RunWriter {
             redactor,
             events: Mutex::new(events),
             logs: Mutex::new(HashMap::new()),
+            records_written: AtomicUsize::new(0),
         };
         writer.write_record(record)?;
         Ok(writer)
@@ -70,7 +74,14 @@ impl RunWriter {
         file.write_all(text.as_bytes())?;
         file.write_all(b"\n")?;
         file.sync_all()?;
-        std::fs::rename(&temp, self.dir.join(RUN_FILE))
+        std::fs::rename(&temp, self.dir.join(RUN_FILE))?;
+        self.records_written.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// How many times run.json was written so far.
+    pub fn records_written(&self) -> usize {
+        self.records_written.load(Ordering::Relaxed)
     }
 
     /// Appends one event (a JSON object) as one line, written through at once.
@@ -96,6 +107,14 @@ impl RunWriter {
         }
         let file = logs.get_mut(log).expect("opened above");
         file.write_all(text.as_bytes())
+    }
+
+    /// Closes the host's log (a host that is done); a later line opens it again.
+    pub fn close_log(&self, log: &str) {
+        self.logs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(log);
     }
 }
 
