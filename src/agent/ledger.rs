@@ -53,7 +53,20 @@ impl Ledger {
         super::state::save_json(&Self::path(state_dir), self)
     }
 
-    /// Adds what a step made, from what was there before it ([`before`]);
+    /// What `action` may make and is not recorded yet, each with whether it exists now (taken
+    /// before the step runs): a re-run looks at nothing it already knows is ours.
+    pub fn before(&self, action: &Action) -> Vec<(Made, bool)> {
+        candidates(action)
+            .into_iter()
+            .filter(|m| !self.made.contains(m))
+            .map(|m| {
+                let there = !always(&m) && exists(&m);
+                (m, there)
+            })
+            .collect()
+    }
+
+    /// Adds what a step made, from what was there before it ([`Ledger::before`]);
     /// true when something new was recorded.
     pub fn record(&mut self, before: Vec<(Made, bool)>) -> bool {
         let mut added = false;
@@ -66,17 +79,6 @@ impl Ledger {
         }
         added
     }
-}
-
-/// What `action` may make, each with whether it exists now (taken before the step runs).
-pub fn before(action: &Action) -> Vec<(Made, bool)> {
-    candidates(action)
-        .into_iter()
-        .map(|m| {
-            let there = !always(&m) && exists(&m);
-            (m, there)
-        })
-        .collect()
 }
 
 /// What `action` may make: its targets, and the directories missing on the way to them.
@@ -170,7 +172,7 @@ mod tests {
             mode: 0o644,
             owner: None,
         };
-        let seen = before(&action);
+        let seen = Ledger::default().before(&action);
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(&file, "x").unwrap();
         let mut ledger = Ledger::default();
@@ -186,13 +188,14 @@ mod tests {
                 Made::Path { path: path(&file) },
             ]
         );
-        assert!(!ledger.record(before(&action)));
+        assert!(ledger.before(&action).is_empty(), "nothing left to look at");
+        assert!(!ledger.record(ledger.before(&action)));
         let mut fresh = Ledger::default();
-        assert!(!fresh.record(before(&action)), "it was there before");
+        assert!(!fresh.record(fresh.before(&action)), "it was there before");
         let unit = Action::Service {
             unit: "mp-x".into(),
         };
-        assert!(fresh.record(before(&unit)));
+        assert!(fresh.record(fresh.before(&unit)));
         assert_eq!(
             fresh.made,
             [Made::Unit {

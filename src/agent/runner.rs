@@ -7,7 +7,7 @@ use std::time::Instant;
 use super::actions;
 use super::diff;
 use super::event::{AgentEvent, StepEnd, StepStatus};
-use super::ledger::{self, Ledger};
+use super::ledger::Ledger;
 use super::state::{input_hash, State, StepRecord};
 use crate::plan::HostPlan;
 
@@ -54,8 +54,8 @@ pub async fn run_plan(plan: &HostPlan, emit: &mut dyn FnMut(&AgentEvent)) -> boo
                 (crate::plan::Action::File { path, .. }, true) => Some(diff::read(path).await),
                 _ => None,
             };
-            let seen = match ledger {
-                Some(_) => ledger::before(&step.action),
+            let seen = match &ledger {
+                Some(ledger) => ledger.before(&step.action),
                 None => Vec::new(),
             };
             let result =

@@ -13,9 +13,6 @@ use crate::agent::ledger::{self, Ledger};
 use crate::agent::supervise;
 use crate::plan::probe::{CleanRequest, Cleaned, Made};
 
-/// How long a supervised server gets to stop (its supervisor's grace is 30 s).
-const STOP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
-
 pub async fn clean(request: &CleanRequest) -> Cleaned {
     let mut out = Cleaned::default();
     if !is_root() {
@@ -154,17 +151,13 @@ async fn stop(made: &Made, out: &mut Cleaned) {
             let Some((pid, _)) = running.supervisor else {
                 return;
             };
-            supervise::send_signal(pid, "TERM").await;
-            let mut gone = supervise::wait_gone(pid, STOP_TIMEOUT).await;
-            if let Some(server) = running.server {
-                gone = gone && supervise::wait_gone(server, STOP_TIMEOUT).await;
-            }
-            if gone {
-                out.did
-                    .push(format!("stopped {name} (mp-remote supervisor)"));
-            } else {
-                out.failed
-                    .push(format!("cannot stop {name} (supervisor pid {pid})"));
+            match super::control::stop_supervised(name, pid, running.server).await {
+                Ok(()) => out
+                    .did
+                    .push(format!("stopped {name} (mp-remote supervisor)")),
+                Err(why) => out
+                    .failed
+                    .push(format!("cannot stop {name} (supervisor pid {pid}): {why}")),
             }
         }
         _ => {}

@@ -130,6 +130,18 @@ async fn supervised(control: Control, unit: &str) -> Result<bool, NotDone> {
 }
 
 async fn stop(unit: &str, supervisor: u32, server: Option<u32>) -> Result<(), NotDone> {
+    stop_supervised(unit, supervisor, server)
+        .await
+        .map_err(Failed)
+}
+
+/// Sends the supervisor SIGTERM (it stops its server) and waits for both to be gone; `stop`
+/// and `clean` alike.
+pub(super) async fn stop_supervised(
+    unit: &str,
+    supervisor: u32,
+    server: Option<u32>,
+) -> Result<(), String> {
     supervise::send_signal(supervisor, "TERM").await;
     let mut gone = supervise::wait_gone(supervisor, STOP_TIMEOUT).await;
     if let Some(server) = server {
@@ -138,10 +150,10 @@ async fn stop(unit: &str, supervisor: u32, server: Option<u32>) -> Result<(), No
     if gone {
         Ok(())
     } else {
-        Err(Failed(format!(
+        Err(format!(
             "{unit} still running {} s after SIGTERM to its supervisor (pid {supervisor})",
             STOP_TIMEOUT.as_secs()
-        )))
+        ))
     }
 }
 
