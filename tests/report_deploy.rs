@@ -49,7 +49,8 @@ fn deploy_records_runs_and_never_the_password() {
         "{stderr}"
     );
     assert!(
-        stderr.contains("stopped") || stderr.contains("killed"),
+        stderr.contains("agent (pid ")
+            && (stderr.contains(") stopped") || stderr.contains(") killed")),
         "{stderr}"
     );
     // The agent (and the install under it) is gone from the host.

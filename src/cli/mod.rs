@@ -223,6 +223,8 @@ pub enum AgentCommand {
     Logs,
     /// Undo what mp-remote made here (request on stdin).
     Clean,
+    /// Stop a run's agent here: Ctrl-C on the control node (request on stdin).
+    Stop,
     /// Run a server and restart it whenever it exits, until SIGTERM (hosts without systemd;
     /// the agent starts it detached).
     Supervise {
@@ -304,6 +306,7 @@ async fn run(cli: Cli) -> ExitCode {
         Command::Agent(AgentCommand::Control) => Some(crate::agent::hostops::Op::Control),
         Command::Agent(AgentCommand::Logs) => Some(crate::agent::hostops::Op::Logs),
         Command::Agent(AgentCommand::Clean) => Some(crate::agent::hostops::Op::Clean),
+        Command::Agent(AgentCommand::Stop) => Some(crate::agent::hostops::Op::Stop),
         _ => None,
     };
     if let Some(op) = op {

@@ -243,10 +243,10 @@ mod tests {
             users: BTreeMap::new(),
             services: BTreeMap::from([
                 (
-                    Service::Clickhouse,
+                    Service::CLICKHOUSE,
                     state(true, true, "18.16.1", &[8123, 9000]),
                 ),
-                (Service::Storage, state(true, true, "0.1.0", &[8085, 9094])),
+                (Service::STORAGE, state(true, true, "0.1.0", &[8085, 9094])),
             ]),
             streams: None,
             tables: Some(Ok(BTreeMap::from([
@@ -258,9 +258,9 @@ mod tests {
         let edge = HostProbe {
             users: BTreeMap::new(),
             services: BTreeMap::from([
-                (Service::Nats, state(true, true, "2.9.10", &[4222, 8222])),
+                (Service::NATS, state(true, true, "2.9.10", &[4222, 8222])),
                 (
-                    Service::Collector,
+                    Service::COLLECTOR,
                     state(true, false, "0.1.0", &[8087, 9093]),
                 ),
             ]),

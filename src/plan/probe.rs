@@ -195,6 +195,41 @@ pub struct LogsRequest {
     pub lines: u32,
 }
 
+/// `agent stop`'s question: stop the agent of run `run_id` (Ctrl-C on the control node).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StopRequest {
+    pub state_dir: String,
+    pub run_id: String,
+    /// A process group never signalled whole: the control node's own, when the host is the
+    /// machine it runs on (0: none).
+    pub spare_group: u32,
+}
+
+/// What `agent stop` did: the agents it found (none: that run's agent was not running), and
+/// whether they had to be killed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stopped {
+    pub pids: Vec<u32>,
+    pub killed: bool,
+}
+
+impl Stopped {
+    /// One line for the host's log and the terminal.
+    pub fn line(&self) -> String {
+        let pids = self
+            .pids
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(" ");
+        match (self.pids.is_empty(), self.killed) {
+            (true, _) => "no agent of this run is running".into(),
+            (false, false) => format!("agent (pid {pids}) stopped"),
+            (false, true) => format!("agent (pid {pids}) killed: it did not stop within 5 s"),
+        }
+    }
+}
+
 /// One line of the agent's answer to `status`, `control` or `logs`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
@@ -202,6 +237,7 @@ pub enum OpEvent {
     Probed(ProbeReply),
     Controlled(Controlled),
     Cleaned(Cleaned),
+    Stopped(Stopped),
     Log {
         text: String,
     },

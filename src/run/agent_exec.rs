@@ -222,69 +222,34 @@ pub async fn run_plan(
     );
 }
 
-/// Finds the agent of one run by the event log it holds open
-/// (`<state dir>/runs/<run id>.events.jsonl`), sends its process group SIGTERM, and SIGKILL
-/// after 5 s. A group equal to `$2` (the control node's own, when the host is this machine)
-/// is spared: then only the agent and its children are signalled. Servers started under
-/// mp-remote's supervisor run in their own sessions and are not touched.
-const STOP_AGENT_SCRIPT: &str = r#"log=$1 spare=$2
-pids=$(find /proc/[0-9]*/fd -maxdepth 1 -lname "$log" 2>/dev/null | cut -d/ -f3 | sort -u)
-if [ -z "$pids" ]; then echo "no agent of this run is running"; exit 0; fi
-targets=
-for pid in $pids; do
-  stat=$(cat /proc/$pid/stat 2>/dev/null) || continue
-  set -- ${stat##*) }
-  if [ "$3" != "$spare" ] && [ "$3" -gt 1 ]; then targets="$targets -$3"
-  else targets="$targets $pid $(cat /proc/$pid/task/*/children 2>/dev/null)"; fi
-done
-kill -s TERM -- $targets 2>/dev/null
-n=0
-while [ $n -lt 10 ]; do
-  alive=
-  for pid in $pids; do [ -d /proc/$pid/fd ] && [ -n "$(ls /proc/$pid/fd 2>/dev/null)" ] && alive="$alive $pid"; done
-  [ -n "$alive" ] || break
-  sleep 0.5; n=$((n+1))
-done
-if [ -n "$alive" ]; then kill -s KILL -- $targets 2>/dev/null; echo "agent (pid$alive) killed: it did not stop within 5 s"
-else echo "agent (pid $(echo $pids)) stopped"; fi
-"#;
-
-/// The command that stops the agent of run `run_id` (see [`STOP_AGENT_SCRIPT`]).
-pub fn stop_agent_command(host: &Host, run_id: &str, spare_group: u32) -> String {
-    let log = format!(
-        "{}/runs/{run_id}.events.jsonl",
-        crate::plan::build::STATE_DIR
-    );
-    with_become(
-        &format!(
-            "sh -c {} stop-agent {} {spare_group}",
-            quote(STOP_AGENT_SCRIPT),
-            quote(&log)
-        ),
-        host.become_,
-    )
-}
-
 /// Ctrl-C on the control node: the agent does not die with its connection (so that a cut
-/// deploy finishes), so it is told to stop here, over a fresh connection. Returns one line.
+/// deploy finishes), so it is told to stop here, over a fresh connection, by `agent stop`
+/// (`agent::hostops`). Returns one line.
 pub async fn stop_agent(
     transport: &dyn Transport,
     host: &Host,
     run_id: &str,
 ) -> anyhow::Result<String> {
-    let spare = if host.connection == Connection::Local {
+    let spare_group = if host.connection == Connection::Local {
         // SAFETY: getpgrp cannot fail.
         unsafe { libc::getpgrp() as u32 }
     } else {
         0
     };
-    let output = transport
-        .exec(&stop_agent_command(host, run_id, spare), b"")
-        .await?;
-    anyhow::ensure!(
-        output.success(),
-        "cannot stop the agent: {}",
-        output.stderr_text().trim()
-    );
-    Ok(output.stdout_text().trim().to_string())
+    let request = crate::plan::probe::StopRequest {
+        state_dir: crate::plan::build::STATE_DIR.into(),
+        run_id: run_id.into(),
+        spare_group,
+    };
+    let agents = super::agent_call::day2_agents().map_err(|e| anyhow::anyhow!(e))?;
+    let events = super::agent_call::call(transport, host, &agents, "stop", &request).await?;
+    events
+        .into_iter()
+        .find_map(|e| match e {
+            crate::plan::probe::OpEvent::Stopped(stopped) => Some(stopped.line()),
+            _ => None,
+        })
+        .ok_or_else(|| {
+            anyhow::anyhow!("`mp-remote agent stop` answered without saying what it did")
+        })
 }

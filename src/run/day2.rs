@@ -10,36 +10,50 @@ use super::{for_each_host, FanOut, HostOutcome};
 use crate::inventory::{Host, Role, UserService};
 pub use crate::plan::probe::Control;
 use crate::plan::probe::{user_target, ControlRequest, LogsRequest, OpEvent, Target};
-use crate::stack::component::Component;
+use crate::stack::component::{self, Component};
 use crate::stack::pipeline::PipelineService;
 
-/// A server mp-remote deploys, by the name users type (`--service nats`).
+/// A built-in component mp-remote deploys, by the name users type (`--service nats`): an
+/// index into `stack::component::ALL`, so that a new component needs no line here, and the
+/// order is the start order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Service {
-    Nats,
-    Clickhouse,
-    Storage,
-    Collector,
-}
+pub struct Service(usize);
 
 impl Service {
     /// In start order: NATS, ClickHouse, then the storage that writes into it and the
     /// collector that publishes (stop goes the other way).
-    pub const ALL: [Service; 4] = [
-        Service::Nats,
-        Service::Clickhouse,
-        Service::Storage,
-        Service::Collector,
-    ];
+    pub const ALL: [Service; component::ALL.len()] = {
+        let mut all = [Service(0); component::ALL.len()];
+        let mut i = 0;
+        while i < all.len() {
+            all[i] = Service(i);
+            i += 1;
+        }
+        all
+    };
+    /// The two whose `status` says more than health (streams, tables).
+    pub const NATS: Service = Service::named("nats");
+    pub const CLICKHOUSE: Service = Service::named("clickhouse");
+    #[cfg(test)]
+    pub const STORAGE: Service = Service::named("storage");
+    #[cfg(test)]
+    pub const COLLECTOR: Service = Service::named("collector");
+
+    /// At compile time: a misspelt name fails the build.
+    const fn named(name: &str) -> Service {
+        let mut i = 0;
+        while i < component::ALL.len() {
+            if str_eq(component::ALL[i].name, name) {
+                return Service(i);
+            }
+            i += 1;
+        }
+        panic!("no such component")
+    }
 
     /// Its declaration: unit, ports, health, files (`stack::component`).
     pub fn component(self) -> &'static Component {
-        match self {
-            Service::Nats => &crate::stack::nats::COMPONENT,
-            Service::Clickhouse => &crate::stack::clickhouse::COMPONENT,
-            Service::Storage => &crate::stack::pipeline::STORAGE,
-            Service::Collector => &crate::stack::pipeline::COLLECTOR,
-        }
+        component::ALL[self.0]
     }
 
     pub fn name(self) -> &'static str {
@@ -49,11 +63,9 @@ impl Service {
     /// The pipeline service mp-remote itself runs (`mp-remote service NAME`), None for the
     /// vendors' servers.
     pub fn pipeline(self) -> Option<PipelineService> {
-        match self {
-            Service::Nats | Service::Clickhouse => None,
-            Service::Storage => Some(PipelineService::Storage),
-            Service::Collector => Some(PipelineService::Collector),
-        }
+        PipelineService::ALL
+            .into_iter()
+            .find(|p| p.component().name == self.name())
     }
 
     /// The systemd unit (Debian's package's, or deploy's `mp-storage`/`mp-collector`), and
@@ -84,6 +96,21 @@ impl Service {
     pub fn from_name(name: &str) -> Option<Service> {
         Service::ALL.into_iter().find(|s| s.name() == name)
     }
+}
+
+const fn str_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
 }
 
 impl std::fmt::Display for Service {

@@ -9,14 +9,14 @@ fn services_follow_the_roles_in_start_order() {
     let (a, b) = (&inv.hosts[0], &inv.hosts[1]);
     assert_eq!(
         services_of(a, None),
-        [Service::Nats, Service::Clickhouse, Service::Collector]
+        [Service::NATS, Service::CLICKHOUSE, Service::COLLECTOR]
     );
     assert_eq!(
-        services_of(a, Some(Service::Clickhouse)),
-        [Service::Clickhouse]
+        services_of(a, Some(Service::CLICKHOUSE)),
+        [Service::CLICKHOUSE]
     );
-    assert_eq!(services_of(b, None), [Service::Collector]);
-    assert!(services_of(b, Some(Service::Storage)).is_empty());
+    assert_eq!(services_of(b, None), [Service::COLLECTOR]);
+    assert!(services_of(b, Some(Service::STORAGE)).is_empty());
     let text = "[[hosts]]\nname = \"all\"\naddress = \"10.0.0.1\"\nroles = [\"collector\", \"storage\", \"clickhouse\", \"nats\"]\n";
     let inv = crate::inventory::parse(text, std::path::Path::new("inv.toml"), None).unwrap();
     let all = &inv.hosts[0];
@@ -37,7 +37,7 @@ fn services_follow_the_roles_in_start_order() {
         names(Control::Stop, None),
         ["collector", "storage", "clickhouse", "nats"]
     );
-    let storage = Named::Builtin(Service::Storage);
+    let storage = Named::Builtin(Service::STORAGE);
     assert_eq!(names(Control::Stop, Some(&storage)), ["storage"]);
 }
 
@@ -93,8 +93,8 @@ fn service_names_round_trip() {
 #[test]
 fn pipeline_services_match_the_stack() {
     for (service, pipeline) in [
-        (Service::Storage, PipelineService::Storage),
-        (Service::Collector, PipelineService::Collector),
+        (Service::STORAGE, PipelineService::Storage),
+        (Service::COLLECTOR, PipelineService::Collector),
     ] {
         assert_eq!(service.pipeline(), Some(pipeline));
         assert_eq!(service.name(), pipeline.name());
@@ -105,7 +105,7 @@ fn pipeline_services_match_the_stack() {
         );
         assert_eq!(service.health_deadline(), Duration::from_secs(60));
     }
-    assert_eq!(Service::Storage.ports(), [8085, 9094]);
-    assert_eq!(Service::Collector.ports(), [8087, 9093]);
-    assert_eq!(Service::Nats.pipeline(), None);
+    assert_eq!(Service::STORAGE.ports(), [8085, 9094]);
+    assert_eq!(Service::COLLECTOR.ports(), [8087, 9093]);
+    assert_eq!(Service::NATS.pipeline(), None);
 }

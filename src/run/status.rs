@@ -140,7 +140,7 @@ pub fn interpret(request: &ProbeRequest, reply: &ProbeReply) -> HostProbe {
                 probe.users.insert(seen.name.clone(), state);
             }
         }
-        if builtin == Some(Service::Nats) && request.full {
+        if builtin == Some(Service::NATS) && request.full {
             probe.streams = Some(
                 call(seen, "nats.jsz")
                     .ok_body("nats.jsz")
@@ -148,7 +148,7 @@ pub fn interpret(request: &ProbeRequest, reply: &ProbeReply) -> HostProbe {
                     .and_then(streams),
             );
         }
-        if builtin == Some(Service::Clickhouse) && request.full {
+        if builtin == Some(Service::CLICKHOUSE) && request.full {
             probe.tables = Some(if seen.health.answered && seen.health.code == 200 {
                 tables(seen)
             } else {
@@ -183,7 +183,7 @@ fn state_of(
         None => seen.files_present,
     };
     let version = match builtin {
-        Some(Service::Clickhouse) => seen
+        Some(Service::CLICKHOUSE) => seen
             .calls
             .get("clickhouse.version")
             .and_then(|r| r.ok_body("clickhouse.version").ok())

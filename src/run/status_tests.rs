@@ -24,11 +24,11 @@ fn parse(output: &str) -> Result<HostProbe, String> {
             .collect(),
         release_link: None,
     };
-    let health_call = |s: Service| match s {
-        Service::Nats => "nats.healthz",
-        Service::Clickhouse => "clickhouse.ping",
-        Service::Storage => "storage.health",
-        Service::Collector => "collector.health",
+    let health_call = |s: Service| match s.name() {
+        "nats" => "nats.healthz",
+        "clickhouse" => "clickhouse.ping",
+        "storage" => "storage.health",
+        _ => "collector.health",
     };
     let reply = ProbeReply {
         services: services
@@ -272,14 +272,14 @@ fn with_healthz(code: &str, body: &str) -> String {
 #[test]
 fn healthy_host() {
     let probe = parse(HEALTHY).unwrap();
-    let nats = probe.service(Service::Nats);
+    let nats = probe.service(Service::NATS);
     assert_eq!(
         (nats.running, nats.healthy, nats.version.as_deref()),
         (true, true, Some("2.9.10"))
     );
     assert_eq!(nats.ports, [4222, 8222]);
     assert_eq!(nats.problem(), None);
-    let ch = probe.service(Service::Clickhouse);
+    let ch = probe.service(Service::CLICKHOUSE);
     assert_eq!(
         (ch.running, ch.healthy, ch.version.as_deref()),
         (true, true, Some("18.16.1"))
@@ -302,7 +302,7 @@ fn healthy_host() {
 #[test]
 fn stopped_nats_is_not_running_but_keeps_its_version() {
     let probe = parse(NATS_STOPPED).unwrap();
-    let nats = probe.service(Service::Nats);
+    let nats = probe.service(Service::NATS);
     assert!(!nats.running && !nats.healthy && nats.installed);
     assert_eq!(nats.version.as_deref(), Some("2.9.10"));
     assert!(nats.ports.is_empty());
@@ -314,14 +314,14 @@ fn stopped_nats_is_not_running_but_keeps_its_version() {
         probe.streams,
         Some(Err("nats.jsz: connection refused".into()))
     );
-    assert!(!probe.services.contains_key(&Service::Clickhouse));
+    assert!(!probe.services.contains_key(&Service::CLICKHOUSE));
     assert_eq!(probe.tables, None);
 }
 
 #[test]
 fn stopped_clickhouse_takes_its_version_from_the_package() {
     let probe = parse(CLICKHOUSE_STOPPED).unwrap();
-    let ch = probe.service(Service::Clickhouse);
+    let ch = probe.service(Service::CLICKHOUSE);
     assert!(!ch.running && !ch.healthy);
     assert_eq!(ch.version.as_deref(), Some("18.16.1"));
     assert_eq!(
@@ -355,12 +355,12 @@ fn supervised_nats_stopped_says_to_deploy() {
         "nats.active=inactive\n",
         "nats.active=inactive\nnats.manager=supervisor\n",
     );
-    let state = parse(&output).unwrap().service(Service::Nats);
+    let state = parse(&output).unwrap().service(Service::NATS);
     assert!(state.supervised && !state.running && state.installed);
     let problem = state.problem().unwrap();
     assert_eq!(problem, "not running (mp-remote supervisor: inactive)");
     assert_eq!(
-            problem_line(Service::Nats, &state, &problem),
+            problem_line(Service::NATS, &state, &problem),
             "nats-server not running (mp-remote supervisor: inactive): start it with `mp-remote start --service nats` (mp-remote's supervisor: no systemd there) or `mp-remote deploy`"
         );
     let running = parse(&with_healthz("200", r#"{"status":"ok"}"#).replace(
@@ -368,7 +368,7 @@ fn supervised_nats_stopped_says_to_deploy() {
         "nats.active=active\nnats.manager=supervisor\n",
     ))
     .unwrap()
-    .service(Service::Nats);
+    .service(Service::NATS);
     assert!(running.supervised && running.running && running.healthy);
 }
 
@@ -385,7 +385,7 @@ fn healthz_json_is_parsed_never_substring_matched() {
     for (code, body, healthy) in cases {
         let state = parse(&with_healthz(code, body))
             .unwrap()
-            .service(Service::Nats);
+            .service(Service::NATS);
         assert!(state.running);
         assert_eq!(state.healthy, healthy, "{code} {body}");
     }
@@ -394,7 +394,7 @@ fn healthz_json_is_parsed_never_substring_matched() {
             r#"{"status":"unavailable","error":"JetStream has not established contact with a meta leader"}"#,
         ))
         .unwrap()
-        .service(Service::Nats);
+        .service(Service::NATS);
     assert_eq!(
         state.problem().as_deref(),
         Some(
@@ -406,7 +406,7 @@ fn healthz_json_is_parsed_never_substring_matched() {
         r#"{"status":"unavailable","error":"no leader"}"#,
     ))
     .unwrap()
-    .service(Service::Nats);
+    .service(Service::NATS);
     assert_eq!(
         state.health_error.as_deref(),
         Some(r#"/healthz status is "unavailable": no leader"#)
@@ -462,8 +462,8 @@ fn healthy_pipeline_services() {
         Service::ALL
     );
     for (service, ports) in [
-        (Service::Storage, [8085, 9094]),
-        (Service::Collector, [8087, 9093]),
+        (Service::STORAGE, [8085, 9094]),
+        (Service::COLLECTOR, [8087, 9093]),
     ] {
         let state = probe.service(service);
         assert!(
@@ -474,7 +474,7 @@ fn healthy_pipeline_services() {
         assert_eq!(state.ports, ports);
         assert_eq!(state.problem(), None);
     }
-    assert_eq!(probe.service(Service::Nats).ports, [4222, 8222]);
+    assert_eq!(probe.service(Service::NATS).ports, [4222, 8222]);
     assert_eq!(probe.tables.unwrap().unwrap()["trades"], 1);
 }
 
@@ -534,7 +534,7 @@ fn degraded_or_unhealthy_pipeline_says_so_with_its_last_error() {
     ];
     for (code, body, error) in cases {
         let state =
-            probe_of(&[pipeline("storage", "active", "0", code, body)]).service(Service::Storage);
+            probe_of(&[pipeline("storage", "active", "0", code, body)]).service(Service::STORAGE);
         assert!(state.running, "{body}");
         assert!(!state.healthy, "{code} {body}");
         assert_eq!(state.health_error.as_deref(), Some(error), "{code} {body}");
@@ -551,7 +551,7 @@ fn degraded_or_unhealthy_pipeline_says_so_with_its_last_error() {
         "200",
         r#"{"status":"unhealthy","detail":"healthy"}"#,
     )])
-    .service(Service::Collector);
+    .service(Service::COLLECTOR);
     assert!(!state.healthy);
 }
 
@@ -559,7 +559,7 @@ fn degraded_or_unhealthy_pipeline_says_so_with_its_last_error() {
 fn pipeline_without_an_answer() {
     // Stopped under systemd: nothing listens.
     let stopped =
-        probe_of(&[pipeline("storage", "inactive", "7", "000", "")]).service(Service::Storage);
+        probe_of(&[pipeline("storage", "inactive", "7", "000", "")]).service(Service::STORAGE);
     assert!(!stopped.running && !stopped.healthy && stopped.installed);
     assert_eq!(
         stopped.health_error.as_deref(),
@@ -569,19 +569,19 @@ fn pipeline_without_an_answer() {
     let problem = stopped.problem().unwrap();
     assert_eq!(problem, "not running (systemctl is-active: inactive)");
     assert_eq!(
-            problem_line(Service::Storage, &stopped, &problem),
+            problem_line(Service::STORAGE, &stopped, &problem),
             "mp-storage not running (systemctl is-active: inactive): start it with `mp-remote start --service storage`"
         );
     // Running, but its health port does not answer in time.
     let hung =
-        probe_of(&[pipeline("collector", "active", "28", "000", "")]).service(Service::Collector);
+        probe_of(&[pipeline("collector", "active", "28", "000", "")]).service(Service::COLLECTOR);
     assert!(hung.running && !hung.healthy);
     assert_eq!(
         hung.problem().as_deref(),
         Some("running but not healthy: collector.health: no answer in time")
     );
     assert_eq!(
-            problem_line(Service::Collector, &hung, &hung.problem().unwrap()),
+            problem_line(Service::COLLECTOR, &hung, &hung.problem().unwrap()),
             "mp-collector running but not healthy: collector.health: no answer in time: see `mp-remote logs --service collector`"
         );
     // Under mp-remote's supervisor, its server restarting.
@@ -591,7 +591,7 @@ fn pipeline_without_an_answer() {
             "collector.active=restarting\ncollector.manager=supervisor\n",
         )],
     )
-    .service(Service::Collector);
+    .service(Service::COLLECTOR);
     assert!(supervised.supervised && !supervised.running);
     assert_eq!(
         supervised.problem().as_deref(),
@@ -601,10 +601,10 @@ fn pipeline_without_an_answer() {
     let absent = probe_of(&[pipeline("storage", "inactive", "7", "000", "")
         .replace("storage.installed=yes", "storage.installed=no")
         .replace("storage.version=mp-remote 0.1.0", "storage.version=")])
-    .service(Service::Storage);
+    .service(Service::STORAGE);
     assert!(!absent.installed && absent.version.is_none());
     assert_eq!(
-        problem_line(Service::Storage, &absent, &absent.problem().unwrap()),
+        problem_line(Service::STORAGE, &absent, &absent.problem().unwrap()),
         "mp-storage is not installed: run `mp-remote deploy`"
     );
     // Health mode: no version line.
@@ -612,7 +612,7 @@ fn pipeline_without_an_answer() {
         pipeline("storage", "active", "0", "200", r#"{"status":"healthy"}"#)
             .replace("storage.version=mp-remote 0.1.0\n", ""),
     ])
-    .service(Service::Storage);
+    .service(Service::STORAGE);
     assert!(health.healthy && health.version.is_none());
     // A host without a ClickHouse role has no tables.
     assert_eq!(
@@ -720,7 +720,7 @@ async fn the_agent_answers_for_every_target_here() {
     assert_eq!(reply.services.len(), 4);
     assert!(reply.listening.is_some());
     let probe = interpret(&request, &reply);
-    for service in [Service::Storage, Service::Collector] {
+    for service in [Service::STORAGE, Service::COLLECTOR] {
         assert!(!probe.service(service).installed, "{service}");
     }
     assert_eq!(probe.release, None);

@@ -1,15 +1,18 @@
 //! The agent's host-side commands besides running a plan: `agent status`, `agent control`,
-//! `agent logs` and `agent clean`. Each reads its request (JSON, `plan::probe`) on stdin and answers with
+//! `agent logs`, `agent clean` and `agent stop`. Each reads its request (JSON, `plan::probe`) on stdin and answers with
 //! typed events, one JSON line each ([`OpEvent`]), closed by `done`, like a plan's run.
 
 mod clean;
 mod control;
 mod logs;
 mod observe;
+mod stop;
 
 use std::io::{Read, Write};
 
-use crate::plan::probe::{CleanRequest, ControlRequest, LogsRequest, OpEvent, ProbeRequest};
+use crate::plan::probe::{
+    CleanRequest, ControlRequest, LogsRequest, OpEvent, ProbeRequest, StopRequest,
+};
 
 pub use control::NO_SYSTEMD;
 pub use observe::observe;
@@ -21,6 +24,7 @@ pub enum Op {
     Control,
     Logs,
     Clean,
+    Stop,
 }
 
 /// Exit codes: 0 answered (whatever the services' state), 1 the request could not be read,
@@ -49,6 +53,10 @@ pub async fn run(op: Op) -> i32 {
         },
         Op::Clean => match serde_json::from_str::<CleanRequest>(&text) {
             Ok(request) => emit(&OpEvent::Cleaned(clean::clean(&request).await)),
+            Err(e) => return bad(e),
+        },
+        Op::Stop => match serde_json::from_str::<StopRequest>(&text) {
+            Ok(request) => emit(&OpEvent::Stopped(stop::stop(&request).await)),
             Err(e) => return bad(e),
         },
         Op::Logs => match serde_json::from_str::<LogsRequest>(&text) {
