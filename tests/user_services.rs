@@ -41,7 +41,7 @@ fn service_table(wheelhouse: bool) -> String {
          health = {{ http = \"http://127.0.0.1:8090/health\", json = {{ status = \"ok\" }} }}\n\
          after = [\"nats\"]\n{}\n\
          [services.web]\nkind = \"binary\"\npath = \"services/web\"\ncommand = [\"bin/serve\", \"8091\"]\n\
-         hosts = [\"h1\"]\nports = [8091]\nhealth = {{ tcp = 8091 }}\nafter = [\"echo\"]\n",
+         hosts = [\"h1\"]\nports = [8091]\nhealth = {{ tcp = 8091, timeout = \"15s\" }}\nafter = [\"echo\"]\n",
         if wheelhouse {
             "wheelhouse = \"wheels\"\n"
         } else {
@@ -280,6 +280,50 @@ fn a_python_service_from_the_index_then_a_wheelhouse_then_cleaned() {
     );
     let health = fleet.exec("h1", "curl -sf http://127.0.0.1:8090/health");
     assert!(health.contains("\"connected\""), "{health}");
+    assert_nothing_changed(&mp_remote(Some(&inventory), &["deploy"]));
+
+    // A release of `web` that never comes up, through a rolling deploy: the batch fails and
+    // web is switched back to the release it ran before, restarted and healthy on it.
+    let serve = fleet.path("services/web/bin/serve");
+    let good = std::fs::read_to_string(&serve).unwrap();
+    let web_release = fleet.exec("h1", "readlink /opt/mp-services/web/current");
+    std::fs::write(
+        &serve,
+        "#!/bin/sh\necho 'web: broken release' >&2\nexit 3\n",
+    )
+    .unwrap();
+    let broken = mp_remote(Some(&inventory), &["deploy", "--serial", "1"]);
+    let said = format!("{}{}", broken.stdout, broken.stderr);
+    println!("rolling deploy of a broken web:\n{said}");
+    assert_ne!(broken.code, 0, "{said}");
+    assert!(said.contains("start.svc.web."), "{said}");
+    assert!(said.contains("rolled back: h1"), "{said}");
+    assert_eq!(
+        fleet.exec("h1", "readlink /opt/mp-services/web/current"),
+        web_release,
+        "web runs its earlier release again"
+    );
+    assert_ne!(
+        fleet.exec("h1", "readlink /opt/mp-services/web/previous"),
+        web_release,
+        "the broken release is kept as previous"
+    );
+    assert!(fleet.holds("h1", "systemctl is-active --quiet mp-svc-web"));
+    assert!(fleet.holds("h1", "bash -c 'exec 3<>/dev/tcp/127.0.0.1/8091'"));
+    let record = crate::support::runs::run_json(
+        crate::support::runs::run_dirs(&fleet.path(".mp-remote/runs"))
+            .last()
+            .unwrap(),
+    );
+    let note = record["hosts"][0]["note"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        note.starts_with("automatic rollback: roll back /opt/mp-services/web/current to release"),
+        "{record}"
+    );
+    std::fs::write(&serve, good).unwrap();
     assert_nothing_changed(&mp_remote(Some(&inventory), &["deploy"]));
 
     // A requirement pip cannot resolve: the deploy fails naming the host, the service and

@@ -240,6 +240,9 @@ pub enum Action {
     /// Switches `{dir}/current` back to another release on disk (`to`, or `{dir}/previous`),
     /// keeping the release it leaves as `previous` for inspection: a rollback.
     AppRollback { dir: String, to: Option<String> },
+    /// Switches a user service's `{dir}/current` back to `{dir}/previous` (and its venv back
+    /// to `venv-previous` with `venv`): the automatic rollback of a failed batch.
+    ServiceRollback { dir: String, venv: bool },
     /// A rolling run's health gate: every probe healthy on `consecutive` polls in a row,
     /// `interval_ms` apart, within the deadline; a probe failing resets the count.
     HealthGate {

@@ -218,12 +218,21 @@ fn service_steps(s: &UserService, ready: &Prepared, all: &[UserService]) -> Vec<
         },
         notify: notify.clone(),
     });
-    steps.push(Step {
-        id: service_id,
+    steps.extend(running_steps(s));
+    steps
+}
+
+/// The service enabled and running (restarted when a step before it changed something), then
+/// healthy.
+fn running_steps(s: &UserService) -> Vec<Step> {
+    let name = s.name.as_str();
+    let unit = unit_name(name);
+    let mut steps = vec![Step {
+        id: step_id(name, "service"),
         title: format!("service {name} ({unit}) enabled and running"),
         action: Action::Service { unit: unit.clone() },
         notify: vec![],
-    });
+    }];
     if let Some(health) = &s.health {
         let timeout_secs = health.timeout.as_secs().max(1);
         let (title, action) = match &health.probe {
@@ -256,6 +265,66 @@ fn service_steps(s: &UserService, ready: &Prepared, all: &[UserService]) -> Vec<
         });
     }
     steps
+}
+
+/// A failed batch's automatic rollback on `host`: each service of `rolled` (its name, and
+/// whether this run changed its venv too) switched back to the release it ran before,
+/// restarted on it, and healthy again.
+pub fn rollback_plan(
+    host: &Host,
+    services: &[UserService],
+    rolled: &[(String, bool)],
+    run_id: &str,
+) -> HostPlan {
+    let mut steps = Vec::new();
+    for s in services_on(host, services) {
+        let Some((_, venv)) = rolled.iter().find(|(name, _)| *name == s.name) else {
+            continue;
+        };
+        let name = s.name.as_str();
+        steps.push(Step {
+            id: step_id(name, "rollback"),
+            title: format!("roll back service {name} to its previous release"),
+            action: Action::ServiceRollback {
+                dir: service_dir(name),
+                venv: *venv,
+            },
+            notify: vec![step_id(name, "service")],
+        });
+        steps.extend(running_steps(s));
+    }
+    HostPlan::one_layer(
+        &host.name,
+        run_id,
+        STATE_DIR,
+        false,
+        LayerName::Start,
+        steps,
+    )
+}
+
+/// The services whose release (or venv) the steps of this run changed: what a rollback
+/// switches back, with whether the venv changed too.
+pub fn changed_releases(steps: &[crate::agent::StepEnd]) -> Vec<(String, bool)> {
+    let changed = |name: &str, what: &str| {
+        steps
+            .iter()
+            .any(|e| e.step == step_id(name, what) && e.status == crate::agent::StepStatus::Changed)
+    };
+    let mut names: Vec<String> = steps
+        .iter()
+        .filter_map(|e| e.step.strip_prefix("start.svc.")?.strip_suffix(".release"))
+        .map(str::to_string)
+        .collect();
+    names.dedup();
+    names
+        .into_iter()
+        .filter(|n| changed(n, "release"))
+        .map(|n| {
+            let venv = changed(&n, "venv");
+            (n, venv)
+        })
+        .collect()
 }
 
 /// `KEY="value"` lines systemd reads with `EnvironmentFile=`.

@@ -178,3 +178,56 @@ fn a_binary_runs_from_its_release_and_a_tcp_probe_waits_for_the_port() {
         Action::WaitTcp { port: 7000, .. }
     ));
 }
+
+#[test]
+fn a_rollback_switches_back_what_the_run_changed_then_restarts_and_waits() {
+    use crate::agent::{StepEnd, StepStatus};
+    let end = |step: &str, status: StepStatus| -> StepEnd {
+        serde_json::from_value(serde_json::json!({
+            "layer": "start", "step": step, "status": status, "duration_ms": 0, "message": ""
+        }))
+        .unwrap()
+    };
+    let changed = changed_releases(&[
+        end("start.svc.echo.release", StepStatus::Changed),
+        end("start.svc.echo.venv", StepStatus::Ok),
+        end("start.svc.web.release", StepStatus::Ok),
+        end("start.svc.echo.health", StepStatus::Failed),
+    ]);
+    assert_eq!(changed, [("echo".to_string(), false)]);
+    assert!(changed_releases(&[end("start.svc.web.release", StepStatus::Ok)]).is_empty());
+
+    let (_dir, inv) = inventory(ECHO);
+    let plan = rollback_plan(
+        inv.host("a").unwrap(),
+        &inv.services,
+        &[("echo".into(), true)],
+        "r",
+    );
+    let steps = &plan.layers[0].steps;
+    let ids: Vec<&str> = steps.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            "start.svc.echo.rollback",
+            "start.svc.echo.service",
+            "start.svc.echo.health"
+        ]
+    );
+    assert_eq!(
+        steps[0].action,
+        Action::ServiceRollback {
+            dir: "/opt/mp-services/echo".into(),
+            venv: true
+        }
+    );
+    assert_eq!(steps[0].notify, ["start.svc.echo.service"]);
+    // A host that runs none of them has nothing to do.
+    let other = rollback_plan(
+        inv.host("b").unwrap(),
+        &inv.services,
+        &[("echo".into(), true)],
+        "r",
+    );
+    assert!(other.layers[0].steps.is_empty());
+}

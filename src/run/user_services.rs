@@ -13,7 +13,9 @@ use super::deploy::{absorb, run, HostDeploy};
 use super::phases::{Ctx, Ready};
 use super::session::{self, Connected};
 use crate::inventory::{Host, ServiceKind, UserService};
-use crate::plan::services::{archive_path, services_on, services_plan, Prepared};
+use crate::plan::services::{
+    archive_path, changed_releases, rollback_plan, services_on, services_plan, Prepared,
+};
 use crate::plan::Action;
 use crate::report::{HostStatus, Redactor};
 
@@ -176,5 +178,43 @@ pub(in crate::run) async fn services_phase(
     for (c, (took, result)) in connections.iter().zip(outcomes) {
         let entry = results.get_mut(&c.host.name).expect("phase 1 recorded it");
         absorb(entry, took, result);
+    }
+}
+
+/// A failed batch's hosts among `names` switched back to the user-service releases they ran
+/// before this run (`plan::services::rollback_plan`), each restarted and healthy again.
+pub(in crate::run) async fn rollback_services(
+    ctx: &Ctx<'_, '_>,
+    names: &[String],
+    results: &mut BTreeMap<String, HostDeploy>,
+) {
+    let rolled: BTreeMap<String, Vec<(String, bool)>> = names
+        .iter()
+        .filter_map(|n| {
+            let changed = changed_releases(&results.get(n)?.steps);
+            (!changed.is_empty()).then(|| (n.clone(), changed))
+        })
+        .collect();
+    let hosts: Vec<Ready> = ctx
+        .ready_among(names)
+        .into_iter()
+        .filter(|r| rolled.contains_key(&r.c.host.name))
+        .collect();
+    let connections: Vec<Connected> = hosts.iter().map(|r| r.c.clone()).collect();
+    let outcomes = session::on_each(&connections, ctx.fanout.forks, |c| {
+        let r = ctx.ready(&c.host.name).expect("every ready host has facts");
+        let plan = rollback_plan(
+            c.host,
+            &ctx.inventory.services,
+            &rolled[&c.host.name],
+            &ctx.run_id,
+        );
+        async move { run(&c, &r.agent_path, &plan, ctx.progress, false).await }
+    })
+    .await;
+    for (c, (took, result)) in connections.iter().zip(outcomes) {
+        if let Some(entry) = results.get_mut(&c.host.name) {
+            absorb(entry, took, result);
+        }
     }
 }

@@ -14,6 +14,7 @@ pub mod release;
 pub mod script;
 pub mod service;
 pub mod service_release;
+pub mod service_rollback;
 pub mod streams_current;
 pub mod supervised;
 pub mod system_user;
@@ -164,6 +165,7 @@ pub async fn perform(
             )
             .await
         }
+        Action::ServiceRollback { dir, venv } => service_rollback::apply(dir, *venv, check_only),
         Action::AppRollback { dir, to } => {
             app_release::rollback(dir, to.as_deref(), check_only).await
         }

@@ -12,6 +12,8 @@ use crate::transport::shell::quote;
 
 /// Written last into a venv whose pip install succeeded.
 const COMPLETE: &str = ".mp-remote-complete";
+/// The venv in use before the last switch: a rollback's.
+pub const PREVIOUS: &str = "venv-previous";
 /// pip's output, kept in the venv: what was installed and from where.
 pub const PIP_LOG: &str = "pip.log";
 
@@ -76,6 +78,11 @@ pub async fn apply(venv: &Venv<'_>, check_only: bool) -> Result<Outcome, StepErr
     swap_symlink(&link, &target)
         .map_err(|e| StepError::new(format!("cannot switch {}: {e}", link.display())))?;
     let mut changes = vec![change];
+    // What a rollback of this service switches back to.
+    if let Some(old) = now.as_deref().filter(|old| *old != target) {
+        swap_symlink(&dir.join(PREVIOUS), old)
+            .map_err(|e| StepError::new(format!("cannot keep the previous venv: {e}")))?;
+    }
     // Only the venv in use and the one before it (a rollback's) stay.
     if let Ok(entries) = std::fs::read_dir(dir.join("venvs")) {
         for path in entries.flatten().map(|e| e.path()) {

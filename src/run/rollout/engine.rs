@@ -16,7 +16,7 @@ use crate::report::HostStatus;
 use crate::run::deploy::{absorb, run, HostDeploy};
 use crate::run::phases::{pipeline_phases, rollback_hosts, servers_phase, streams_phase, Ctx};
 use crate::run::session;
-use crate::run::user_services::{services_phase, Bundle};
+use crate::run::user_services::{rollback_services, services_phase, Bundle};
 
 /// Runs every batch; returns each batch's outcome and, when a budget stopped the rollout, why.
 pub(in crate::run) async fn roll(
@@ -279,24 +279,38 @@ fn fail_batch(results: &mut BTreeMap<String, HostDeploy>, batch: &Batch, line: &
     }
 }
 
-/// Switches the failed hosts of a batch whose release changed in this run back to the
-/// release before, restarting their services on it; returns "host (to release X)" for each.
+/// Switches the failed hosts of a batch whose releases changed in this run (the pipeline's,
+/// a user service's) back to the releases before, restarting their services on them;
+/// returns "host" for each rolled back.
 async fn roll_back_failed(
     ctx: &Ctx<'_, '_>,
     batch: &Batch,
     results: &mut BTreeMap<String, HostDeploy>,
 ) -> Vec<String> {
-    let switched: Vec<String> = batch
+    let failed: Vec<&String> = batch
         .hosts
         .iter()
         .filter(|n| status(results, n) == HostStatus::Failed)
+        .collect();
+    let pipeline: Vec<String> = failed
+        .iter()
         .filter(|n| {
-            results[*n]
+            results[**n]
                 .steps
                 .iter()
                 .any(|s| s.step == "install.app.release" && s.status == StepStatus::Changed)
         })
-        .cloned()
+        .map(|n| n.to_string())
+        .collect();
+    let services: Vec<String> = failed
+        .iter()
+        .filter(|n| !plan::services::changed_releases(&results[**n].steps).is_empty())
+        .map(|n| n.to_string())
+        .collect();
+    let switched: Vec<String> = failed
+        .iter()
+        .filter(|n| pipeline.contains(n) || services.contains(n))
+        .map(|n| n.to_string())
         .collect();
     if switched.is_empty() {
         return Vec::new();
@@ -308,7 +322,12 @@ async fn roll_back_failed(
             (n.clone(), (e.status, e.error.clone(), e.steps.len()))
         })
         .collect();
-    rollback_hosts(ctx, &switched, None, results).await;
+    if !pipeline.is_empty() {
+        rollback_hosts(ctx, &pipeline, None, results).await;
+    }
+    if !services.is_empty() {
+        rollback_services(ctx, &services, results).await;
+    }
     let mut said = Vec::new();
     for name in &switched {
         let (status, error, steps) = before[name].clone();
@@ -320,10 +339,12 @@ async fn roll_back_failed(
             .all(|s| s.status != StepStatus::Failed)
             && entry.status == HostStatus::Failed
             && entry.error == error;
-        let switch = entry.steps[steps..]
+        let switches: Vec<String> = entry.steps[steps..]
             .iter()
-            .find(|s| s.step == "start.app.rollback")
-            .map(|s| s.message.clone());
+            .filter(|s| s.step.ends_with(".rollback") && s.status == StepStatus::Changed)
+            .map(|s| s.message.clone())
+            .collect();
+        let switch = (!switches.is_empty()).then(|| switches.join("; "));
         // The host failed its update whatever the rollback did; the error stays the update's.
         let note = match (rollback_ok, switch) {
             (true, Some(message)) => {
