@@ -83,6 +83,43 @@ fn status_interrupted_is_recorded_and_says_so() {
     assert_eq!(doc["hosts"][0]["status"], "interrupted");
 }
 
+/// A host that answered before the Ctrl-C keeps its own status in the record; only the one
+/// still at work reads `interrupted`. `--forks 1` and the order make the refused host end
+/// before the mute one is even connected to.
+#[test]
+fn status_interrupted_keeps_the_hosts_that_answered() {
+    let dir = tempfile::tempdir().unwrap();
+    let (listener, inv) = mute_host(dir.path());
+    let refused = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let text = std::fs::read_to_string(&inv).unwrap().replacen(
+        "[[hosts]]",
+        &format!("[[hosts]]\nname = \"gone\"\naddress = \"127.0.0.1\"\nport = {refused}\nroles = [\"nats\"]\n\n[[hosts]]"),
+        1,
+    );
+    std::fs::write(&inv, text).unwrap();
+    let child = spawn_mp_remote(Some(&inv), &["--forks", "1", "status"]);
+    let (_held, _) = listener.accept().unwrap();
+    interrupt(&child);
+    let output = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert_eq!(output.status.code(), Some(130), "{stdout}");
+    let record = run_json(&run_dirs(&dir.path().join(".mp-remote/runs"))[0]);
+    let status = |name: &str| {
+        record["hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["name"] == name)
+            .map(|h| h["status"].clone())
+    };
+    assert_eq!(status("gone"), Some("unreachable".into()), "{record}");
+    assert_eq!(status("mute"), Some("interrupted".into()), "{record}");
+}
+
 #[test]
 fn zero_forks_handshakes_or_timeout_are_usage_errors() {
     for args in [["--forks", "0"], ["--handshakes", "0"], ["--timeout", "0s"]] {

@@ -181,3 +181,45 @@ fn a_handshake_cut_by_the_server_is_unreachable_after_retries() {
     );
     assert_eq!(cut.load(Ordering::SeqCst), 3, "three handshakes tried");
 }
+
+/// `deploy` records a host as soon as its part is over: one lost at the connect is in
+/// events.jsonl (and the live view's count) before the other host's first step ends, not
+/// when the whole run ends.
+#[test]
+fn deploy_records_a_lost_host_before_the_others_finish() {
+    let refused = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("inv.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[defaults]\nknown_hosts = \"{}\"\nconnect_timeout = \"2s\"\n\n\
+             [[hosts]]\nname = \"local\"\nconnection = \"local\"\nroles = [\"nats\", \"clickhouse\", \"storage\", \"collector\"]\n\n\
+             [[hosts]]\nname = \"gone\"\naddress = \"127.0.0.1\"\nport = {refused}\nroles = [\"collector\"]\n\n\
+             [components.nats]\nsource = \"os\"\n\n[components.clickhouse]\nsource = \"os\"\n",
+            dir.path().join("known_hosts").display()
+        ),
+    )
+    .unwrap();
+    let runs = dir.path().join("runs");
+    let run = mp_remote(
+        Some(&path),
+        &["--runs-dir", runs.to_str().unwrap(), "deploy", "--check"],
+    );
+    assert_eq!(run.code, 3, "{run:?}");
+    let dirs = crate::support::runs::run_dirs(&runs);
+    let events = crate::support::runs::events(&dirs[0]);
+    let position = |ok: &dyn Fn(&serde_json::Value) -> bool| {
+        events
+            .iter()
+            .position(ok)
+            .unwrap_or_else(|| panic!("{events:#?}"))
+    };
+    let gone = position(&|e| e["host"] == "gone" && e["event"] == "host_finished");
+    let first_step = position(&|e| e["host"] == "local" && e["event"] == "step_finished");
+    let local = position(&|e| e["host"] == "local" && e["event"] == "host_finished");
+    assert!(gone < first_step && first_step < local, "{events:#?}");
+}

@@ -112,19 +112,28 @@ pub async fn run(inventory: &Inventory, hosts: &[&Host], fanout: &FanOut, args: 
         move |host: &str, event: &crate::agent::AgentEvent| shared.agent_event(host, event);
     let shared = recorder.clone();
     let notes = move |note: crate::run::rollout::RolloutNote| shared.rollout(note);
+    // Each host is recorded as soon as its part is over (the live view counts it), the rest
+    // when the run ends.
+    let told = std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let tell = |host: &crate::run::deploy::HostDeploy| {
+        let mut told = told.lock().unwrap_or_else(|e| e.into_inner());
+        if told.insert(host.host.clone()) {
+            let address = hosts
+                .iter()
+                .find(|h| h.name == host.host)
+                .map_or("127.0.0.1", |h| h.private_address.as_str());
+            recorder.host_done(&host.host, host_end(host, address));
+        }
+    };
     let (code, interrupted, error) = match recorder
         .interruptible(deploy(
-            inventory, hosts, fanout, &options, &progress, &notes,
+            inventory, hosts, fanout, &options, &progress, &notes, &tell,
         ))
         .await
     {
         Ok(Ok(result)) => {
             for host in &result.hosts {
-                let address = hosts
-                    .iter()
-                    .find(|h| h.name == host.host)
-                    .map_or("127.0.0.1", |h| h.private_address.as_str());
-                recorder.host_done(&host.host, host_end(host, address));
+                tell(host);
             }
             if !result.batches.is_empty() {
                 recorder.batches(

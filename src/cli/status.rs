@@ -60,8 +60,8 @@ impl HostReport {
     }
 }
 
-/// Not recorded, unless cut short by Ctrl-C: then like any interrupted run (the probes
-/// report only when all are done, so every host reads as interrupted).
+/// Not recorded, unless cut short by Ctrl-C: then like any interrupted run (the hosts that
+/// answered with their status, the others `interrupted`).
 pub async fn run(
     hosts: &[&Host],
     fanout: &FanOut,
@@ -69,14 +69,24 @@ pub async fn run(
     settings: &Settings,
     users: &[crate::inventory::UserService],
 ) -> ExitCode {
-    let Ok(outcomes) = until_interrupted(gather(hosts, fanout, users)).await else {
+    // The hosts that answered before a Ctrl-C keep their own status in its record.
+    let finished = std::sync::Mutex::new(Vec::new());
+    let seen = |o: &crate::run::HostOutcome<crate::run::status::HostProbe>| {
+        let end = crate::report::HostEnd::new(o.status, o.error.clone(), o.duration);
+        finished
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((o.host.clone(), end));
+    };
+    let Ok(outcomes) = until_interrupted(gather(hosts, fanout, users, seen)).await else {
         let names: Vec<String> = hosts.iter().map(|h| h.name.clone()).collect();
+        let done = finished.into_inner().unwrap_or_else(|e| e.into_inner());
         let settings = if json {
             settings.clone().without_display()
         } else {
             settings.clone()
         };
-        let recorder = record_interrupted(&settings, "status", &names, Vec::new());
+        let recorder = record_interrupted(&settings, "status", &names, done);
         if !json {
             return recorder.end_interrupted();
         }

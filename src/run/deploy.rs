@@ -64,6 +64,10 @@ impl HostDeploy {
 /// Receives progress as it happens (the CLI prints it).
 pub type Progress = dyn Fn(&str, &AgentEvent) + Send + Sync;
 
+/// Told of each host once its part of the run is over: early for a host that failed or was
+/// lost, at its batch's end in a rolling run, else when the run ends.
+pub type HostOver<'a> = dyn Fn(&HostDeploy) + Send + Sync + 'a;
+
 /// `[thresholds]` of the inventory: below them a host fails before anything is installed,
 /// unless `--force`. Defaults from the seed: 4 GiB of memory, 20 GiB free disk.
 #[derive(Debug, Clone, Copy, serde::Deserialize)]
@@ -112,6 +116,7 @@ pub async fn deploy(
     options: &DeployOptions,
     progress: &Progress,
     notes: &super::rollout::Notes,
+    over: &HostOver<'_>,
 ) -> anyhow::Result<DeployResult> {
     let started = Instant::now();
     let components = Components::from_table(&inventory.components)
@@ -204,7 +209,11 @@ pub async fn deploy(
             components,
             run_id,
             ready,
+            ended: over,
+            told: Default::default(),
         };
+        // Lost at the connect, the lock or detect: over before any layer runs.
+        ctx.tell_ended(&results, None, false);
 
         let mut outcome = DeployResult::default();
         match &options.rolling {
@@ -221,8 +230,11 @@ pub async fn deploy(
                     Some(to) => rollback_hosts(&ctx, &names, to.clone(), &mut results).await,
                     None => {
                         servers_phase(&ctx, &names, &mut results).await;
+                        ctx.tell_ended(&results, None, false);
                         streams_phase(&ctx, &mut results).await;
+                        ctx.tell_ended(&results, None, false);
                         pipeline_phases(&ctx, &names, &mut results).await;
+                        ctx.tell_ended(&results, None, false);
                         super::user_services::services_phase(&ctx, &names, &bundles, &mut results)
                             .await;
                     }

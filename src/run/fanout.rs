@@ -34,7 +34,7 @@ impl Default for FanOut {
 }
 
 /// How one host's task ended.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct HostOutcome<T> {
     pub host: String,
     pub status: HostStatus,

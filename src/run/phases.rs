@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use super::deploy::{absorb, host_result, run, DeployOptions, HostDeploy, Progress};
+use super::deploy::{absorb, host_result, run, DeployOptions, HostDeploy, HostOver, Progress};
 use super::session::{self, Connected};
 use super::FanOut;
 use crate::facts::Facts;
@@ -24,6 +24,11 @@ pub(super) struct Ctx<'a, 'h> {
     /// The agents' run id (their event log's name).
     pub run_id: String,
     pub ready: Vec<Ready<'h>>,
+    /// Told of each host as soon as its part of the run is over, for the live view and the
+    /// run record (a host that failed in phase 1 need not wait for the others' phase 4).
+    pub ended: &'a HostOver<'a>,
+    /// The hosts `ended` was told of already.
+    pub told: std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
 
 /// A host that passed detect: its connection, its facts and where its agent is.
@@ -35,6 +40,24 @@ pub(super) struct Ready<'h> {
 }
 
 impl<'h> Ctx<'_, 'h> {
+    /// Tells `ended` of the hosts among `names` (None: every host) that are over: those
+    /// that failed or were lost (later phases leave them alone), or all of them with `all`.
+    pub fn tell_ended(
+        &self,
+        results: &BTreeMap<String, HostDeploy>,
+        names: Option<&[String]>,
+        all: bool,
+    ) {
+        let mut told = self.told.lock().unwrap_or_else(|e| e.into_inner());
+        for (name, entry) in results {
+            let over = all || entry.status != HostStatus::Ok;
+            let among = names.is_none_or(|n| n.contains(name));
+            if over && among && told.insert(name.clone()) {
+                (self.ended)(entry);
+            }
+        }
+    }
+
     pub fn ready(&self, name: &str) -> Option<&Ready<'h>> {
         self.ready.iter().find(|r| r.c.host.name == name)
     }

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::agent_call;
 use super::day2::{services_of, Service};
-use super::{for_each_host, FanOut, HostOutcome};
+use super::{for_each_host_seen, FanOut, HostOutcome};
 use crate::facts::normalize_version;
 use crate::inventory::{Host, Role, UserService};
 use crate::plan::probe::{
@@ -296,22 +296,29 @@ fn tables(seen: &Seen) -> Result<BTreeMap<String, u64>, String> {
 /// Probes every service of every host (by its roles) in one exec per host. A host with a
 /// service not running or not healthy ends `failed`, naming each and what to do. Streams are
 /// kept on the first NATS host that answered `/jsz` (the cluster's view), cleared elsewhere.
-pub async fn gather(
-    hosts: &[&Host],
+pub async fn gather<'h>(
+    hosts: &[&'h Host],
     fanout: &FanOut,
     users: &[UserService],
+    seen: impl Fn(&HostOutcome<HostProbe>),
 ) -> Vec<HostOutcome<HostProbe>> {
     let agent = agent_call::day2_agents();
-    let mut outcomes = for_each_host(hosts, fanout, |transport, host| {
+    let task = |transport: std::sync::Arc<dyn crate::transport::Transport>, host: &'h Host| {
         let agent = agent.clone();
+        let mine = crate::plan::services::services_on(host, users);
+        let request = request(host, &services_of(host, None), &mine, true);
         async move {
             let agent = agent.map_err(|e| anyhow::anyhow!("{e}"))?;
-            let mine = crate::plan::services::services_on(host, users);
-            let request = request(host, &services_of(host, None), &mine, true);
             probe(transport.as_ref(), host, &agent, &request).await
         }
-    })
-    .await;
+    };
+    // What an interrupted `status` records of the hosts that answered: judged the same way.
+    let judged_seen = |o: &HostOutcome<HostProbe>| {
+        let mut o = o.clone();
+        mark_problems(&mut o);
+        seen(&o);
+    };
+    let mut outcomes = for_each_host_seen(hosts, fanout, task, judged_seen).await;
     let shown = stream_host(
         &outcomes
             .iter()
@@ -319,34 +326,39 @@ pub async fn gather(
             .map(|(o, h)| (h.has_role(Role::Nats), o.value.as_ref()))
             .collect::<Vec<_>>(),
     );
-    for (index, (outcome, host)) in outcomes.iter_mut().zip(hosts).enumerate() {
-        let Some(probe) = &mut outcome.value else {
-            continue;
-        };
-        if Some(index) != shown {
+    for (index, outcome) in outcomes.iter_mut().enumerate() {
+        if let (Some(probe), false) = (&mut outcome.value, Some(index) == shown) {
             probe.streams = None;
         }
-        let users = probe.users.iter().map(|(name, state)| {
-            let unit = crate::plan::services::unit_name(name);
-            (name.clone(), unit, state)
-        });
-        let problems: Vec<String> = probe
-            .services
-            .iter()
-            .map(|(s, state)| (s.name().to_string(), s.unit().to_string(), state))
-            .chain(users)
-            .filter_map(|(name, unit, state)| {
-                state
-                    .problem()
-                    .map(|p| problem_line_for(&name, &unit, state, &p))
-            })
-            .collect();
-        if !problems.is_empty() {
-            outcome.status = HostStatus::Failed;
-            outcome.error = Some(format!("{}: {}", host.name, problems.join("; ")));
-        }
+        mark_problems(outcome);
     }
     outcomes
+}
+
+/// A host with a service not running or not healthy ends `failed`, naming each.
+fn mark_problems(outcome: &mut HostOutcome<HostProbe>) {
+    let Some(probe) = &outcome.value else {
+        return;
+    };
+    let users = probe.users.iter().map(|(name, state)| {
+        let unit = crate::plan::services::unit_name(name);
+        (name.clone(), unit, state)
+    });
+    let problems: Vec<String> = probe
+        .services
+        .iter()
+        .map(|(s, state)| (s.name().to_string(), s.unit().to_string(), state))
+        .chain(users)
+        .filter_map(|(name, unit, state)| {
+            state
+                .problem()
+                .map(|p| problem_line_for(&name, &unit, state, &p))
+        })
+        .collect();
+    if !problems.is_empty() {
+        outcome.status = HostStatus::Failed;
+        outcome.error = Some(format!("{}: {}", outcome.host, problems.join("; ")));
+    }
 }
 
 /// Asks the host's agent and interprets its answer.

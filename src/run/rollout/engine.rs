@@ -99,6 +99,8 @@ pub(in crate::run) async fn roll(
                 entry.batch = Some(batch.index);
             }
         }
+        // The batch's hosts are done: rolled back or not, no later batch touches them.
+        ctx.tell_ended(results, Some(&batch.hosts), true);
         let (failed, unreachable) = (failed_hosts.len(), unreachable_hosts.len());
         failed_total += failed;
         unreachable_total += unreachable;
