@@ -4,6 +4,7 @@
 
 mod support;
 
+mod agent_relay;
 mod cli_interrupt;
 mod cli_inventory;
 mod cli_local;

@@ -10,6 +10,7 @@ pub mod hostops;
 pub mod ledger;
 pub mod lock;
 pub mod outcome;
+pub mod relay;
 pub mod runner;
 pub mod shell;
 pub mod state;

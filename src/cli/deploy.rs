@@ -31,6 +31,8 @@ pub struct Args {
     pub rollback: Option<Option<String>>,
     /// `--retry RUN`: only the hosts that did not end ok in that run.
     pub retry: Option<String>,
+    /// `--no-relay`: every host's agent uploaded from here.
+    pub no_relay: bool,
 }
 
 /// The flags every rolling command shares.
@@ -99,6 +101,7 @@ pub async fn run(inventory: &Inventory, hosts: &[&Host], fanout: &FanOut, args: 
         diff: args.diff,
         force: args.force,
         agent_binary: args.agent_binary,
+        no_relay: args.no_relay,
         redactor,
         rolling: args.rolling,
         rollback: args.rollback,

@@ -86,6 +86,11 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "DIR", env = "MP_REMOTE_AGENTS_DIR")]
     pub agents_dir: Option<PathBuf>,
 
+    /// Upload the agent to every host from here, not once per private network (relayed by
+    /// the first host of each network to the others).
+    #[arg(long, global = true)]
+    pub no_relay: bool,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -225,6 +230,22 @@ pub enum AgentCommand {
     Clean,
     /// Stop a run's agent here: Ctrl-C on the control node (request on stdin).
     Stop,
+    /// Hand FILE to the other hosts of this private network (those that send TOKEN first),
+    /// until nobody asked for --idle seconds. Prints `port N`, then a line per copy.
+    Relay {
+        #[arg(long)]
+        file: PathBuf,
+        /// ADDRESS:PORT to listen on (port 0: any free one).
+        #[arg(long)]
+        bind: String,
+        #[arg(long)]
+        token: String,
+        #[arg(long, default_value_t = 30)]
+        idle: u64,
+        /// Serve half the file, as a relay lost mid-copy would (tests).
+        #[arg(long, hide = true)]
+        cut: bool,
+    },
     /// Run a server and restart it whenever it exits, until SIGTERM (hosts without systemd;
     /// the agent starts it detached).
     Supervise {
@@ -329,6 +350,26 @@ async fn run(cli: Cli) -> ExitCode {
             _ => ExitCode::Usage,
         };
     }
+    if let Command::Agent(AgentCommand::Relay {
+        file,
+        bind,
+        token,
+        idle,
+        cut,
+    }) = &cli.command
+    {
+        let relay = crate::agent::relay::Relay {
+            file: file.clone(),
+            bind: bind.clone(),
+            token: token.clone(),
+            idle: std::time::Duration::from_secs(*idle),
+            cut: *cut,
+        };
+        return match crate::agent::relay::run(relay).await {
+            0 => ExitCode::Ok,
+            _ => ExitCode::HostFailed,
+        };
+    }
     if let Command::Agent(AgentCommand::Supervise {
         name,
         user,
@@ -404,6 +445,7 @@ async fn run(cli: Cli) -> ExitCode {
                 rolling: rolling.rolling(),
                 rollback: None,
                 retry: retry.clone(),
+                no_relay: cli.no_relay,
             };
             deploy::run(&inventory, &hosts, &fanout, args).await
         }
@@ -424,6 +466,7 @@ async fn run(cli: Cli) -> ExitCode {
                 rolling: rolling.rolling(),
                 rollback: None,
                 retry: retry.clone(),
+                no_relay: cli.no_relay,
             };
             deploy::run(&inventory, &hosts, &fanout, args).await
         }
@@ -438,6 +481,7 @@ async fn run(cli: Cli) -> ExitCode {
                 rolling: rolling.rolling(),
                 rollback: Some(to.clone()),
                 retry: None,
+                no_relay: cli.no_relay,
             };
             deploy::run(&inventory, &hosts, &fanout, args).await
         }

@@ -50,14 +50,20 @@ pub async fn push_agent(
         let me = std::env::current_exe().context("cannot locate this program")?;
         return Ok((me.to_string_lossy().into_owned(), false));
     }
-    let name = format!("mp-remote-{}", &agent.sha256[..16]);
-    let path = if is_root {
+    let path = agent_path(is_root, &agent.sha256);
+    let outcome = transport.upload(&agent.bytes, &path, 0o755).await?;
+    Ok((path, outcome == crate::transport::UploadOutcome::Uploaded))
+}
+
+/// Where the agent of `sha256` goes on a host: the state directory for root, else the login
+/// user's home (relative: an exec starts there).
+pub fn agent_path(is_root: bool, sha256: &str) -> String {
+    let name = format!("mp-remote-{}", &sha256[..16.min(sha256.len())]);
+    if is_root {
         format!("{}/bin/{name}", crate::plan::build::STATE_DIR)
     } else {
         format!(".mp-remote/bin/{name}")
-    };
-    let outcome = transport.upload(&agent.bytes, &path, 0o755).await?;
-    Ok((path, outcome == crate::transport::UploadOutcome::Uploaded))
+    }
 }
 
 /// A `source = "push"` file, read and verified on the control node before any host is touched.

@@ -29,6 +29,8 @@ pub struct DeployOptions {
     pub update: bool,
     /// The agent build to push, when the hosts cannot run this very binary.
     pub agent_binary: Option<PathBuf>,
+    /// `--no-relay`: upload the agent to every host, not once per private network.
+    pub no_relay: bool,
     /// Learns the run's secrets (the ClickHouse password) before any event can carry them,
     /// so that the record, the logs and the reports mask them.
     pub redactor: crate::report::Redactor,
@@ -131,6 +133,7 @@ pub async fn deploy(
     // cannot be read stops the run here.
     let bundles = super::user_services::prepare(&inventory.services, selected, &options.redactor)?;
     let agents = super::agents::Agents::new(options.agent_binary.as_deref())?;
+    let relays = super::relay::Relays::new(selected, !options.no_relay);
     let run_id = run_id();
 
     let (connected, mut ended) = session::connect_all(selected, fanout).await;
@@ -151,11 +154,11 @@ pub async fn deploy(
 
         // Layer 1, detect: facts, the secret, the agent.
         let detected = session::on_each(&connected, fanout.forks, |c| {
-            let agents = &agents;
-            let artifacts = &artifacts;
-            async move { detect(&c, agents, artifacts, options, limits).await }
+            let (agents, artifacts, relays) = (&agents, &artifacts, &relays);
+            async move { detect(&c, agents, relays, artifacts, options, limits).await }
         })
         .await;
+        relays.stop(&connected).await;
         let mut ready: Vec<Ready> = Vec::new();
         let mut password = None;
         let mut agent_sha256 = BTreeMap::new();
@@ -164,10 +167,12 @@ pub async fn deploy(
                 Ok(d) => {
                     password = password.or(d.password);
                     agent_sha256.insert(c.host.name.clone(), d.agent_sha256);
+                    progress(&c.host.name, &AgentEvent::StepFinished(d.arrival.clone()));
                     ready.push(Ready {
                         c: c.clone(),
                         facts: d.facts,
                         agent_path: d.agent_path,
+                        arrival: d.arrival,
                     });
                 }
                 Err(error) => {
@@ -270,6 +275,8 @@ pub async fn deploy(
 struct Detected {
     facts: Facts,
     agent_path: String,
+    /// How the agent got there: the host's `detect.agent` step.
+    arrival: StepEnd,
     /// The agent this host got (its build, for its arch): the pipeline's release there.
     agent_sha256: String,
     password: Option<String>,
@@ -278,6 +285,7 @@ struct Detected {
 async fn detect(
     c: &Connected<'_>,
     agents: &super::agents::Agents,
+    relays: &super::relay::Relays,
     artifacts: &[agent_exec::PushArtifact],
     options: &DeployOptions,
     limits: Thresholds,
@@ -332,8 +340,9 @@ async fn detect(
     } else {
         None
     };
-    let (agent_path, _) =
-        agent_exec::push_agent(c.transport.as_ref(), host, facts.is_root, &agent).await?;
+    let placing = Instant::now();
+    let (agent_path, arrival) = relays.place(c, facts.is_root, &agent).await?;
+    let arrival = arrival_step(&arrival, &agent.sha256, placing.elapsed());
     agent_exec::push_artifacts(
         c.transport.as_ref(),
         host,
@@ -345,9 +354,29 @@ async fn detect(
     Ok(Detected {
         facts,
         agent_path,
+        arrival,
         agent_sha256: agent.sha256.clone(),
         password,
     })
+}
+
+/// The record's step for how the agent got onto the host (uploaded, copied from a relay,
+/// already there). Always `ok`: the agent is mp-remote's tool, not a change to the
+/// deployment, so `--check` (which pushes it too) and the deploy after it count the same.
+fn arrival_step(arrival: &super::relay::Arrival, sha256: &str, took: Duration) -> StepEnd {
+    StepEnd {
+        layer: crate::plan::LayerName::Detect,
+        step: "detect.agent".into(),
+        status: StepStatus::Ok,
+        duration_ms: took.as_millis() as u64,
+        message: arrival.message(sha256),
+        changes: Vec::new(),
+        output_tail: String::new(),
+        hint: None,
+        output: String::new(),
+        data: Default::default(),
+        diff: String::new(),
+    }
 }
 
 pub(super) async fn run(
@@ -500,7 +529,7 @@ fn run_id() -> String {
 }
 
 /// 32 hex characters from the OS's random source; never a weak fallback.
-fn generate_password() -> anyhow::Result<String> {
+pub(super) fn generate_password() -> anyhow::Result<String> {
     let mut bytes = [0u8; 16];
     let mut file = std::fs::File::open("/dev/urandom").context("cannot open /dev/urandom")?;
     std::io::Read::read_exact(&mut file, &mut bytes).context("cannot read /dev/urandom")?;

@@ -16,6 +16,7 @@ pub mod lease;
 pub mod pack;
 pub mod phases;
 pub mod reattach;
+pub mod relay;
 pub mod rollout;
 pub mod session;
 pub mod status;

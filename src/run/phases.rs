@@ -37,6 +37,8 @@ pub(super) struct Ready<'h> {
     pub c: Connected<'h>,
     pub facts: Facts,
     pub agent_path: String,
+    /// How its agent got there (`detect.agent`), first in its record.
+    pub arrival: crate::agent::StepEnd,
 }
 
 impl<'h> Ctx<'_, 'h> {
@@ -103,7 +105,8 @@ pub(super) async fn servers_phase(
     })
     .await;
     for (r, (took, result)) in hosts.iter().zip(outcomes) {
-        let entry = host_result(&r.c.host.name, Some(r.facts.clone()), took, result);
+        let mut entry = host_result(&r.c.host.name, Some(r.facts.clone()), took, result);
+        entry.steps.insert(0, r.arrival.clone());
         results.insert(r.c.host.name.clone(), entry);
     }
 }
@@ -254,7 +257,8 @@ pub(super) async fn rollback_hosts(
         match results.get_mut(&r.c.host.name) {
             Some(entry) => absorb(entry, took, result),
             None => {
-                let entry = host_result(&r.c.host.name, Some(r.facts.clone()), took, result);
+                let mut entry = host_result(&r.c.host.name, Some(r.facts.clone()), took, result);
+                entry.steps.insert(0, r.arrival.clone());
                 results.insert(r.c.host.name.clone(), entry);
             }
         }

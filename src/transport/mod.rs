@@ -19,7 +19,7 @@ pub use error::TransportError;
 pub use local::LocalTransport;
 pub use ssh::{ConnectOptions, SshTransport};
 pub use target::{HostKeyChecking, SshTarget};
-pub use upload::UploadOutcome;
+pub use upload::{digest_command, sent_size, UploadOutcome};
 
 /// Which output stream a chunk came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

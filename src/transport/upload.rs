@@ -33,7 +33,7 @@ pub async fn upload<T: Transport + ?Sized>(
         path: path.to_string(),
         reason,
     };
-    let current = transport.exec(&remote_digest_command(path), b"").await?;
+    let current = transport.exec(&digest_command(path), b"").await?;
     if current.stdout_text().trim() == digest {
         return Ok(UploadOutcome::Unchanged);
     }
@@ -56,7 +56,7 @@ pub async fn upload<T: Transport + ?Sized>(
 
 /// Prints the file's sha256, or nothing when it does not exist (sha256sum on Linux, shasum on
 /// macOS).
-fn remote_digest_command(path: &str) -> String {
+pub fn digest_command(path: &str) -> String {
     let path = quote(path);
     format!(
         "if [ -f {path} ]; then (sha256sum {path} 2>/dev/null || shasum -a 256 {path}) | cut -d' ' -f1; fi"
@@ -74,6 +74,15 @@ fn write_command(path: &str, mode: u32) -> String {
         tmp = quote_keep_pid(&tmp),
         path = quote(path),
     )
+}
+
+/// How many bytes an upload of `contents` sends (compressed from [`COMPRESS_FROM`] on).
+pub fn sent_size(contents: &[u8], digest: &str) -> usize {
+    if contents.len() >= COMPRESS_FROM {
+        compressed(contents, digest).len()
+    } else {
+        contents.len()
+    }
 }
 
 /// Files from this size on travel compressed.
@@ -180,6 +189,6 @@ mod tests {
 
     #[test]
     fn digest_command_quotes_the_path() {
-        assert!(remote_digest_command("/tmp/a b").contains("'/tmp/a b'"));
+        assert!(digest_command("/tmp/a b").contains("'/tmp/a b'"));
     }
 }

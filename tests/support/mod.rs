@@ -10,7 +10,7 @@ pub mod site;
 pub mod wait;
 
 pub use fleet::Fleet;
-pub use mp::{assert_nothing_changed, mp_remote, recap_counts, Run};
+pub use mp::{assert_nothing_changed, mp_remote, mp_remote_env, recap_counts, Run};
 pub use wait::wait_for;
 
 /// Runs a command on this machine; a failure fails the test with its output. Returns stdout.

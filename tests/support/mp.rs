@@ -23,7 +23,13 @@ impl Run {
 }
 
 pub fn mp_remote(inventory: Option<&Path>, args: &[&str]) -> Run {
+    mp_remote_env(inventory, args, &[])
+}
+
+/// [`mp_remote`] with extra environment variables.
+pub fn mp_remote_env(inventory: Option<&Path>, args: &[&str], env: &[(&str, &str)]) -> Run {
     let mut command = Command::new(env!("CARGO_BIN_EXE_mp-remote"));
+    command.envs(env.iter().copied());
     if let Some(path) = inventory {
         command.arg("-i").arg(path);
     }
