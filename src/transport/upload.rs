@@ -37,7 +37,7 @@ pub async fn upload<T: Transport + ?Sized>(
     if current.stdout_text().trim() == digest {
         return Ok(UploadOutcome::Unchanged);
     }
-    let mut written = if contents.len() >= COMPRESS_FROM {
+    let mut written = if compresses(contents) {
         let gz = compressed(contents, &digest);
         transport
             .exec(&write_gz_command(path, mode, &digest), &gz)
@@ -78,11 +78,17 @@ fn write_command(path: &str, mode: u32) -> String {
 
 /// How many bytes an upload of `contents` sends (compressed from [`COMPRESS_FROM`] on).
 pub fn sent_size(contents: &[u8], digest: &str) -> usize {
-    if contents.len() >= COMPRESS_FROM {
+    if compresses(contents) {
         compressed(contents, digest).len()
     } else {
         contents.len()
     }
+}
+
+/// Whether `contents` travel compressed: from [`COMPRESS_FROM`] on, unless
+/// `MP_REMOTE_UPLOAD_RAW` is set (the "before" of `bench/agent_relay.sh`).
+fn compresses(contents: &[u8]) -> bool {
+    contents.len() >= COMPRESS_FROM && std::env::var_os("MP_REMOTE_UPLOAD_RAW").is_none()
 }
 
 /// Files from this size on travel compressed.
