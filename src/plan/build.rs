@@ -115,6 +115,7 @@ pub fn servers_plan(
         init.extend(clickhouse_init_steps(host, facts, fleet, &version, server)?);
     }
     install.extend(super::pipeline::install_steps(host, facts, fleet));
+    let install = install::one_package_transaction(install);
     Ok(HostPlan {
         format: PLAN_FORMAT,
         host: host.name.clone(),

@@ -295,6 +295,42 @@ pub(super) fn packages_step(component: &str, packages: &[&str]) -> Step {
     }
 }
 
+/// One package transaction for the whole host: the OS packages of every component it runs
+/// (NATS and ClickHouse from Debian's archive) installed by one `apt-get install`, in place
+/// of the first; dpkg's triggers and the lists' reading are paid once. The port checks move
+/// in front of it, so that a port another program holds still stops the host before anything
+/// is installed.
+pub fn one_package_transaction(steps: Vec<Step>) -> Vec<Step> {
+    let is_packages = |s: &Step| matches!(s.action, Action::Packages { .. });
+    if steps.iter().filter(|s| is_packages(s)).count() < 2 {
+        return steps;
+    }
+    let (ports, rest): (Vec<Step>, Vec<Step>) = steps
+        .into_iter()
+        .partition(|s| matches!(s.action, Action::PortFree { .. }));
+    let mut names: Vec<String> = Vec::new();
+    for step in rest.iter().filter(|s| is_packages(s)) {
+        if let Action::Packages { packages } = &step.action {
+            names.extend(packages.iter().cloned());
+        }
+    }
+    let mut merged = Some(Step {
+        id: "install.packages".into(),
+        title: format!("install {}", names.join(", ")),
+        action: Action::Packages { packages: names },
+        notify: vec![],
+    });
+    let mut out = ports;
+    for step in rest {
+        if !is_packages(&step) {
+            out.push(step);
+        } else if let Some(one) = merged.take() {
+            out.push(one);
+        }
+    }
+    out
+}
+
 /// The vendors' spelling of the host's architecture.
 pub(super) fn release_arch(facts: &Facts) -> Option<&'static str> {
     match facts.target_arch()? {
@@ -629,5 +665,51 @@ mod tests {
                 other => panic!("{other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn the_os_packages_of_a_host_install_in_one_transaction_after_every_port_check() {
+        let inventory = crate::inventory::parse(
+            "[[hosts]]\nname = \"local\"\nconnection = \"local\"\nbecome = true\nroles = [\"nats\", \"clickhouse\"]\n\n[components.nats]\nsource = \"os\"\n\n[components.clickhouse]\nsource = \"os\"\n",
+            std::path::Path::new("test.toml"),
+            None,
+        )
+        .unwrap();
+        let components = Components::from_table(&inventory.components).unwrap();
+        let plan = servers_plan(
+            &inventory.hosts[0],
+            &facts(SYSTEMD),
+            &components,
+            &Fleet::single_host_for_tests(),
+            "run",
+            false,
+        )
+        .unwrap();
+        let install = &plan.layers[0].steps;
+        let packages: Vec<&Step> = install
+            .iter()
+            .filter(|s| matches!(s.action, Action::Packages { .. }))
+            .collect();
+        assert_eq!(packages.len(), 1, "{:?}", ids(install));
+        assert_eq!(packages[0].id, "install.packages");
+        assert_eq!(
+            packages[0].action,
+            Action::Packages {
+                packages: vec!["nats-server".into(), "clickhouse-server".into()]
+            }
+        );
+        let at = |id: &str| install.iter().position(|s| s.id == id).unwrap();
+        let last_port = install
+            .iter()
+            .rposition(|s| matches!(s.action, Action::PortFree { .. }))
+            .unwrap();
+        assert!(last_port < at("install.packages"), "{:?}", ids(install));
+        assert_eq!(
+            install
+                .iter()
+                .filter(|s| matches!(s.action, Action::PortFree { .. }))
+                .count(),
+            4
+        );
     }
 }
