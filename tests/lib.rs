@@ -24,6 +24,7 @@ mod report_deploy;
 mod report_html;
 mod rolling;
 mod rolling_budgets;
+mod slow_link;
 mod ssh_auth;
 mod ssh_facts;
 mod ssh_host_keys;

@@ -7,6 +7,7 @@ pub mod pipeline;
 pub mod rolling;
 pub mod runs;
 pub mod site;
+pub mod slow_proxy;
 pub mod wait;
 
 pub use fleet::Fleet;
