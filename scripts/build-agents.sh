@@ -6,8 +6,9 @@
 #   scripts/build-agents.sh [ARCH...]     ARCH: x86_64, aarch64 (default: both)
 #   AGENTS_DIR=dir PROFILE=release|dev    (defaults: ~/.cache/mp-remote/agents, release)
 #
-# Needs rustup's musl targets (added here) and, for aarch64, Debian's gcc-aarch64-linux-gnu
-# (the C of the `ring` crate); the link is rust-lld's, with the musl libc rustup ships.
+# Needs rustup's musl targets (added here) and, for aarch64, Debian's gcc-aarch64-linux-gnu and
+# libc6-dev-arm64-cross (the C of the `ring` crate); the link is rust-lld's, with the musl libc
+# rustup ships.
 set -eu
 cd "$(dirname "$0")/.."
 dir=${AGENTS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/mp-remote/agents}
@@ -26,7 +27,7 @@ for arch in "$@"; do
     # cross gcc for the other (no libc of its own is linked: rust-lld takes rustup's musl).
     if [ "$arch" = "$(uname -m)" ]; then cc=gcc; else cc=$arch-linux-gnu-gcc; fi
     command -v "$cc" >/dev/null 2>&1 || {
-        echo "build-agents: $cc is missing: apt-get install gcc-$arch-linux-gnu" >&2
+        echo "build-agents: $cc is missing: apt-get install gcc-$arch-linux-gnu libc6-dev-$( [ "$arch" = aarch64 ] && echo arm64 || echo amd64)-cross" >&2
         exit 1
     }
     env_cc="CC_$(echo "$target" | tr '-' '_')=$cc"

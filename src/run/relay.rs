@@ -60,8 +60,11 @@ struct Endpoint {
 
 /// The relays of one run.
 pub struct Relays {
-    /// Host name → its group's relay, made by the first host of the group that needs it.
-    groups: BTreeMap<String, Arc<OnceCell<Result<Endpoint, String>>>>,
+    /// Host name → its network, for the hosts that share one with another host of the run.
+    groups: BTreeMap<String, String>,
+    /// (network, agent sha256) → its relay, made by the first host there that needs that
+    /// build: hosts of one network but of different arches get different agents.
+    relays: Mutex<BTreeMap<(String, String), Arc<OnceCell<Result<Endpoint, String>>>>>,
     token: String,
     /// Test hook (`MP_REMOTE_RELAY_CUT=1`): relays serve half the file.
     cut: bool,
@@ -85,14 +88,16 @@ impl Relays {
         // without one there is no relay.
         let token = super::deploy::generate_password().unwrap_or_default();
         let mut groups = BTreeMap::new();
-        for members in by_network.into_values().filter(|m| m.len() > 1) {
-            let cell = Arc::new(OnceCell::new());
-            for name in members {
-                groups.insert(name.to_string(), cell.clone());
+        for (network, members) in by_network {
+            if members.len() > 1 && !token.is_empty() {
+                for name in members {
+                    groups.insert(name.to_string(), network.clone());
+                }
             }
         }
         Relays {
             groups,
+            relays: Mutex::new(BTreeMap::new()),
             token,
             cut: std::env::var_os("MP_REMOTE_RELAY_CUT").is_some(),
             started: Mutex::new(Vec::new()),
@@ -112,9 +117,16 @@ impl Relays {
             let (path, _) = push_agent(c.transport.as_ref(), host, is_root, agent).await?;
             return Ok((path, Arrival::Local));
         }
-        let Some(cell) = self.groups.get(&host.name) else {
+        let Some(network) = self.groups.get(&host.name) else {
             return direct(c, is_root, agent).await;
         };
+        let cell = self
+            .relays
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry((network.clone(), agent.sha256.clone()))
+            .or_default()
+            .clone();
         let path = agent_path(is_root, &agent.sha256);
         let there = c
             .transport
@@ -370,8 +382,8 @@ mod tests {
         let relays = Relays::new(&refs, true);
         let grouped: Vec<&str> = relays.groups.keys().map(String::as_str).collect();
         assert_eq!(grouped, ["a", "b", "f", "g"]);
-        assert!(Arc::ptr_eq(&relays.groups["a"], &relays.groups["b"]));
-        assert!(!Arc::ptr_eq(&relays.groups["a"], &relays.groups["f"]));
+        assert_eq!(relays.groups["a"], relays.groups["b"]);
+        assert_ne!(relays.groups["a"], relays.groups["f"]);
         assert!(Relays::new(&refs, false).groups.is_empty());
         assert_eq!(network_of(&hosts[5]).as_deref(), Some("fd00:1:2:3::/64"));
     }

@@ -13,8 +13,9 @@ pub async fn apply(
     let out = sh(&format!("ss -Htlnp 'sport = :{port}'"))
         .await
         .map_err(|e| StepError::new(format!("cannot list listening sockets: {e}")))?;
-    let holders = holders(&out.output);
-    if out.output.trim().is_empty() {
+    let listening = on_port(&out.output, port);
+    let holders = holders(&listening);
+    if listening.trim().is_empty() {
         return Ok(Outcome::unchanged(format!(
             "port {port} ({service}) is free"
         )));
@@ -66,6 +67,22 @@ pub async fn apply(
     .with_output(&out.output))
 }
 
+/// The lines of `ss -Htln` whose local address is on `port`. `ss` applies its own filter only
+/// through netlink; without netlink (an emulated host under qemu-user says "Cannot open
+/// netlink socket") it reads /proc and lists every listener, and says so on stderr.
+fn on_port(ss_output: &str, port: u16) -> String {
+    let suffix = format!(":{port}");
+    ss_output
+        .lines()
+        .filter(|l| {
+            l.split_whitespace()
+                .nth(3)
+                .is_some_and(|local| local.ends_with(&suffix))
+        })
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
 /// `users:(("nats-server",pid=12,fd=5),("x",pid=13,fd=3))` -> [(nats-server, 12), (x, 13)].
 fn holders(ss_output: &str) -> Vec<(String, u32)> {
     let mut found = Vec::new();
@@ -91,6 +108,21 @@ fn holders(ss_output: &str) -> Vec<(String, u32)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_port_asked_counts_when_ss_cannot_filter() {
+        let without_netlink = "Cannot open netlink socket: Protocol not supported\n\
+LISTEN 0      0         127.0.0.11:36589      0.0.0.0:*\n\
+LISTEN 0      0            0.0.0.0:22         0.0.0.0:*    users:((\"sshd\",pid=89,fd=3))\n\
+LISTEN 0      4096               *:4222             *:*    users:((\"nats-server\",pid=7,fd=5))\n";
+        assert!(on_port(without_netlink, 9000).is_empty());
+        assert_eq!(
+            holders(&on_port(without_netlink, 4222)),
+            [("nats-server".to_string(), 7)]
+        );
+        assert!(on_port(without_netlink, 22).contains("sshd"));
+        assert!(on_port(without_netlink, 2).is_empty(), "a port is matched whole");
+    }
 
     #[test]
     fn ss_process_column() {
