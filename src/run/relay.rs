@@ -58,13 +58,16 @@ struct Endpoint {
     port: u16,
 }
 
+/// A group's relay once its first host set it up (or why it could not).
+type Cell = OnceCell<Result<Endpoint, String>>;
+
 /// The relays of one run.
 pub struct Relays {
     /// Host name → its network, for the hosts that share one with another host of the run.
     groups: BTreeMap<String, String>,
     /// (network, agent sha256) → its relay, made by the first host there that needs that
     /// build: hosts of one network but of different arches get different agents.
-    relays: Mutex<BTreeMap<(String, String), Arc<OnceCell<Result<Endpoint, String>>>>>,
+    relays: Mutex<BTreeMap<(String, String), Arc<Cell>>>,
     token: String,
     /// Test hook (`MP_REMOTE_RELAY_CUT=1`): relays serve half the file.
     cut: bool,
