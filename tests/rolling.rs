@@ -205,7 +205,7 @@ fn rolling_update_gates_rolls_back_and_loses_nothing() {
         Some(&inv2),
         &["update", "--serial", "1", "--agent-binary", third_path],
     );
-    wait_for("batch 1 to switch h1's release", 120, || {
+    wait_for("batch 1 to switch h1's release", 240, || {
         release(&fleet, "h1") == sha16(&third)
     });
     killed.kill().unwrap();
