@@ -153,11 +153,13 @@ pub async fn deploy(
         .await;
         let mut ready: Vec<Ready> = Vec::new();
         let mut password = None;
+        let mut nats_secret = None;
         let mut agent_sha256 = BTreeMap::new();
         for (c, (took, result)) in connected.iter().zip(detected) {
             match result {
                 Ok(d) => {
                     password = password.or(d.password);
+                    nats_secret = nats_secret.or(d.nats_secret);
                     agent_sha256.insert(c.host.name.clone(), d.agent_sha256);
                     ready.push(Ready {
                         c: c.clone(),
@@ -183,6 +185,10 @@ pub async fn deploy(
                 Some(p) => p,
                 None => generate_password()?,
             },
+            nats: crate::stack::nats::NatsCredentials::new(match nats_secret {
+                Some(s) => s,
+                None => generate_password()?,
+            }),
             stream_limits,
             replicas,
             clickhouse_nodes: inventory
@@ -190,11 +196,19 @@ pub async fn deploy(
                 .iter()
                 .map(|h| (h.name.clone(), h.private_address.clone()))
                 .collect(),
+            storage_addresses: inventory
+                .hosts_with_role(Role::Storage)
+                .iter()
+                .map(|h| h.private_address.clone())
+                .collect(),
             collectors: inventory.hosts_with_role(Role::Collector).len(),
             flow_tables: plan::flow_tables(&inventory.hosts_with_role(Role::Collector)),
             agent_sha256,
         };
         options.redactor.register(&fleet.clickhouse_password);
+        for secret in fleet.nats.all_secrets() {
+            options.redactor.register(&secret);
+        }
         let ctx = Ctx {
             inventory,
             fanout,
@@ -261,6 +275,8 @@ struct Detected {
     /// The agent this host got (its build, for its arch): the pipeline's release there.
     agent_sha256: String,
     password: Option<String>,
+    /// The fleet's NATS secret, where this NATS host already has one.
+    nats_secret: Option<String>,
 }
 
 async fn detect(
@@ -311,12 +327,20 @@ async fn detect(
             );
         }
     }
-    let password = if host.roles.contains(&Role::Clickhouse) {
+    let read_secret = |path: &'static str| async move {
         let read = c
             .transport
-            .exec(&with_become(&read_secret_command(), host.become_), b"")
+            .exec(&with_become(&read_secret_command(path), host.become_), b"")
             .await?;
-        Some(read.stdout_text().trim().to_string()).filter(|p| !p.is_empty())
+        anyhow::Ok(Some(read.stdout_text().trim().to_string()).filter(|p| !p.is_empty()))
+    };
+    let password = if host.roles.contains(&Role::Clickhouse) {
+        read_secret(plan::build::CLICKHOUSE_SECRET_PATH).await?
+    } else {
+        None
+    };
+    let nats_secret = if host.roles.contains(&Role::Nats) {
+        read_secret(crate::stack::nats::SECRET_FILE).await?
     } else {
         None
     };
@@ -335,6 +359,7 @@ async fn detect(
         agent_path,
         agent_sha256: agent.sha256.clone(),
         password,
+        nats_secret,
     })
 }
 
@@ -468,15 +493,14 @@ fn stream_limits(inventory: &Inventory) -> anyhow::Result<crate::stack::StreamLi
     Ok(limits)
 }
 
-/// Reads the ClickHouse password the host already has. An agent left running by a cut
-/// connection may be about to write it: wait for that agent (its lock) first, or this run
-/// would make a second password and replace the first one's.
-fn read_secret_command() -> String {
+/// Reads a secret the host already has (the ClickHouse password, the NATS secret). An agent
+/// left running by a cut connection may be about to write it: wait for that agent (its lock)
+/// first, or this run would make a second secret and replace the first one's.
+fn read_secret_command(secret: &str) -> String {
     let lock = format!("{}/agent.lock", plan::build::STATE_DIR);
     format!(
         "if [ -e {lock} ] && command -v flock >/dev/null 2>&1; then flock -w {wait} {lock} true; fi; cat {secret} 2>/dev/null",
         wait = crate::agent::lock::WAIT.as_secs(),
-        secret = plan::build::CLICKHOUSE_SECRET_PATH,
     )
 }
 

@@ -1,5 +1,6 @@
 use super::*;
 use crate::stack::managed::managed_marker_ok;
+use crate::stack::nats::{NatsCredentials, NatsUser};
 
 #[test]
 fn single_node_exactly() {
@@ -166,4 +167,62 @@ fn bad_inputs_are_refused() {
             assert_eq!(err, msg);
         }
     }
+}
+
+#[test]
+fn with_credentials_every_client_and_route_authenticates() {
+    let all: Vec<String> = ["10.0.0.1", "10.0.0.2"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let credentials = NatsCredentials::new("s3cr3t-fleet-secret");
+    let input = NatsConfigInput {
+        routes: peer_addresses("10.0.0.1", &all),
+        credentials: Some(credentials.clone()),
+        ..NatsConfigInput::new("nats-a")
+    };
+    let f = render_config(&input).unwrap();
+    assert!(managed_marker_ok(&f.text));
+    let route = credentials.route_password();
+    let collector = credentials.password(NatsUser::Collector);
+    let admin = credentials.password(NatsUser::Admin);
+    assert!(
+        !f.text.contains("s3cr3t-fleet-secret"),
+        "the secret itself stays out"
+    );
+    assert!(f.text.contains(&format!(
+        "
+    authorization {{
+        user: \"route\"
+        password: \"{route}\"
+    }}
+    routes: [
+        \"nats-route://route:{route}@10.0.0.2:6222\"
+    ]"
+    )));
+    assert!(f.text.contains(&format!(
+        "
+# One user per kind of client, each with the least it needs; no anonymous client.
+authorization {{
+    users: [
+        {{
+            user: \"mp-admin\"
+            password: \"{admin}\"
+        }}
+        {{
+            user: \"collector\"
+            password: \"{collector}\"
+            permissions: {{
+                publish: {{
+                    allow: [\"trade.>\", \"funding_rate.>\", \"open_interest.>\", \"liquidation.>\", \"volatility_index.>\", \"lsr_top_position.>\", \"lsr_all_account.>\", \"orderbook.>\"]
+                }}
+                subscribe: {{
+                    allow: [\"_INBOX_collector.>\"]
+                }}
+            }}
+        }}"
+    )), "{}", f.text);
+    assert!(f.text.contains("                    deny: [\"trade.>\""));
+    // The same inputs give the same bytes: a re-deploy changes nothing.
+    assert_eq!(render_config(&input).unwrap().text, f.text);
 }

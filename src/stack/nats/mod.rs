@@ -5,9 +5,11 @@
 //! uses [`diff`] to report what changed and what the server actually applied (2.9 silently
 //! ignores fields only 2.10 knows).
 
+mod auth;
 mod config;
 mod streams;
 
+pub use auth::{NatsCredentials, NatsUser, Permissions, ROUTE_USER};
 pub use config::{peer_addresses, render_config, NatsConfigInput, CLUSTER_NAME, DEFAULT_STORE_DIR};
 pub use streams::{
     default_replicas, diff, streams, streams_with_replicas, validate_layout, DiscardPolicy,
@@ -20,6 +22,12 @@ use super::component::{Account, Component, DataDir, Origin, Port, Probe, Rolling
 
 /// mp-remote's config for the server (the package's own file is left alone).
 pub const CONFIG_FILE: &str = "/etc/marketprism/nats-server.conf";
+/// The fleet's NATS secret (0600, root) on every NATS host: every NATS password derives from
+/// it; read back by the next deploy, so it is generated once.
+pub const SECRET_FILE: &str = "/etc/marketprism/nats-secret";
+/// The admin user's password (0600, root) on every NATS host: how the agent there connects
+/// (streams, replica checks).
+pub const ADMIN_PASSWORD_FILE: &str = "/etc/marketprism/nats-admin-password";
 /// The drop-in that points a package's `nats-server.service` at [`CONFIG_FILE`].
 pub const DROP_IN: &str = "/etc/systemd/system/nats-server.service.d/mp-remote.conf";
 
