@@ -8,6 +8,7 @@ pub mod rolling;
 pub mod runs;
 pub mod site;
 pub mod wait;
+pub mod wire;
 
 pub use fleet::Fleet;
 pub use mp::{assert_nothing_changed, mp_remote, recap_counts, Run};
