@@ -34,6 +34,8 @@ pub struct Fleet {
     pub clickhouse_password: String,
     /// Every NATS client and route logs in with a password derived from this.
     pub nats: stack::nats::NatsCredentials,
+    /// `[components.nats] tls`: the files pushed to the hosts; None: plain connections.
+    pub nats_tls: Option<stack::nats::NatsTlsFiles>,
     pub stream_limits: stack::StreamLimits,
     pub replicas: usize,
     /// (name, private address) of every ClickHouse host, in inventory order.
@@ -58,6 +60,7 @@ impl Fleet {
             nats_nodes: vec![("local".into(), "127.0.0.1".into())],
             clickhouse_password: "secret".into(),
             nats: stack::nats::NatsCredentials::new("nats-secret"),
+            nats_tls: None,
             stream_limits: stack::StreamLimits::default(),
             replicas: 1,
             clickhouse_nodes: vec![("local".into(), "127.0.0.1".into())],
@@ -243,6 +246,7 @@ fn nats_init_steps(
         Vec::new()
     };
     input.credentials = Some(fleet.nats.clone());
+    input.tls = fleet.nats_tls.is_some();
     let config = stack::nats::render_config(&input).map_err(|e| stack_error(host, e))?;
     let secret = |id: &str, path: &str, content: String| Step {
         id: id.into(),
@@ -255,7 +259,11 @@ fn nats_init_steps(
         },
         notify: vec![],
     };
-    let mut steps = vec![
+    let mut steps = Vec::new();
+    if let Some(tls) = &fleet.nats_tls {
+        steps.extend(nats_tls_steps(tls));
+    }
+    steps.extend([
         // Kept for the next deploy, which derives the same passwords from it.
         secret(
             "init.nats.secret",
@@ -290,7 +298,7 @@ fn nats_init_steps(
             },
             notify: vec![NATS_SERVICE.into()],
         },
-    ];
+    ]);
     // A drop-in points the package's own unit at our config: the package's files stay untouched.
     let server = Server {
         step_id: NATS_SERVICE,
@@ -309,6 +317,45 @@ fn nats_init_steps(
         notify: vec![],
     });
     Ok(steps)
+}
+
+/// The certificate, its key (readable by the server's account only) and the CA, each
+/// restarting the server when it changes.
+fn nats_tls_steps(tls: &stack::nats::NatsTlsFiles) -> Vec<Step> {
+    let file = |id: &str, path: &str, content: &str, mode: u32, owner: Option<&str>| Step {
+        id: id.into(),
+        title: format!("TLS {path}"),
+        action: Action::File {
+            path: path.into(),
+            content: content.into(),
+            mode,
+            owner: owner.map(str::to_string),
+        },
+        notify: vec![NATS_SERVICE.into()],
+    };
+    vec![
+        file(
+            "init.nats.tls-ca",
+            stack::nats::TLS_CA_FILE,
+            &tls.ca_pem,
+            0o644,
+            None,
+        ),
+        file(
+            "init.nats.tls-cert",
+            stack::nats::TLS_CERT_FILE,
+            &tls.cert_pem,
+            0o644,
+            None,
+        ),
+        file(
+            "init.nats.tls-key",
+            stack::nats::TLS_KEY_FILE,
+            &tls.key_pem,
+            0o600,
+            Some("nats:nats"),
+        ),
+    ]
 }
 
 const CLICKHOUSE_SERVICE: &str = "init.clickhouse.service";

@@ -7,7 +7,7 @@ use crate::pipeline::config::SourceKind;
 use crate::pipeline::message::DataType;
 use crate::pipeline::source::exchanges;
 use crate::stack::clickhouse::COMPONENT as CLICKHOUSE;
-use crate::stack::nats::{NatsUser, COMPONENT as NATS};
+use crate::stack::nats::{NatsUser, COMPONENT as NATS, TLS_CA_FILE};
 use crate::stack::pipeline::{self, PipelineService, SERVICE_USER};
 
 use super::build::{Fleet, PlanError, CLICKHOUSE_USER};
@@ -205,11 +205,24 @@ fn service_start_steps(
         },
         notify: notify.clone(),
     }];
+    if let Some(tls) = &fleet.nats_tls {
+        steps.push(Step {
+            id: format!("start.{name}.nats-ca"),
+            title: format!("NATS TLS CA {TLS_CA_FILE}"),
+            action: Action::File {
+                path: TLS_CA_FILE.into(),
+                content: tls.ca_pem.clone(),
+                mode: 0o644,
+                owner: None,
+            },
+            notify: notify.clone(),
+        });
+    }
     let nats = Some(pipeline::NatsLogin {
         user: nats_user.name().into(),
         password_file,
         inbox_prefix: nats_user.inbox_prefix(),
-        ca_file: None,
+        ca_file: fleet.nats_tls.as_ref().map(|_| TLS_CA_FILE.to_string()),
     });
     let config = match service {
         PipelineService::Collector => pipeline::collector_config(&pipeline::CollectorConfigInput {

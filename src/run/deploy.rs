@@ -196,6 +196,10 @@ pub async fn deploy(
                 .iter()
                 .map(|h| (h.name.clone(), h.private_address.clone()))
                 .collect(),
+            nats_tls: match &components.nats_tls {
+                Some(paths) => Some(read_nats_tls(&inventory.path, paths)?),
+                None => None,
+            },
             storage_addresses: inventory
                 .hosts_with_role(Role::Storage)
                 .iter()
@@ -208,6 +212,9 @@ pub async fn deploy(
         options.redactor.register(&fleet.clickhouse_password);
         for secret in fleet.nats.all_secrets() {
             options.redactor.register(&secret);
+        }
+        if let Some(tls) = &fleet.nats_tls {
+            options.redactor.register(tls.key_pem.trim());
         }
         let ctx = Ctx {
             inventory,
@@ -502,6 +509,29 @@ fn read_secret_command(secret: &str) -> String {
         "if [ -e {lock} ] && command -v flock >/dev/null 2>&1; then flock -w {wait} {lock} true; fi; cat {secret} 2>/dev/null",
         wait = crate::agent::lock::WAIT.as_secs(),
     )
+}
+
+/// The TLS files `[components.nats] tls` names, relative to the inventory's directory.
+fn read_nats_tls(
+    inventory: &std::path::Path,
+    paths: &plan::components::NatsTlsPaths,
+) -> anyhow::Result<crate::stack::nats::NatsTlsFiles> {
+    let dir = inventory.parent().unwrap_or(std::path::Path::new("."));
+    let read = |name: &str, path: &str| {
+        let file = dir.join(path);
+        std::fs::read_to_string(&file).with_context(|| {
+            format!(
+                "{}: [components.nats] tls {name}: cannot read {}",
+                inventory.display(),
+                file.display()
+            )
+        })
+    };
+    Ok(crate::stack::nats::NatsTlsFiles {
+        cert_pem: read("cert", &paths.cert)?,
+        key_pem: read("key", &paths.key)?,
+        ca_pem: read("ca", &paths.ca)?,
+    })
 }
 
 fn run_id() -> String {

@@ -46,7 +46,11 @@ pub fn nats_info(addr: &str) -> String {
         .unwrap();
     let mut buf = [0u8; 4096];
     let n = stream.read(&mut buf).unwrap_or(0);
-    String::from_utf8_lossy(&buf[..n]).lines().next().unwrap_or_default().to_string()
+    String::from_utf8_lossy(&buf[..n])
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// `SELECT 1` over ClickHouse's HTTP interface at `addr` as `user`: (status line, body).

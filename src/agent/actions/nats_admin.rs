@@ -1,14 +1,21 @@
 //! How the agent on a NATS host logs in to its server: as the fleet's admin user, with the
 //! password the init layer wrote to [`ADMIN_PASSWORD_FILE`]. Without that file (a server
 //! mp-remote has not configured yet, e.g. during `--check` of a first deploy) it connects
-//! anonymously, which such a server still allows.
+//! anonymously, which such a server still allows. Where the CA of `[components.nats] tls` is
+//! on the host, it is trusted: the client switches to TLS when the server asks for it.
 
 use async_nats::ConnectOptions;
 
-use crate::stack::nats::{NatsUser, ADMIN_PASSWORD_FILE};
+use crate::stack::nats::{NatsUser, ADMIN_PASSWORD_FILE, TLS_CA_FILE};
 
 pub fn connect_options() -> Result<ConnectOptions, String> {
-    options_from(std::path::Path::new(ADMIN_PASSWORD_FILE))
+    let options = options_from(std::path::Path::new(ADMIN_PASSWORD_FILE))?;
+    let ca = std::path::Path::new(TLS_CA_FILE);
+    Ok(if ca.is_file() {
+        options.add_root_certificates(ca.to_path_buf())
+    } else {
+        options
+    })
 }
 
 fn options_from(file: &std::path::Path) -> Result<ConnectOptions, String> {

@@ -40,6 +40,9 @@ pub struct NatsConfigInput {
     /// of the other parts of the file.
     #[serde(skip)]
     pub credentials: Option<NatsCredentials>,
+    /// Clients and routes speak TLS with the files at [`super::TLS_CERT_FILE`] & co.
+    #[serde(default)]
+    pub tls: bool,
 }
 
 impl NatsConfigInput {
@@ -58,6 +61,7 @@ impl NatsConfigInput {
             routes: Vec::new(),
             max_file_store_bytes: Self::DEFAULT_MAX_FILE_STORE_BYTES,
             credentials: None,
+            tls: false,
         }
     }
 }
@@ -87,6 +91,14 @@ struct ConfData<'a> {
     users: Vec<UserData>,
     route_user: &'static str,
     route_password: Option<String>,
+    tls: Option<TlsData>,
+}
+
+#[derive(Serialize)]
+struct TlsData {
+    cert_file: &'static str,
+    key_file: &'static str,
+    ca_file: &'static str,
 }
 
 #[derive(Serialize)]
@@ -167,6 +179,11 @@ pub fn render_config(input: &NatsConfigInput) -> Result<ManagedFile, StackError>
             users: input.credentials.as_ref().map(users).unwrap_or_default(),
             route_user: ROUTE_USER,
             route_password,
+            tls: input.tls.then_some(TlsData {
+                cert_file: super::TLS_CERT_FILE,
+                key_file: super::TLS_KEY_FILE,
+                ca_file: super::TLS_CA_FILE,
+            }),
         },
     )?;
     Ok(ManagedFile {

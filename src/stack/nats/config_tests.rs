@@ -226,3 +226,55 @@ authorization {{
     // The same inputs give the same bytes: a re-deploy changes nothing.
     assert_eq!(render_config(&input).unwrap().text, f.text);
 }
+
+#[test]
+fn with_tls_clients_and_routes_use_the_pushed_files() {
+    let all: Vec<String> = ["10.0.0.1", "10.0.0.2"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let input = NatsConfigInput {
+        routes: peer_addresses("10.0.0.1", &all),
+        credentials: Some(NatsCredentials::new("s3cr3t-fleet-secret")),
+        tls: true,
+        ..NatsConfigInput::new("nats-a")
+    };
+    let text = render_config(&input).unwrap().text;
+    let block = "tls {
+        cert_file: \"/etc/marketprism/nats-cert.pem\"
+        key_file: \"/etc/marketprism/nats-key.pem\"
+        ca_file: \"/etc/marketprism/nats-ca.pem\"
+        timeout: 5
+    }";
+    // Once at the top level (clients), once in the cluster block (routes).
+    assert!(
+        text.contains(&format!(
+            "max_file_store: 8589934592
+}}
+
+# Clients connect with TLS (the monitoring port stays plain HTTP for health and status).
+{}
+",
+            block.replace("\n    ", "\n")
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+        "    # Routes: each node presents the certificate and checks the other's against the CA.
+    {block}
+    routes: ["
+    )),
+        "{text}"
+    );
+    assert!(
+        text.contains("http_port: 8222\n"),
+        "monitoring stays plain HTTP"
+    );
+    let plain = render_config(&NatsConfigInput {
+        tls: false,
+        ..input
+    })
+    .unwrap();
+    assert!(!plain.text.contains("tls"));
+}

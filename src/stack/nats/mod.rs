@@ -8,6 +8,7 @@
 mod auth;
 mod config;
 mod streams;
+mod tls;
 
 pub use auth::{NatsCredentials, NatsUser, Permissions, ROUTE_USER};
 pub use config::{peer_addresses, render_config, NatsConfigInput, CLUSTER_NAME, DEFAULT_STORE_DIR};
@@ -15,6 +16,7 @@ pub use streams::{
     default_replicas, diff, streams, streams_with_replicas, validate_layout, DiscardPolicy,
     StorageType, StreamLimits, StreamSpec, MARKET_DATA, MAX_REPLICAS, ORDERBOOK_SNAP,
 };
+pub use tls::NatsTlsFiles;
 
 use std::time::Duration;
 
@@ -28,6 +30,11 @@ pub const SECRET_FILE: &str = "/etc/marketprism/nats-secret";
 /// The admin user's password (0600, root) on every NATS host: how the agent there connects
 /// (streams, replica checks).
 pub const ADMIN_PASSWORD_FILE: &str = "/etc/marketprism/nats-admin-password";
+/// With `[components.nats] tls`: the certificate every node presents, its key (0600, nats) and
+/// the CA that signed it (also on every host with a client: storage, collector).
+pub const TLS_CERT_FILE: &str = "/etc/marketprism/nats-cert.pem";
+pub const TLS_KEY_FILE: &str = "/etc/marketprism/nats-key.pem";
+pub const TLS_CA_FILE: &str = "/etc/marketprism/nats-ca.pem";
 /// The drop-in that points a package's `nats-server.service` at [`CONFIG_FILE`].
 pub const DROP_IN: &str = "/etc/systemd/system/nats-server.service.d/mp-remote.conf";
 
