@@ -187,7 +187,22 @@ pub async fn deploy(
             },
             nats: crate::stack::nats::NatsCredentials::new(match nats_secret {
                 Some(s) => s,
-                None => generate_password()?,
+                None => {
+                    let others: Vec<&crate::inventory::Host> = nats_hosts
+                        .iter()
+                        .filter(|h| !selected.iter().any(|s| s.name == h.name))
+                        .copied()
+                        .collect();
+                    let kept = if others.is_empty() {
+                        None
+                    } else {
+                        super::nats_secret::from_other_hosts(&others, fanout).await?
+                    };
+                    match kept {
+                        Some(s) => s,
+                        None => generate_password()?,
+                    }
+                }
             }),
             stream_limits,
             replicas,
@@ -503,7 +518,7 @@ fn stream_limits(inventory: &Inventory) -> anyhow::Result<crate::stack::StreamLi
 /// Reads a secret the host already has (the ClickHouse password, the NATS secret). An agent
 /// left running by a cut connection may be about to write it: wait for that agent (its lock)
 /// first, or this run would make a second secret and replace the first one's.
-fn read_secret_command(secret: &str) -> String {
+pub(super) fn read_secret_command(secret: &str) -> String {
     let lock = format!("{}/agent.lock", plan::build::STATE_DIR);
     format!(
         "if [ -e {lock} ] && command -v flock >/dev/null 2>&1; then flock -w {wait} {lock} true; fi; cat {secret} 2>/dev/null",
