@@ -1,88 +1,51 @@
-//! NATS with TLS from the inventory (`[components.nats] tls`), on one real host with every
-//! role: certificates made here with openssl (a CA, and a server certificate naming the host's
-//! private address and 127.0.0.1), pushed by the deploy; the collector, the storage and the
-//! agent's stream step connect over TLS (the deploy's data-flow check proves it), a client
+//! NATS with TLS from the inventory (`[components.nats] tls`) on three real hosts, a NATS
+//! cluster (h1 also runs ClickHouse and both services): certificates made here with openssl
+//! (a CA, and one server certificate naming every node's private address and 127.0.0.1),
+//! pushed by the deploy; the routes, the collector, the storage and the agent's stream step
+//! connect over TLS (the routes count and the deploy's data-flow check prove it), a client
 //! without TLS is refused, `status` still answers and a second deploy changes nothing.
 
 use std::path::Path;
 use std::process::Command;
 
+use crate::support::fleet::set_roles;
 use crate::support::{assert_nothing_changed, mp_remote, run_ok, Fleet};
 
-fn openssl(dir: &Path, args: &[&str]) {
-    run_ok(Command::new("openssl").current_dir(dir).args(args));
+/// `openssl` with `args` (split at spaces) in `dir`.
+fn openssl(dir: &Path, args: &str) {
+    run_ok(
+        Command::new("openssl")
+            .current_dir(dir)
+            .args(args.split_whitespace()),
+    );
 }
 
-/// `ca.pem`, `nats.pem` and `nats-key.pem` in `dir`, the server's naming `ip` and loopback.
-fn make_certificates(dir: &Path, ip: &str) {
+/// `ca.pem`, `nats.pem` and `nats-key.pem` in `dir`, the server's naming `ips` and loopback.
+fn make_certificates(dir: &Path, ips: &[&str]) {
+    openssl(dir, "req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=mp-test-ca -keyout ca-key.pem -out ca.pem");
     openssl(
         dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=mp-test-ca",
-            "-keyout",
-            "ca-key.pem",
-            "-out",
-            "ca.pem",
-        ],
+        "req -newkey rsa:2048 -nodes -subj /CN=nats -keyout nats-key.pem -out nats.csr",
     );
-    openssl(
-        dir,
-        &[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-subj",
-            "/CN=nats",
-            "-keyout",
-            "nats-key.pem",
-            "-out",
-            "nats.csr",
-        ],
-    );
+    let names: Vec<String> = ips.iter().map(|ip| format!("IP:{ip}")).collect();
     std::fs::write(
         dir.join("san.ext"),
         format!(
-            "subjectAltName = IP:{ip}, IP:127.0.0.1\nextendedKeyUsage = serverAuth, clientAuth\n"
+            "subjectAltName = {}, IP:127.0.0.1\nextendedKeyUsage = serverAuth, clientAuth\n",
+            names.join(", ")
         ),
     )
     .unwrap();
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "nats.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca-key.pem",
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-extfile",
-            "san.ext",
-            "-out",
-            "nats.pem",
-        ],
-    );
+    openssl(dir, "x509 -req -in nats.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 2 -extfile san.ext -out nats.pem");
 }
 
 #[test]
 fn nats_with_tls_from_the_inventory() {
-    let fleet = Fleet::up("tls", 1, 0);
+    let fleet = Fleet::up("tls", 3, 0);
     let h1 = fleet.host("h1");
     std::fs::create_dir_all(fleet.path("certs")).unwrap();
-    make_certificates(&fleet.path("certs"), &h1.private_ip);
+    let ips: Vec<&str> = fleet.hosts.iter().map(|h| h.private_ip.as_str()).collect();
+    make_certificates(&fleet.path("certs"), &ips);
     let known_hosts = fleet.path("known_hosts");
     let mut options = fleet.default_options(&known_hosts);
     options.roles = &["nats", "clickhouse", "storage", "collector"];
@@ -90,6 +53,10 @@ fn nats_with_tls_from_the_inventory() {
          tls = { cert = \"certs/nats.pem\", key = \"certs/nats-key.pem\", ca = \"certs/ca.pem\" }\n\n\
          [components.clickhouse]\nsource = \"os\"\n";
     let inventory = fleet.inventory("inv.toml", &options);
+    set_roles(&inventory, |host| match host {
+        "h1" => "[\"nats\", \"clickhouse\", \"storage\", \"collector\"]".to_string(),
+        _ => "[\"nats\"]".to_string(),
+    });
 
     let check = mp_remote(Some(&inventory), &["inventory", "check"]);
     assert_eq!(check.code, 0, "{check:?}");
@@ -111,6 +78,13 @@ fn nats_with_tls_from_the_inventory() {
     assert!(!said.contains("PONG"), "{said}");
     let info = crate::support::wire::nats_info(&format!("{}:4222", h1.private_ip));
     assert!(info.contains("\"tls_required\":true"), "{info}");
+
+    // Every node routes to the two others: over TLS, as the cluster block requires.
+    for host in ["h1", "h2", "h3"] {
+        let routez = fleet.exec(host, "curl -sf http://127.0.0.1:8222/routez");
+        let routes: serde_json::Value = serde_json::from_str(&routez).unwrap();
+        assert_eq!(routes["num_routes"], 2, "{host}: {routez}");
+    }
 
     let status = mp_remote(Some(&inventory), &["status"]);
     assert_eq!(status.code, 0, "{status:?}");

@@ -154,6 +154,12 @@ fn the_pipeline_is_secured(fleet: &Fleet, deploy_output: &str) {
         body.contains("not allowed") || body.contains("Authentication failed"),
         "{status}: {body}"
     );
+    // The package's passwordless default user: from the host itself only.
+    let (status, body) = clickhouse_says(&format!("{}:8123", h1.private_ip), "default", "");
+    assert!(
+        !status.contains(" 200 ") && body.contains("not allowed"),
+        "{status}: {body}"
+    );
     // It listens on loopback and the private address only.
     let listening = fleet.exec("h1", "ss -Hltn 'sport = :8123'");
     assert!(!listening.contains("0.0.0.0:8123"), "{listening}");

@@ -192,7 +192,8 @@ pub fn listen_config(
     })
 }
 
-/// `users.d/mp-users.xml`: the MarketPrism user with `password_sha256_hex`.
+/// `users.d/mp-users.xml`: the MarketPrism user with `password_sha256_hex`, and the package's
+/// passwordless `default` user kept to loopback (the agent's and the tests' local queries).
 pub fn users_config(
     version: &ClickHouseVersion,
     input: &UsersConfigInput,

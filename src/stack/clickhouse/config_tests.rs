@@ -69,7 +69,7 @@ fn users_config_legacy_root_exactly() {
     assert_eq!(f.name, "users.d/mp-users.xml");
     assert_eq!(
         f.text,
-        "<!-- managed by mp-remote: sha256=84fbe84a6c5cf1b0f525c7b7dcf0da503a3aaf6a0f1a1515299c7f09e1fdf087 -->
+        "<!-- managed by mp-remote: sha256=d8757f179ba03f80612e71e54b66e85328aa8830f0be5f62e322200b22a653b5 -->
 <yandex>
     <users>
         <marketprism>
@@ -84,6 +84,13 @@ fn users_config_legacy_root_exactly() {
                 <database>marketprism_hot</database>
             </allow_databases>
         </marketprism>
+        <!-- The package's default user has no password: from this host only. -->
+        <default>
+            <networks replace=\"replace\">
+                <ip>::1</ip>
+                <ip>127.0.0.1</ip>
+            </networks>
+        </default>
     </users>
 </yandex>
 "
