@@ -495,3 +495,7 @@ fn nats_healthz(query: &str) -> Action {
         log_unit: Some(NATS.unit.into()),
     }
 }
+
+#[cfg(test)]
+#[path = "security_tests.rs"]
+mod security_tests;
