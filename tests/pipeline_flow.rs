@@ -267,3 +267,40 @@ fn day2_of_the_pipeline_services(fleet: &Fleet, inventory: &std::path::Path) {
     );
     assert_eq!(left.trim(), "", "left behind after clean");
 }
+
+/// ClickHouse on one host, the pipeline services on another: the storage host's private
+/// address is let in as `marketprism` (the deploy's data-flow check proves rows arrive), and
+/// the package's passwordless `default` user is not, even from inside the fleet.
+#[test]
+fn clickhouse_lets_the_storage_host_in_and_nothing_else() {
+    let fleet = Fleet::up("chnet", 2, 0);
+    let known_hosts = fleet.path("known_hosts");
+    let mut options = fleet.default_options(&known_hosts);
+    options.extra = COMPONENTS;
+    let inventory = fleet.inventory("inv.toml", &options);
+    crate::support::fleet::set_roles(&inventory, |host| {
+        match host {
+            "h1" => "[\"nats\", \"clickhouse\"]",
+            _ => "[\"storage\", \"collector\"]",
+        }
+        .to_string()
+    });
+    let first = mp_remote(Some(&inventory), &["deploy"]);
+    println!("deploy:\n{}{}", first.stdout, first.stderr);
+    assert_eq!(first.code, 0, "{first:?}");
+
+    let ch = format!("http://{}:8123/", fleet.host("h1").private_ip);
+    let select = |user: &str, key: &str| {
+        fleet.exec(
+            "h2",
+            &format!("curl -s -H 'X-ClickHouse-User: {user}' -H \"X-ClickHouse-Key: {key}\" --data-binary 'SELECT 1' {ch}"),
+        )
+    };
+    let storage = select(
+        "marketprism",
+        "$(cat /etc/marketprism/storage-clickhouse-password)",
+    );
+    assert_eq!(storage.trim(), "1", "{storage}");
+    let default = select("default", "");
+    assert!(default.contains("not allowed"), "{default}");
+}
