@@ -77,20 +77,23 @@ pub fn prepare(
     Ok(bundles)
 }
 
-/// `NATS_USER` and `NATS_PASSWORD` of the fleet's `services` NATS user, in the env file with
-/// the other secrets, unless the service sets either itself (its own env or env_files win).
+/// `NATS_USER`, `NATS_PASSWORD` and `NATS_INBOX_PREFIX` of the service's NATS user (`nats_user`, default
+/// `services`), in the env file with the other secrets, unless the service sets either itself
+/// (its own env or env_files win).
 fn add_nats_login(
     secrets: &mut BTreeMap<String, String>,
     s: &UserService,
     nats: &crate::stack::nats::NatsCredentials,
 ) {
-    let user = crate::stack::nats::NatsUser::Services;
+    let user = s.nats_user;
     let own = |k: &str| s.env.contains_key(k) || s.env_files.contains_key(k);
     if own("NATS_USER") || own("NATS_PASSWORD") {
         return;
     }
     secrets.insert("NATS_USER".into(), user.name().into());
     secrets.insert("NATS_PASSWORD".into(), nats.password(user));
+    // The reply subjects its permissions allow (`collector` and `storage` read only their own).
+    secrets.insert("NATS_INBOX_PREFIX".into(), user.inbox_prefix());
 }
 
 /// What decides a venv: the requirements' bytes and where pip gets them (the index, or the
