@@ -1,5 +1,5 @@
-//! NATS with TLS from the inventory (`[components.nats] tls`) on three real hosts, a NATS
-//! cluster (h1 also runs ClickHouse and both services): certificates made here with openssl
+//! NATS with TLS from the inventory (`[components.nats] tls`) on four real hosts: a NATS
+//! cluster of three (h1 also runs ClickHouse and the storage) and a collector on h4: certificates made here with openssl
 //! (a CA, and one server certificate naming every node's private address and 127.0.0.1),
 //! pushed by the deploy; the routes, the collector, the storage and the agent's stream step
 //! connect over TLS (the routes count and the deploy's data-flow check prove it), a client
@@ -41,7 +41,7 @@ fn make_certificates(dir: &Path, ips: &[&str]) {
 
 #[test]
 fn nats_with_tls_from_the_inventory() {
-    let fleet = Fleet::up("tls", 3, 0);
+    let fleet = Fleet::up("tls", 4, 0);
     let h1 = fleet.host("h1");
     std::fs::create_dir_all(fleet.path("certs")).unwrap();
     let ips: Vec<&str> = fleet.hosts.iter().map(|h| h.private_ip.as_str()).collect();
@@ -54,7 +54,8 @@ fn nats_with_tls_from_the_inventory() {
          [components.clickhouse]\nsource = \"os\"\n";
     let inventory = fleet.inventory("inv.toml", &options);
     set_roles(&inventory, |host| match host {
-        "h1" => "[\"nats\", \"clickhouse\", \"storage\", \"collector\"]".to_string(),
+        "h1" => "[\"nats\", \"clickhouse\", \"storage\"]".to_string(),
+        "h4" => "[\"collector\"]".to_string(),
         _ => "[\"nats\"]".to_string(),
     });
 

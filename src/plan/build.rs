@@ -110,6 +110,12 @@ pub fn servers_plan(
         install.extend(port_steps(&NATS, "nats-server"));
         install.extend(nats_install);
         init.extend(nats_init_steps(host, facts, fleet, nats_run)?);
+    } else if let Some(tls) = &fleet.nats_tls {
+        // Every NATS client on this host (pipeline or user service) trusts the same CA.
+        init.push(Step {
+            notify: vec![],
+            ..nats_ca_step(tls)
+        });
     }
     if host.roles.contains(&Role::Clickhouse) {
         let (clickhouse_install, server) = install_clickhouse::clickhouse_install(
@@ -334,13 +340,7 @@ fn nats_tls_steps(tls: &stack::nats::NatsTlsFiles) -> Vec<Step> {
         notify: vec![NATS_SERVICE.into()],
     };
     vec![
-        file(
-            "init.nats.tls-ca",
-            stack::nats::TLS_CA_FILE,
-            &tls.ca_pem,
-            0o644,
-            None,
-        ),
+        nats_ca_step(tls),
         file(
             "init.nats.tls-cert",
             stack::nats::TLS_CERT_FILE,
@@ -356,6 +356,21 @@ fn nats_tls_steps(tls: &stack::nats::NatsTlsFiles) -> Vec<Step> {
             Some("nats:nats"),
         ),
     ]
+}
+
+/// The CA that signed the NATS certificate, for every client on the host.
+fn nats_ca_step(tls: &stack::nats::NatsTlsFiles) -> Step {
+    Step {
+        id: "init.nats.tls-ca".into(),
+        title: format!("TLS {}", stack::nats::TLS_CA_FILE),
+        action: Action::File {
+            path: stack::nats::TLS_CA_FILE.into(),
+            content: tls.ca_pem.clone(),
+            mode: 0o644,
+            owner: None,
+        },
+        notify: vec![NATS_SERVICE.into()],
+    }
 }
 
 const CLICKHOUSE_SERVICE: &str = "init.clickhouse.service";

@@ -121,6 +121,47 @@ fn tls_files_go_first_and_the_key_is_the_server_account_s() {
 }
 
 #[test]
+fn a_host_without_nats_gets_the_ca_for_its_clients() {
+    let facts = crate::facts::parse(FACTS).unwrap();
+    let inventory = crate::inventory::parse(
+        "[[hosts]]\nname = \"c1\"\naddress = \"10.0.0.8\"\nbecome = true\nroles = [\"collector\"]\n",
+        std::path::Path::new("test.toml"),
+        None,
+    )
+    .unwrap();
+    let components = Components::from_table(&inventory.components).unwrap();
+    let fleet = Fleet {
+        nats_tls: Some(NatsTlsFiles {
+            cert_pem: "CERT".into(),
+            key_pem: "KEY".into(),
+            ca_pem: "CA".into(),
+        }),
+        ..fleet()
+    };
+    let plan = servers_plan(
+        &inventory.hosts[0],
+        &facts,
+        &components,
+        &fleet,
+        "run",
+        false,
+    )
+    .unwrap();
+    let init: Vec<Step> = plan
+        .layers
+        .into_iter()
+        .filter(|l| l.name == LayerName::Init)
+        .flat_map(|l| l.steps)
+        .collect();
+    assert_eq!(
+        file(&init, "init.nats.tls-ca"),
+        ("/etc/marketprism/nats-ca.pem", 0o644, None, "CA")
+    );
+    assert!(init[0].notify.is_empty(), "no NATS server here to restart");
+    assert!(!init.iter().any(|s| s.id == "init.nats.tls-key"));
+}
+
+#[test]
 fn clickhouse_listens_on_loopback_and_its_address_and_lets_storage_in() {
     let steps = init_steps(&fleet());
     let listen = file(&steps, "init.clickhouse.listen").3;

@@ -158,6 +158,13 @@ pub(in crate::run) async fn services_phase(
                 let mut ready = bundle.prepared(r.facts.is_root);
                 if !ctx.fleet.nats_nodes.is_empty() {
                     add_nats_login(&mut ready.secrets, s, &ctx.fleet.nats);
+                    if ctx.fleet.nats_tls.is_some() {
+                        // Written on every host of the fleet by the servers phase.
+                        ready.secrets.insert(
+                            "NATS_CA_FILE".into(),
+                            crate::stack::nats::TLS_CA_FILE.into(),
+                        );
+                    }
                 }
                 if !options.check_only {
                     c.transport
