@@ -112,10 +112,7 @@ pub fn servers_plan(
         init.extend(nats_init_steps(host, facts, fleet, nats_run)?);
     } else if let Some(tls) = &fleet.nats_tls {
         // Every NATS client on this host (pipeline or user service) trusts the same CA.
-        init.push(Step {
-            notify: vec![],
-            ..nats_ca_step(tls)
-        });
+        init.push(super::nats_tls::ca_step(tls, None));
     }
     if host.roles.contains(&Role::Clickhouse) {
         let (clickhouse_install, server) = install_clickhouse::clickhouse_install(
@@ -267,7 +264,7 @@ fn nats_init_steps(
     };
     let mut steps = Vec::new();
     if let Some(tls) = &fleet.nats_tls {
-        steps.extend(nats_tls_steps(tls));
+        steps.extend(super::nats_tls::server_steps(tls, NATS_SERVICE));
     }
     steps.extend([
         // Kept for the next deploy, which derives the same passwords from it.
@@ -323,54 +320,6 @@ fn nats_init_steps(
         notify: vec![],
     });
     Ok(steps)
-}
-
-/// The certificate, its key (readable by the server's account only) and the CA, each
-/// restarting the server when it changes.
-fn nats_tls_steps(tls: &stack::nats::NatsTlsFiles) -> Vec<Step> {
-    let file = |id: &str, path: &str, content: &str, mode: u32, owner: Option<&str>| Step {
-        id: id.into(),
-        title: format!("TLS {path}"),
-        action: Action::File {
-            path: path.into(),
-            content: content.into(),
-            mode,
-            owner: owner.map(str::to_string),
-        },
-        notify: vec![NATS_SERVICE.into()],
-    };
-    vec![
-        nats_ca_step(tls),
-        file(
-            "init.nats.tls-cert",
-            stack::nats::TLS_CERT_FILE,
-            &tls.cert_pem,
-            0o644,
-            None,
-        ),
-        file(
-            "init.nats.tls-key",
-            stack::nats::TLS_KEY_FILE,
-            &tls.key_pem,
-            0o600,
-            Some("nats:nats"),
-        ),
-    ]
-}
-
-/// The CA that signed the NATS certificate, for every client on the host.
-fn nats_ca_step(tls: &stack::nats::NatsTlsFiles) -> Step {
-    Step {
-        id: "init.nats.tls-ca".into(),
-        title: format!("TLS {}", stack::nats::TLS_CA_FILE),
-        action: Action::File {
-            path: stack::nats::TLS_CA_FILE.into(),
-            content: tls.ca_pem.clone(),
-            mode: 0o644,
-            owner: None,
-        },
-        notify: vec![NATS_SERVICE.into()],
-    }
 }
 
 const CLICKHOUSE_SERVICE: &str = "init.clickhouse.service";
