@@ -101,8 +101,9 @@ fn day2_status_control_logs_clean_and_redeploy() {
         "h1",
         "curl -sSf --data-binary 'INSERT INTO marketprism_hot.trades FORMAT JSONEachRow {}' http://127.0.0.1:8123/",
     );
-    // No NATS client on the host: speak the text protocol over bash's /dev/tcp.
-    let publish = r#"exec 3<>/dev/tcp/127.0.0.1/4222; printf 'CONNECT {"verbose":false}\r\nPUB trade.test 2\r\nhi\r\nPING\r\n' >&3; timeout 5 grep -m1 -q PONG <&3"#;
+    // No NATS client on the host: speak the text protocol over bash's /dev/tcp, logged in as
+    // the agent's admin user (NATS refuses anonymous clients).
+    let publish = r#"p=$(cat /etc/marketprism/nats-admin-password); exec 3<>/dev/tcp/127.0.0.1/4222; printf 'CONNECT {"verbose":false,"user":"mp-admin","pass":"%s"}\r\nPUB trade.test 2\r\nhi\r\nPING\r\n' "$p" >&3; timeout 5 grep -m1 -q PONG <&3"#;
     fleet.exec("h1", &format!("bash -c {}", quote(publish)));
     let (code, host) = status(&inventory);
     assert_all_healthy(code, &host);

@@ -54,12 +54,14 @@ fn deploy_single_host_then_nothing_changes() {
     assert_eq!(tables.trim(), "8");
     let listening = fleet.exec("h1", "ss -Htln");
     assert!(
-        listening.contains("0.0.0.0:8123"),
-        "ClickHouse listens on all IPv4: {listening}"
+        listening.contains("127.0.0.1:8123")
+            && listening.contains(&format!("{}:8123", fleet.host("h1").private_ip))
+            && !listening.contains("0.0.0.0:8123"),
+        "ClickHouse listens on loopback and the private address: {listening}"
     );
     assert!(
         listening.contains("0.0.0.0:4222") || listening.contains("*:4222"),
-        "NATS listens on all addresses: {listening}"
+        "NATS listens on all addresses (a login required): {listening}"
     );
 
     let started = |fleet: &Fleet| {

@@ -18,6 +18,7 @@ mod fleet_lock;
 mod install_clickhouse;
 mod install_sources;
 mod local_deploy;
+mod nats_tls;
 mod pipeline_flow;
 mod report_cli;
 mod report_deploy;

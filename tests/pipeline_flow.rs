@@ -47,6 +47,8 @@ fn pipeline_survives_outages_without_losing_a_message() {
         );
     }
 
+    the_pipeline_is_secured(&fleet, &first.stdout);
+
     // A second deploy changes nothing and restarts neither service.
     let started = || ["mp-storage", "mp-collector"].map(|u| fleet.started_at("h1", u));
     let before = started();
@@ -94,6 +96,102 @@ fn pipeline_survives_outages_without_losing_a_message() {
 
     update_with_a_new_build(&fleet, &inventory);
     day2_of_the_pipeline_services(&fleet, &inventory);
+}
+
+/// Only the fleet's own clients get in, each only as far as its work needs: seen from the
+/// control node, an address outside the fleet, over the host's private address.
+fn the_pipeline_is_secured(fleet: &Fleet, deploy_output: &str) {
+    use crate::support::wire::{clickhouse_says, nats_says};
+    let h1 = fleet.host("h1");
+    let nats = format!("{}:4222", h1.private_ip);
+    let secret = |file: &str| fleet.exec("h1", &format!("cat {file}")).trim().to_string();
+
+    // No login, or a wrong one: refused.
+    let anonymous = nats_says(&nats, None, "SUB trade.> 1\r\n");
+    assert!(
+        anonymous.contains("-ERR 'Authorization Violation'"),
+        "{anonymous}"
+    );
+    let wrong = nats_says(&nats, Some(("collector", "not-the-password")), "");
+    assert!(wrong.contains("-ERR 'Authorization Violation'"), "{wrong}");
+
+    // The collector publishes its data, and can neither read it nor touch the streams.
+    let collector = secret("/etc/marketprism/collector-nats-password");
+    let said = nats_says(
+        &nats,
+        Some(("collector", &collector)),
+        "PUB trade.test.spot.X 2\r\nhi\r\nSUB trade.> 1\r\nSUB $JS.API.> 2\r\n\
+         PUB $JS.API.STREAM.DELETE.MARKET_DATA 0\r\n\r\n",
+    );
+    assert!(said.contains("PONG"), "{said}");
+    assert!(!said.contains("Publish to \"trade.test.spot.X\""), "{said}");
+    for refused in [
+        "Permissions Violation for Subscription to \"trade.>\"",
+        "Permissions Violation for Subscription to \"$JS.API.>\"",
+        "Permissions Violation for Publish to \"$JS.API.STREAM.DELETE.MARKET_DATA\"",
+    ] {
+        assert!(said.contains(refused), "{refused}: {said}");
+    }
+    // The storage consumes, and cannot publish market data.
+    let storage = secret("/etc/marketprism/storage-nats-password");
+    let said = nats_says(
+        &nats,
+        Some(("storage", &storage)),
+        "PUB trade.test.spot.X 2\r\nhi\r\n",
+    );
+    assert!(
+        said.contains("Permissions Violation for Publish to \"trade.test.spot.X\""),
+        "{said}"
+    );
+
+    // ClickHouse: the pipeline's user with its right password, from outside the fleet: refused.
+    let password = secret("/etc/marketprism/clickhouse-password");
+    let (status, body) =
+        clickhouse_says(&format!("{}:8123", h1.private_ip), "marketprism", &password);
+    println!("ClickHouse from the control node: {status}: {body}");
+    assert!(!status.contains(" 200 "), "{status}: {body}");
+    assert!(
+        body.contains("not allowed") || body.contains("Authentication failed"),
+        "{status}: {body}"
+    );
+    // The package's passwordless default user: from the host itself only.
+    let (status, body) = clickhouse_says(&format!("{}:8123", h1.private_ip), "default", "");
+    assert!(
+        !status.contains(" 200 ") && body.contains("not allowed"),
+        "{status}: {body}"
+    );
+    // It listens on loopback and the private address only.
+    let listening = fleet.exec("h1", "ss -Hltn 'sport = :8123'");
+    assert!(!listening.contains("0.0.0.0:8123"), "{listening}");
+    assert!(
+        listening.contains(&format!("{}:8123", h1.private_ip)),
+        "{listening}"
+    );
+
+    // No secret in the output, the run's record or the host logs.
+    let mut secrets = vec![password, collector, storage];
+    secrets.push(secret("/etc/marketprism/nats-secret"));
+    secrets.push(secret("/etc/marketprism/nats-admin-password"));
+    let runs = fleet.path(".mp-remote/runs");
+    for s in &secrets {
+        assert_eq!(s.len(), 32, "a generated secret");
+        assert!(
+            !deploy_output.contains(s.as_str()),
+            "the deploy printed a secret"
+        );
+        for file in crate::support::runs::files_under(&runs) {
+            let text = String::from_utf8_lossy(&std::fs::read(&file).unwrap()).into_owned();
+            assert!(
+                !text.contains(s.as_str()),
+                "{} holds a secret",
+                file.display()
+            );
+        }
+    }
+    assert_eq!(
+        fleet.exec("h1", "stat -c '%a %U:%G' /etc/marketprism/nats-secret /etc/marketprism/nats-server.conf /etc/marketprism/collector-nats-password"),
+        "600 root:root\n640 root:nats\n640 root:marketprism\n"
+    );
 }
 
 /// `update --agent-binary` with another build: the release switches (the old one kept as
@@ -168,4 +266,41 @@ fn day2_of_the_pipeline_services(fleet: &Fleet, inventory: &std::path::Path) {
          getent passwd marketprism >/dev/null && echo user:marketprism; true",
     );
     assert_eq!(left.trim(), "", "left behind after clean");
+}
+
+/// ClickHouse on one host, the pipeline services on another: the storage host's private
+/// address is let in as `marketprism` (the deploy's data-flow check proves rows arrive), and
+/// the package's passwordless `default` user is not, even from inside the fleet.
+#[test]
+fn clickhouse_lets_the_storage_host_in_and_nothing_else() {
+    let fleet = Fleet::up("chnet", 2, 0);
+    let known_hosts = fleet.path("known_hosts");
+    let mut options = fleet.default_options(&known_hosts);
+    options.extra = COMPONENTS;
+    let inventory = fleet.inventory("inv.toml", &options);
+    crate::support::fleet::set_roles(&inventory, |host| {
+        match host {
+            "h1" => "[\"nats\", \"clickhouse\"]",
+            _ => "[\"storage\", \"collector\"]",
+        }
+        .to_string()
+    });
+    let first = mp_remote(Some(&inventory), &["deploy"]);
+    println!("deploy:\n{}{}", first.stdout, first.stderr);
+    assert_eq!(first.code, 0, "{first:?}");
+
+    let ch = format!("http://{}:8123/", fleet.host("h1").private_ip);
+    let select = |user: &str, key: &str| {
+        fleet.exec(
+            "h2",
+            &format!("curl -s -H 'X-ClickHouse-User: {user}' -H \"X-ClickHouse-Key: {key}\" --data-binary 'SELECT 1' {ch}"),
+        )
+    };
+    let storage = select(
+        "marketprism",
+        "$(cat /etc/marketprism/storage-clickhouse-password)",
+    );
+    assert_eq!(storage.trim(), "1", "{storage}");
+    let default = select("default", "");
+    assert!(default.contains("not allowed"), "{default}");
 }

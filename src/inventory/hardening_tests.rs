@@ -37,6 +37,10 @@ fn refused() -> Vec<(String, &'static str, usize, usize)> {
         (c(&format!("roles = [\"clickhouse\"]\n[components.clickhouse]\nsource = \"release\"\nversion = \"25.10.1.3832\"\nsha256 = \"{SUM}\"\n")), "one sha256 per archive", 8, 10),
         (c("roles = [\"nats\"]\n[components.nats]\nsource = \"push\"\n"), "needs the file to push", 6, 10),
         (c("roles = [\"nats\"]\n[components.nats]\nsource = \"os\"\nversion = \"2\"\n"), "version does not apply to source = \"os\"", 7, 11),
+        // NATS TLS: three files that exist, for NATS only.
+        (c("roles = [\"nats\"]\n[components.nats]\nsource = \"os\"\ntls = { cert = \"c.pem\", key = \"k.pem\" }\n"), "[components.nats]: tls has no ca", 7, 7),
+        (c("roles = [\"nats\"]\n[components.nats]\nsource = \"os\"\ntls = { cert = \"no/such/cert.pem\", key = \"k.pem\", ca = \"ca.pem\" }\n"), "[components.nats]: tls cert: no file inventory/no/such/cert.pem", 7, 16),
+        (c("roles = [\"clickhouse\"]\n[components.clickhouse]\nsource = \"os\"\ntls = { cert = \"c.pem\" }\n"), "tls applies to NATS only", 7, 7),
         (c("[components.nats]\nsource = \"release\"\nsha256 = \"abc\"\n"), "64 hex digits", 6, 10),
         (c("[components.nats]\nsource = \"release\"\nversion = 2\n"), "invalid type: integer", 6, 11),
         (c("[components.redis]\nsource = \"os\"\n"), "[components.\"redis\"] is not a component", 4, 13),

@@ -60,7 +60,15 @@ const TABLES: &[(&str, &[&str])] = &[
     (
         "[services.s]",
         &[
-            "roles", "hosts", "kind", "path", "command", "ports", "after", "user",
+            "roles",
+            "hosts",
+            "kind",
+            "path",
+            "command",
+            "ports",
+            "after",
+            "user",
+            "nats_user",
         ],
     ),
 ];
@@ -151,6 +159,7 @@ fn values_for(key: &str) -> (&'static [&'static str], &'static [&'static str]) {
         "command" => (&["\"python3 app.py\"", "[\"./run\"]"], &["\"\""]),
         "ports" => (&["[8000]"], &["[4222]", "[0]"]),
         "after" => (&["[\"nats\"]"], &["[\"s\"]", "[\"nothing\"]"]),
+        "nats_user" => (&["\"collector\"", "\"services\""], &["\"mp-admin\"", "\"root\""]),
         _ => (VALUES, VALUES),
     }
 }

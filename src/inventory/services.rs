@@ -28,6 +28,7 @@ use super::services_rules::{health, order, placement, ports_free};
 use super::validate::Checker;
 use super::Host;
 use crate::stack::component;
+use crate::stack::nats::NatsUser;
 
 /// How long a start waits for the health probe unless `health.timeout` says.
 pub const DEFAULT_HEALTH_TIMEOUT: Duration = Duration::from_secs(60);
@@ -49,6 +50,7 @@ pub struct RawService {
     pub after: Option<Spanned<Vec<Spanned<String>>>>,
     pub requirements: Option<Spanned<String>>,
     pub wheelhouse: Option<Spanned<String>>,
+    pub nats_user: Option<Spanned<String>>,
 }
 
 /// `health = { http = URL, json = { FIELD = VALUE } }` or `{ tcp = PORT }`.
@@ -107,6 +109,9 @@ pub struct UserService {
     pub after: Vec<String>,
     /// Python: the requirements file, relative to `path` (None: no dependencies).
     pub requirements: Option<String>,
+    /// The fleet's NATS user whose login it gets (`NATS_USER`, `NATS_PASSWORD`): `services`
+    /// unless `nats_user` says `collector` (it publishes market data) or `storage`.
+    pub nats_user: NatsUser,
     /// Python: a directory of wheels relative to `path`, installed with `--no-index`.
     pub wheelhouse: Option<String>,
 }
@@ -392,6 +397,20 @@ fn one(
         }
     }
 
+    let nats_user = match &raw.nats_user {
+        None => NatsUser::Services,
+        Some(u) => [NatsUser::Services, NatsUser::Collector, NatsUser::Storage]
+            .into_iter()
+            .find(|n| n.name() == u.get_ref())
+            .ok_or_else(|| {
+                invalid(
+                    u.span(),
+                    format!("{scope}: nats_user = {:?} is not one of the fleet's NATS users", u.get_ref()),
+                    "write \"services\" (the default: reads anything, never writes market data), \"collector\" (publishes market data) or \"storage\" (consumes the streams)",
+                )
+            })?,
+    };
+
     let mut requirements = None;
     let mut wheelhouse = None;
     match kind {
@@ -463,6 +482,7 @@ fn one(
             ports,
             health,
             after,
+            nats_user,
             requirements,
             wheelhouse,
         },

@@ -240,3 +240,19 @@ fn a_service_name_must_make_an_account_name() {
     );
     assert!(refused(&ECHO.replace("echo]", "\"e.cho\"]")).contains("invalid service name"));
 }
+
+#[test]
+fn nats_user_picks_the_fleet_login_a_service_gets() {
+    let dir = dir();
+    let inv = parse(&dir, ECHO).unwrap();
+    assert_eq!(inv.services[0].nats_user, NatsUser::Services);
+    let inv = parse(&dir, &format!("{ECHO}nats_user = \"collector\"\n")).unwrap();
+    assert_eq!(inv.services[0].nats_user, NatsUser::Collector);
+    let e = refused(&format!("{ECHO}nats_user = \"mp-admin\"\n"));
+    assert!(
+        e.starts_with(
+            "6:13: [services.echo]: nats_user = \"mp-admin\" is not one of the fleet's NATS users"
+        ),
+        "{e}"
+    );
+}

@@ -29,6 +29,16 @@ pub struct RawComponent {
     pub sha256: Option<Spanned<Value>>,
     pub base_url: Option<Spanned<String>>,
     pub artifact: Option<Spanned<Value>>,
+    pub tls: Option<Spanned<RawTls>>,
+}
+
+/// `tls = { cert, key, ca }` of `[components.nats]`, as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    pub cert: Option<Spanned<String>>,
+    pub key: Option<Spanned<String>>,
+    pub ca: Option<Spanned<String>>,
 }
 
 pub type RawComponents = BTreeMap<Spanned<String>, Spanned<RawComponent>>;
@@ -146,6 +156,9 @@ impl Checker<'_> {
                 )
             }
         };
+        if let Some(tls) = &c.tls {
+            self.tls(role, tls)?;
+        }
         let kind = source.get_ref().as_str();
         for (key, span) in c.keys() {
             if !allowed.contains(&key) {
@@ -220,6 +233,56 @@ impl Checker<'_> {
             }
             _ => Ok(()),
         }
+    }
+
+    /// NATS only; the three files, each a file on this machine.
+    fn tls(&self, role: Role, tls: &Spanned<RawTls>) -> Result<(), InventoryError> {
+        let fail = |span: Range<usize>, message: String, hint: &str| {
+            Err(self.src.invalid(
+                span,
+                format!("[components.{role}]: {message}"),
+                hint.to_string(),
+            ))
+        };
+        if role != Role::Nats {
+            return fail(
+                tls.span(),
+                "tls applies to NATS only".into(),
+                "move it to [components.nats]",
+            );
+        }
+        let t = tls.get_ref();
+        let files = [
+            (
+                "cert",
+                &t.cert,
+                "the PEM certificate every NATS node presents",
+            ),
+            ("key", &t.key, "its PEM private key"),
+            ("ca", &t.ca, "the PEM certificate of the CA that signed it"),
+        ];
+        // All three named first, then each one there.
+        for (name, value, what) in files {
+            if value.is_none() {
+                return fail(
+                    tls.span(),
+                    format!("tls has no {name}"),
+                    &format!("add {name} = \"...\": {what}, relative to the inventory"),
+                );
+            }
+        }
+        for (name, value, what) in files {
+            let Some(value) = value else { continue };
+            let file = self.path(value.get_ref().trim());
+            if !file.is_file() {
+                return fail(
+                    value.span(),
+                    format!("tls {name}: no file {}", file.display()),
+                    &format!("give the path of {what}, relative to the inventory"),
+                );
+            }
+        }
+        Ok(())
     }
 
     fn checksums(&self, scope: &str, value: &Spanned<Value>) -> Result<Checksums, InventoryError> {

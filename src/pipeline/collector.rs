@@ -74,6 +74,7 @@ pub async fn run(
     let client = nats::connect(
         &format!("mp-collector {}", config.id),
         &config.nats_urls,
+        config.nats.as_ref(),
         link,
     )
     .await

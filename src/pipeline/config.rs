@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 use super::message::{DataType, Exchange};
+use super::nats_auth::NatsAuthConfig;
 
 /// A config file that cannot be used. Named fields, so callers and tests can look at the key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +48,9 @@ pub struct CollectorConfig {
     /// Goes into every message (`collector_id`) and every `Nats-Msg-Id`.
     pub id: String,
     pub nats_urls: Vec<String>,
+    /// Who it connects as (None: anonymously, to a server without authorization).
+    #[serde(default)]
+    pub nats: Option<NatsAuthConfig>,
     #[serde(default = "default_collector_health")]
     pub health_listen: SocketAddr,
     #[serde(default = "default_collector_metrics")]
@@ -140,6 +144,8 @@ pub enum SourceKind {
 #[serde(deny_unknown_fields)]
 pub struct StorageConfig {
     pub nats_urls: Vec<String>,
+    #[serde(default)]
+    pub nats: Option<NatsAuthConfig>,
     #[serde(default = "default_storage_health")]
     pub health_listen: SocketAddr,
     #[serde(default = "default_storage_metrics")]

@@ -202,6 +202,7 @@ fn rendered_configs_parse() {
     let text = collector_config(&CollectorConfigInput {
         id: "mp-1".into(),
         nats_urls: urls.clone(),
+        nats: None,
         rate: 40,
         source: SourceConfig::default(),
     });
@@ -225,6 +226,7 @@ fn rendered_configs_parse() {
     let text = collector_config(&CollectorConfigInput {
         id: "mp-1".into(),
         nats_urls: urls.clone(),
+        nats: None,
         rate: 40,
         source: live.clone(),
     });
@@ -240,6 +242,7 @@ fn rendered_configs_parse() {
     );
     let text = storage_config(&StorageConfigInput {
         nats_urls: urls,
+        nats: None,
         clickhouse_url: "http://10.0.0.3:8123".into(),
         clickhouse_user: "marketprism".into(),
         password_file: "/etc/marketprism/clickhouse-password".into(),

@@ -10,6 +10,7 @@ pub mod http;
 pub mod message;
 pub mod metrics;
 pub mod nats;
+pub mod nats_auth;
 pub mod source;
 pub mod storage;
 

@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 
 use async_nats::{Client, ConnectOptions, Event};
 
+use super::nats_auth::NatsAuthConfig;
+
 /// Whether the client is connected now, and since when it is not.
 #[derive(Debug)]
 pub struct Link {
@@ -57,9 +59,15 @@ impl Link {
 /// How long a TCP connect and the server's greeting may take, per attempt.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A client that connects in the background to any of `urls` and reconnects forever; `link`
-/// follows its state. Fails only on URLs that cannot be parsed (config checks them first).
-pub async fn connect(name: &str, urls: &[String], link: Arc<Link>) -> Result<Client, String> {
+/// A client that connects in the background to any of `urls` (as `auth`'s user when given)
+/// and reconnects forever; `link` follows its state. Fails on URLs that cannot be parsed
+/// (config checks them first) and on a password file it cannot read.
+pub async fn connect(
+    name: &str,
+    urls: &[String],
+    auth: Option<&NatsAuthConfig>,
+    link: Arc<Link>,
+) -> Result<Client, String> {
     let urls_text = urls.join(", ");
     let on_event = move |event: Event| {
         match &event {
@@ -80,7 +88,11 @@ pub async fn connect(name: &str, urls: &[String], link: Arc<Link>) -> Result<Cli
         }
         async {}
     };
-    ConnectOptions::new()
+    let options = match auth {
+        Some(auth) => auth.apply(ConnectOptions::new())?,
+        None => ConnectOptions::new(),
+    };
+    options
         .name(name)
         .connection_timeout(CONNECT_TIMEOUT)
         .retry_on_initial_connect()

@@ -32,10 +32,17 @@ pub struct Fleet {
     /// (name, private address) of every NATS node, in inventory order.
     pub nats_nodes: Vec<(String, String)>,
     pub clickhouse_password: String,
+    /// Every NATS client and route logs in with a password derived from this.
+    pub nats: stack::nats::NatsCredentials,
+    /// `[components.nats] tls`: the files pushed to the hosts; None: plain connections.
+    pub nats_tls: Option<stack::nats::NatsTlsFiles>,
     pub stream_limits: stack::StreamLimits,
     pub replicas: usize,
     /// (name, private address) of every ClickHouse host, in inventory order.
     pub clickhouse_nodes: Vec<(String, String)>,
+    /// The private addresses of the storage hosts: the only ones, besides loopback, ClickHouse
+    /// lets the pipeline's user in from.
+    pub storage_addresses: Vec<String>,
     /// How many collectors the fleet runs: without one, no data flow is expected.
     pub collectors: usize,
     /// The tables layer 5 expects rows in: what the fleet's collectors fill at a steady rate.
@@ -52,9 +59,12 @@ impl Fleet {
         Fleet {
             nats_nodes: vec![("local".into(), "127.0.0.1".into())],
             clickhouse_password: "secret".into(),
+            nats: stack::nats::NatsCredentials::new("nats-secret"),
+            nats_tls: None,
             stream_limits: stack::StreamLimits::default(),
             replicas: 1,
             clickhouse_nodes: vec![("local".into(), "127.0.0.1".into())],
+            storage_addresses: vec!["127.0.0.1".into()],
             collectors: 1,
             flow_tables: super::pipeline::TABLES
                 .iter()
@@ -100,6 +110,9 @@ pub fn servers_plan(
         install.extend(port_steps(&NATS, "nats-server"));
         install.extend(nats_install);
         init.extend(nats_init_steps(host, facts, fleet, nats_run)?);
+    } else if let Some(tls) = &fleet.nats_tls {
+        // Every NATS client on this host (pipeline or user service) trusts the same CA.
+        init.push(super::nats_tls::ca_step(tls, None));
     }
     if host.roles.contains(&Role::Clickhouse) {
         let (clickhouse_install, server) = install_clickhouse::clickhouse_install(
@@ -236,8 +249,37 @@ fn nats_init_steps(
     } else {
         Vec::new()
     };
+    input.credentials = Some(fleet.nats.clone());
+    input.tls = fleet.nats_tls.is_some();
     let config = stack::nats::render_config(&input).map_err(|e| stack_error(host, e))?;
-    let mut steps = vec![
+    let secret = |id: &str, path: &str, content: String| Step {
+        id: id.into(),
+        title: format!("render {path}"),
+        action: Action::File {
+            path: path.into(),
+            content: format!("{content}\n"),
+            mode: 0o600,
+            owner: None,
+        },
+        notify: vec![],
+    };
+    let mut steps = Vec::new();
+    if let Some(tls) = &fleet.nats_tls {
+        steps.extend(super::nats_tls::server_steps(tls, NATS_SERVICE));
+    }
+    steps.extend([
+        // Kept for the next deploy, which derives the same passwords from it.
+        secret(
+            "init.nats.secret",
+            stack::nats::SECRET_FILE,
+            fleet.nats.secret().to_string(),
+        ),
+        // How the agent on this host logs in (streams, replica checks).
+        secret(
+            "init.nats.admin-password",
+            stack::nats::ADMIN_PASSWORD_FILE,
+            fleet.nats.password(stack::nats::NatsUser::Admin),
+        ),
         Step {
             id: "init.nats.store-dir".into(),
             title: format!("JetStream store {}", input.store_dir),
@@ -251,15 +293,16 @@ fn nats_init_steps(
         Step {
             id: "init.nats.config".into(),
             title: format!("render {NATS_CONFIG}"),
+            // It holds the users' passwords: readable by the server's group only.
             action: Action::File {
                 path: NATS_CONFIG.into(),
                 content: config.text,
-                mode: 0o644,
-                owner: None,
+                mode: 0o640,
+                owner: Some("root:nats".into()),
             },
             notify: vec![NATS_SERVICE.into()],
         },
-    ];
+    ]);
     // A drop-in points the package's own unit at our config: the package's files stay untouched.
     let server = Server {
         step_id: NATS_SERVICE,
@@ -309,13 +352,17 @@ fn clickhouse_init_steps(
     version: &ClickHouseVersion,
     server_binary: &str,
 ) -> Result<Vec<Step>, PlanError> {
-    let listen = stack::clickhouse::listen_config(version, &ListenConfigInput::default())
-        .map_err(|e| stack_error(host, e))?;
-    let users = stack::clickhouse::users_config(
+    let listen = stack::clickhouse::listen_config(
         version,
-        &UsersConfigInput::marketprism(fleet.clickhouse_password.clone()),
+        &ListenConfigInput::loopback_and(&host.private_address),
     )
     .map_err(|e| stack_error(host, e))?;
+    let mut user = UsersConfigInput::marketprism(fleet.clickhouse_password.clone());
+    for address in &fleet.storage_addresses {
+        user.allow(address);
+    }
+    let users =
+        stack::clickhouse::users_config(version, &user).map_err(|e| stack_error(host, e))?;
     // users.d holds the password hash: readable by the server's group only.
     let file = |id: &str, path: String, content: String, mode: u32, notify: bool| Step {
         id: id.into(),
@@ -413,3 +460,7 @@ fn nats_healthz(query: &str) -> Action {
         log_unit: Some(NATS.unit.into()),
     }
 }
+
+#[cfg(test)]
+#[path = "security_tests.rs"]
+mod security_tests;

@@ -105,6 +105,18 @@ impl Checksums {
 pub struct Components {
     pub nats: Source,
     pub clickhouse: Source,
+    /// `[components.nats] tls = { cert, key, ca }`: NATS clients and routes speak TLS.
+    pub nats_tls: Option<NatsTlsPaths>,
+}
+
+/// The certificate every NATS node presents (to clients and to the other nodes' routes), its
+/// key, and the CA that signed it: paths on the control node, relative to the inventory.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NatsTlsPaths {
+    pub cert: String,
+    pub key: String,
+    pub ca: String,
 }
 
 /// The seed's pinned releases, used when the inventory names no source.
@@ -114,13 +126,20 @@ pub const CLICKHOUSE_PINNED: &str = "25.10.1";
 impl Components {
     pub fn from_table(table: &toml::Table) -> Result<Self, String> {
         let get = |name: &str, pinned: &str| -> Result<Source, String> {
-            let source = match table.get(name) {
+            let without_tls = table.get(name).map(|value| {
+                let mut value = value.clone();
+                if let Some(t) = value.as_table_mut() {
+                    t.remove("tls");
+                }
+                value
+            });
+            let source = match without_tls {
                 None => Source::Release {
                     version: Some(pinned.to_string()),
                     sha256: None,
                     base_url: None,
                 },
-                Some(value) => value.clone().try_into::<Source>().map_err(|e| {
+                Some(value) => value.try_into::<Source>().map_err(|e| {
                     format!(
                         "[components.{name}]: {e}; use source = \"os\", \"release\" (version, sha256, base_url) or \"push\" (artifact, sha256, version)"
                     )
@@ -136,9 +155,20 @@ impl Components {
                 ));
             }
         }
+        let tls_of = |name: &str| table.get(name).and_then(|t| t.get("tls"));
+        if tls_of("clickhouse").is_some() {
+            return Err("[components.clickhouse]: tls applies to [components.nats] only".into());
+        }
+        let nats_tls = match tls_of("nats") {
+            None => None,
+            Some(value) => Some(value.clone().try_into::<NatsTlsPaths>().map_err(|e| {
+                format!("[components.nats]: tls: {e}; write tls = {{ cert = \"...\", key = \"...\", ca = \"...\" }}")
+            })?),
+        };
         Ok(Self {
             nats: get("nats", NATS_PINNED)?,
             clickhouse: get("clickhouse", CLICKHOUSE_PINNED)?,
+            nats_tls,
         })
     }
 }
@@ -241,6 +271,34 @@ mod tests {
 
     fn parse(text: &str) -> Result<Components, String> {
         Components::from_table(&toml::from_str(text).unwrap())
+    }
+
+    #[test]
+    fn nats_tls_is_read_beside_the_source() {
+        let c = parse(
+            "[nats]\nsource = \"os\"\ntls = { cert = \"c.pem\", key = \"k.pem\", ca = \"ca.pem\" }\n",
+        )
+        .unwrap();
+        assert_eq!(c.nats, Source::Os {});
+        assert_eq!(
+            c.nats_tls,
+            Some(NatsTlsPaths {
+                cert: "c.pem".into(),
+                key: "k.pem".into(),
+                ca: "ca.pem".into()
+            })
+        );
+        let missing = parse("[nats]\nsource = \"os\"\ntls = { cert = \"c.pem\" }\n").unwrap_err();
+        assert!(
+            missing.contains("[components.nats]: tls: missing field `key`"),
+            "{missing}"
+        );
+        let clickhouse =
+            parse("[clickhouse]\nsource = \"os\"\ntls = { cert = \"c.pem\" }\n").unwrap_err();
+        assert!(
+            clickhouse.contains("NATS") || clickhouse.contains("nats"),
+            "{clickhouse}"
+        );
     }
 
     #[test]

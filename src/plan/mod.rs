@@ -5,6 +5,7 @@ pub mod components;
 pub mod install;
 pub mod install_clickhouse;
 pub mod model;
+mod nats_tls;
 pub mod pipeline;
 pub mod probe;
 pub mod rollout;

@@ -7,7 +7,7 @@ use crate::pipeline::config::SourceKind;
 use crate::pipeline::message::DataType;
 use crate::pipeline::source::exchanges;
 use crate::stack::clickhouse::COMPONENT as CLICKHOUSE;
-use crate::stack::nats::COMPONENT as NATS;
+use crate::stack::nats::{NatsUser, COMPONENT as NATS, TLS_CA_FILE};
 use crate::stack::pipeline::{self, PipelineService, SERVICE_USER};
 
 use super::build::{Fleet, PlanError, CLICKHOUSE_USER};
@@ -17,6 +17,10 @@ use super::service::{service_steps, Server};
 /// Where the storage reads the ClickHouse password: its own copy, readable by its account
 /// only (the ClickHouse host's copy stays root's).
 pub const STORAGE_PASSWORD_FILE: &str = "/etc/marketprism/storage-clickhouse-password";
+/// Where a pipeline service reads its NATS password: its own file, readable by its account.
+pub fn nats_password_file(service: PipelineService) -> String {
+    format!("/etc/marketprism/{}-nats-password", service.name())
+}
 /// Synthetic messages per second per collector, unless the host's `collector_rate` var says.
 pub const DEFAULT_COLLECTOR_RATE: u32 = 40;
 /// How long the services get to answer healthy, and data to reach every table.
@@ -182,11 +186,49 @@ fn service_start_steps(
         .map(|(_, address)| NATS.endpoint(address))
         .collect();
     let owned_by_service = Some(format!("root:{SERVICE_USER}"));
-    let mut steps = Vec::new();
+    let nats_user = match service {
+        PipelineService::Collector => NatsUser::Collector,
+        PipelineService::Storage => NatsUser::Storage,
+    };
+    let password_file = nats_password_file(service);
+    let mut steps = vec![Step {
+        id: format!("start.{name}.nats-password"),
+        title: format!(
+            "NATS password of user {} ({password_file})",
+            nats_user.name()
+        ),
+        action: Action::File {
+            path: password_file.clone(),
+            content: format!("{}\n", fleet.nats.password(nats_user)),
+            mode: 0o640,
+            owner: owned_by_service.clone(),
+        },
+        notify: notify.clone(),
+    }];
+    if let Some(tls) = &fleet.nats_tls {
+        steps.push(Step {
+            id: format!("start.{name}.nats-ca"),
+            title: format!("NATS TLS CA {TLS_CA_FILE}"),
+            action: Action::File {
+                path: TLS_CA_FILE.into(),
+                content: tls.ca_pem.clone(),
+                mode: 0o644,
+                owner: None,
+            },
+            notify: notify.clone(),
+        });
+    }
+    let nats = Some(pipeline::NatsLogin {
+        user: nats_user.name().into(),
+        password_file,
+        inbox_prefix: nats_user.inbox_prefix(),
+        ca_file: fleet.nats_tls.as_ref().map(|_| TLS_CA_FILE.to_string()),
+    });
     let config = match service {
         PipelineService::Collector => pipeline::collector_config(&pipeline::CollectorConfigInput {
             id: host.name.clone(),
             nats_urls,
+            nats,
             rate: match host.collector.rate {
                 Some(rate) => rate,
                 None => collector_rate(host)?,
@@ -207,6 +249,7 @@ fn service_start_steps(
             });
             pipeline::storage_config(&pipeline::StorageConfigInput {
                 nats_urls,
+                nats,
                 clickhouse_url: clickhouse_url_for(host, fleet),
                 clickhouse_user: CLICKHOUSE_USER.into(),
                 password_file: STORAGE_PASSWORD_FILE.into(),

@@ -79,6 +79,7 @@ fn storage_on_its_own_host_writes_to_the_first_clickhouse_over_its_address() {
     assert_eq!(
         ids(&plan),
         [
+            "start.storage.nats-password",
             "start.storage.secret",
             "start.storage.config",
             "start.storage.unit",
@@ -86,7 +87,7 @@ fn storage_on_its_own_host_writes_to_the_first_clickhouse_over_its_address() {
             "start.storage.health"
         ]
     );
-    let Action::File { content, .. } = &plan.layers[0].steps[1].action else {
+    let Action::File { content, .. } = &plan.layers[0].steps[2].action else {
         panic!()
     };
     assert!(
@@ -97,9 +98,36 @@ fn storage_on_its_own_host_writes_to_the_first_clickhouse_over_its_address() {
         content.contains("nats_urls = [\"nats://10.0.0.1:4222\", \"nats://10.0.0.2:4222\"]"),
         "{content}"
     );
-    // The password goes to a file of its own, never into the config.
+    // The passwords go to files of their own, never into the config.
     assert!(!content.contains("secret"), "{content}");
-    let Action::WaitHttp { expect_json, .. } = &plan.layers[0].steps[4].action else {
+    let fleet = remote_fleet();
+    let nats_password = fleet.nats.password(crate::stack::nats::NatsUser::Storage);
+    assert!(!content.contains(&nats_password), "{content}");
+    assert!(
+        content.contains(
+            "[nats]\nuser = \"storage\"\npassword_file = \"/etc/marketprism/storage-nats-password\"\ninbox_prefix = \"_INBOX_storage\"\n"
+        ),
+        "{content}"
+    );
+    let Action::File {
+        path,
+        content,
+        mode,
+        owner,
+    } = &plan.layers[0].steps[0].action
+    else {
+        panic!()
+    };
+    assert_eq!(
+        (path.as_str(), content.as_str(), *mode, owner.as_deref()),
+        (
+            "/etc/marketprism/storage-nats-password",
+            format!("{nats_password}\n").as_str(),
+            0o640,
+            Some("root:marketprism")
+        )
+    );
+    let Action::WaitHttp { expect_json, .. } = &plan.layers[0].steps[5].action else {
         panic!()
     };
     assert_eq!(expect_json.as_ref().unwrap().equals, "healthy");
@@ -118,6 +146,7 @@ fn without_systemd_the_agent_supervises_the_current_release() {
     assert_eq!(
         ids(&plan),
         [
+            "start.collector.nats-password",
             "start.collector.config",
             "start.collector.service",
             "start.collector.health"
@@ -127,12 +156,19 @@ fn without_systemd_the_agent_supervises_the_current_release() {
         command,
         config_files,
         ..
-    } = &plan.layers[0].steps[1].action
+    } = &plan.layers[0].steps[2].action
     else {
         panic!()
     };
     assert_eq!(command[0], "/opt/marketprism/current/mp-remote");
-    assert_eq!(config_files, &["/etc/marketprism/collector.toml"]);
+    // A new NATS password restarts it too.
+    assert_eq!(
+        config_files,
+        &[
+            "/etc/marketprism/collector-nats-password",
+            "/etc/marketprism/collector.toml"
+        ]
+    );
 }
 
 #[test]

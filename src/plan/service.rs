@@ -215,6 +215,8 @@ mod tests {
         assert_eq!(
             ids(&steps),
             [
+                "init.nats.secret",
+                "init.nats.admin-password",
                 "init.nats.store-dir",
                 "init.nats.config",
                 "init.nats.service",
@@ -228,8 +230,8 @@ mod tests {
                 "init.clickhouse.schema",
             ]
         );
-        let Action::Supervised { config_files, .. } = &steps[8].action else {
-            panic!("{:?}", steps[8])
+        let Action::Supervised { config_files, .. } = &steps[10].action else {
+            panic!("{:?}", steps[10])
         };
         assert_eq!(
             config_files,
@@ -248,6 +250,8 @@ mod tests {
         assert_eq!(
             ids(&steps),
             [
+                "init.nats.secret",
+                "init.nats.admin-password",
                 "init.nats.store-dir",
                 "init.nats.config",
                 "init.nats.unit",
@@ -265,7 +269,7 @@ mod tests {
         assert!(!steps
             .iter()
             .any(|s| matches!(s.action, Action::Supervised { .. })));
-        assert_eq!(steps[3].title, "nats-server enabled and running");
-        assert_eq!(steps[9].title, "clickhouse-server enabled and running");
+        assert_eq!(steps[5].title, "nats-server enabled and running");
+        assert_eq!(steps[11].title, "clickhouse-server enabled and running");
     }
 }

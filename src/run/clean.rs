@@ -322,6 +322,7 @@ mod tests {
             ports: vec![],
             health: None,
             after: vec![],
+            nats_user: crate::stack::nats::NatsUser::Services,
             requirements: None,
             wheelhouse: None,
         };

@@ -161,11 +161,13 @@ pub async fn deploy(
         relays.stop(&connected).await;
         let mut ready: Vec<Ready> = Vec::new();
         let mut password = None;
+        let mut nats_secret = None;
         let mut agent_sha256 = BTreeMap::new();
         for (c, (took, result)) in connected.iter().zip(detected) {
             match result {
                 Ok(d) => {
                     password = password.or(d.password);
+                    nats_secret = nats_secret.or(d.nats_secret);
                     agent_sha256.insert(c.host.name.clone(), d.agent_sha256);
                     progress(&c.host.name, &AgentEvent::StepFinished(d.arrival.clone()));
                     ready.push(Ready {
@@ -193,6 +195,25 @@ pub async fn deploy(
                 Some(p) => p,
                 None => generate_password()?,
             },
+            nats: crate::stack::nats::NatsCredentials::new(match nats_secret {
+                Some(s) => s,
+                None => {
+                    let others: Vec<&crate::inventory::Host> = nats_hosts
+                        .iter()
+                        .filter(|h| !selected.iter().any(|s| s.name == h.name))
+                        .copied()
+                        .collect();
+                    let kept = if others.is_empty() {
+                        None
+                    } else {
+                        super::nats_secret::from_other_hosts(&others, fanout).await?
+                    };
+                    match kept {
+                        Some(s) => s,
+                        None => generate_password()?,
+                    }
+                }
+            }),
             stream_limits,
             replicas,
             clickhouse_nodes: inventory
@@ -200,11 +221,26 @@ pub async fn deploy(
                 .iter()
                 .map(|h| (h.name.clone(), h.private_address.clone()))
                 .collect(),
+            nats_tls: match &components.nats_tls {
+                Some(paths) => Some(read_nats_tls(&inventory.path, paths)?),
+                None => None,
+            },
+            storage_addresses: inventory
+                .hosts_with_role(Role::Storage)
+                .iter()
+                .map(|h| h.private_address.clone())
+                .collect(),
             collectors: inventory.hosts_with_role(Role::Collector).len(),
             flow_tables: plan::flow_tables(&inventory.hosts_with_role(Role::Collector)),
             agent_sha256,
         };
         options.redactor.register(&fleet.clickhouse_password);
+        for secret in fleet.nats.all_secrets() {
+            options.redactor.register(&secret);
+        }
+        if let Some(tls) = &fleet.nats_tls {
+            options.redactor.register(tls.key_pem.trim());
+        }
         let ctx = Ctx {
             inventory,
             fanout,
@@ -280,6 +316,8 @@ struct Detected {
     /// The agent this host got (its build, for its arch): the pipeline's release there.
     agent_sha256: String,
     password: Option<String>,
+    /// The fleet's NATS secret, where this NATS host already has one.
+    nats_secret: Option<String>,
 }
 
 async fn detect(
@@ -331,12 +369,20 @@ async fn detect(
             );
         }
     }
-    let password = if host.roles.contains(&Role::Clickhouse) {
+    let read_secret = |path: &'static str| async move {
         let read = c
             .transport
-            .exec(&with_become(&read_secret_command(), host.become_), b"")
+            .exec(&with_become(&read_secret_command(path), host.become_), b"")
             .await?;
-        Some(read.stdout_text().trim().to_string()).filter(|p| !p.is_empty())
+        anyhow::Ok(Some(read.stdout_text().trim().to_string()).filter(|p| !p.is_empty()))
+    };
+    let password = if host.roles.contains(&Role::Clickhouse) {
+        read_secret(plan::build::CLICKHOUSE_SECRET_PATH).await?
+    } else {
+        None
+    };
+    let nats_secret = if host.roles.contains(&Role::Nats) {
+        read_secret(crate::stack::nats::SECRET_FILE).await?
     } else {
         None
     };
@@ -357,6 +403,7 @@ async fn detect(
         arrival,
         agent_sha256: agent.sha256.clone(),
         password,
+        nats_secret,
     })
 }
 
@@ -509,16 +556,38 @@ fn stream_limits(inventory: &Inventory) -> anyhow::Result<crate::stack::StreamLi
     Ok(limits)
 }
 
-/// Reads the ClickHouse password the host already has. An agent left running by a cut
-/// connection may be about to write it: wait for that agent (its lock) first, or this run
-/// would make a second password and replace the first one's.
-fn read_secret_command() -> String {
+/// Reads a secret the host already has (the ClickHouse password, the NATS secret). An agent
+/// left running by a cut connection may be about to write it: wait for that agent (its lock)
+/// first, or this run would make a second secret and replace the first one's.
+pub(super) fn read_secret_command(secret: &str) -> String {
     let lock = format!("{}/agent.lock", plan::build::STATE_DIR);
     format!(
         "if [ -e {lock} ] && command -v flock >/dev/null 2>&1; then flock -w {wait} {lock} true; fi; cat {secret} 2>/dev/null",
         wait = crate::agent::lock::WAIT.as_secs(),
-        secret = plan::build::CLICKHOUSE_SECRET_PATH,
     )
+}
+
+/// The TLS files `[components.nats] tls` names, relative to the inventory's directory.
+fn read_nats_tls(
+    inventory: &std::path::Path,
+    paths: &plan::components::NatsTlsPaths,
+) -> anyhow::Result<crate::stack::nats::NatsTlsFiles> {
+    let dir = inventory.parent().unwrap_or(std::path::Path::new("."));
+    let read = |name: &str, path: &str| {
+        let file = dir.join(path);
+        std::fs::read_to_string(&file).with_context(|| {
+            format!(
+                "{}: [components.nats] tls {name}: cannot read {}",
+                inventory.display(),
+                file.display()
+            )
+        })
+    };
+    Ok(crate::stack::nats::NatsTlsFiles {
+        cert_pem: read("cert", &paths.cert)?,
+        key_pem: read("key", &paths.key)?,
+        ca_pem: read("ca", &paths.ca)?,
+    })
 }
 
 fn run_id() -> String {

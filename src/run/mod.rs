@@ -13,6 +13,7 @@ pub mod deploy;
 pub mod fanout;
 pub mod guard;
 pub mod lease;
+pub mod nats_secret;
 pub mod pack;
 pub mod phases;
 pub mod reattach;

@@ -79,6 +79,25 @@ pub fn prepare(
     Ok(bundles)
 }
 
+/// `NATS_USER`, `NATS_PASSWORD` and `NATS_INBOX_PREFIX` of the service's NATS user (`nats_user`, default
+/// `services`), in the env file with the other secrets, unless the service sets either itself
+/// (its own env or env_files win).
+fn add_nats_login(
+    secrets: &mut BTreeMap<String, String>,
+    s: &UserService,
+    nats: &crate::stack::nats::NatsCredentials,
+) {
+    let user = s.nats_user;
+    let own = |k: &str| s.env.contains_key(k) || s.env_files.contains_key(k);
+    if own("NATS_USER") || own("NATS_PASSWORD") {
+        return;
+    }
+    secrets.insert("NATS_USER".into(), user.name().into());
+    secrets.insert("NATS_PASSWORD".into(), nats.password(user));
+    // The reply subjects its permissions allow (`collector` and `storage` read only their own).
+    secrets.insert("NATS_INBOX_PREFIX".into(), user.inbox_prefix());
+}
+
 /// What decides a venv: the requirements' bytes and where pip gets them (the index, or the
 /// wheelhouse's wheels by name). The code of the service is not part of it.
 fn venv_key(s: &UserService) -> anyhow::Result<Option<String>> {
@@ -138,7 +157,17 @@ pub(in crate::run) async fn services_phase(
                     .iter()
                     .find(|b| b.name == s.name)
                     .context("a service was not packed (a bug: please report it)")?;
-                let ready = bundle.prepared(r.facts.is_root);
+                let mut ready = bundle.prepared(r.facts.is_root);
+                if !ctx.fleet.nats_nodes.is_empty() {
+                    add_nats_login(&mut ready.secrets, s, &ctx.fleet.nats);
+                    if ctx.fleet.nats_tls.is_some() {
+                        // Written on every host of the fleet by the servers phase.
+                        ready.secrets.insert(
+                            "NATS_CA_FILE".into(),
+                            crate::stack::nats::TLS_CA_FILE.into(),
+                        );
+                    }
+                }
                 if !options.check_only {
                     c.transport
                         .upload(&bundle.archive, &ready.archive, 0o600)

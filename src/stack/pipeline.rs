@@ -147,12 +147,25 @@ pub const CONFIG_DIR: &str = "/etc/marketprism";
 /// The account both services run as.
 pub const SERVICE_USER: &str = "marketprism";
 
+/// `[nats]` of a service's config: who it connects as and where its password is on the host
+/// (never the password itself).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NatsLogin {
+    pub user: String,
+    pub password_file: String,
+    pub inbox_prefix: String,
+    /// NATS speaks TLS: the CA file on the host.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
+}
+
 /// What the collector's config is made from.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CollectorConfigInput {
     /// Goes into every message (`collector_id`): the host's name.
     pub id: String,
     pub nats_urls: Vec<String>,
+    pub nats: Option<NatsLogin>,
     /// Synthetic messages per second, all data types together.
     pub rate: u32,
     /// Where the data comes from, as the inventory's `collector` tables say.
@@ -164,6 +177,7 @@ pub struct CollectorConfigInput {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StorageConfigInput {
     pub nats_urls: Vec<String>,
+    pub nats: Option<NatsLogin>,
     /// ClickHouse's HTTP interface (`http://ADDRESS:8123`).
     pub clickhouse_url: String,
     pub clickhouse_user: String,
@@ -177,6 +191,8 @@ struct CollectorFile<'a> {
     nats_urls: &'a [String],
     health_listen: String,
     metrics_listen: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nats: Option<&'a NatsLogin>,
     source: SourceFile,
 }
 
@@ -240,6 +256,8 @@ struct StorageFile<'a> {
     nats_urls: &'a [String],
     health_listen: String,
     metrics_listen: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nats: Option<&'a NatsLogin>,
     clickhouse: StorageClickHouse<'a>,
 }
 
@@ -263,6 +281,7 @@ pub fn collector_config(input: &CollectorConfigInput) -> String {
         nats_urls: &input.nats_urls,
         health_listen: listen(service.health_port()),
         metrics_listen: listen(service.metrics_port()),
+        nats: input.nats.as_ref(),
         source: SourceFile::of(input.rate, &input.source),
     };
     managed_toml(&file)
@@ -275,6 +294,7 @@ pub fn storage_config(input: &StorageConfigInput) -> String {
         nats_urls: &input.nats_urls,
         health_listen: listen(service.health_port()),
         metrics_listen: listen(service.metrics_port()),
+        nats: input.nats.as_ref(),
         clickhouse: StorageClickHouse {
             url: &input.clickhouse_url,
             database: "marketprism_hot",
@@ -351,6 +371,7 @@ mod tests {
         let text = collector_config(&CollectorConfigInput {
             id: "mp-collector-1".into(),
             nats_urls: vec!["nats://10.0.0.1:4222".into(), "nats://10.0.0.2:4222".into()],
+            nats: None,
             rate: 40,
             source: SourceConfig::default(),
         });
@@ -374,6 +395,7 @@ seed = 1
     fn storage_config_names_the_password_file_never_the_password() {
         let text = storage_config(&StorageConfigInput {
             nats_urls: vec!["nats://127.0.0.1:4222".into()],
+            nats: None,
             clickhouse_url: "http://127.0.0.1:8123".into(),
             clickhouse_user: "marketprism".into(),
             password_file: "/etc/marketprism/storage-clickhouse-password".into(),
@@ -398,6 +420,7 @@ password_file = "/etc/marketprism/storage-clickhouse-password"
         let text = collector_config(&CollectorConfigInput {
             id: "odd \"name\"\\".into(),
             nats_urls: vec![],
+            nats: None,
             rate: 1,
             source: SourceConfig::default(),
         });

@@ -9,6 +9,7 @@ pub mod runs;
 pub mod site;
 pub mod slow_proxy;
 pub mod wait;
+pub mod wire;
 
 pub use fleet::Fleet;
 pub use mp::{assert_nothing_changed, mp_remote, mp_remote_env, recap_counts, Run};

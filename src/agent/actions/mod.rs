@@ -7,6 +7,7 @@ pub mod deb;
 pub mod directory;
 pub mod file;
 pub mod gate;
+pub mod nats_admin;
 pub mod nats_streams;
 pub mod packages;
 pub mod port;

@@ -16,7 +16,7 @@ use async_nats::jetstream::context::{
 use async_nats::jetstream::stream::{self, Config, RetentionPolicy};
 use async_nats::jetstream::ErrorCode;
 use async_nats::jetstream::{self, Context};
-use async_nats::{ConnectErrorKind, ConnectOptions};
+use async_nats::ConnectErrorKind;
 
 use crate::agent::outcome::{Outcome, StepError};
 use crate::stack::nats::{DiscardPolicy, StorageType};
@@ -43,7 +43,8 @@ pub async fn apply(
     streams: &[StreamSpec],
     check_only: bool,
 ) -> Result<Outcome, StepError> {
-    let client = ConnectOptions::new()
+    let client = super::nats_admin::connect_options()
+        .map_err(StepError::new)?
         .connection_timeout(CONNECT_TIMEOUT)
         .request_timeout(Some(REQUEST_TIMEOUT))
         .connect(url)

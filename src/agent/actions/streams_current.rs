@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
 use async_nats::jetstream::stream::ClusterInfo;
-use async_nats::ConnectOptions;
 
 use crate::agent::outcome::{Outcome, StepError};
 
@@ -49,7 +48,7 @@ pub async fn apply(
 /// None when every stream is current; else what lags. A stream that does not exist yet is
 /// current (a first deploy creates it later).
 async fn lagging(url: &str, streams: &[String]) -> Result<Option<String>, String> {
-    let client = ConnectOptions::new()
+    let client = super::nats_admin::connect_options()?
         .connection_timeout(Duration::from_secs(3))
         .request_timeout(Some(Duration::from_secs(3)))
         .connect(url)

@@ -65,7 +65,7 @@ pub async fn run(
         // Its schema check uses a format and a setting ClickHouse 18.16 lacks; schema.rs
         // checks the tables instead.
         .with_validation(false);
-    let client = nats::connect("mp-storage", &config.nats_urls, link)
+    let client = nats::connect("mp-storage", &config.nats_urls, config.nats.as_ref(), link)
         .await
         .map_err(ServiceError::Fatal)?;
     let js = ContextBuilder::new()

@@ -38,6 +38,9 @@ pub struct ListenConfigInput {
     pub listen_hosts: Vec<String>,
     pub http_port: u16,
     pub tcp_port: u16,
+    /// Start even when an address cannot be bound (one not on this host, IPv6 off), as long
+    /// as another one can.
+    pub listen_try: bool,
 }
 
 impl Default for ListenConfigInput {
@@ -46,6 +49,26 @@ impl Default for ListenConfigInput {
             listen_hosts: vec!["0.0.0.0".into()],
             http_port: 8123,
             tcp_port: 9000,
+            listen_try: false,
+        }
+    }
+}
+
+impl ListenConfigInput {
+    /// Loopback and the host's private address, nothing else. A private address that is a
+    /// host name (ClickHouse binds IPs) or the wildcard leaves the IPv4 wildcard; one that
+    /// the host does not have (a NAT's address) is skipped by the server (`listen_try`)
+    /// rather than keeping it from starting.
+    pub fn loopback_and(private_address: &str) -> Self {
+        let hosts = match private_address.parse::<IpAddr>() {
+            Ok(ip) if ip.is_loopback() => vec!["127.0.0.1".to_string()],
+            Ok(ip) if !ip.is_unspecified() => vec!["127.0.0.1".into(), ip.to_string()],
+            _ => vec!["0.0.0.0".into()],
+        };
+        ListenConfigInput {
+            listen_try: hosts.len() > 1,
+            listen_hosts: hosts,
+            ..ListenConfigInput::default()
         }
     }
 }
@@ -56,8 +79,10 @@ impl Default for ListenConfigInput {
 pub struct UsersConfigInput {
     pub user: String,
     pub password: String,
-    /// IPs or networks (`::/0`, `10.0.0.0/8`) the user may connect from.
+    /// IPs or networks (`10.0.0.5`, `10.0.0.0/8`) the user may connect from.
     pub networks: Vec<String>,
+    /// Host names the user may connect from (the server resolves them).
+    pub hosts: Vec<String>,
     pub profile: String,
     pub quota: String,
     /// The only database the user may use (the `system` database is always readable).
@@ -65,16 +90,31 @@ pub struct UsersConfigInput {
 }
 
 impl UsersConfigInput {
-    /// User `marketprism` with `password`, from anywhere, profile and quota `default`, database
-    /// `marketprism_hot`.
+    /// User `marketprism` with `password`, from loopback only (add the storage hosts with
+    /// [`UsersConfigInput::allow`]), profile and quota `default`, database `marketprism_hot`.
     pub fn marketprism(password: impl Into<String>) -> Self {
         UsersConfigInput {
             user: "marketprism".into(),
             password: password.into(),
-            networks: vec!["::/0".into()],
+            networks: vec!["127.0.0.1".into(), "::1".into()],
+            hosts: Vec::new(),
             profile: "default".into(),
             quota: "default".into(),
             database: DATABASE.into(),
+        }
+    }
+}
+
+impl UsersConfigInput {
+    /// Also allows `address` (a host's private address: an IP, or a host name), once.
+    pub fn allow(&mut self, address: &str) {
+        let list = if address.parse::<IpAddr>().is_ok() {
+            &mut self.networks
+        } else {
+            &mut self.hosts
+        };
+        if !list.iter().any(|a| a == address) {
+            list.push(address.to_string());
         }
     }
 }
@@ -85,6 +125,7 @@ impl fmt::Debug for UsersConfigInput {
             .field("user", &self.user)
             .field("password", &"<redacted>")
             .field("networks", &self.networks)
+            .field("hosts", &self.hosts)
             .field("profile", &self.profile)
             .field("quota", &self.quota)
             .field("database", &self.database)
@@ -98,6 +139,7 @@ struct ListenData<'a> {
     listen_hosts: &'a [String],
     http_port: u16,
     tcp_port: u16,
+    listen_try: bool,
 }
 
 #[derive(Serialize)]
@@ -106,6 +148,7 @@ struct UsersData<'a> {
     user: &'a str,
     password_sha256_hex: String,
     networks: &'a [String],
+    hosts: &'a [String],
     profile: &'a str,
     quota: &'a str,
     database: &'a str,
@@ -140,6 +183,7 @@ pub fn listen_config(
             listen_hosts: &input.listen_hosts,
             http_port: input.http_port,
             tcp_port: input.tcp_port,
+            listen_try: input.listen_try,
         },
     )?;
     Ok(ManagedFile {
@@ -148,7 +192,8 @@ pub fn listen_config(
     })
 }
 
-/// `users.d/mp-users.xml`: the MarketPrism user with `password_sha256_hex`.
+/// `users.d/mp-users.xml`: the MarketPrism user with `password_sha256_hex`, and the package's
+/// passwordless `default` user kept to loopback (the agent's and the tests' local queries).
 pub fn users_config(
     version: &ClickHouseVersion,
     input: &UsersConfigInput,
@@ -174,6 +219,9 @@ pub fn users_config(
     for n in &input.networks {
         check_network(n)?;
     }
+    for h in &input.hosts {
+        check_host_name(h)?;
+    }
     let body = render(
         "templates/clickhouse/mp-users.xml.tera",
         USERS_XML,
@@ -182,6 +230,7 @@ pub fn users_config(
             user: &input.user,
             password_sha256_hex: hex::encode(Sha256::digest(input.password.as_bytes())),
             networks: &input.networks,
+            hosts: &input.hosts,
             profile: &input.profile,
             quota: &input.quota,
             database: &input.database,
@@ -207,6 +256,23 @@ fn check_name(field: &'static str, value: &str) -> Result<(), StackError> {
             field,
             value,
             "expected letters, digits and _ (not starting with a digit)",
+        ))
+    }
+}
+
+/// A host name for `<host>`: letters, digits, `.` and `-`.
+fn check_host_name(value: &str) -> Result<(), StackError> {
+    let ok = !value.is_empty()
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(StackError::invalid(
+            "ClickHouse user host",
+            value,
+            "expected a host name (letters, digits, `.` and `-`)",
         ))
     }
 }

@@ -69,13 +69,14 @@ fn users_config_legacy_root_exactly() {
     assert_eq!(f.name, "users.d/mp-users.xml");
     assert_eq!(
         f.text,
-        "<!-- managed by mp-remote: sha256=849df446fdf5843e8b5eb9aec39c071f814f0e393e72fe7365859a5d03096012 -->
+        "<!-- managed by mp-remote: sha256=d8757f179ba03f80612e71e54b66e85328aa8830f0be5f62e322200b22a653b5 -->
 <yandex>
     <users>
         <marketprism>
             <password_sha256_hex>1ec1c26b50d5d3c58d9583181af8076655fe00756bf7285940ba3670f99fcba0</password_sha256_hex>
             <networks>
-                <ip>::/0</ip>
+                <ip>127.0.0.1</ip>
+                <ip>::1</ip>
             </networks>
             <profile>default</profile>
             <quota>default</quota>
@@ -83,6 +84,13 @@ fn users_config_legacy_root_exactly() {
                 <database>marketprism_hot</database>
             </allow_databases>
         </marketprism>
+        <!-- The package's default user has no password: from this host only. -->
+        <default>
+            <networks replace=\"replace\">
+                <ip>::1</ip>
+                <ip>127.0.0.1</ip>
+            </networks>
+        </default>
     </users>
 </yandex>
 "
@@ -124,6 +132,7 @@ fn bad_inputs_are_refused() {
         listen_hosts: hosts.iter().map(|h| h.to_string()).collect(),
         http_port: http,
         tcp_port: tcp,
+        listen_try: false,
     };
     for input in [
         listen(&[], 8123, 9000),
@@ -161,4 +170,49 @@ fn bad_inputs_are_refused() {
     let ok =
         user(&|u| u.networks = vec!["10.0.0.0/8".into(), "fd00::/8".into(), "127.0.0.1".into()]);
     assert!(users_config(&ver, &ok).is_ok());
+}
+
+#[test]
+fn listen_on_loopback_and_the_private_address_only() {
+    let f = listen_config(&v("18.16.1"), &ListenConfigInput::loopback_and("10.0.0.5")).unwrap();
+    assert_eq!(
+        body(&f),
+        "<yandex>
+    <!-- Listen on these addresses only: Debian's default (::1) fails where IPv6 is off. -->
+    <listen_host>127.0.0.1</listen_host>
+    <listen_host>10.0.0.5</listen_host>
+    <!-- An address this host does not have is skipped instead of stopping the server. -->
+    <listen_try>1</listen_try>
+    <http_port>8123</http_port>
+    <tcp_port>9000</tcp_port>
+</yandex>
+"
+    );
+    let one = |a: &str| ListenConfigInput::loopback_and(a).listen_hosts;
+    assert_eq!(one("127.0.0.1"), ["127.0.0.1"]);
+    assert_eq!(one("fd00::5"), ["127.0.0.1", "fd00::5"]);
+    // ClickHouse binds IPs: a host name leaves the wildcard (the user's networks still apply).
+    assert_eq!(one("db1.internal"), ["0.0.0.0"]);
+    assert!(!ListenConfigInput::loopback_and("127.0.0.1").listen_try);
+}
+
+#[test]
+fn the_user_comes_from_loopback_and_the_allowed_hosts_only() {
+    let mut input = UsersConfigInput::marketprism("pw-pw-pw");
+    input.allow("10.0.0.21");
+    input.allow("10.0.0.21");
+    input.allow("storage-2.internal");
+    let f = users_config(&v("23.8.2.7"), &input).unwrap();
+    assert!(body(&f).contains(
+        "            <networks>
+                <ip>127.0.0.1</ip>
+                <ip>::1</ip>
+                <ip>10.0.0.21</ip>
+                <host>storage-2.internal</host>
+            </networks>
+"
+    ));
+    assert!(!f.text.contains("::/0"));
+    input.allow("bad host;");
+    assert!(users_config(&v("23.8.2.7"), &input).is_err());
 }

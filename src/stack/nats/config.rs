@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::auth::{NatsCredentials, NatsUser, Permissions, ROUTE_USER};
+use super::streams::{streams_with_replicas, StreamLimits};
 use crate::stack::checks::check_ports;
 use crate::stack::managed::{with_marker, CommentStyle, ManagedFile};
 use crate::stack::render::render;
@@ -34,6 +36,13 @@ pub struct NatsConfigInput {
     pub routes: Vec<String>,
     /// JetStream's file store limit on this node.
     pub max_file_store_bytes: u64,
+    /// The fleet's credentials: every client and route must authenticate. None only in tests
+    /// of the other parts of the file.
+    #[serde(skip)]
+    pub credentials: Option<NatsCredentials>,
+    /// Clients and routes speak TLS with the files at [`super::TLS_CERT_FILE`] & co.
+    #[serde(default)]
+    pub tls: bool,
 }
 
 impl NatsConfigInput {
@@ -51,6 +60,8 @@ impl NatsConfigInput {
             cluster_port: 6222,
             routes: Vec::new(),
             max_file_store_bytes: Self::DEFAULT_MAX_FILE_STORE_BYTES,
+            credentials: None,
+            tls: false,
         }
     }
 }
@@ -77,6 +88,55 @@ struct ConfData<'a> {
     max_file_store_bytes: u64,
     cluster_name: &'static str,
     routes: Vec<String>,
+    users: Vec<UserData>,
+    route_user: &'static str,
+    route_password: Option<String>,
+    tls: Option<TlsData>,
+}
+
+#[derive(Serialize)]
+struct TlsData {
+    cert_file: &'static str,
+    key_file: &'static str,
+    ca_file: &'static str,
+}
+
+#[derive(Serialize)]
+struct UserData {
+    name: &'static str,
+    password: String,
+    permissions: Option<PermissionsData>,
+}
+
+#[derive(Serialize)]
+struct PermissionsData {
+    publish_allow: Vec<String>,
+    publish_deny: Vec<String>,
+    subscribe_allow: Vec<String>,
+}
+
+impl From<Permissions> for PermissionsData {
+    fn from(p: Permissions) -> Self {
+        PermissionsData {
+            publish_allow: p.publish_allow,
+            publish_deny: p.publish_deny,
+            subscribe_allow: p.subscribe_allow,
+        }
+    }
+}
+
+/// Every client user with its password and permissions.
+fn users(credentials: &NatsCredentials) -> Vec<UserData> {
+    // The subjects do not depend on replicas or limits.
+    let streams = streams_with_replicas(1, &StreamLimits::default());
+    NatsUser::ALL
+        .iter()
+        .map(|user| UserData {
+            name: user.name(),
+            password: credentials.password(*user),
+            permissions: user.permissions(&streams).map(PermissionsData::from),
+        })
+        .collect()
 }
 
 /// Renders `nats-server.conf` with the managed marker as its first line.
@@ -95,9 +155,10 @@ pub fn render_config(input: &NatsConfigInput) -> Result<ManagedFile, StackError>
             "JetStream needs some file store",
         ));
     }
+    let route_password = input.credentials.as_ref().map(|c| c.route_password());
     let mut routes = Vec::new();
     for r in &input.routes {
-        let url = route_url(r, input.cluster_port)?;
+        let url = route_url(r, input.cluster_port, route_password.as_deref())?;
         if routes.contains(&url) {
             return Err(StackError::invalid("NATS route", r, "listed twice"));
         }
@@ -115,6 +176,14 @@ pub fn render_config(input: &NatsConfigInput) -> Result<ManagedFile, StackError>
             max_file_store_bytes: input.max_file_store_bytes,
             cluster_name: CLUSTER_NAME,
             routes,
+            users: input.credentials.as_ref().map(users).unwrap_or_default(),
+            route_user: ROUTE_USER,
+            route_password,
+            tls: input.tls.then_some(TlsData {
+                cert_file: super::TLS_CERT_FILE,
+                key_file: super::TLS_KEY_FILE,
+                ca_file: super::TLS_CA_FILE,
+            }),
         },
     )?;
     Ok(ManagedFile {
@@ -123,11 +192,14 @@ pub fn render_config(input: &NatsConfigInput) -> Result<ManagedFile, StackError>
     })
 }
 
-/// `nats-route://ADDR:PORT` (IPv6 in brackets).
-fn route_url(address: &str, port: u16) -> Result<String, StackError> {
+/// `nats-route://[route:PASSWORD@]ADDR:PORT` (IPv6 in brackets).
+fn route_url(address: &str, port: u16, password: Option<&str>) -> Result<String, StackError> {
+    let login = password
+        .map(|p| format!("{ROUTE_USER}:{p}@"))
+        .unwrap_or_default();
     let bare = address.trim_start_matches('[').trim_end_matches(']');
     if let Ok(std::net::IpAddr::V6(_)) = bare.parse() {
-        return Ok(format!("nats-route://[{bare}]:{port}"));
+        return Ok(format!("nats-route://{login}[{bare}]:{port}"));
     }
     let host_ok = !address.is_empty()
         && address
@@ -140,7 +212,7 @@ fn route_url(address: &str, port: u16) -> Result<String, StackError> {
             "expected a node's private IP address or host name (no scheme, no port)",
         ));
     }
-    Ok(format!("nats-route://{address}:{port}"))
+    Ok(format!("nats-route://{login}{address}:{port}"))
 }
 
 fn check_server_name(name: &str) -> Result<(), StackError> {

@@ -1,5 +1,6 @@
 use super::*;
 use crate::stack::managed::managed_marker_ok;
+use crate::stack::nats::{NatsCredentials, NatsUser};
 
 #[test]
 fn single_node_exactly() {
@@ -166,4 +167,114 @@ fn bad_inputs_are_refused() {
             assert_eq!(err, msg);
         }
     }
+}
+
+#[test]
+fn with_credentials_every_client_and_route_authenticates() {
+    let all: Vec<String> = ["10.0.0.1", "10.0.0.2"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let credentials = NatsCredentials::new("s3cr3t-fleet-secret");
+    let input = NatsConfigInput {
+        routes: peer_addresses("10.0.0.1", &all),
+        credentials: Some(credentials.clone()),
+        ..NatsConfigInput::new("nats-a")
+    };
+    let f = render_config(&input).unwrap();
+    assert!(managed_marker_ok(&f.text));
+    let route = credentials.route_password();
+    let collector = credentials.password(NatsUser::Collector);
+    let admin = credentials.password(NatsUser::Admin);
+    assert!(
+        !f.text.contains("s3cr3t-fleet-secret"),
+        "the secret itself stays out"
+    );
+    assert!(f.text.contains(&format!(
+        "
+    authorization {{
+        user: \"route\"
+        password: \"{route}\"
+    }}
+    routes: [
+        \"nats-route://route:{route}@10.0.0.2:6222\"
+    ]"
+    )));
+    assert!(f.text.contains(&format!(
+        "
+# One user per kind of client, each with the least it needs; no anonymous client.
+authorization {{
+    users: [
+        {{
+            user: \"mp-admin\"
+            password: \"{admin}\"
+        }}
+        {{
+            user: \"collector\"
+            password: \"{collector}\"
+            permissions: {{
+                publish: {{
+                    allow: [\"trade.>\", \"funding_rate.>\", \"open_interest.>\", \"liquidation.>\", \"volatility_index.>\", \"lsr_top_position.>\", \"lsr_all_account.>\", \"orderbook.>\"]
+                }}
+                subscribe: {{
+                    allow: [\"_INBOX_collector.>\"]
+                }}
+            }}
+        }}"
+    )), "{}", f.text);
+    assert!(f.text.contains("                    deny: [\"trade.>\""));
+    // The same inputs give the same bytes: a re-deploy changes nothing.
+    assert_eq!(render_config(&input).unwrap().text, f.text);
+}
+
+#[test]
+fn with_tls_clients_and_routes_use_the_pushed_files() {
+    let all: Vec<String> = ["10.0.0.1", "10.0.0.2"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let input = NatsConfigInput {
+        routes: peer_addresses("10.0.0.1", &all),
+        credentials: Some(NatsCredentials::new("s3cr3t-fleet-secret")),
+        tls: true,
+        ..NatsConfigInput::new("nats-a")
+    };
+    let text = render_config(&input).unwrap().text;
+    let block = "tls {
+        cert_file: \"/etc/marketprism/nats-cert.pem\"
+        key_file: \"/etc/marketprism/nats-key.pem\"
+        ca_file: \"/etc/marketprism/nats-ca.pem\"
+        timeout: 5
+    }";
+    // Once at the top level (clients), once in the cluster block (routes).
+    assert!(
+        text.contains(&format!(
+            "max_file_store: 8589934592
+}}
+
+# Clients connect with TLS (the monitoring port stays plain HTTP for health and status).
+{}
+",
+            block.replace("\n    ", "\n")
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+        "    # Routes: each node presents the certificate and checks the other's against the CA.
+    {block}
+    routes: ["
+    )),
+        "{text}"
+    );
+    assert!(
+        text.contains("http_port: 8222\n"),
+        "monitoring stays plain HTTP"
+    );
+    let plain = render_config(&NatsConfigInput {
+        tls: false,
+        ..input
+    })
+    .unwrap();
+    assert!(!plain.text.contains("tls"));
 }

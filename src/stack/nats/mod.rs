@@ -5,14 +5,18 @@
 //! uses [`diff`] to report what changed and what the server actually applied (2.9 silently
 //! ignores fields only 2.10 knows).
 
+mod auth;
 mod config;
 mod streams;
+mod tls;
 
+pub use auth::{NatsCredentials, NatsUser, Permissions, ROUTE_USER};
 pub use config::{peer_addresses, render_config, NatsConfigInput, CLUSTER_NAME, DEFAULT_STORE_DIR};
 pub use streams::{
     default_replicas, diff, streams, streams_with_replicas, validate_layout, DiscardPolicy,
     StorageType, StreamLimits, StreamSpec, MARKET_DATA, MAX_REPLICAS, ORDERBOOK_SNAP,
 };
+pub use tls::NatsTlsFiles;
 
 use std::time::Duration;
 
@@ -20,6 +24,17 @@ use super::component::{Account, Component, DataDir, Origin, Port, Probe, Rolling
 
 /// mp-remote's config for the server (the package's own file is left alone).
 pub const CONFIG_FILE: &str = "/etc/marketprism/nats-server.conf";
+/// The fleet's NATS secret (0600, root) on every NATS host: every NATS password derives from
+/// it; read back by the next deploy, so it is generated once.
+pub const SECRET_FILE: &str = "/etc/marketprism/nats-secret";
+/// The admin user's password (0600, root) on every NATS host: how the agent there connects
+/// (streams, replica checks).
+pub const ADMIN_PASSWORD_FILE: &str = "/etc/marketprism/nats-admin-password";
+/// With `[components.nats] tls`: the certificate every node presents, its key (0600, nats) and
+/// the CA that signed it (also on every host with a client: storage, collector).
+pub const TLS_CERT_FILE: &str = "/etc/marketprism/nats-cert.pem";
+pub const TLS_KEY_FILE: &str = "/etc/marketprism/nats-key.pem";
+pub const TLS_CA_FILE: &str = "/etc/marketprism/nats-ca.pem";
 /// The drop-in that points a package's `nats-server.service` at [`CONFIG_FILE`].
 pub const DROP_IN: &str = "/etc/systemd/system/nats-server.service.d/mp-remote.conf";
 
