@@ -30,7 +30,7 @@ pub fn watched_listening_ports(source: PortsSource, text: &str) -> Vec<u16> {
 /// `LISTEN 0 4096 0.0.0.0:4222 0.0.0.0:*`. Old iproute2 drops the State column when filtering
 /// on one state, so take the first `addr:port` token instead of a fixed column: the peer comes
 /// after it and has `*` as its port, headers have `Port`.
-fn ss_port(line: &str) -> Option<u16> {
+pub(crate) fn ss_port(line: &str) -> Option<u16> {
     line.split_whitespace()
         .filter_map(|tok| tok.rsplit_once(':'))
         .map(|(_, port)| port)

@@ -71,14 +71,9 @@ pub async fn apply(
 /// through netlink; without netlink (an emulated host under qemu-user says "Cannot open
 /// netlink socket") it reads /proc and lists every listener, and says so on stderr.
 fn on_port(ss_output: &str, port: u16) -> String {
-    let suffix = format!(":{port}");
     ss_output
         .lines()
-        .filter(|l| {
-            l.split_whitespace()
-                .nth(3)
-                .is_some_and(|local| local.ends_with(&suffix))
-        })
+        .filter(|l| crate::facts::ss_local_port(l) == Some(port))
         .map(|l| format!("{l}\n"))
         .collect()
 }
@@ -122,6 +117,9 @@ LISTEN 0      4096               *:4222             *:*    users:((\"nats-server
         );
         assert!(on_port(without_netlink, 22).contains("sshd"));
         assert!(on_port(without_netlink, 2).is_empty(), "a port is matched whole");
+        // Old iproute2 drops the State column when filtering on one state.
+        let no_state = "0      4096               *:4222             *:*    users:((\"nats-server\",pid=7,fd=5))\n";
+        assert_eq!(holders(&on_port(no_state, 4222)).len(), 1);
     }
 
     #[test]
