@@ -48,9 +48,12 @@ fn deploy_records_runs_and_never_the_password() {
         stderr.contains("telling the agents on 1 host(s) to stop"),
         "{stderr}"
     );
+    // The agent was told to stop; on a loaded machine it can end its plan before the word
+    // arrives, and then says none is running. Either way it must be gone just after.
     assert!(
-        stderr.contains("agent (pid ")
-            && (stderr.contains(") stopped") || stderr.contains(") killed")),
+        (stderr.contains("agent (pid ")
+            && (stderr.contains(") stopped") || stderr.contains(") killed")))
+            || stderr.contains("no agent of this run is running"),
         "{stderr}"
     );
     // The agent (and the install under it) is gone from the host.

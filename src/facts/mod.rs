@@ -43,7 +43,7 @@ mod fixture_tests;
 pub use error::FactsError;
 pub use model::{port_owner, watched_ports, Facts, Init, Installed, Os, PortsSource, Tools};
 pub use parse::parse;
-pub use ports::{listening_ports, watched_listening_ports};
 pub(crate) use ports::ss_port as ss_local_port;
+pub use ports::{listening_ports, watched_listening_ports};
 pub use probe::{probe_command, PROBE_SCRIPT};
 pub use version::{glibc_version, normalize_version};

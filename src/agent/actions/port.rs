@@ -116,7 +116,10 @@ LISTEN 0      4096               *:4222             *:*    users:((\"nats-server
             [("nats-server".to_string(), 7)]
         );
         assert!(on_port(without_netlink, 22).contains("sshd"));
-        assert!(on_port(without_netlink, 2).is_empty(), "a port is matched whole");
+        assert!(
+            on_port(without_netlink, 2).is_empty(),
+            "a port is matched whole"
+        );
         // Old iproute2 drops the State column when filtering on one state.
         let no_state = "0      4096               *:4222             *:*    users:((\"nats-server\",pid=7,fd=5))\n";
         assert_eq!(holders(&on_port(no_state, 4222)).len(), 1);
