@@ -10,17 +10,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-10}
-hosts=tests/hosts/testhosts
-"$hosts" engine
-"$hosts" image >/dev/null
-if [[ -z ${MP_REMOTE_BIN:-} ]]; then
-    cargo build --release --locked -q
-    MP_REMOTE_BIN=./target/release/mp-remote
-fi
-prefix=mpbench-relay$n
-dir=$(mktemp -d)
-trap '"$hosts" down --prefix "$prefix" >/dev/null; rm -rf "$dir"' EXIT
-"$hosts" up --prefix "$prefix" --count "$n" --dir "$dir" >&2
+source bench/fleet.sh
+bench_fleet relay "$n"
 printf '\n[components.nats]\nsource = "os"\n\n[components.clickhouse]\nsource = "os"\n' >>"$dir/inventory.toml"
 bridge=br-$(docker network inspect "$prefix-net" -f '{{.Id}}' | cut -c1-12)
 sent() { cat "/sys/class/net/$bridge/statistics/tx_bytes"; }

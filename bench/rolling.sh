@@ -10,17 +10,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-10}
-hosts=tests/hosts/testhosts
-"$hosts" engine
-"$hosts" image >/dev/null
-if [[ -z ${MP_REMOTE_BIN:-} ]]; then
-    cargo build --release --locked -q
-    MP_REMOTE_BIN=./target/release/mp-remote
-fi
-prefix=mpbench-roll$n
-dir=$(mktemp -d)
-trap '"$hosts" down --prefix "$prefix" >/dev/null; rm -rf "$dir"' EXIT
-"$hosts" up --prefix "$prefix" --count "$n" --dir "$dir" >&2
+source bench/fleet.sh
+bench_fleet roll "$n"
 python3 - "$MP_REMOTE_BIN" "$dir" "$prefix" "$n" <<'PY'
 import json, re, shutil, subprocess, sys, time
 binary, dir, prefix, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
