@@ -59,10 +59,14 @@ fn deploy_single_host_then_nothing_changes() {
             && !listening.contains("0.0.0.0:8123"),
         "ClickHouse listens on loopback and the private address: {listening}"
     );
-    assert!(
-        listening.contains("0.0.0.0:4222") || listening.contains("*:4222"),
-        "NATS listens on all addresses (a login required): {listening}"
-    );
+    for port in [4222, 8222] {
+        assert!(
+            listening.contains(&format!("127.0.0.1:{port}"))
+                && !listening.contains(&format!("0.0.0.0:{port}"))
+                && !listening.contains(&format!("*:{port}")),
+            "NATS of a one-host fleet listens on loopback only: {listening}"
+        );
+    }
 
     let started = |fleet: &Fleet| {
         ["nats-server", "clickhouse-server"].map(|unit| fleet.started_at("h1", unit))

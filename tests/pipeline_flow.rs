@@ -101,24 +101,35 @@ fn pipeline_survives_outages_without_losing_a_message() {
 /// Only the fleet's own clients get in, each only as far as its work needs: seen from the
 /// control node, an address outside the fleet, over the host's private address.
 fn the_pipeline_is_secured(fleet: &Fleet, deploy_output: &str) {
-    use crate::support::wire::{clickhouse_says, nats_says};
+    use crate::support::wire::{clickhouse_says, nats_says_on};
     let h1 = fleet.host("h1");
-    let nats = format!("{}:4222", h1.private_ip);
     let secret = |file: &str| fleet.exec("h1", &format!("cat {file}")).trim().to_string();
 
+    // A fleet of one host: NATS (client, monitoring) listens on loopback only.
+    for port in [4222, 8222] {
+        let from_outside = std::net::TcpStream::connect((h1.private_ip.as_str(), port));
+        assert!(
+            from_outside.is_err(),
+            "port {port} open to the control node"
+        );
+    }
+    let listening = fleet.exec("h1", "ss -Hltn 'sport = :4222'");
+    assert!(listening.contains("127.0.0.1:4222"), "{listening}");
+    let nats_says =
+        |login: Option<(&str, &str)>, commands: &str| nats_says_on(fleet, "h1", login, commands);
+
     // No login, or a wrong one: refused.
-    let anonymous = nats_says(&nats, None, "SUB trade.> 1\r\n");
+    let anonymous = nats_says(None, "SUB trade.> 1\r\n");
     assert!(
         anonymous.contains("-ERR 'Authorization Violation'"),
         "{anonymous}"
     );
-    let wrong = nats_says(&nats, Some(("collector", "not-the-password")), "");
+    let wrong = nats_says(Some(("collector", "not-the-password")), "");
     assert!(wrong.contains("-ERR 'Authorization Violation'"), "{wrong}");
 
     // The collector publishes its data, and can neither read it nor touch the streams.
     let collector = secret("/etc/marketprism/collector-nats-password");
     let said = nats_says(
-        &nats,
         Some(("collector", &collector)),
         "PUB trade.test.spot.X 2\r\nhi\r\nSUB trade.> 1\r\nSUB $JS.API.> 2\r\n\
          PUB $JS.API.STREAM.DELETE.MARKET_DATA 0\r\n\r\n",
@@ -135,7 +146,6 @@ fn the_pipeline_is_secured(fleet: &Fleet, deploy_output: &str) {
     // The storage consumes, and cannot publish market data.
     let storage = secret("/etc/marketprism/storage-nats-password");
     let said = nats_says(
-        &nats,
         Some(("storage", &storage)),
         "PUB trade.test.spot.X 2\r\nhi\r\n",
     );

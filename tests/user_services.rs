@@ -36,7 +36,7 @@ fn service_table(wheelhouse: bool) -> String {
         "[components.nats]\nsource = \"os\"\n\n\
          [services.echo]\nkind = \"python\"\npath = \"services/echo\"\n\
          command = [\"python\", \"app.py\", \"--port\", \"8090\"]\nroles = [\"nats\"]\n\
-         env = {{ NATS_URL = \"nats://127.0.0.1:4222\", GREETING = \"hello world\" }}\n\
+         env = {{ GREETING = \"hello world\" }}\n\
          env_files = {{ API_KEY = \"secrets/echo-key\" }}\nports = [8090]\n\
          health = {{ http = \"http://127.0.0.1:8090/health\", json = {{ status = \"ok\" }} }}\n\
          after = [\"nats\"]\n{}\n\
@@ -168,6 +168,13 @@ fn a_python_service_from_the_index_then_a_wheelhouse_then_cleaned() {
             .exec("h1", "stat -c '%a %U' /etc/mp-services/echo.env")
             .trim(),
         "600 root"
+    );
+    // The service connected with the NATS_URL mp-remote gave it: loopback, on one host.
+    assert_eq!(
+        fleet
+            .exec("h1", "grep '^NATS_URL=' /etc/mp-services/echo.env")
+            .trim(),
+        "NATS_URL=\"nats://127.0.0.1:4222\""
     );
     assert_eq!(
         fleet

@@ -8,6 +8,7 @@ pub mod event;
 pub mod follow;
 pub mod hostops;
 pub mod ledger;
+pub mod local_addr;
 pub mod lock;
 pub mod outcome;
 pub mod relay;

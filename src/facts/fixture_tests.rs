@@ -64,6 +64,7 @@ fn debian12_real_capture() {
         tools: tools([true, true, true, true, false, false, true, true, false]),
         listening_ports: vec![],
         ports_source: PortsSource::Ss,
+        addresses: vec![],
         installed: Installed::default(),
     };
     assert_eq!(parse(DEBIAN12).unwrap(), expected);
@@ -122,6 +123,7 @@ fn ubuntu2204() {
         tools: tools([true, true, true, true, false, false, true, true, true]),
         listening_ports: vec![4222, 8222],
         ports_source: PortsSource::Ss,
+        addresses: vec![],
         installed: Installed {
             nats_server: some("2.10.7"),
             nats_server_raw: some("nats-server: v2.10.7"),
@@ -154,6 +156,7 @@ fn rocky9_aarch64_with_clickhouse_and_password_sudo() {
         tools: tools([true, true, true, false, true, true, true, true, true]),
         listening_ports: vec![8123, 9000],
         ports_source: PortsSource::Ss,
+        addresses: vec![],
         installed: Installed {
             clickhouse_server: some("23.8.2.7"),
             clickhouse_server_raw: some("ClickHouse server version 23.8.2.7 (official build)."),
@@ -191,6 +194,7 @@ fn centos7_without_ss_falls_back_to_proc_net_tcp() {
         // TIME_WAIT socket on 8123 are not listeners.
         listening_ports: vec![9000],
         ports_source: PortsSource::Proc,
+        addresses: vec![],
         installed: Installed::default(),
     };
     let f = parse(CENTOS7).unwrap();
@@ -221,6 +225,7 @@ fn macos14() {
         tools: tools([true, true, false, false, false, false, false, false, true]),
         listening_ports: vec![4222, 8123],
         ports_source: PortsSource::Netstat,
+        addresses: vec![],
         installed: Installed {
             nats_server: some("2.10.14"),
             nats_server_raw: some("nats-server: v2.10.14"),

@@ -56,6 +56,9 @@ pub struct Facts {
     #[serde(default)]
     pub ports_source: PortsSource,
     pub installed: Installed,
+    /// The host's IP addresses (`ip -o addr`), loopback included; empty when it would not tell.
+    #[serde(default)]
+    pub addresses: Vec<String>,
 }
 
 impl Facts {

@@ -114,6 +114,7 @@ pub fn parse(output: &str) -> Result<Facts, FactsError> {
         },
         listening_ports,
         ports_source,
+        addresses: addresses(raw.section("addresses").unwrap_or("")),
         installed: Installed {
             nats_server,
             nats_server_raw,
@@ -225,6 +226,21 @@ fn number<T: std::str::FromStr>(
 }
 
 /// `/proc/meminfo`'s `MemTotal:  24684084 kB`, else macOS `hw.memsize` (bytes); 0 if neither.
+/// `10.0.0.5/24` or `hostname -I`'s bare `10.0.0.5`, one per word; anything else is skipped.
+fn addresses(section: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for word in section.split_whitespace() {
+        let ip = word.split('/').next().unwrap_or_default();
+        if let Ok(ip) = ip.parse::<std::net::IpAddr>() {
+            let ip = ip.to_string();
+            if !out.contains(&ip) {
+                out.push(ip);
+            }
+        }
+    }
+    out
+}
+
 fn memory_bytes(raw: &Raw) -> u64 {
     let meminfo = raw.get("meminfo").and_then(|line| {
         let mut toks = line.split_whitespace().skip(1);
@@ -308,6 +324,17 @@ mod tests {
         assert_eq!(f.tools, Tools::default());
         assert_eq!(f.ports_source, PortsSource::None);
         assert_eq!(f.installed, Installed::default());
+    }
+
+    #[test]
+    fn addresses_from_ip_or_hostname_lose_prefixes_repeats_and_junk() {
+        let ip = "127.0.0.1/8\n10.0.0.5/24\n::1/128\nfe80::1/64\n10.0.0.5/24\n";
+        assert_eq!(addresses(ip), ["127.0.0.1", "10.0.0.5", "::1", "fe80::1"]);
+        assert_eq!(
+            addresses("10.0.0.5 172.17.0.2 \n"),
+            ["10.0.0.5", "172.17.0.2"]
+        );
+        assert!(addresses("Usage: ip [ OPTIONS ]").is_empty());
     }
 
     #[test]

@@ -131,6 +131,15 @@ fi
 kv listen_source "$src"
 section listen "$out"
 
+# The host's own IP addresses: a server binds its private address only when the host has it.
+addrs=
+if have ip; then
+    addrs=$(ip -o addr show 2>/dev/null </dev/null | awk '{print $4}')
+elif have hostname; then
+    addrs=$(hostname -I 2>/dev/null </dev/null)
+fi
+section addresses "$addrs"
+
 # Installed package version, only if really installed (dpkg keeps removed packages' configs).
 pkg_version() {
     if have dpkg-query; then

@@ -50,6 +50,8 @@ pub struct Fleet {
     /// The agent binary's sha256: the pipeline's release is this very binary.
     /// Per host, the sha256 of the agent it got (its arch's build): its pipeline release.
     pub agent_sha256: std::collections::BTreeMap<String, String>,
+    /// The inventory has one host: every NATS client is on it, so NATS binds loopback only.
+    pub one_host: bool,
 }
 
 #[cfg(test)]
@@ -71,6 +73,7 @@ impl Fleet {
                 .map(|t| t.to_string())
                 .collect(),
             agent_sha256: Default::default(),
+            one_host: true,
         }
     }
 }
@@ -251,6 +254,9 @@ fn nats_init_steps(
     };
     input.credentials = Some(fleet.nats.clone());
     input.tls = fleet.nats_tls.is_some();
+    let listen =
+        stack::nats::listen_address(&host.private_address, &facts.addresses, fleet.one_host);
+    input.listen = listen.address.clone();
     let config = stack::nats::render_config(&input).map_err(|e| stack_error(host, e))?;
     let secret = |id: &str, path: &str, content: String| Step {
         id: id.into(),
@@ -292,7 +298,10 @@ fn nats_init_steps(
         },
         Step {
             id: "init.nats.config".into(),
-            title: format!("render {NATS_CONFIG}"),
+            title: format!(
+                "render {NATS_CONFIG} (listening on {}: {})",
+                listen.address, listen.why
+            ),
             // It holds the users' passwords: readable by the server's group only.
             action: Action::File {
                 path: NATS_CONFIG.into(),

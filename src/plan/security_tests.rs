@@ -9,7 +9,13 @@ use crate::stack::nats::{NatsTlsFiles, NatsUser};
 const FACTS: &str = include_str!("../../tests/fixtures/facts/debian12_vm.txt");
 
 fn init_steps(fleet: &Fleet) -> Vec<Step> {
-    let facts = crate::facts::parse(FACTS).unwrap();
+    init_steps_on(fleet, &[])
+}
+
+/// The init steps on a host whose facts list `addresses`.
+fn init_steps_on(fleet: &Fleet, addresses: &[&str]) -> Vec<Step> {
+    let mut facts = crate::facts::parse(FACTS).unwrap();
+    facts.addresses = addresses.iter().map(|a| a.to_string()).collect();
     let inventory = crate::inventory::parse(
         "[[hosts]]\nname = \"db1\"\naddress = \"10.0.0.5\"\nbecome = true\nroles = [\"nats\", \"clickhouse\"]\n\n\
          [components.nats]\nsource = \"os\"\n\n[components.clickhouse]\nsource = \"os\"\n",
@@ -178,4 +184,38 @@ fn clickhouse_listens_on_loopback_and_its_address_and_lets_storage_in() {
         "{users}"
     );
     assert!(!users.contains("::/0"), "{users}");
+}
+
+#[test]
+fn nats_binds_loopback_alone_or_the_private_address_in_a_fleet() {
+    let title = |steps: &[Step]| {
+        steps
+            .iter()
+            .find(|s| s.id == "init.nats.config")
+            .map(|s| s.title.clone())
+            .unwrap()
+    };
+    let alone = init_steps_on(&fleet(), &["127.0.0.1", "10.0.0.5"]);
+    assert!(file(&alone, "init.nats.config")
+        .3
+        .contains("listen: \"127.0.0.1:4222\""));
+    assert!(title(&alone).contains("listening on 127.0.0.1: every client is on this host"));
+
+    let fleet = Fleet {
+        one_host: false,
+        ..fleet()
+    };
+    let steps = init_steps_on(&fleet, &["127.0.0.1", "10.0.0.5"]);
+    let conf = file(&steps, "init.nats.config").3;
+    assert!(conf.contains("listen: \"10.0.0.5:4222\"") && conf.contains("http: \"10.0.0.5:8222\""));
+    // Facts without the address (a NAT's): every address, with the login still required.
+    let nat = init_steps_on(&fleet, &[]);
+    assert!(file(&nat, "init.nats.config")
+        .3
+        .contains("listen: \"0.0.0.0:4222\""));
+    assert!(
+        title(&nat).contains("not one of this host's"),
+        "{}",
+        title(&nat)
+    );
 }

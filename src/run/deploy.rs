@@ -186,10 +186,20 @@ pub async fn deploy(
                 }
             }
         }
+        // One host: NATS binds loopback only (stack::nats::listen_address), so its clients and
+        // the data-flow check reach it there.
+        let one_host = inventory.hosts.len() == 1;
         let fleet = plan::Fleet {
             nats_nodes: nats_hosts
                 .iter()
-                .map(|h| (h.name.clone(), h.private_address.clone()))
+                .map(|h| {
+                    let address = if one_host {
+                        "127.0.0.1"
+                    } else {
+                        &h.private_address
+                    };
+                    (h.name.clone(), address.to_string())
+                })
                 .collect(),
             clickhouse_password: match password {
                 Some(p) => p,
@@ -233,6 +243,7 @@ pub async fn deploy(
             collectors: inventory.hosts_with_role(Role::Collector).len(),
             flow_tables: plan::flow_tables(&inventory.hosts_with_role(Role::Collector)),
             agent_sha256,
+            one_host,
         };
         options.redactor.register(&fleet.clickhouse_password);
         for secret in fleet.nats.all_secrets() {

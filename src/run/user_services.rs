@@ -98,6 +98,24 @@ fn add_nats_login(
     secrets.insert("NATS_INBOX_PREFIX".into(), user.inbox_prefix());
 }
 
+/// `NATS_URL`: every NATS node's client URL, comma-separated (what nats.py and the NATS CLI
+/// take), unless the service sets its own. NATS listens on loopback only when the inventory has
+/// one host, so `nats://127.0.0.1:4222` is not a URL that works everywhere.
+fn add_nats_url(
+    secrets: &mut BTreeMap<String, String>,
+    s: &UserService,
+    nodes: &[(String, String)],
+) {
+    if s.env.contains_key("NATS_URL") || s.env_files.contains_key("NATS_URL") {
+        return;
+    }
+    let urls: Vec<String> = nodes
+        .iter()
+        .map(|(_, address)| crate::stack::nats::COMPONENT.endpoint(address))
+        .collect();
+    secrets.insert("NATS_URL".into(), urls.join(","));
+}
+
 /// What decides a venv: the requirements' bytes and where pip gets them (the index, or the
 /// wheelhouse's wheels by name). The code of the service is not part of it.
 fn venv_key(s: &UserService) -> anyhow::Result<Option<String>> {
@@ -160,6 +178,7 @@ pub(in crate::run) async fn services_phase(
                 let mut ready = bundle.prepared(r.facts.is_root);
                 if !ctx.fleet.nats_nodes.is_empty() {
                     add_nats_login(&mut ready.secrets, s, &ctx.fleet.nats);
+                    add_nats_url(&mut ready.secrets, s, &ctx.fleet.nats_nodes);
                     if ctx.fleet.nats_tls.is_some() {
                         // Written on every host of the fleet by the servers phase.
                         ready.secrets.insert(

@@ -14,14 +14,9 @@ pub fn nats_says(addr: &str, login: Option<(&str, &str)>, commands: &str) -> Str
     stream
         .set_read_timeout(Some(Duration::from_millis(500)))
         .unwrap();
-    let connect = match login {
-        Some((user, pass)) => serde_json::json!({
-            "verbose": false, "pedantic": false, "protocol": 1, "user": user, "pass": pass
-        }),
-        None => serde_json::json!({"verbose": false, "pedantic": false, "protocol": 1}),
-    };
-    let request = format!("CONNECT {connect}\r\n{commands}PING\r\n");
-    stream.write_all(request.as_bytes()).unwrap();
+    stream
+        .write_all(nats_request(login, commands).as_bytes())
+        .unwrap();
     let mut said = String::new();
     let started = Instant::now();
     let mut buf = [0u8; 4096];
@@ -32,7 +27,46 @@ pub fn nats_says(addr: &str, login: Option<(&str, &str)>, commands: &str) -> Str
             Err(_) => continue,
         }
     }
+    without_info(&said)
+}
+
+/// [`nats_says`] from inside `host`, to the NATS that listens on its loopback only (a fleet
+/// of one host): bash's `/dev/tcp`, read up to the `PONG` or the server's close.
+pub fn nats_says_on(
+    fleet: &crate::support::fleet::Fleet,
+    host: &str,
+    login: Option<(&str, &str)>,
+    commands: &str,
+) -> String {
+    // Every byte as an octal escape: bash's printf writes it back as it was.
+    let request: String = nats_request(login, commands)
+        .bytes()
+        .map(|b| format!("\\{b:03o}"))
+        .collect();
+    let said = fleet.exec(
+        host,
+        &format!(
+            "bash -c 'exec 3<>/dev/tcp/127.0.0.1/4222; printf \"{request}\" >&3; \
+             timeout 5 sed \"/PONG/q\" <&3 || true'"
+        ),
+    );
+    without_info(&said)
+}
+
+/// `CONNECT` with `login` (user, password) or none, then `commands` and a `PING`.
+fn nats_request(login: Option<(&str, &str)>, commands: &str) -> String {
+    let connect = match login {
+        Some((user, pass)) => serde_json::json!({
+            "verbose": false, "pedantic": false, "protocol": 1, "user": user, "pass": pass
+        }),
+        None => serde_json::json!({"verbose": false, "pedantic": false, "protocol": 1}),
+    };
+    format!("CONNECT {connect}\r\n{commands}PING\r\n")
+}
+
+fn without_info(said: &str) -> String {
     said.lines()
+        .map(|l| l.trim_end_matches('\r'))
         .filter(|l| !l.starts_with("INFO "))
         .collect::<Vec<_>>()
         .join("\n")

@@ -226,6 +226,7 @@ async fn not_running_yet(
 
 /// Whether something accepts TCP connections at the URL's host and port.
 async fn port_open(url: &str) -> bool {
+    let url = crate::agent::local_addr::here(url);
     let Some(rest) = url.split("://").nth(1) else {
         return false;
     };

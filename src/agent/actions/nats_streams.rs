@@ -47,7 +47,7 @@ pub async fn apply(
         .map_err(StepError::new)?
         .connection_timeout(CONNECT_TIMEOUT)
         .request_timeout(Some(REQUEST_TIMEOUT))
-        .connect(url)
+        .connect(crate::agent::local_addr::here(url))
         .await
         .map_err(|e| connect_failure(url, &e.kind(), &e.to_string()))?;
     let server = client.server_info();

@@ -51,7 +51,7 @@ async fn lagging(url: &str, streams: &[String]) -> Result<Option<String>, String
     let client = super::nats_admin::connect_options()?
         .connection_timeout(Duration::from_secs(3))
         .request_timeout(Some(Duration::from_secs(3)))
-        .connect(url)
+        .connect(crate::agent::local_addr::here(url))
         .await
         .map_err(|e| format!("cannot connect to {url}: {e}"))?;
     let js = jetstream::new(client);

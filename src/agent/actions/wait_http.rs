@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::agent::local_addr::here;
 use crate::agent::outcome::{Outcome, StepError};
 use crate::agent::shell::sh;
 use crate::plan::JsonExpectation;
@@ -125,7 +126,11 @@ pub(crate) async fn probe(
     url: &str,
     expect: Option<&JsonExpectation>,
 ) -> Result<(), String> {
-    let response = client.get(url).send().await.map_err(|e| e.to_string())?;
+    let response = client
+        .get(here(url))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
     let status = response.status();
     let body = response.text().await.map_err(|e| e.to_string())?;
     if !status.is_success() {

@@ -13,8 +13,9 @@ pub async fn apply(
     check_only: bool,
 ) -> Result<Outcome, StepError> {
     let started = Instant::now();
-    let address = format!("127.0.0.1:{port}");
     loop {
+        // Where it listens may change while it starts (bound to one address: local_addr).
+        let address = crate::agent::local_addr::socket(port);
         let connect = tokio::net::TcpStream::connect(&address);
         let why = match tokio::time::timeout(Duration::from_secs(2), connect).await {
             Ok(Ok(_)) => {

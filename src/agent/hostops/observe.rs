@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use tokio::process::Command;
 
+use crate::agent::local_addr::here;
 use crate::agent::supervise;
 use crate::plan::probe::{Call, Check, ProbeReply, ProbeRequest, Reply, Seen, Target};
 
@@ -122,9 +123,9 @@ async fn version(candidates: &[String]) -> Option<String> {
 
 pub async fn check(client: &reqwest::Client, check: &Check) -> Reply {
     match check {
-        Check::Http { url } => get(client.get(url)).await,
+        Check::Http { url } => get(client.get(here(url))).await,
         Check::Tcp { port } => {
-            let connect = tokio::net::TcpStream::connect(("127.0.0.1", *port));
+            let connect = tokio::net::TcpStream::connect(crate::agent::local_addr::socket(*port));
             match tokio::time::timeout(CALL_TIMEOUT, connect).await {
                 Ok(Ok(_)) => Reply::http(0, ""),
                 Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
@@ -140,8 +141,8 @@ pub async fn check(client: &reqwest::Client, check: &Check) -> Reply {
 
 async fn http_call(client: &reqwest::Client, call: &Call) -> Reply {
     let mut request = match &call.body {
-        Some(body) => client.post(&call.url).body(body.clone()),
-        None => client.get(&call.url),
+        Some(body) => client.post(here(&call.url)).body(body.clone()),
+        None => client.get(here(&call.url)),
     }
     .timeout(QUERY_TIMEOUT);
     if let Some((user, file)) = &call.auth {

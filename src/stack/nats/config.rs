@@ -28,6 +28,8 @@ pub struct NatsConfigInput {
     pub server_name: String,
     /// An absolute path outside /tmp, /var/tmp and /dev/shm; see [`DEFAULT_STORE_DIR`].
     pub store_dir: String,
+    /// What the client, monitoring and cluster listeners bind; see [`super::listen_address`].
+    pub listen: String,
     pub client_port: u16,
     pub monitor_port: u16,
     pub cluster_port: u16,
@@ -55,6 +57,7 @@ impl NatsConfigInput {
         NatsConfigInput {
             server_name: server_name.into(),
             store_dir: DEFAULT_STORE_DIR.into(),
+            listen: "0.0.0.0".into(),
             client_port: 4222,
             monitor_port: 8222,
             cluster_port: 6222,
@@ -81,9 +84,9 @@ pub fn peer_addresses(own: &str, all: &[String]) -> Vec<String> {
 #[derive(Serialize)]
 struct ConfData<'a> {
     server_name: &'a str,
-    client_port: u16,
-    monitor_port: u16,
-    cluster_port: u16,
+    client_listen: String,
+    monitor_listen: String,
+    cluster_listen: String,
     store_dir: &'a str,
     max_file_store_bytes: u64,
     cluster_name: &'static str,
@@ -155,6 +158,14 @@ pub fn render_config(input: &NatsConfigInput) -> Result<ManagedFile, StackError>
             "JetStream needs some file store",
         ));
     }
+    if input.listen.parse::<std::net::IpAddr>().is_err() {
+        return Err(StackError::invalid(
+            "NATS listen",
+            &input.listen,
+            "expected an IP address",
+        ));
+    }
+    let at = |port| super::listen::host_port(&input.listen, port);
     let route_password = input.credentials.as_ref().map(|c| c.route_password());
     let mut routes = Vec::new();
     for r in &input.routes {
@@ -169,9 +180,9 @@ pub fn render_config(input: &NatsConfigInput) -> Result<ManagedFile, StackError>
         NATS_CONF,
         &ConfData {
             server_name: &input.server_name,
-            client_port: input.client_port,
-            monitor_port: input.monitor_port,
-            cluster_port: input.cluster_port,
+            client_listen: at(input.client_port),
+            monitor_listen: at(input.monitor_port),
+            cluster_listen: at(input.cluster_port),
             store_dir: &input.store_dir,
             max_file_store_bytes: input.max_file_store_bytes,
             cluster_name: CLUSTER_NAME,

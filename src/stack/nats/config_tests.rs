@@ -8,10 +8,10 @@ fn single_node_exactly() {
     assert_eq!(f.name, "nats-server.conf");
     assert_eq!(
         f.text,
-        "# managed by mp-remote: sha256=6ced516cd8ca9366e06a1af9e9b78c87e300c8065f6f47cdee3f8784e95eeb99
+        "# managed by mp-remote: sha256=8ddd7e49b07902dc366ac6d02e7fc27255b31f6f197fe71af4cdf1b2ff17a085
 server_name: \"mp-nats-1\"
 listen: \"0.0.0.0:4222\"
-http_port: 8222
+http: \"0.0.0.0:8222\"
 
 jetstream {
     store_dir: \"/var/lib/nats/jetstream\"
@@ -41,7 +41,7 @@ fn three_nodes_route_to_the_two_others() {
         f.text.split_once('\n').unwrap().1,
         "server_name: \"nats-b\"
 listen: \"0.0.0.0:4222\"
-http_port: 8222
+http: \"0.0.0.0:8222\"
 
 jetstream {
     store_dir: \"/srv/nats/js\"
@@ -268,7 +268,7 @@ fn with_tls_clients_and_routes_use_the_pushed_files() {
         "{text}"
     );
     assert!(
-        text.contains("http_port: 8222\n"),
+        text.contains("http: \"0.0.0.0:8222\"\n"),
         "monitoring stays plain HTTP"
     );
     let plain = render_config(&NatsConfigInput {
@@ -277,4 +277,27 @@ fn with_tls_clients_and_routes_use_the_pushed_files() {
     })
     .unwrap();
     assert!(!plain.text.contains("tls"));
+}
+
+#[test]
+fn every_listener_binds_the_one_listen_address() {
+    let mut input = NatsConfigInput::new("n1");
+    input.listen = "10.0.0.5".into();
+    input.routes = vec!["10.0.0.6".into()];
+    let text = render_config(&input).unwrap().text;
+    for line in [
+        "listen: \"10.0.0.5:4222\"\n",
+        "http: \"10.0.0.5:8222\"\n",
+        "    listen: \"10.0.0.5:6222\"\n",
+    ] {
+        assert!(text.contains(line), "{line} in {text}");
+    }
+    input.listen = "fd00::5".into();
+    assert!(render_config(&input)
+        .unwrap()
+        .text
+        .contains("listen: \"[fd00::5]:4222\"\n"));
+    input.listen = "nats.internal".into();
+    let e = render_config(&input).unwrap_err().to_string();
+    assert!(e.contains("expected an IP address"), "{e}");
 }

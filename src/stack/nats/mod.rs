@@ -7,11 +7,13 @@
 
 mod auth;
 mod config;
+mod listen;
 mod streams;
 mod tls;
 
 pub use auth::{NatsCredentials, NatsUser, Permissions, ROUTE_USER};
 pub use config::{peer_addresses, render_config, NatsConfigInput, CLUSTER_NAME, DEFAULT_STORE_DIR};
+pub use listen::{listen_address, Listen};
 pub use streams::{
     default_replicas, diff, streams, streams_with_replicas, validate_layout, DiscardPolicy,
     StorageType, StreamLimits, StreamSpec, MARKET_DATA, MAX_REPLICAS, ORDERBOOK_SNAP,
