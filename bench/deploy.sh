@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmark: fresh deploy and idempotent re-run on N test hosts (roles nats + clickhouse, from
 # Debian's packages), for each N given (default: 3 10). Prints wall times and how much of the
-# fresh deploy was package installation (the agent's own step timings). Not a test.
+# fresh deploy was package installation (the agent's own step timings), then where the time of
+# the fresh deploy and of a re-run went (bench/critical_path.py on their records). Not a test.
 #   bench/deploy.sh [N ...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,9 +41,18 @@ for line in out.splitlines():
     if m and m.group(2).endswith(".packages"):
         per_host[m.group(1)] = per_host.get(m.group(1), 0) + int(m.group(3))
 packages = max(per_host.values(), default=0) / 1000
+import glob, os
+runs_dir = os.path.join(os.path.dirname(inventory), ".mp-remote", "runs")
+def latest_run():
+    return max(glob.glob(os.path.join(runs_dir, "*", "run.json")), key=os.path.getmtime)
+fresh_record = latest_run()
 reruns = sorted(deploy()[0] for _ in range(5))
 print(f"{n} hosts: fresh deploy {fresh:.2f} s (package installs {packages:.2f} s on the slowest host, "
       f"the rest {fresh - packages:.2f} s); idempotent re-run best {reruns[0]:.3f} s, median {reruns[2]:.3f} s")
+# Where the time went: the fresh deploy's record, then the last re-run's.
+for record in (fresh_record, latest_run()):
+    print(flush=True)
+    subprocess.run([sys.executable, "bench/critical_path.py", record], check=True)
 PY
     "$hosts" down --prefix "$prefix" >/dev/null
     rm -rf "$dir"

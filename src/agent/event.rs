@@ -74,4 +74,8 @@ pub struct StepEnd {
     /// `--diff`: the unified diff of the file the step wrote (or would write).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub diff: String,
+    /// CPU the agent and the programs it waited for used on the host in this step (user +
+    /// system); None for steps the control node did itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_ms: Option<u64>,
 }

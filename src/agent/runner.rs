@@ -41,6 +41,7 @@ pub async fn run_plan(plan: &HostPlan, emit: &mut dyn FnMut(&AgentEvent)) -> boo
                     output: String::new(),
                     data: Default::default(),
                     diff: String::new(),
+                    cpu_ms: None,
                 }));
                 continue;
             }
@@ -50,6 +51,7 @@ pub async fn run_plan(plan: &HostPlan, emit: &mut dyn FnMut(&AgentEvent)) -> boo
                 title: step.title.clone(),
             });
             let step_started = Instant::now();
+            let cpu_before = cpu_used_ms();
             let before = match (&step.action, plan.diff) {
                 (crate::plan::Action::File { path, .. }, true) => Some(diff::read(path).await),
                 _ => None,
@@ -72,6 +74,9 @@ pub async fn run_plan(plan: &HostPlan, emit: &mut dyn FnMut(&AgentEvent)) -> boo
                 }
             }
             let duration_ms = step_started.elapsed().as_millis() as u64;
+            let cpu_ms = cpu_used_ms()
+                .zip(cpu_before)
+                .map(|(after, before)| after.saturating_sub(before));
             let event = match result {
                 Ok(outcome) => {
                     if outcome.status == StepStatus::Changed {
@@ -97,6 +102,7 @@ pub async fn run_plan(plan: &HostPlan, emit: &mut dyn FnMut(&AgentEvent)) -> boo
                             ) => diff::unified(path, &before, content),
                             _ => String::new(),
                         },
+                        cpu_ms,
                     })
                 }
                 Err(error) => {
@@ -113,6 +119,7 @@ pub async fn run_plan(plan: &HostPlan, emit: &mut dyn FnMut(&AgentEvent)) -> boo
                         output: error.output,
                         data: Default::default(),
                         diff: String::new(),
+                        cpu_ms,
                     })
                 }
             };
@@ -202,4 +209,18 @@ mod tests {
         assert!(run_plan(&service, &mut |_| {}).await);
         assert!(State::load(dir).pending_notify.is_empty());
     }
+}
+
+/// User + system CPU of the agent and of the children it waited for (apt, systemctl), in ms.
+fn cpu_used_ms() -> Option<u64> {
+    let used = |who| {
+        // SAFETY: getrusage fills the zeroed struct it is given and reads nothing else.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        if unsafe { libc::getrusage(who, &mut usage) } != 0 {
+            return None;
+        }
+        let ms = |t: libc::timeval| t.tv_sec as u64 * 1000 + t.tv_usec as u64 / 1000;
+        Some(ms(usage.ru_utime) + ms(usage.ru_stime))
+    };
+    Some(used(libc::RUSAGE_SELF)? + used(libc::RUSAGE_CHILDREN)?)
 }

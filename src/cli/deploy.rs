@@ -388,6 +388,7 @@ mod tests {
             output: String::new(),
             data: BTreeMap::new(),
             diff: String::new(),
+            cpu_ms: None,
         };
         for message in [
             "install release 0123456789abcdef as /opt/marketprism/current",

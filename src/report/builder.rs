@@ -131,6 +131,7 @@ impl RecordBuilder {
                 output_tail,
                 hint,
                 data,
+                cpu_ms,
                 ..
             }) => {
                 let status = StepState::from_agent(status);
@@ -147,6 +148,7 @@ impl RecordBuilder {
                         .then(|| format!("{host}: {layer} {step}: {message}")),
                     hint: hint.clone(),
                     data: data.clone(),
+                    cpu_ms: *cpu_ms,
                     ..StepRecord::default()
                 };
                 self.finish_step(host, finished, now);

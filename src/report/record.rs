@@ -343,4 +343,7 @@ pub struct StepRecord {
     pub hint: Option<String>,
     /// Numbers the step measured (rows per table ...).
     pub data: BTreeMap<String, u64>,
+    /// Host CPU the step used (the agent and what it waited for); None when not measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_ms: Option<u64>,
 }

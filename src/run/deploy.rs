@@ -434,6 +434,7 @@ fn arrival_step(arrival: &super::relay::Arrival, sha256: &str, took: Duration) -
         output: String::new(),
         data: Default::default(),
         diff: String::new(),
+        cpu_ms: None,
     }
 }
 

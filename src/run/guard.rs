@@ -142,6 +142,7 @@ mod tests {
             output: String::new(),
             data: BTreeMap::new(),
             diff: String::new(),
+            cpu_ms: None,
         }
     }
 
