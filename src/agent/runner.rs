@@ -157,6 +157,20 @@ pub async fn run_plan(plan: &HostPlan, emit: &mut dyn FnMut(&AgentEvent)) -> boo
     failed == 0
 }
 
+/// User + system CPU of the agent and of the children it waited for (apt, systemctl), in ms.
+fn cpu_used_ms() -> Option<u64> {
+    let used = |who| {
+        // SAFETY: getrusage fills the zeroed struct it is given and reads nothing else.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        if unsafe { libc::getrusage(who, &mut usage) } != 0 {
+            return None;
+        }
+        let ms = |t: libc::timeval| t.tv_sec as u64 * 1000 + t.tv_usec as u64 / 1000;
+        Some(ms(usage.ru_utime) + ms(usage.ru_stime))
+    };
+    Some(used(libc::RUSAGE_SELF)? + used(libc::RUSAGE_CHILDREN)?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -209,18 +223,4 @@ mod tests {
         assert!(run_plan(&service, &mut |_| {}).await);
         assert!(State::load(dir).pending_notify.is_empty());
     }
-}
-
-/// User + system CPU of the agent and of the children it waited for (apt, systemctl), in ms.
-fn cpu_used_ms() -> Option<u64> {
-    let used = |who| {
-        // SAFETY: getrusage fills the zeroed struct it is given and reads nothing else.
-        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-        if unsafe { libc::getrusage(who, &mut usage) } != 0 {
-            return None;
-        }
-        let ms = |t: libc::timeval| t.tv_sec as u64 * 1000 + t.tv_usec as u64 / 1000;
-        Some(ms(usage.ru_utime) + ms(usage.ru_stime))
-    };
-    Some(used(libc::RUSAGE_SELF)? + used(libc::RUSAGE_CHILDREN)?)
 }
