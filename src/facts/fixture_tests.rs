@@ -65,6 +65,7 @@ fn debian12_real_capture() {
         listening_ports: vec![],
         ports_source: PortsSource::Ss,
         addresses: vec![],
+        agent_files: Default::default(),
         installed: Installed::default(),
     };
     assert_eq!(parse(DEBIAN12).unwrap(), expected);
@@ -124,6 +125,7 @@ fn ubuntu2204() {
         listening_ports: vec![4222, 8222],
         ports_source: PortsSource::Ss,
         addresses: vec![],
+        agent_files: Default::default(),
         installed: Installed {
             nats_server: some("2.10.7"),
             nats_server_raw: some("nats-server: v2.10.7"),
@@ -157,6 +159,7 @@ fn rocky9_aarch64_with_clickhouse_and_password_sudo() {
         listening_ports: vec![8123, 9000],
         ports_source: PortsSource::Ss,
         addresses: vec![],
+        agent_files: Default::default(),
         installed: Installed {
             clickhouse_server: some("23.8.2.7"),
             clickhouse_server_raw: some("ClickHouse server version 23.8.2.7 (official build)."),
@@ -195,6 +198,7 @@ fn centos7_without_ss_falls_back_to_proc_net_tcp() {
         listening_ports: vec![9000],
         ports_source: PortsSource::Proc,
         addresses: vec![],
+        agent_files: Default::default(),
         installed: Installed::default(),
     };
     let f = parse(CENTOS7).unwrap();
@@ -226,6 +230,7 @@ fn macos14() {
         listening_ports: vec![4222, 8123],
         ports_source: PortsSource::Netstat,
         addresses: vec![],
+        agent_files: Default::default(),
         installed: Installed {
             nats_server: some("2.10.14"),
             nats_server_raw: some("nats-server: v2.10.14"),

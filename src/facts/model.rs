@@ -59,6 +59,10 @@ pub struct Facts {
     /// The host's IP addresses (`ip -o addr`), loopback included; empty when it would not tell.
     #[serde(default)]
     pub addresses: Vec<String>,
+    /// mp-remote agents on the host (path as the probe was given its directory → bytes), when
+    /// the probe was asked to look.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub agent_files: std::collections::BTreeMap<String, u64>,
 }
 
 impl Facts {

@@ -115,6 +115,15 @@ pub fn parse(output: &str) -> Result<Facts, FactsError> {
         listening_ports,
         ports_source,
         addresses: addresses(raw.section("addresses").unwrap_or("")),
+        agent_files: raw
+            .section("agents")
+            .unwrap_or("")
+            .lines()
+            .filter_map(|l| {
+                let (path, size) = l.trim().rsplit_once(' ')?;
+                Some((path.to_string(), size.trim().parse().ok()?))
+            })
+            .collect(),
         installed: Installed {
             nats_server,
             nats_server_raw,
@@ -324,6 +333,21 @@ mod tests {
         assert_eq!(f.tools, Tools::default());
         assert_eq!(f.ports_source, PortsSource::None);
         assert_eq!(f.installed, Installed::default());
+    }
+
+    #[test]
+    fn agents_found_by_the_probe_come_with_their_sizes() {
+        let text = MINIMAL.replace(
+            "probe_end=ok",
+            "--- agents ---\n/var/lib/mp-remote/bin/mp-remote-0123 21443240\n.mp-remote/bin/mp-remote-4567 x\n--- end agents ---\nprobe_end=ok",
+        );
+        let f = parse(&text).unwrap();
+        assert_eq!(f.agent_files.len(), 1, "{:?}", f.agent_files);
+        assert_eq!(
+            f.agent_files["/var/lib/mp-remote/bin/mp-remote-0123"],
+            21443240
+        );
+        assert!(parse(MINIMAL).unwrap().agent_files.is_empty());
     }
 
     #[test]

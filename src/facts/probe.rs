@@ -1,7 +1,7 @@
 //! The probe script and the one command line that runs it on a host.
 
-/// The facts probe, POSIX `sh`; its only argument is the deploy directory (default
-/// `/opt/marketprism`). Kept in `probe.sh` so it can be run and linted as a shell script.
+/// The facts probe, POSIX `sh`; its arguments: the deploy directory (default
+/// `/opt/marketprism`), then any directories whose `mp-remote-*` agents it lists with sizes. Kept in `probe.sh` so it can be run and linted as a shell script.
 pub const PROBE_SCRIPT: &str = include_str!("probe.sh");
 
 /// The remote command for one SSH exec: `sh -c '<PROBE_SCRIPT>' mp-facts '<deploy_dir>'`.

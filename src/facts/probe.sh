@@ -10,6 +10,8 @@
 
 set +e +u 2>/dev/null
 deploy_dir=${1:-/opt/marketprism}
+# Further arguments: directories where mp-remote keeps its agents (content-addressed names).
+[ $# -gt 0 ] && shift
 # Non-login SSH sessions often lack sbin (ss, sysctl) and Homebrew in PATH.
 PATH="$PATH:/usr/sbin:/sbin:/usr/local/bin:/usr/local/sbin:/opt/homebrew/bin"
 LC_ALL=C
@@ -130,6 +132,15 @@ else
 fi
 kv listen_source "$src"
 section listen "$out"
+
+# The agents already here, with their sizes: a re-run finds its agent without another exec.
+agents=
+for d in "$@"; do
+    for f in "$d"/mp-remote-*; do
+        [ -f "$f" ] && agents="$agents$f $(wc -c <"$f" 2>/dev/null)$nl"
+    done
+done
+section agents "$agents"
 
 # The host's own IP addresses: a server binds its private address only when the host has it.
 addrs=

@@ -55,15 +55,21 @@ pub async fn push_agent(
     Ok((path, outcome == crate::transport::UploadOutcome::Uploaded))
 }
 
+/// The directories [`agent_path`] puts agents in (root's, then a login user's): the facts
+/// probe lists what is there, so a re-run needs no exec to find its agent.
+pub fn agent_dirs() -> [String; 2] {
+    [
+        format!("{}/bin", crate::plan::build::STATE_DIR),
+        ".mp-remote/bin".into(),
+    ]
+}
+
 /// Where the agent of `sha256` goes on a host: the state directory for root, else the login
 /// user's home (relative: an exec starts there).
 pub fn agent_path(is_root: bool, sha256: &str) -> String {
     let name = format!("mp-remote-{}", &sha256[..16.min(sha256.len())]);
-    if is_root {
-        format!("{}/bin/{name}", crate::plan::build::STATE_DIR)
-    } else {
-        format!(".mp-remote/bin/{name}")
-    }
+    let [root, user] = agent_dirs();
+    format!("{}/{name}", if is_root { root } else { user })
 }
 
 /// A `source = "push"` file, read and verified on the control node before any host is touched.

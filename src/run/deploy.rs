@@ -132,11 +132,18 @@ pub async fn deploy(
     // Before any host is touched: a directory that cannot be packed or a secret file that
     // cannot be read stops the run here.
     let bundles = super::user_services::prepare(&inventory.services, selected, &options.redactor)?;
-    let agents = super::agents::Agents::new(options.agent_binary.as_deref())?;
+    // Reading and hashing the agents (tens of MB) overlaps the SSH handshakes.
+    let pinned = options.agent_binary.clone();
+    let agents = tokio::task::spawn_blocking(move || super::agents::Agents::new(pinned.as_deref()));
     let relays = super::relay::Relays::new(selected, !options.no_relay);
     let run_id = run_id();
 
+    // `-vv`: when each part of the run ended, to see where a re-run's time goes.
+    let mark = |what: &str| tracing::debug!("{what} done at {:?}", started.elapsed());
+    mark("preparing");
     let (connected, mut ended) = session::connect_all(selected, fanout).await;
+    let agents = agents.await??;
+    mark("connecting");
     // The fleet lock: taken before anything changes, kept renewed while the run works.
     let connected = match &options.lease {
         Some(request) => {
@@ -146,6 +153,7 @@ pub async fn deploy(
         }
         None => connected,
     };
+    mark("taking the leases");
     let work = async {
         let mut results: BTreeMap<String, HostDeploy> = BTreeMap::new();
         for e in ended.drain(..) {
@@ -159,6 +167,7 @@ pub async fn deploy(
         })
         .await;
         relays.stop(&connected).await;
+        mark("detect");
         let mut ready: Vec<Ready> = Vec::new();
         let mut password = None;
         let mut nats_secret = None;
@@ -283,10 +292,13 @@ pub async fn deploy(
                     None => {
                         servers_phase(&ctx, &names, &mut results).await;
                         ctx.tell_ended(&results, None, false);
+                        mark("the servers phase");
                         streams_phase(&ctx, &mut results).await;
                         ctx.tell_ended(&results, None, false);
+                        mark("the streams phase");
                         pipeline_phases(&ctx, &names, &mut results).await;
                         ctx.tell_ended(&results, None, false);
+                        mark("the pipeline phases");
                         super::user_services::services_phase(&ctx, &names, &bundles, &mut results)
                             .await;
                     }
@@ -306,6 +318,7 @@ pub async fn deploy(
         for error in super::lease::release_all(&connected, &request.run_id).await {
             tracing::warn!("{error}");
         }
+        mark("auditing and releasing the leases");
     }
     for c in &connected {
         c.transport.close().await;
@@ -345,13 +358,33 @@ async fn detect(
         .get("deploy_dir")
         .and_then(|v| v.as_str())
         .unwrap_or(plan::build::DEFAULT_DEPLOY_DIR);
-    let output = c
-        .transport
-        .exec(
-            &format!("sh -s -- {}", quote(deploy_dir)),
-            facts::PROBE_SCRIPT.as_bytes(),
-        )
-        .await?;
+    // The secrets its roles keep, (ClickHouse password, NATS secret), read in one exec
+    // beside the facts probe's (two channels of one connection): both only read.
+    let wanted: Vec<&str> = [
+        (Role::Clickhouse, plan::build::CLICKHOUSE_SECRET_PATH),
+        (Role::Nats, crate::stack::nats::SECRET_FILE),
+    ]
+    .into_iter()
+    .filter(|(role, _)| host.roles.contains(role))
+    .map(|(_, path)| path)
+    .collect();
+    let probe_command = format!(
+        "sh -s -- {} {}",
+        quote(deploy_dir),
+        agent_exec::agent_dirs().map(|d| quote(&d)).join(" ")
+    );
+    let secrets_command = with_become(&read_secret_command(&wanted), host.become_);
+    let (output, read) = tokio::join!(
+        c.transport
+            .exec(&probe_command, facts::PROBE_SCRIPT.as_bytes()),
+        async {
+            if wanted.is_empty() {
+                return Ok(None);
+            }
+            c.transport.exec(&secrets_command, b"").await.map(Some)
+        }
+    );
+    let (output, read) = (output?, read?);
     let facts = facts::parse(&output.stdout_text())?;
     let agent = agents.for_host(&super::agents::HostKind {
         name: &host.name,
@@ -380,25 +413,23 @@ async fn detect(
             );
         }
     }
-    let read_secret = |path: &'static str| async move {
-        let read = c
-            .transport
-            .exec(&with_become(&read_secret_command(path), host.become_), b"")
-            .await?;
-        anyhow::Ok(Some(read.stdout_text().trim().to_string()).filter(|p| !p.is_empty()))
-    };
-    let password = if host.roles.contains(&Role::Clickhouse) {
-        read_secret(plan::build::CLICKHOUSE_SECRET_PATH).await?
-    } else {
-        None
-    };
-    let nats_secret = if host.roles.contains(&Role::Nats) {
-        read_secret(crate::stack::nats::SECRET_FILE).await?
-    } else {
-        None
-    };
+    let mut secrets = BTreeMap::new();
+    if let Some(read) = read {
+        let text = read.stdout_text();
+        for (path, line) in wanted.iter().zip(text.lines()) {
+            if !line.trim().is_empty() {
+                secrets.insert(*path, line.trim().to_string());
+            }
+        }
+    }
+    let password = secrets.remove(plan::build::CLICKHOUSE_SECRET_PATH);
+    let nats_secret = secrets.remove(crate::stack::nats::SECRET_FILE);
     let placing = Instant::now();
-    let (agent_path, arrival) = relays.place(c, facts.is_root, &agent).await?;
+    let known = facts
+        .agent_files
+        .get(&agent_exec::agent_path(facts.is_root, &agent.sha256))
+        .copied();
+    let (agent_path, arrival) = relays.place(c, facts.is_root, &agent, known).await?;
     let arrival = arrival_step(&arrival, &agent.sha256, placing.elapsed());
     agent_exec::push_artifacts(
         c.transport.as_ref(),
@@ -568,14 +599,17 @@ fn stream_limits(inventory: &Inventory) -> anyhow::Result<crate::stack::StreamLi
     Ok(limits)
 }
 
-/// Reads a secret the host already has (the ClickHouse password, the NATS secret). An agent
-/// left running by a cut connection may be about to write it: wait for that agent (its lock)
-/// first, or this run would make a second secret and replace the first one's.
-pub(super) fn read_secret_command(secret: &str) -> String {
+/// Reads secrets the host already has (the ClickHouse password, the NATS secret), one line
+/// each (empty when missing), in order. An agent left running by a cut connection may be
+/// about to write one: wait for that agent (its lock) first, or this run would make a second
+/// secret and replace the first one's.
+pub(super) fn read_secret_command(secrets: &[&str]) -> String {
     let lock = format!("{}/agent.lock", plan::build::STATE_DIR);
+    let files: Vec<String> = secrets.iter().map(|s| quote(s)).collect();
     format!(
-        "if [ -e {lock} ] && command -v flock >/dev/null 2>&1; then flock -w {wait} {lock} true; fi; cat {secret} 2>/dev/null",
+        "if [ -e {lock} ] && command -v flock >/dev/null 2>&1; then flock -w {wait} {lock} true; fi; for f in {files}; do printf '%s\\n' \"$(cat \"$f\" 2>/dev/null)\"; done",
         wait = crate::agent::lock::WAIT.as_secs(),
+        files = files.join(" "),
     )
 }
 
@@ -615,4 +649,23 @@ pub(super) fn generate_password() -> anyhow::Result<String> {
     let mut file = std::fs::File::open("/dev/urandom").context("cannot open /dev/urandom")?;
     std::io::Read::read_exact(&mut file, &mut bytes).context("cannot read /dev/urandom")?;
     Ok(hex::encode(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn secrets_are_read_one_line_each_in_order_and_a_missing_one_is_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a b"), dir.path().join("missing"));
+        std::fs::write(&a, "first\n").unwrap();
+        let c = dir.path().join("c");
+        std::fs::write(&c, "third").unwrap();
+        let paths = [a, b, c].map(|p| p.to_string_lossy().into_owned());
+        let refs: Vec<&str> = paths.iter().map(String::as_str).collect();
+        let out = std::process::Command::new("sh")
+            .args(["-c", &super::read_secret_command(&refs)])
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "first\n\nthird\n");
+    }
 }

@@ -19,7 +19,7 @@ pub async fn from_other_hosts(
     let (connected, ended) = session::connect_all(nats_hosts, fanout).await;
     for c in &connected {
         let command = with_become(
-            &super::deploy::read_secret_command(crate::stack::nats::SECRET_FILE),
+            &super::deploy::read_secret_command(&[crate::stack::nats::SECRET_FILE]),
             c.host.become_,
         );
         let read = c

@@ -108,17 +108,25 @@ impl Relays {
     }
 
     /// Puts `agent` on the host: there already, from its network's relay, or uploaded.
-    /// Returns where it is and how it got there.
+    /// Returns where it is and how it got there. `known_size`: the size of the file at the
+    /// agent's path, as the facts probe found it.
     pub async fn place(
         &self,
         c: &Connected<'_>,
         is_root: bool,
         agent: &AgentBinary,
+        known_size: Option<u64>,
     ) -> anyhow::Result<(String, Arrival)> {
         let host = c.host;
         if host.connection == Connection::Local {
             let (path, _) = push_agent(c.transport.as_ref(), host, is_root, agent).await?;
             return Ok((path, Arrival::Local));
+        }
+        // Agents arrive under a temporary name and are renamed only once whole (and, from a
+        // relay, checked): a file of the right size at the content-addressed path is the one.
+        // Hashing it again on every run cost a round trip and a read of the whole file.
+        if known_size == Some(agent.bytes.len() as u64) {
+            return Ok((agent_path(is_root, &agent.sha256), Arrival::There));
         }
         let Some(network) = self.groups.get(&host.name) else {
             return direct(c, is_root, agent).await;

@@ -37,6 +37,10 @@ pub async fn perform(
     notified: bool,
     check_only: bool,
 ) -> Result<Outcome, StepError> {
+    if !matches!(action, Action::PortFree { .. }) {
+        // Anything else may start or stop a listener.
+        port::forget_listeners();
+    }
     match action {
         Action::Packages { packages } => packages::apply(packages, check_only).await,
         Action::Directory { path, owner, mode } => {

@@ -1,8 +1,30 @@
 //! A port must be free or held by our own server. A foreign holder fails the step with its
 //! name and pid; mp-remote never kills it (upstream's one-click script did).
 
+use std::sync::Mutex;
+
 use crate::agent::outcome::{Outcome, StepError};
 use crate::agent::shell::sh;
+
+/// Every listener with its process (`ss -Htlnp`), shared by the port checks that run one
+/// after another: listing processes walks all of /proc, once is enough. Any other step
+/// forgets it ([`forget_listeners`]).
+static LISTENERS: Mutex<Option<String>> = Mutex::new(None);
+
+pub fn forget_listeners() {
+    *LISTENERS.lock().unwrap_or_else(|e| e.into_inner()) = None;
+}
+
+async fn listeners() -> Result<String, StepError> {
+    if let Some(known) = LISTENERS.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+        return Ok(known);
+    }
+    let out = sh("ss -Htlnp")
+        .await
+        .map_err(|e| StepError::new(format!("cannot list listening sockets: {e}")))?;
+    *LISTENERS.lock().unwrap_or_else(|e| e.into_inner()) = Some(out.output.clone());
+    Ok(out.output)
+}
 
 pub async fn apply(
     port: u16,
@@ -10,10 +32,8 @@ pub async fn apply(
     allowed: &[String],
     our_unit: Option<&str>,
 ) -> Result<Outcome, StepError> {
-    let out = sh(&format!("ss -Htlnp 'sport = :{port}'"))
-        .await
-        .map_err(|e| StepError::new(format!("cannot list listening sockets: {e}")))?;
-    let listening = on_port(&out.output, port);
+    let all = listeners().await?;
+    let listening = on_port(&all, port);
     let holders = holders(&listening);
     if listening.trim().is_empty() {
         return Ok(Outcome::unchanged(format!(
@@ -64,7 +84,7 @@ pub async fn apply(
     .hint(format!(
         "mp-remote does not kill other programs: stop {who} or move it to another port, then deploy again"
     ))
-    .with_output(&out.output))
+    .with_output(&listening))
 }
 
 /// The lines of `ss -Htln` whose local address is on `port`. `ss` applies its own filter only

@@ -6,12 +6,14 @@ use crate::transport::shell::quote;
 
 pub async fn apply(unit: &str, notified: bool, check_only: bool) -> Result<Outcome, StepError> {
     let q = quote(unit);
-    let enabled = sh(&format!("systemctl is-enabled {q}"))
-        .await
-        .is_ok_and(|o| o.output.trim() == "enabled");
-    let active = sh(&format!("systemctl is-active {q}"))
-        .await
-        .is_ok_and(|o| o.output.trim() == "active");
+    // Both at once: each systemctl is a round trip to systemd, the bulk of a re-run's step.
+    let (is_enabled, is_active) = (
+        format!("systemctl is-enabled {q}"),
+        format!("systemctl is-active {q}"),
+    );
+    let (enabled, active) = tokio::join!(sh(&is_enabled), sh(&is_active));
+    let enabled = enabled.is_ok_and(|o| o.output.trim() == "enabled");
+    let active = active.is_ok_and(|o| o.output.trim() == "active");
     let mut changes = Vec::new();
     if !enabled {
         changes.push(format!("enable {unit}"));
