@@ -44,32 +44,85 @@ pub use services::{ServiceHealth, ServiceKind, ServiceProbe, UserService};
 
 use crate::transport::target::SshTarget;
 
-/// What a host runs. Serialised lowercase, as written in the inventory.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    Nats,
-    Clickhouse,
-    Storage,
-    Collector,
-}
+/// What a host runs: the role of one of [`crate::stack::component::ALL`], whose declaration
+/// says what it is. Serialised as its name, as written in the inventory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Role(usize);
+
+const COMPONENTS: usize = crate::stack::component::ALL.len();
 
 impl Role {
-    /// Every role, in deployment order (NATS and ClickHouse before what writes to them).
-    pub const ALL: [Role; 4] = [Role::Nats, Role::Clickhouse, Role::Storage, Role::Collector];
+    pub const NATS: Role = Role::of("nats");
+    pub const CLICKHOUSE: Role = Role::of("clickhouse");
+    pub const STORAGE: Role = Role::of("storage");
+    pub const COLLECTOR: Role = Role::of("collector");
+
+    /// Every role, in the components' start order (NATS and ClickHouse before what writes to
+    /// them).
+    pub const ALL: [Role; COMPONENTS] = {
+        let mut all = [Role(0); COMPONENTS];
+        let mut i = 0;
+        while i < COMPONENTS {
+            all[i] = Role(i);
+            i += 1;
+        }
+        all
+    };
+
+    /// The role named `name` in a component's declaration; a name no component has fails the
+    /// build (these are compile-time constants).
+    const fn of(name: &str) -> Role {
+        let all = crate::stack::component::ALL;
+        let mut i = 0;
+        while i < all.len() {
+            if const_eq(all[i].role, name) {
+                return Role(i);
+            }
+            i += 1;
+        }
+        panic!("no component has this role")
+    }
+
+    /// The component this role places on a host.
+    pub fn component(self) -> &'static crate::stack::component::Component {
+        crate::stack::component::ALL[self.0]
+    }
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Nats => "nats",
-            Role::Clickhouse => "clickhouse",
-            Role::Storage => "storage",
-            Role::Collector => "collector",
-        }
+        self.component().role
     }
 
     /// "nats, clickhouse, storage, collector", for error hints.
     pub(crate) fn allowed() -> String {
         Role::ALL.map(Role::as_str).join(", ")
+    }
+}
+
+const fn const_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+impl Serialize for Role {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Role {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        Role::from_str(&name).map_err(serde::de::Error::custom)
     }
 }
 
@@ -81,7 +134,7 @@ impl fmt::Display for Role {
 
 /// The error of [`Role::from_str`]: the unknown name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown role {0:?}: use one of nats, clickhouse, storage, collector")]
+#[error("unknown role {name:?}: use one of {allowed}", name = .0, allowed = Role::allowed())]
 pub struct UnknownRole(pub String);
 
 impl FromStr for Role {

@@ -253,7 +253,7 @@ pub(crate) fn build(
             become_: merged.become_.unwrap_or(false),
             roles: entry.roles.clone(),
             groups: host_groups,
-            collector: if entry.roles.contains(&Role::Collector) {
+            collector: if entry.roles.contains(&Role::COLLECTOR) {
                 checker.collector_choice(&entry.name, &merged.collector)?
             } else {
                 CollectorChoice::default()

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::ops::Range;
+use std::str::FromStr;
 
 use serde::Deserialize;
 use toml::{Spanned, Value};
@@ -75,21 +76,27 @@ impl Checker<'_> {
         hosts: &[Host],
     ) -> Result<(), InventoryError> {
         for (name, table) in raw {
-            let role = match name.get_ref().as_str() {
-                "nats" => Role::Nats,
-                "clickhouse" => Role::Clickhouse,
-                "storage" | "collector" => {
+            // A vendor's server takes settings (where it comes from); mp-remote's own
+            // services are released with it.
+            let configurable: Vec<String> = Role::ALL
+                .iter()
+                .filter(|r| r.component().package().is_some())
+                .map(|r| format!("[components.{r}]"))
+                .collect();
+            let role = match Role::from_str(name.get_ref()) {
+                Ok(role) if role.component().package().is_some() => role,
+                Ok(_) => {
                     return Err(self.src.invalid(
                         name.span(),
                         format!("[components.{}] takes no settings", name.get_ref()),
                         "remove it: storage and collector are mp-remote itself, released under the deploy_dir var",
                     ))
                 }
-                other => {
+                Err(_) => {
                     return Err(self.src.invalid(
                         name.span(),
-                        format!("[components.{}] is not a component", shown(other)),
-                        "use [components.nats] or [components.clickhouse]",
+                        format!("[components.{}] is not a component", shown(name.get_ref())),
+                        format!("use {}", configurable.join(" or ")),
                     ))
                 }
             };
@@ -104,8 +111,8 @@ impl Checker<'_> {
     /// may be meant for other commands only (ping, facts, status), so this is a warning.
     pub(crate) fn default_sources(&self, raw: &RawComponents, hosts: &[Spanned<RawHost>]) {
         for (role, pinned) in [
-            (Role::Nats, NATS_PINNED),
-            (Role::Clickhouse, CLICKHOUSE_PINNED),
+            (Role::NATS, NATS_PINNED),
+            (Role::CLICKHOUSE, CLICKHOUSE_PINNED),
         ] {
             if raw.keys().any(|name| name.get_ref() == role.as_str()) {
                 continue;
@@ -197,14 +204,14 @@ impl Checker<'_> {
         let sums_span = c.sha256.as_ref().map_or(source.span(), Spanned::span);
         let need = |result: Result<(), String>| result.or_else(|e| fail(sums_span.clone(), e, ""));
         match (role, kind) {
-            (Role::Nats, "release") => {
+            (Role::NATS, "release") => {
                 let version =
                     clean_version(c.version.as_ref().map_or(NATS_PINNED, |v| v.get_ref()));
                 let files =
                     ARCHES.map(|arch| format!("nats-server-v{version}-linux-{arch}.tar.gz"));
                 need(release_sums(sums.as_ref(), &files, "[components.nats]"))
             }
-            (Role::Clickhouse, "release") => {
+            (Role::CLICKHOUSE, "release") => {
                 let version = clean_version(
                     c.version
                         .as_ref()
@@ -220,7 +227,7 @@ impl Checker<'_> {
                 }
                 need(clickhouse_release_sums(sums.as_ref(), &version))
             }
-            (Role::Nats, "push") if artifacts.len() != 1 => fail(
+            (Role::NATS, "push") if artifacts.len() != 1 => fail(
                 c.artifact.as_ref().map_or(source.span(), Spanned::span),
                 "source = \"push\" takes one artifact for NATS".into(),
                 "artifact = \"files/...\": the release tarball, the binary or a .deb",
@@ -244,7 +251,7 @@ impl Checker<'_> {
                 hint.to_string(),
             ))
         };
-        if role != Role::Nats {
+        if role != Role::NATS {
             return fail(
                 tls.span(),
                 "tls applies to NATS only".into(),

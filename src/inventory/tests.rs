@@ -824,7 +824,7 @@ fn local_hosts_need_no_address() {
     assert_eq!(local.connection, Connection::Local);
     assert_eq!(local.ssh.address, "localhost");
     assert_eq!(local.private_address, "127.0.0.1");
-    assert_eq!(local.roles, vec![Role::Nats, Role::Storage]);
+    assert_eq!(local.roles, vec![Role::NATS, Role::STORAGE]);
 }
 
 #[test]
@@ -986,12 +986,12 @@ fn limit_terms_that_match_nothing_are_errors() {
 fn hosts_with_role_keeps_inventory_order() {
     let inv = ok(CLUSTER);
     let nats: Vec<&str> = inv
-        .hosts_with_role(Role::Nats)
+        .hosts_with_role(Role::NATS)
         .iter()
         .map(|h| h.name.as_str())
         .collect();
     assert_eq!(nats, ["mp-nats-1", "mp-nats-2"]);
-    assert!(inv.hosts_with_role(Role::Clickhouse).len() == 1);
+    assert!(inv.hosts_with_role(Role::CLICKHOUSE).len() == 1);
 }
 
 fn shipped(name: &str) -> PathBuf {
@@ -1020,15 +1020,15 @@ fn shipped_inventories_load() {
     assert_eq!(source.symbols, ["BTC-USDT", "ETH-USDT"]);
 
     let multi = load_with_ssh_config(&shipped("multi-node.toml"), None).unwrap();
-    assert_eq!(multi.hosts_with_role(Role::Nats).len(), 3);
-    assert_eq!(multi.hosts_with_role(Role::Clickhouse).len(), 1);
-    assert_eq!(multi.hosts_with_role(Role::Storage).len(), 1);
+    assert_eq!(multi.hosts_with_role(Role::NATS).len(), 3);
+    assert_eq!(multi.hosts_with_role(Role::CLICKHOUSE).len(), 1);
+    assert_eq!(multi.hosts_with_role(Role::STORAGE).len(), 1);
     assert_eq!(
         multi.groups["collectors"].hosts,
         ["mp-collector-1", "mp-collector-2"]
     );
     assert!(multi
-        .hosts_with_role(Role::Collector)
+        .hosts_with_role(Role::COLLECTOR)
         .iter()
         .all(|h| h.groups == ["collectors"]));
     assert!(multi

@@ -107,7 +107,7 @@ pub fn servers_plan(
     preflight(host, facts)?;
     let mut install = Vec::new();
     let mut init = Vec::new();
-    if host.roles.contains(&Role::Nats) {
+    if host.roles.contains(&Role::NATS) {
         let (nats_install, nats_run) =
             install::nats_install(host, facts, &components.nats, NATS_SERVICE, NATS_CONFIG)?;
         install.extend(port_steps(&NATS, "nats-server"));
@@ -117,7 +117,7 @@ pub fn servers_plan(
         // Every NATS client on this host (pipeline or user service) trusts the same CA.
         init.push(super::nats_tls::ca_step(tls, None));
     }
-    if host.roles.contains(&Role::Clickhouse) {
+    if host.roles.contains(&Role::CLICKHOUSE) {
         let (clickhouse_install, server) = install_clickhouse::clickhouse_install(
             host,
             facts,

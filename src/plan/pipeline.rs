@@ -83,8 +83,8 @@ pub fn services_of(host: &Host) -> Vec<PipelineService> {
     PipelineService::ALL
         .into_iter()
         .filter(|s| match s {
-            PipelineService::Storage => host.roles.contains(&Role::Storage),
-            PipelineService::Collector => host.roles.contains(&Role::Collector),
+            PipelineService::Storage => host.roles.contains(&Role::STORAGE),
+            PipelineService::Collector => host.roles.contains(&Role::COLLECTOR),
         })
         .collect()
 }
@@ -373,7 +373,7 @@ pub fn verify_plan(
 
 /// The ClickHouse a storage on `host` writes to: its own, else the first ClickHouse host's.
 fn clickhouse_url_for(host: &Host, fleet: &Fleet) -> String {
-    if host.roles.contains(&Role::Clickhouse) {
+    if host.roles.contains(&Role::CLICKHOUSE) {
         return CLICKHOUSE.endpoint("127.0.0.1");
     }
     let address = fleet

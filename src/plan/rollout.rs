@@ -77,7 +77,7 @@ pub fn gate_plan(
         },
         notify: vec![],
     }];
-    if host.roles.contains(&Role::Nats) && !fresh_nats {
+    if host.roles.contains(&Role::NATS) && !fresh_nats {
         steps.push(Step {
             id: "verify.gate.streams-current".into(),
             title: "health gate: no stream replica lags behind its leader".into(),
@@ -166,7 +166,7 @@ mod tests {
     fn the_gate_probes_every_service_and_waits_for_replicas_on_nats() {
         let fleet = Fleet::single_host_for_tests();
         let plan = gate_plan(
-            &host(&[Role::Nats, Role::Storage]),
+            &host(&[Role::NATS, Role::STORAGE]),
             &fleet,
             "r",
             false,
@@ -188,10 +188,10 @@ mod tests {
             &steps[1].action,
             Action::StreamsCurrent { streams, .. } if streams == &["MARKET_DATA", "ORDERBOOK_SNAP"]
         ));
-        let collector = gate_plan(&host(&[Role::Collector]), &fleet, "r", false, false);
+        let collector = gate_plan(&host(&[Role::COLLECTOR]), &fleet, "r", false, false);
         assert_eq!(collector.layers[0].steps.len(), 1);
         // A NATS node new in this run: JetStream on is enough, no replicas to wait for.
-        let fresh = gate_plan(&host(&[Role::Nats]), &fleet, "r", false, true);
+        let fresh = gate_plan(&host(&[Role::NATS]), &fleet, "r", false, true);
         assert_eq!(fresh.layers[0].steps.len(), 1);
         let Action::HealthGate { probes, .. } = &fresh.layers[0].steps[0].action else {
             panic!()
@@ -204,7 +204,7 @@ mod tests {
         let fleet = Fleet::single_host_for_tests();
         let facts = crate::facts::parse(SYSTEMD).unwrap();
         let plan = rollback_plan(
-            &host(&[Role::Storage, Role::Collector]),
+            &host(&[Role::STORAGE, Role::COLLECTOR]),
             &facts,
             &fleet,
             "r",
@@ -221,7 +221,7 @@ mod tests {
             first.notify,
             ["start.storage.service", "start.collector.service"]
         );
-        assert!(has_release(&host(&[Role::Collector])));
-        assert!(!has_release(&host(&[Role::Nats])));
+        assert!(has_release(&host(&[Role::COLLECTOR])));
+        assert!(!has_release(&host(&[Role::NATS])));
     }
 }

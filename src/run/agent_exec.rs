@@ -92,8 +92,8 @@ pub fn load_push_artifacts(
 ) -> anyhow::Result<Vec<PushArtifact>> {
     let mut loaded = Vec::new();
     for (role, name, source) in [
-        (Role::Nats, "nats", &components.nats),
-        (Role::Clickhouse, "clickhouse", &components.clickhouse),
+        (Role::NATS, "nats", &components.nats),
+        (Role::CLICKHOUSE, "clickhouse", &components.clickhouse),
     ] {
         let Source::Push {
             artifact, sha256, ..

@@ -79,7 +79,7 @@ impl Service {
         Role::ALL
             .into_iter()
             .find(|r| r.as_str() == role)
-            .unwrap_or(Role::Collector)
+            .unwrap_or(Role::COLLECTOR)
     }
 
     /// The ports the service may listen on, as declared.

@@ -123,7 +123,7 @@ pub async fn deploy(
     let started = Instant::now();
     let components = Components::from_table(&inventory.components)
         .map_err(|e| anyhow::anyhow!("{}: {e}", inventory.path.display()))?;
-    let nats_hosts = inventory.hosts_with_role(Role::Nats);
+    let nats_hosts = inventory.hosts_with_role(Role::NATS);
     let replicas = crate::stack::validate_layout(nats_hosts.len(), None)
         .map_err(|e| anyhow::anyhow!("{}: {e}", inventory.path.display()))?;
     let stream_limits = stream_limits(inventory)?;
@@ -236,7 +236,7 @@ pub async fn deploy(
             stream_limits,
             replicas,
             clickhouse_nodes: inventory
-                .hosts_with_role(Role::Clickhouse)
+                .hosts_with_role(Role::CLICKHOUSE)
                 .iter()
                 .map(|h| (h.name.clone(), h.private_address.clone()))
                 .collect(),
@@ -245,12 +245,12 @@ pub async fn deploy(
                 None => None,
             },
             storage_addresses: inventory
-                .hosts_with_role(Role::Storage)
+                .hosts_with_role(Role::STORAGE)
                 .iter()
                 .map(|h| h.private_address.clone())
                 .collect(),
-            collectors: inventory.hosts_with_role(Role::Collector).len(),
-            flow_tables: plan::flow_tables(&inventory.hosts_with_role(Role::Collector)),
+            collectors: inventory.hosts_with_role(Role::COLLECTOR).len(),
+            flow_tables: plan::flow_tables(&inventory.hosts_with_role(Role::COLLECTOR)),
             agent_sha256,
             one_host,
         };
@@ -361,8 +361,8 @@ async fn detect(
     // The secrets its roles keep, (ClickHouse password, NATS secret), read in one exec
     // beside the facts probe's (two channels of one connection): both only read.
     let wanted: Vec<&str> = [
-        (Role::Clickhouse, plan::build::CLICKHOUSE_SECRET_PATH),
-        (Role::Nats, crate::stack::nats::SECRET_FILE),
+        (Role::CLICKHOUSE, plan::build::CLICKHOUSE_SECRET_PATH),
+        (Role::NATS, crate::stack::nats::SECRET_FILE),
     ]
     .into_iter()
     .filter(|(role, _)| host.roles.contains(role))

@@ -117,12 +117,12 @@ pub(super) async fn streams_phase(ctx: &Ctx<'_, '_>, results: &mut BTreeMap<Stri
     let nats_ok = ctx
         .ready
         .iter()
-        .filter(|r| r.c.host.roles.contains(&Role::Nats))
+        .filter(|r| r.c.host.roles.contains(&Role::NATS))
         .all(|r| results.get(&r.c.host.name).map(|e| e.status) == Some(HostStatus::Ok));
     let Some(r) = ctx
         .ready
         .iter()
-        .find(|r| r.c.host.roles.contains(&Role::Nats))
+        .find(|r| r.c.host.roles.contains(&Role::NATS))
     else {
         return;
     };
@@ -154,7 +154,7 @@ pub(super) async fn pipeline_phases(
         results.get(name).is_none_or(|r| r.status == HostStatus::Ok)
             || !ctx.inventory.hosts.iter().any(|h| {
                 &h.name == name
-                    && (h.roles.contains(&Role::Nats) || h.roles.contains(&Role::Clickhouse))
+                    && (h.roles.contains(&Role::NATS) || h.roles.contains(&Role::CLICKHOUSE))
             })
     });
     let pipeline_hosts: Vec<Ready> = ctx

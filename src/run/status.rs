@@ -323,7 +323,7 @@ pub async fn gather<'h>(
         &outcomes
             .iter()
             .zip(hosts)
-            .map(|(o, h)| (h.has_role(Role::Nats), o.value.as_ref()))
+            .map(|(o, h)| (h.has_role(Role::NATS), o.value.as_ref()))
             .collect::<Vec<_>>(),
     );
     for (index, outcome) in outcomes.iter_mut().enumerate() {

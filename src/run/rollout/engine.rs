@@ -210,13 +210,13 @@ async fn gate(
     let verified_here = !rollback
         && hosts
             .iter()
-            .any(|r| r.c.host.roles.contains(&Role::Storage) && ctx.fleet.collectors > 0);
+            .any(|r| r.c.host.roles.contains(&Role::STORAGE) && ctx.fleet.collectors > 0);
     if verified_here || !ok(results, &batch.hosts) || check_only {
         return None;
     }
     // A storage host that runs the pipeline: deployed before this run, or in a batch of it.
     let storage = ctx.ready.iter().find(|r| {
-        r.c.host.roles.contains(&Role::Storage)
+        r.c.host.roles.contains(&Role::STORAGE)
             && match results.get(&r.c.host.name) {
                 Some(done) => done.status == HostStatus::Ok,
                 None => r.facts.app_release.is_some(),

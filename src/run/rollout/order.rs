@@ -18,11 +18,11 @@ pub enum Group {
 
 impl Group {
     fn of(roles: &[Role]) -> Group {
-        if roles.contains(&Role::Nats) {
+        if roles.contains(&Role::NATS) {
             Group::Nats
-        } else if roles.contains(&Role::Clickhouse) {
+        } else if roles.contains(&Role::CLICKHOUSE) {
             Group::ClickHouse
-        } else if roles.contains(&Role::Storage) {
+        } else if roles.contains(&Role::STORAGE) {
             Group::Storage
         } else {
             Group::Collectors
@@ -97,7 +97,7 @@ pub fn gaps(fleet: &[(String, Vec<Role>)]) -> Option<String> {
             roles.join(", ")
         ));
     }
-    let alone: Vec<String> = [Role::Nats, Role::Clickhouse, Role::Storage]
+    let alone: Vec<String> = [Role::NATS, Role::CLICKHOUSE, Role::STORAGE]
         .into_iter()
         .filter_map(|role| {
             let holders: Vec<&String> = fleet
@@ -129,17 +129,16 @@ mod tests {
 
     #[test]
     fn servers_roll_one_at_a_time_whatever_serial_says() {
-        use Role::*;
         let fleet = [
-            host("c1", &[Collector]),
-            host("n1", &[Nats]),
-            host("n2", &[Nats, Collector]),
-            host("n3", &[Nats]),
-            host("ch", &[Clickhouse, Storage]),
-            host("s2", &[Storage]),
-            host("c2", &[Collector]),
-            host("c3", &[Collector]),
-            host("c4", &[Collector]),
+            host("c1", &[Role::COLLECTOR]),
+            host("n1", &[Role::NATS]),
+            host("n2", &[Role::NATS, Role::COLLECTOR]),
+            host("n3", &[Role::NATS]),
+            host("ch", &[Role::CLICKHOUSE, Role::STORAGE]),
+            host("s2", &[Role::STORAGE]),
+            host("c2", &[Role::COLLECTOR]),
+            host("c3", &[Role::COLLECTOR]),
+            host("c4", &[Role::COLLECTOR]),
         ];
         let got = batches(&fleet, &"3".parse().unwrap());
         let seen: Vec<(usize, Group, Vec<&str>)> = got
@@ -168,16 +167,18 @@ mod tests {
 
     #[test]
     fn gaps_are_named() {
-        use Role::*;
-        let single = [host("h1", &[Nats, Clickhouse, Storage, Collector])];
+        let single = [host(
+            "h1",
+            &[Role::NATS, Role::CLICKHOUSE, Role::STORAGE, Role::COLLECTOR],
+        )];
         assert!(gaps(&single)
             .unwrap()
             .starts_with("single-node layout (h1 runs nats"));
         let multi = [
-            host("n1", &[Nats]),
-            host("n2", &[Nats]),
-            host("n3", &[Nats, Collector]),
-            host("ch", &[Clickhouse, Storage]),
+            host("n1", &[Role::NATS]),
+            host("n2", &[Role::NATS]),
+            host("n3", &[Role::NATS, Role::COLLECTOR]),
+            host("ch", &[Role::CLICKHOUSE, Role::STORAGE]),
         ];
         let said = gaps(&multi).unwrap();
         assert!(said.contains("clickhouse (ch), storage (ch)"), "{said}");
