@@ -11,6 +11,12 @@
 #   MP_BENCH_BATCH=5000 bench/pipeline.sh (storage batch_size; default 1000)
 #   MP_BENCH_PORT_BASE=35000              (ports used: BASE+85 ... BASE+900)
 #   MP_BENCH_BIN=target/debug/mp-remote   (skip the release build)
+#   MP_BENCH_TMP=/dev/shm                 (where the servers keep their files; default /tmp)
+# Besides the end-to-end rate (which includes start-up and the last, partial fetch waiting its
+# flush_interval) it prints the drain rate between 10 % and 90 % acked, the CPU seconds each
+# process spent meanwhile, and storage's own per-stage times (its debug log).
+# On ext4, creating a file skips inodes deleted in the last minutes: right after another run
+# (or anything else deleting many files) ClickHouse's part files cost several times more.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 messages=${1:-200000}
@@ -29,7 +35,7 @@ if [[ -z $bin ]]; then
     cargo build --release --locked -q
     bin=$PWD/target/release/mp-remote
 fi
-dir=$(mktemp -d /tmp/mp-bench-pipeline.XXXXXX)
+dir=$(mktemp -d "${MP_BENCH_TMP:-/tmp}/mp-bench-pipeline.XXXXXX")
 pids=()
 cleanup() {
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
@@ -142,19 +148,28 @@ url = "http://127.0.0.1:$ch_http"
 user = "marketprism"
 password_file = "$dir/password"
 EOF
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; } # utime + stime
+nats_pid=${pids[0]} clickhouse_pid=${pids[1]}
+nats_cpu=$(cpu_ticks "$nats_pid") clickhouse_cpu=$(cpu_ticks "$clickhouse_pid")
 start=$(date +%s.%N)
-"$bin" service storage --config "$dir/storage.toml" 2>"$dir/storage.log" &
+MP_REMOTE_LOG=mp_remote=info,mp_remote::pipeline::storage::consumer=debug \
+    "$bin" service storage --config "$dir/storage.toml" 2>"$dir/storage.log" &
 storage_pid=$!
 pids+=("$storage_pid")
-acked=0
-for _ in $(seq 1 1200); do
-    acked=$(health "$st_health" | python3 -c 'import json,sys
-try: print(json.load(sys.stdin)["acked"])
-except Exception: print(0)')
+acked=0 at10="" at90=""
+for _ in $(seq 1 6000); do
+    acked=$(health "$st_health" | grep -o '"acked":[0-9]*' | cut -d: -f2)
+    acked=${acked:-0}
+    [[ -z $at10 && $acked -ge $((published / 10)) ]] && at10=$(date +%s.%N)
+    [[ -z $at90 && $acked -ge $((published * 9 / 10)) ]] && at90=$(date +%s.%N)
     [[ $acked -ge $published ]] && break
-    sleep 0.5
+    sleep 0.1
 done
 end=$(date +%s.%N)
+hz=$(getconf CLK_TCK)
+cpu="nats-server $((($(cpu_ticks "$nats_pid") - nats_cpu) * 100 / hz))"
+cpu+=" clickhouse-server $((($(cpu_ticks "$clickhouse_pid") - clickhouse_cpu) * 100 / hz))"
+cpu+=" storage $(($(cpu_ticks "$storage_pid") * 100 / hz))"
 kill -TERM "$storage_pid"
 wait "$storage_pid" || true
 if [[ $acked -lt $published ]]; then
@@ -171,15 +186,34 @@ done
 distinct_trades=$(ch "SELECT uniqExact(trade_id) FROM marketprism_hot.trades")
 
 python3 - "$published" "$publish_rate" "$start" "$end" "$rows" "$trades" "$distinct_trades" "$batch" \
-    "$nats_version" "$ch_version" <<'PY'
-import sys
+    "$nats_version" "$ch_version" "$at10" "$at90" "$cpu" "$dir/storage.log" <<'PY'
+import re, sys
 published, rate, start, end, rows, trades, distinct, batch = sys.argv[1:9]
-nats, ch = sys.argv[9:11]
+nats, ch, at10, at90, cpu, log = sys.argv[9:15]
 secs = float(end) - float(start)
 print(f"servers: {nats}; ClickHouse {ch} (legacy or modern schema as the deploy renders it)")
 print(f"collector: {int(published)} messages published and acked at {int(rate)} msg/s")
 print(f"storage:   {int(rows)} rows stored in {secs:.1f} s = {int(rows) / secs:.0f} rows/s "
       f"(batch_size {batch}, one ClickHouse, from storage start to the last ack)")
+if at10 and at90 and float(at90) > float(at10):
+    drain = int(published) * 0.8 / (float(at90) - float(at10))
+    print(f"drain:     {drain:.0f} msgs/s acked between 10 % and 90 % of the backlog")
+cpu = cpu.split()
+print("cpu:       " + ", ".join(f"{cpu[i]} {int(cpu[i + 1]) / 100:.2f} s" for i in range(0, len(cpu), 2))
+      + " while storage ran")
+# Storage's debug line per insert: "STREAM: stored N message(s): parse A µs, insert B µs, ack C µs".
+line = re.compile(r"(\w+): stored (\d+) message\(s\): parse (\d+) µs, insert (\d+) µs, ack (\d+) µs")
+stages = {}
+for text in open(log, encoding="utf-8", errors="replace"):
+    m = line.search(text)
+    if m:
+        s = stages.setdefault(m[1], [0] * 5)
+        s[0] += 1
+        for i in range(4):
+            s[i + 1] += int(m[i + 2])
+for stream, (n, msgs, parse, insert, ack) in sorted(stages.items()):
+    print(f"stages:    {stream}: {n} inserts of {msgs / n:.0f} messages on average; "
+          f"parse {parse / 1e6:.2f} s, insert {insert / 1e6:.2f} s, ack {ack / 1e6:.2f} s")
 print(f"no loss:   {distinct} distinct trade ids in ClickHouse for {trades} trades published"
       + ("" if distinct == trades else "  <-- MISMATCH"))
 sys.exit(0 if distinct == trades else 1)

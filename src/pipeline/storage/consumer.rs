@@ -2,9 +2,10 @@
 //! rows, and only then ack the batch (at least once: a crash before the ack means the batch
 //! comes again, so rows may be duplicated, never lost).
 //!
-//! While ClickHouse fails, the same batch is retried with backoff and nothing more is fetched
-//! (memory stays bounded by one batch per stream); its messages get "in progress" acks so
-//! JetStream does not hand them out again meanwhile. A batch's tables are inserted
+//! While a batch is stored, the next one is fetched (prefetch.rs), up to the consumer's max ack
+//! pending in all. While ClickHouse fails, the same batch is retried with backoff and no more is
+//! fetched than that (memory stays bounded per stream); the messages held get "in progress"
+//! acks so JetStream does not hand them out again meanwhile. A batch's tables are inserted
 //! concurrently; a table whose insert succeeded is not inserted again when another fails.
 
 use std::collections::BTreeSet;
@@ -15,10 +16,10 @@ use async_nats::jetstream::consumer::pull::Config as PullConfig;
 use async_nats::jetstream::consumer::{self, AckPolicy, DeliverPolicy, PullConsumer};
 use async_nats::jetstream::context::Context;
 use async_nats::jetstream::{AckKind, Message};
-use futures::StreamExt;
 use tokio::sync::watch;
 
 use super::health::StorageState;
+use super::prefetch::{Fetcher, Window};
 use super::rows::{TableRows, TimeEncoding};
 use crate::pipeline::message::{DataType, MarketMessage};
 
@@ -28,7 +29,7 @@ const ACK_WAIT: Duration = Duration::from_secs(30);
 const SETUP_RETRY: Duration = Duration::from_secs(10);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// "In progress" acks while retrying, well inside [`ACK_WAIT`].
-const PROGRESS_EVERY: Duration = Duration::from_secs(10);
+pub(super) const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 /// After shutdown is asked, how long a failing insert is still retried before giving up on
 /// the batch (unacked, so it comes again at the next start).
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -53,26 +54,40 @@ fn msg_id(m: &Message) -> Option<&str> {
 }
 
 impl Worker {
-    /// Runs until shutdown; the batch in flight is stored and acked first.
+    /// Runs until shutdown; the messages fetched are stored and acked first.
     pub async fn run(mut self) {
         let Some(consumer) = self.consumer().await else {
             return;
         };
-        while !*self.shutdown.borrow() {
-            let messages = match self.fetch(&consumer).await {
-                Ok(m) => m,
-                Err(e) => {
-                    tracing::warn!("{}: fetch failed: {e}", self.stream);
-                    self.state.update(|c| {
-                        c.last_error = Some(format!("fetch from {}: {e}", self.stream))
-                    });
-                    self.pause(Duration::from_secs(1)).await;
-                    continue;
-                }
+        let window = Window::new(
+            consumer.cached_info().config.max_ack_pending,
+            self.batch_size,
+        );
+        let mut fetcher = Fetcher {
+            consumer,
+            stream: self.stream,
+            batch_size: self.batch_size,
+            flush_interval: self.flush_interval,
+            window,
+            state: self.state.clone(),
+            shutdown: self.shutdown.clone(),
+        };
+        let mut ready: Vec<Message> = Vec::new();
+        while !(*self.shutdown.borrow() && ready.is_empty()) {
+            // This insert and its acks, and meanwhile the fetches for the next one.
+            let (stored, done) = watch::channel(false);
+            let storing = ready.len();
+            let store = async {
+                let ok = ready.is_empty() || self.store(ready).await;
+                let _ = stored.send(true);
+                ok
             };
-            if !messages.is_empty() {
-                self.store(messages).await;
+            let (ok, next) = tokio::join!(store, fetcher.gather(storing, done));
+            if !ok {
+                // Shutdown cut a failing insert: what was fetched since comes again too.
+                break;
             }
+            ready = next;
         }
     }
 
@@ -152,31 +167,10 @@ impl Worker {
         Ok(consumer)
     }
 
-    /// Up to `batch_size` messages, waiting at most `flush_interval` for them.
-    async fn fetch(&self, consumer: &PullConsumer) -> Result<Vec<Message>, String> {
-        let mut batch = consumer
-            .batch()
-            .max_messages(self.batch_size)
-            .expires(self.flush_interval)
-            .messages()
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut messages = Vec::new();
-        while let Some(next) = batch.next().await {
-            match next {
-                Ok(m) => messages.push(m),
-                // What was received is kept; the rest comes with the next fetch.
-                Err(e) => {
-                    tracing::debug!("{}: batch ended: {e}", self.stream);
-                    break;
-                }
-            }
-        }
-        Ok(messages)
-    }
-
-    /// Stores one batch and acks it; a message that cannot be parsed is terminated.
-    async fn store(&mut self, messages: Vec<Message>) {
+    /// Stores one batch and acks it; a message that cannot be parsed is terminated. False
+    /// when shutdown cut a failing insert (nothing acked).
+    async fn store(&mut self, messages: Vec<Message>) -> bool {
+        let started = Instant::now();
         let mut rows = TableRows::default();
         let mut accepted = Vec::with_capacity(messages.len());
         let mut again = Vec::new();
@@ -204,11 +198,13 @@ impl Worker {
             c.duplicates_dropped += dropped;
             c.pending.insert(self.stream.to_string(), count);
         });
+        let parsed = Instant::now();
         if !self.insert(&rows, &accepted).await {
             self.state
                 .update(|c| c.pending.insert(self.stream.to_string(), 0));
-            return;
+            return false;
         }
+        let inserted = Instant::now();
         for m in &accepted {
             if let Some(id) = msg_id(m) {
                 self.seen.insert(id);
@@ -216,10 +212,20 @@ impl Worker {
         }
         accepted.extend(again);
         let acked = self.ack_confirmed(&accepted).await;
+        // Per stage, for bench/pipeline.sh.
+        tracing::debug!(
+            "{}: stored {} message(s): parse {} µs, insert {} µs, ack {} µs",
+            self.stream,
+            accepted.len(),
+            (parsed - started).as_micros(),
+            (inserted - parsed).as_micros(),
+            inserted.elapsed().as_micros()
+        );
         self.state.update(|c| {
             c.acked += acked;
             c.pending.insert(self.stream.to_string(), 0);
         });
+        true
     }
 
     /// Acks a stored batch so that no ack is lost with a NATS node that restarts (a lost ack

@@ -5,6 +5,7 @@
 
 pub mod consumer;
 pub mod health;
+pub mod prefetch;
 pub mod rows;
 pub mod schema;
 pub mod seen;
