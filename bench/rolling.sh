@@ -36,9 +36,7 @@ def on(host, command):
                           capture_output=True, text=True).stdout
 def published():
     # Messages in both streams (their last sequence), as the NATS node on h1 sees them.
-    # NATS monitoring listens where its config says (the private address in a fleet).
-    at = "$(sed -n 's/^http: \"\\(.*\\)\"$/\\1/p' /etc/marketprism/nats-server.conf)"
-    jsz = json.loads(on("h1", f"curl -s -m 3 \"http://{at}/jsz?streams=true\"") or "{}")
+    jsz = json.loads(on("h1", "curl -s -m 3 'http://127.0.0.1:8222/jsz?streams=true'") or "{}")
     return sum(s["state"]["last_seq"] for a in jsz.get("account_details", [])
                for s in a.get("stream_detail", []))
 def rows():

@@ -3,7 +3,7 @@
 //! their private addresses; a second deploy that changes nothing; one NATS node restarted
 //! while the collector publishes, and nothing lost.
 
-use crate::support::fleet::{set_roles, NATS_MONITOR};
+use crate::support::fleet::set_roles;
 use crate::support::pipeline::{Pipeline, TABLES};
 use crate::support::{assert_nothing_changed, mp_remote, wait_for, Fleet};
 
@@ -33,22 +33,27 @@ fn deploy_three_node_nats_cluster_with_r3_streams() {
 
     // Every node sees the other two as routes, and the streams have three replicas.
     for host in ["h1", "h2", "h3"] {
-        let routez = fleet.exec(host, &format!("curl -sf \"{NATS_MONITOR}/routez\""));
+        let routez = fleet.exec(host, "curl -sf http://127.0.0.1:8222/routez");
         let routes: serde_json::Value = serde_json::from_str(&routez).unwrap();
         assert_eq!(routes["num_routes"], 2, "{host}: {routez}");
     }
-    // In a fleet, each node's listeners are on its private address only.
+    // In a fleet, each node's client and cluster listeners are on its private address only,
+    // monitoring on loopback only.
     let listening = fleet.exec("h1", "ss -Htln");
-    for port in [4222, 6222, 8222] {
+    for port in [4222, 6222] {
         let own = format!("{}:{port}", fleet.host("h1").private_ip);
         assert!(
             listening.contains(&own) && !listening.contains(&format!("0.0.0.0:{port}")),
             "NATS on {own} only: {listening}"
         );
     }
+    assert!(
+        listening.contains("127.0.0.1:8222") && !listening.contains("0.0.0.0:8222"),
+        "NATS monitoring on loopback only: {listening}"
+    );
     let info = fleet.exec(
         "h2",
-        &format!("curl -sf \"{NATS_MONITOR}/jsz?streams=true&config=true\""),
+        "curl -sf 'http://127.0.0.1:8222/jsz?streams=true&config=true'",
     );
     let jsz: serde_json::Value = serde_json::from_str(&info).unwrap();
     let streams: Vec<&serde_json::Value> = jsz["account_details"]
@@ -97,7 +102,7 @@ fn deploy_three_node_nats_cluster_with_r3_streams() {
     // One node of the cluster restarts while the collector publishes: R3 keeps every message.
     p.systemctl("h2", "restart nats-server");
     wait_for("h2 back in the cluster", 60, || {
-        let body = fleet.exec("h2", &format!("curl -s \"{NATS_MONITOR}/healthz\" || true"));
+        let body = fleet.exec("h2", "curl -s http://127.0.0.1:8222/healthz || true");
         serde_json::from_str::<serde_json::Value>(&body).is_ok_and(|v| v["status"] == "ok")
     });
     p.wait_for_messages("300 messages after the restart", 300);

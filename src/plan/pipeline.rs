@@ -339,10 +339,20 @@ pub fn verify_plan(
         });
     }
     if services.contains(&PipelineService::Storage) && fleet.collectors > 0 {
+        // Monitoring listens on each node's loopback only: this host's own node is read there,
+        // the others are for when an operator opened theirs (the check's diagnosis uses what
+        // answers).
         let nats_monitor_urls = fleet
             .nats_nodes
             .iter()
-            .map(|(_, address)| format!("http://{address}:{}", NATS.port("monitoring")))
+            .map(|(name, address)| {
+                let address = if *name == host.name {
+                    "127.0.0.1"
+                } else {
+                    address
+                };
+                format!("http://{address}:{}", NATS.port("monitoring"))
+            })
             .collect();
         steps.push(Step {
             id: "verify.storage.data-flow".into(),

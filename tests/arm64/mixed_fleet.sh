@@ -141,15 +141,11 @@ want_x86=$(sha256sum "$bin" | cut -c1-16)
 "$hosts" exec --prefix "$prefix" h1 -- test -x "/var/lib/mp-remote/bin/mp-remote-$want_x86" ||
     fail "the x86 host has no agent $want_x86"
 # Both servers answer on both hosts; the streams span the two-node cluster.
-# NATS monitoring listens on the private address (a fleet): where the config says.
-monitor() { # CONTAINER PATH
-    docker exec "$1" sh -c "curl -sf \"http://\$(sed -n 's/^http: \"\(.*\)\"\$/\1/p' /etc/marketprism/nats-server.conf)$2\""
-}
 for c in "$prefix-h1" "$prefix-a1"; do
-    monitor "$c" /healthz | grep -q '"ok"' || fail "$c: NATS not healthy"
+    docker exec "$c" curl -sf http://127.0.0.1:8222/healthz | grep -q '"ok"' || fail "$c: NATS not healthy"
     docker exec "$c" curl -sf --data-binary 'SELECT 1' http://127.0.0.1:8123/ | grep -q '^1$' || fail "$c: ClickHouse"
 done
-monitor "$prefix-a1" '/jsz?streams=true' | grep -q MARKET_DATA ||
+docker exec "$prefix-a1" curl -sf 'http://127.0.0.1:8222/jsz?streams=true' | grep -q MARKET_DATA ||
     fail "the arm host's NATS does not see the streams"
 run deploy >"$work/rerun.txt" 2>&1 || { cat "$work/rerun.txt" >&2; fail "the re-run"; }
 grep -q 'nothing changed' "$work/rerun.txt" || { cat "$work/rerun.txt" >&2; fail "the re-run changed something"; }

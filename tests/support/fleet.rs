@@ -24,11 +24,6 @@ struct HostsFile {
     bastion: Option<TestHost>,
 }
 
-/// NATS monitoring's base URL on the host it runs on, as a shell expression: where its config
-/// says it listens (loopback in a fleet of one host, the private address in a larger one).
-pub const NATS_MONITOR: &str =
-    r#"http://$(sed -n 's/^http: "\(.*\)"$/\1/p' /etc/marketprism/nats-server.conf)"#;
-
 pub struct Fleet {
     pub prefix: String,
     pub dir: tempfile::TempDir,

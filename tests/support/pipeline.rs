@@ -3,7 +3,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::fleet::NATS_MONITOR;
 use super::{wait_for, Fleet};
 
 /// The eight tables of `marketprism_hot`.
@@ -77,7 +76,7 @@ impl Pipeline<'_> {
         for node in self.nats {
             let body = self.fleet.exec(
                 node,
-                &format!("curl -s \"{NATS_MONITOR}/jsz?streams=true&consumers=true\" || true"),
+                "curl -s 'http://127.0.0.1:8222/jsz?streams=true&consumers=true' || true",
             );
             let Ok(jsz) = serde_json::from_str::<serde_json::Value>(&body) else {
                 continue;

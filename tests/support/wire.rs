@@ -38,7 +38,9 @@ pub fn nats_says_on(
     login: Option<(&str, &str)>,
     commands: &str,
 ) -> String {
-    // Every byte as an octal escape: bash's printf writes it back as it was.
+    // Every byte as an octal escape: bash's printf writes it back as it was. A server that
+    // refuses the login closes the connection while the rest is still being written: the
+    // write may fail (SIGPIPE ignored), what the server said is still read.
     let request: String = nats_request(login, commands)
         .bytes()
         .map(|b| format!("\\{b:03o}"))
@@ -46,8 +48,8 @@ pub fn nats_says_on(
     let said = fleet.exec(
         host,
         &format!(
-            "bash -c 'exec 3<>/dev/tcp/127.0.0.1/4222; printf \"{request}\" >&3; \
-             timeout 5 sed \"/PONG/q\" <&3 || true'"
+            "bash -c 'trap \"\" PIPE; exec 3<>/dev/tcp/127.0.0.1/4222; \
+             printf \"{request}\" >&3 2>/dev/null; timeout 5 sed \"/PONG/q\" <&3 || true'"
         ),
     );
     without_info(&said)

@@ -147,6 +147,29 @@ struct StreamState {
     /// None: storage has no consumer on this stream.
     ack_floor: Option<u64>,
     pending: u64,
+    /// Read by storage through JetStream's API, not from a node's monitoring.
+    from_storage: bool,
+}
+
+/// The streams storage has read its consumer on (its health: `stream_last_seq`,
+/// `consumer_ack_floor`, `consumer_lag`).
+fn states_from_health(health: &Value) -> BTreeMap<String, StreamState> {
+    let Some(last) = health["stream_last_seq"].as_object() else {
+        return BTreeMap::new();
+    };
+    last.iter()
+        .filter_map(|(stream, seq)| {
+            Some((
+                stream.clone(),
+                StreamState {
+                    last_seq: seq.as_u64()?,
+                    ack_floor: health["consumer_ack_floor"][stream].as_u64(),
+                    pending: health["consumer_lag"][stream].as_u64().unwrap_or(0),
+                    from_storage: true,
+                },
+            ))
+        })
+        .collect()
 }
 
 pub async fn rows_arrive(flow: &FlowCheck, check_only: bool) -> Result<Outcome, StepError> {
@@ -165,7 +188,7 @@ pub async fn rows_arrive(flow: &FlowCheck, check_only: bool) -> Result<Outcome, 
         StepError::new(format!("cannot count rows in ClickHouse: {e}"))
             .hint("ClickHouse must answer on its HTTP port; see `mp-remote status`")
     })?;
-    let streams_before = stream_states(&client, &flow.nats_monitor_urls).await;
+    let streams_before = stream_states(&client, flow).await;
     let mut after = before.clone();
     loop {
         let missing: Vec<&String> = flow
@@ -188,7 +211,7 @@ pub async fn rows_arrive(flow: &FlowCheck, check_only: bool) -> Result<Outcome, 
             .with_data(after));
         }
         if started.elapsed() >= timeout {
-            let streams_after = stream_states(&client, &flow.nats_monitor_urls).await;
+            let streams_after = stream_states(&client, flow).await;
             let health = get_json(&client, &flow.storage_health_url).await;
             let message = diagnose(&missing, &streams_before, &streams_after, &health);
             return Err(StepError::new(format!(
@@ -250,15 +273,23 @@ fn parse_counts(body: &str) -> BTreeMap<String, u64> {
 /// and the consumer as its leader sees it (a follower's copy lags). Empty when no node answers.
 async fn stream_states(
     client: &reqwest::Client,
-    monitors: &[String],
+    flow: &FlowCheck,
 ) -> BTreeMap<String, StreamState> {
     let mut merged: BTreeMap<String, StreamState> = BTreeMap::new();
-    for monitor in monitors {
+    // Storage's own view, from JetStream's API (the consumer's leader answers): what a node's
+    // monitoring says below only fills in what storage did not read yet.
+    if let Ok(health) = get_json(client, &flow.storage_health_url).await {
+        merged = states_from_health(&health);
+    }
+    for monitor in &flow.nats_monitor_urls {
         let url = format!("{monitor}/jsz?streams=true&consumers=true");
         let Ok(jsz) = get_json(client, &url).await else {
             continue;
         };
         for (name, (state, leader)) in parse_jsz(&jsz) {
+            if merged.get(&name).is_some_and(|s| s.from_storage) {
+                continue;
+            }
             let entry = merged.entry(name).or_default();
             entry.last_seq = entry.last_seq.max(state.last_seq);
             if leader || entry.ack_floor.is_none() {
@@ -309,6 +340,7 @@ fn parse_jsz(jsz: &Value) -> BTreeMap<String, (StreamState, bool)> {
             pending: consumer
                 .and_then(|c| c["num_pending"].as_u64())
                 .unwrap_or(0),
+            from_storage: false,
         };
         states.insert(
             name.to_string(),
@@ -338,7 +370,7 @@ fn diagnose(
         matches!(health, Ok(h) if h["clickhouse"].as_str().is_some_and(|s| s != "ok"));
     if after.is_empty() {
         return format!(
-            "no new rows in {tables}; NATS monitoring does not answer, so the streams cannot be checked"
+            "no new rows in {tables}; neither storage (its health) nor NATS monitoring told the streams' state, so they cannot be checked"
         );
     }
     for stream in STREAMS {

@@ -7,6 +7,7 @@ fn state(last_seq: u64, ack_floor: Option<u64>) -> StreamState {
         last_seq,
         ack_floor,
         pending: 0,
+        from_storage: false,
     }
 }
 
@@ -42,7 +43,8 @@ fn jsz_gives_stream_tail_and_storage_ack_floor() {
             StreamState {
                 last_seq: 9,
                 ack_floor: Some(7),
-                pending: 2
+                pending: 2,
+                from_storage: false,
             },
             true
         )
@@ -98,4 +100,26 @@ fn each_broken_hop_is_named() {
     let only_one = [("MARKET_DATA".to_string(), state(1, Some(1)))].into();
     let message = diagnose(&missing, &quiet, &only_one, &healthy);
     assert!(message.contains("ORDERBOOK_SNAP missing"), "{message}");
+}
+
+#[test]
+fn storage_health_gives_the_streams_it_read_through_the_api() {
+    let health = serde_json::json!({
+        "stream_last_seq": {"MARKET_DATA": 120},
+        "consumer_ack_floor": {"MARKET_DATA": 100},
+        "consumer_lag": {"MARKET_DATA": 20, "ORDERBOOK_SNAP": 0},
+    });
+    let states = states_from_health(&health);
+    assert_eq!(states.len(), 1, "only streams storage has read: {states:?}");
+    assert_eq!(
+        states["MARKET_DATA"],
+        StreamState {
+            last_seq: 120,
+            ack_floor: Some(100),
+            pending: 20,
+            from_storage: true,
+        }
+    );
+    // An older storage without the fields: nothing, the monitoring is asked instead.
+    assert!(states_from_health(&serde_json::json!({"consumer_lag": {}})).is_empty());
 }

@@ -39,6 +39,10 @@ pub struct Counters {
     /// Delivered and not acked, per stream: ours in flight, or a killed instance's, which
     /// JetStream delivers again after the ack wait.
     pub consumer_ack_pending: BTreeMap<String, u64>,
+    /// The stream's last sequence and the consumer's ack floor (stream sequence), per stream,
+    /// as JetStream's API last said: only streams read so far.
+    pub stream_last_seq: BTreeMap<String, u64>,
+    pub consumer_ack_floor: BTreeMap<String, u64>,
     pub inserted: BTreeMap<DataType, u64>,
     pub acked: u64,
     pub rejected: u64,
@@ -174,6 +178,8 @@ impl Observed for StorageState {
             "pending": c.pending.values().sum::<u64>(),
             "consumer_lag": per_stream(&c.consumer_lag),
             "consumer_ack_pending": per_stream(&c.consumer_ack_pending),
+            "stream_last_seq": &c.stream_last_seq,
+            "consumer_ack_floor": &c.consumer_ack_floor,
             "inserted": per_table(&c.inserted),
             "acked": c.acked,
             "rejected": c.rejected,

@@ -29,6 +29,9 @@ use super::{http, ServiceError};
 const SCHEMA_RETRY: Duration = Duration::from_secs(10);
 /// How often the consumers' lag is read.
 const LAG_EVERY: Duration = Duration::from_secs(5);
+/// After shutdown, how long the workers may take to store and ack what they hold: past
+/// consumer.rs's grace for a failing insert, well inside systemd's stop timeout.
+const STOP_WAIT: Duration = Duration::from_secs(30);
 /// JetStream API requests (stream and consumer info).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -99,12 +102,29 @@ pub async fn run(
             tokio::spawn(worker.run())
         })
         .collect();
-    for worker in workers {
-        let _ = worker.await;
+    // Once shutdown is asked, bounded: with NATS gone, a worker's last acks (and the flush)
+    // would wait for a reconnect forever. What is not acked comes again at the next start.
+    let mut all = futures::future::join_all(workers);
+    let mut stopping = shutdown.clone();
+    tokio::select! {
+        _ = &mut all => {}
+        _ = stopping.wait_for(|stop| *stop) => {
+            if tokio::time::timeout(STOP_WAIT, &mut all).await.is_err() {
+                tracing::warn!(
+                    "the last batches were not acked within {} s of the stop (NATS unreachable?): they come again at the next start",
+                    STOP_WAIT.as_secs()
+                );
+            }
+        }
     }
     lag.abort();
     // The last acks are sent before the process ends.
-    let _ = client.flush().await;
+    if tokio::time::timeout(Duration::from_secs(5), client.flush())
+        .await
+        .is_err()
+    {
+        tracing::warn!("NATS did not confirm the last acks within 5 s");
+    }
     let c = state.counters();
     tracing::info!(
         "storage stopped: {} acked, {} rejected, {} insert errors",
@@ -183,15 +203,23 @@ async fn refresh_lag(js: Context, prefix: String, state: Arc<StorageState>) {
         for stream in STREAMS {
             let info = async {
                 let s = js.get_stream(stream).await.map_err(|e| e.to_string())?;
-                s.consumer_info(durable_name(&prefix, stream))
+                let last_seq = s.cached_info().state.last_sequence;
+                let info = s
+                    .consumer_info(durable_name(&prefix, stream))
                     .await
-                    .map_err(|e| e.to_string())
+                    .map_err(|e| e.to_string())?;
+                Ok::<_, String>((last_seq, info))
             };
             match info.await {
-                Ok(info) => state.update(|c| {
+                Ok((last_seq, info)) => state.update(|c| {
                     c.consumer_lag.insert(stream.to_string(), info.num_pending);
                     c.consumer_ack_pending
                         .insert(stream.to_string(), info.num_ack_pending as u64);
+                    // What the data-flow check diagnoses with (NATS monitoring is on each
+                    // node's loopback only).
+                    c.stream_last_seq.insert(stream.to_string(), last_seq);
+                    c.consumer_ack_floor
+                        .insert(stream.to_string(), info.ack_floor.stream_sequence);
                 }),
                 Err(e) => tracing::debug!("{stream}: cannot read consumer lag: {e}"),
             }

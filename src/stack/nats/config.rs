@@ -28,7 +28,8 @@ pub struct NatsConfigInput {
     pub server_name: String,
     /// An absolute path outside /tmp, /var/tmp and /dev/shm; see [`DEFAULT_STORE_DIR`].
     pub store_dir: String,
-    /// What the client, monitoring and cluster listeners bind; see [`super::listen_address`].
+    /// What the client and cluster listeners bind; see [`super::listen_address`]. Monitoring
+    /// binds 127.0.0.1.
     pub listen: String,
     pub client_port: u16,
     pub monitor_port: u16,
@@ -181,7 +182,8 @@ pub fn render_config(input: &NatsConfigInput) -> Result<ManagedFile, StackError>
         &ConfData {
             server_name: &input.server_name,
             client_listen: at(input.client_port),
-            monitor_listen: at(input.monitor_port),
+            // Loopback only: every reader (health, status, streams, gates) is on the host.
+            monitor_listen: super::listen::host_port("127.0.0.1", input.monitor_port),
             cluster_listen: at(input.cluster_port),
             store_dir: &input.store_dir,
             max_file_store_bytes: input.max_file_store_bytes,

@@ -8,10 +8,10 @@ fn single_node_exactly() {
     assert_eq!(f.name, "nats-server.conf");
     assert_eq!(
         f.text,
-        "# managed by mp-remote: sha256=8ddd7e49b07902dc366ac6d02e7fc27255b31f6f197fe71af4cdf1b2ff17a085
+        "# managed by mp-remote: sha256=a34f2ba4721c7f36cc68b8d44217763154fca272329f8a9034f19b16c461298d
 server_name: \"mp-nats-1\"
 listen: \"0.0.0.0:4222\"
-http: \"0.0.0.0:8222\"
+http: \"127.0.0.1:8222\"
 
 jetstream {
     store_dir: \"/var/lib/nats/jetstream\"
@@ -41,7 +41,7 @@ fn three_nodes_route_to_the_two_others() {
         f.text.split_once('\n').unwrap().1,
         "server_name: \"nats-b\"
 listen: \"0.0.0.0:4222\"
-http: \"0.0.0.0:8222\"
+http: \"127.0.0.1:8222\"
 
 jetstream {
     store_dir: \"/srv/nats/js\"
@@ -268,7 +268,7 @@ fn with_tls_clients_and_routes_use_the_pushed_files() {
         "{text}"
     );
     assert!(
-        text.contains("http: \"0.0.0.0:8222\"\n"),
+        text.contains("http: \"127.0.0.1:8222\"\n"),
         "monitoring stays plain HTTP"
     );
     let plain = render_config(&NatsConfigInput {
@@ -287,7 +287,7 @@ fn every_listener_binds_the_one_listen_address() {
     let text = render_config(&input).unwrap().text;
     for line in [
         "listen: \"10.0.0.5:4222\"\n",
-        "http: \"10.0.0.5:8222\"\n",
+        "http: \"127.0.0.1:8222\"\n",
         "    listen: \"10.0.0.5:6222\"\n",
     ] {
         assert!(text.contains(line), "{line} in {text}");

@@ -1,5 +1,6 @@
-//! Which address a node's listeners (client, monitoring, cluster) bind. nats-server has one
-//! address for all of them, so "loopback plus the private address" is not possible: a node
+//! Which address a node's client and cluster listeners bind (monitoring is on loopback only:
+//! its readers are all on the host). nats-server has one client address, so "loopback plus
+//! the private address" is not possible: a node
 //! whose clients are all on this host binds loopback; one that other hosts reach binds its
 //! private address; only when the host does not have that address (a NAT's, or a host name)
 //! does it bind every address, still with the login required.
