@@ -75,7 +75,7 @@ impl Role {
         let all = crate::stack::component::ALL;
         let mut i = 0;
         while i < all.len() {
-            if const_eq(all[i].role, name) {
+            if crate::stack::component::same_name(all[i].role, name) {
                 return Role(i);
             }
             i += 1;
@@ -96,21 +96,6 @@ impl Role {
     pub(crate) fn allowed() -> String {
         Role::ALL.map(Role::as_str).join(", ")
     }
-}
-
-const fn const_eq(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    if a.len() != b.len() {
-        return false;
-    }
-    let mut i = 0;
-    while i < a.len() {
-        if a[i] != b[i] {
-            return false;
-        }
-        i += 1;
-    }
-    true
 }
 
 impl Serialize for Role {

@@ -43,7 +43,7 @@ impl Service {
     const fn named(name: &str) -> Service {
         let mut i = 0;
         while i < component::ALL.len() {
-            if str_eq(component::ALL[i].name, name) {
+            if crate::stack::component::same_name(component::ALL[i].name, name) {
                 return Service(i);
             }
             i += 1;
@@ -96,21 +96,6 @@ impl Service {
     pub fn from_name(name: &str) -> Option<Service> {
         Service::ALL.into_iter().find(|s| s.name() == name)
     }
-}
-
-const fn str_eq(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    if a.len() != b.len() {
-        return false;
-    }
-    let mut i = 0;
-    while i < a.len() {
-        if a[i] != b[i] {
-            return false;
-        }
-        i += 1;
-    }
-    true
 }
 
 impl std::fmt::Display for Service {

@@ -151,6 +151,22 @@ impl Component {
     }
 }
 
+/// `a == b` in a `const fn` (compile-time lookups by name: `Role::NATS`, `Service::NATS`).
+pub const fn same_name(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
 /// Every built-in component, in start order: the servers first, then storage (it writes into
 /// ClickHouse) and the collector (it publishes to NATS). Stop goes the other way.
 pub const ALL: [&Component; 4] = [
