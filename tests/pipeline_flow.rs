@@ -58,6 +58,11 @@ fn pipeline_survives_outages_without_losing_a_message() {
 
     // Storage down while the collector publishes: the consumer keeps the backlog.
     p.systemctl(p.storage, "stop mp-storage");
+    // The ids it stored are kept for the next start (a redelivery stores nothing twice).
+    assert!(
+        fleet.holds(p.storage, "[ $(stat -c %s /var/lib/mp-storage/seen-MARKET_DATA) -gt 16 ]"),
+        "storage saved no ids at its stop"
+    );
     p.wait_for_messages("1000 messages published while storage is down", 1000);
     p.systemctl(p.storage, "start mp-storage");
     p.wait_healthy(p.storage, 8085);

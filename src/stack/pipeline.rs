@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::pipeline::config::{Endpoints, SourceConfig, SourceKind};
 
-use super::component::{Account, Component, Origin, Port, Probe, Rolling};
+use super::component::{Account, Component, DataDir, Origin, Port, Probe, Rolling};
 use super::managed::{with_marker, CommentStyle};
 
 /// The two services mp-remote runs itself; their data is [`STORAGE`] and [`COLLECTOR`].
@@ -90,31 +90,38 @@ const fn service(
     }
 }
 
-pub const STORAGE: Component = service(
-    "storage",
-    "mp-storage",
-    &[
-        Port {
-            number: 8085,
-            key: "health",
-            purpose: "hot storage",
-            checked_before_install: true,
-        },
-        Port {
-            number: 9094,
-            key: "metrics",
-            purpose: "hot storage metrics",
-            checked_before_install: false,
-        },
-    ],
-    8085,
-    &[
-        "/etc/marketprism/storage.toml",
-        "/etc/systemd/system/mp-storage.service",
-    ],
-    // Consumers are shared: one at a time keeps the others draining the streams.
-    Rolling::OneAtATime,
-);
+pub const STORAGE: Component = Component {
+    // The ids it stored lately, saved at a stop (its unit's StateDirectory=).
+    data_dirs: &[DataDir {
+        path: "/var/lib/mp-storage",
+        owner: SERVICE_USER,
+    }],
+    ..service(
+        "storage",
+        "mp-storage",
+        &[
+            Port {
+                number: 8085,
+                key: "health",
+                purpose: "hot storage",
+                checked_before_install: true,
+            },
+            Port {
+                number: 9094,
+                key: "metrics",
+                purpose: "hot storage metrics",
+                checked_before_install: false,
+            },
+        ],
+        8085,
+        &[
+            "/etc/marketprism/storage.toml",
+            "/etc/systemd/system/mp-storage.service",
+        ],
+        // Consumers are shared: one at a time keeps the others draining the streams.
+        Rolling::OneAtATime,
+    )
+};
 
 pub const COLLECTOR: Component = service(
     "collector",
@@ -347,12 +354,17 @@ RestartSec=2
 RestartPreventExitStatus=2
 KillSignal=SIGTERM
 TimeoutStopSec=30
-LimitNOFILE=65536
+LimitNOFILE=65536{state}
 
 [Install]
 WantedBy=multi-user.target
 ",
-            command = command(service, binary).join(" ")
+            command = command(service, binary).join(" "),
+            // Storage keeps the ids it stored across a restart (pipeline::storage::seen).
+            state = match service {
+                PipelineService::Storage => "\nStateDirectory=mp-storage",
+                PipelineService::Collector => "",
+            }
         ),
     )
 }

@@ -46,6 +46,8 @@ pub struct Worker {
     pub shutdown: watch::Receiver<bool>,
     /// Ids stored lately: a message that comes again is acked, not stored twice.
     pub seen: super::seen::Seen,
+    /// Where the ids are saved at the stop and were loaded from (None: not kept).
+    pub seen_file: Option<std::path::PathBuf>,
 }
 
 /// The collector's id of a message (`{id}:{boot}:{data_type}:{seq}`), if it has one.
@@ -88,6 +90,11 @@ impl Worker {
                 break;
             }
             ready = next;
+        }
+        if let Some(path) = &self.seen_file {
+            if let Err(e) = self.seen.save(path) {
+                tracing::warn!("cannot save the ids stored to {}: {e}", path.display());
+            }
         }
     }
 

@@ -87,6 +87,13 @@ pub async fn run(
     let workers: Vec<_> = STREAMS
         .iter()
         .map(|stream| {
+            // systemd's StateDirectory= (the unit's); elsewhere the ids live as long as the process.
+            let seen_file = std::env::var_os("STATE_DIRECTORY")
+                .map(|dir| std::path::Path::new(&dir).join(format!("seen-{stream}")));
+            let seen = match &seen_file {
+                Some(path) => seen::Seen::load(path, seen::CAPACITY),
+                None => seen::Seen::new(seen::CAPACITY),
+            };
             let worker = Worker {
                 js: js.clone(),
                 clickhouse: clickhouse.clone(),
@@ -97,7 +104,8 @@ pub async fn run(
                 encoding,
                 state: state.clone(),
                 shutdown: shutdown.clone(),
-                seen: seen::Seen::new(seen::CAPACITY),
+                seen,
+                seen_file,
             };
             tokio::spawn(worker.run())
         })
