@@ -60,7 +60,10 @@ fn pipeline_survives_outages_without_losing_a_message() {
     p.systemctl(p.storage, "stop mp-storage");
     // The ids it stored are kept for the next start (a redelivery stores nothing twice).
     assert!(
-        fleet.holds(p.storage, "[ $(stat -c %s /var/lib/mp-storage/seen-MARKET_DATA) -gt 16 ]"),
+        fleet.holds(
+            p.storage,
+            "[ $(stat -c %s /var/lib/mp-storage/seen-MARKET_DATA) -gt 16 ]"
+        ),
         "storage saved no ids at its stop"
     );
     p.wait_for_messages("1000 messages published while storage is down", 1000);

@@ -26,6 +26,14 @@ pub fn here(url: &str) -> String {
 /// `ADDRESS:PORT` to reach the port on this host: 127.0.0.1 unless only one other address
 /// listens.
 pub fn socket(port: u16) -> String {
+    // Answered on loopback (the usual case) without reading /proc/net/tcp, whose every read
+    // walks all of the machine's TCP sockets: a re-run's health checks are CPU-bound.
+    let loopback = std::net::SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    if std::net::TcpStream::connect_timeout(&loopback, std::time::Duration::from_millis(200))
+        .is_ok()
+    {
+        return format!("{LOOPBACK}:{port}");
+    }
     let tables =
         ["/proc/net/tcp", "/proc/net/tcp6"].map(|p| std::fs::read_to_string(p).unwrap_or_default());
     match listening_address(&tables.concat(), port) {

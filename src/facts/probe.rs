@@ -95,6 +95,52 @@ mod tests {
     }
 
     #[test]
+    fn a_servers_version_is_asked_once_until_its_binary_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (bin, agents) = (dir.path().join("bin"), dir.path().join("agents"));
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::create_dir_all(&agents).unwrap();
+        let calls = dir.path().join("calls");
+        let server = bin.join("clickhouse-server");
+        let fake = |version: &str| {
+            std::fs::write(
+                &server,
+                format!(
+                    "#!/bin/sh\necho x >>{}\necho 'ClickHouse server version {version}.'\n",
+                    calls.display()
+                ),
+            )
+            .unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&server, std::fs::Permissions::from_mode(0o755)).unwrap();
+        };
+        let probe = || {
+            let mut cmd = Command::new("sh");
+            cmd.args(["-c", PROBE_SCRIPT, "mp-facts", "/opt/marketprism"])
+                .arg(&agents)
+                .env(
+                    "PATH",
+                    format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()),
+                );
+            parse(&run(cmd, None)).unwrap().installed.clickhouse_server
+        };
+        let asked = || {
+            std::fs::read_to_string(&calls)
+                .unwrap_or_default()
+                .lines()
+                .count()
+        };
+        fake("24.3.1.2672");
+        assert_eq!(probe().as_deref(), Some("24.3.1.2672"));
+        assert_eq!(probe().as_deref(), Some("24.3.1.2672"));
+        assert_eq!(asked(), 1, "the second probe read the cache");
+        // Another binary (here: another size) is asked again.
+        fake("25.3.2.39");
+        assert_eq!(probe().as_deref(), Some("25.3.2.39"));
+        assert_eq!(asked(), 2);
+    }
+
+    #[test]
     fn script_runs_under_dash_and_bash_posix() {
         for shell in ["dash", "bash"] {
             if !has(shell) {

@@ -38,7 +38,10 @@ if [ ! -e "$file" ] && { [ "$action" = release ] || [ "$action" = force ]; }; th
     exit 0
 fi
 
-mkdir -p "$(dirname "$file")" || exit 20
+# Few processes: each costs a host about a millisecond, on every host at every run.
+umask 022
+dir=${file%/*}
+[ "$dir" = "$file" ] || [ -d "$dir" ] || mkdir -p "$dir" || exit 20
 
 # Only one acquirer at a time past this point: flock when there is one, else a lock directory.
 if [ "${MP_REMOTE_LEASE_LOCK-}" != mkdir ] && command -v flock >/dev/null 2>&1; then
@@ -61,7 +64,10 @@ else
     trap 'exit 21' HUP INT TERM
 fi
 
-now=$(date +%s)
+# The clock once: epoch seconds and the same moment as a timestamp.
+read -r now now_stamp <<EOF_NOW
+$(date -u "+%s ${stamp#+}")
+EOF_NOW
 echo "now $now"
 
 # A number or a plain string field of the (flattened) lease, empty when missing.
@@ -103,10 +109,11 @@ write() {
     expires=$(date -u -d "@$expires_epoch" "$stamp" 2>/dev/null ||
         date -u -r "$expires_epoch" "$stamp" 2>/dev/null)
     tmp="$file.tmp.$$"
-    if printf '{"format":1,"owner":"%s","run_id":"%s","command":"%s","started":"%s","expires":"%s","expires_epoch":%s}\n' \
-        "$owner" "$run_id" "$command" "$1" "$expires" "$expires_epoch" >"$tmp" &&
-        chmod 0644 "$tmp" && mv -f "$tmp" "$file"; then
-        cat "$file"
+    lease=$(printf '{"format":1,"owner":"%s","run_id":"%s","command":"%s","started":"%s","expires":"%s","expires_epoch":%s}' \
+        "$owner" "$run_id" "$command" "$1" "$expires" "$expires_epoch")
+    # Mode 0644 from the umask above.
+    if printf '%s\n' "$lease" >"$tmp" && mv -f "$tmp" "$file"; then
+        printf '%s\n' "$lease"
     else
         rm -f "$tmp"
         exit 20
@@ -115,7 +122,7 @@ write() {
 
 started() {
     old=$(string started)
-    if [ -n "$old" ]; then echo "$old"; else date -u "$stamp"; fi
+    if [ -n "$old" ]; then echo "$old"; else echo "$now_stamp"; fi
 }
 
 case "$action:$state" in
@@ -125,7 +132,7 @@ esac
 case "$action:$state" in
 acquire:held) found; exit 10 ;;
 acquire:ours) write "$(started)" ;;
-acquire:*) write "$(date -u "$stamp")" ;;
+acquire:*) write "$now_stamp" ;;
 renew:ours) write "$(started)" ;;
 renew:absent) exit 13 ;;
 renew:*) found; exit 13 ;;

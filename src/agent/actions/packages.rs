@@ -121,10 +121,7 @@ async fn detect_manager() -> Result<Manager, StepError> {
         ("dnf", Manager::Dnf),
         ("yum", Manager::Yum),
     ] {
-        if sh(&format!("command -v {tool}"))
-            .await
-            .is_ok_and(|o| o.success())
-        {
+        if on_path(tool) {
             return Ok(manager);
         }
     }
@@ -134,29 +131,48 @@ async fn detect_manager() -> Result<Manager, StepError> {
     )
 }
 
-/// The installed version of each package, None where it is not (fully) installed.
+/// Whether `tool` is an executable on the agent's PATH (what `command -v` answers, without
+/// starting a shell for it).
+fn on_path(tool: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|dir| {
+            std::fs::metadata(dir.join(tool))
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+    })
+}
+
+/// The installed version of each package, None where it is not (fully) installed: one query
+/// for all of them.
 async fn installed_versions(
     manager: Manager,
     packages: &[String],
 ) -> Result<Vec<Option<String>>, StepError> {
-    let mut versions = Vec::new();
-    for package in packages {
-        let query = match manager {
-            Manager::Apt => format!(
-                "dpkg-query -W -f='${{Status}}|${{Version}}' {} 2>/dev/null",
-                quote(package)
-            ),
-            Manager::Dnf | Manager::Yum => format!(
-                "rpm -q --qf 'install ok installed|%{{VERSION}}' {} 2>/dev/null",
-                quote(package)
-            ),
-        };
-        let out = sh(&query)
-            .await
-            .map_err(|e| StepError::new(format!("cannot query installed packages: {e}")))?;
-        versions.push(parse_status(&out.output));
-    }
-    Ok(versions)
+    let names: Vec<String> = packages.iter().map(|p| quote(p)).collect();
+    // One line per package found: NAME|STATUS|VERSION (an unknown one prints nothing).
+    let query = match manager {
+        Manager::Apt => format!(
+            "dpkg-query -W -f='${{Package}}|${{Status}}|${{Version}}\n' {} 2>/dev/null",
+            names.join(" ")
+        ),
+        Manager::Dnf | Manager::Yum => format!(
+            "rpm -q --qf '%{{NAME}}|install ok installed|%{{VERSION}}\n' {} 2>/dev/null",
+            names.join(" ")
+        ),
+    };
+    let out = sh(&query)
+        .await
+        .map_err(|e| StepError::new(format!("cannot query installed packages: {e}")))?;
+    Ok(packages
+        .iter()
+        .map(|package| {
+            out.output.lines().find_map(|line| {
+                let (name, rest) = line.split_once('|')?;
+                (name == package).then(|| parse_status(rest)).flatten()
+            })
+        })
+        .collect())
 }
 
 /// `install ok installed|2.9.10-1` -> Some("2.9.10-1"); half-installed states -> None.
@@ -185,6 +201,23 @@ mod tests {
         assert_eq!(parse_status("install ok half-configured|2.9.10-1"), None);
         assert_eq!(parse_status("deinstall ok config-files|1.0"), None);
         assert_eq!(parse_status(""), None);
+    }
+
+    #[test]
+    fn a_package_manager_is_found_on_the_path() {
+        assert!(on_path("sh"));
+        assert!(!on_path("no-such-package-manager-mp"));
+    }
+
+    #[tokio::test]
+    async fn one_query_answers_for_every_package_in_order() {
+        if !on_path("dpkg-query") {
+            return;
+        }
+        let wanted = ["no-such-package-mp".to_string(), "dpkg".to_string()];
+        let versions = installed_versions(Manager::Apt, &wanted).await.unwrap();
+        assert_eq!(versions[0], None);
+        assert!(versions[1].is_some(), "{versions:?}");
     }
 
     #[test]

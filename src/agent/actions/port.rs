@@ -11,8 +11,34 @@ use crate::agent::shell::sh;
 /// forgets it ([`forget_listeners`]).
 static LISTENERS: Mutex<Option<String>> = Mutex::new(None);
 
+/// Whether each unit asked about was active, for the same port checks (a server has several
+/// ports); forgotten with the listeners.
+static ACTIVE_UNITS: Mutex<Vec<(String, bool)>> = Mutex::new(Vec::new());
+
 pub fn forget_listeners() {
     *LISTENERS.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    ACTIVE_UNITS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clear();
+}
+
+async fn unit_active(unit: &str) -> bool {
+    let known = ACTIVE_UNITS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .find(|(u, _)| u == unit)
+        .map(|(_, active)| *active);
+    if let Some(active) = known {
+        return active;
+    }
+    let active = super::service::unit_state(unit).await.0 == "active";
+    ACTIVE_UNITS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push((unit.to_string(), active));
+    active
 }
 
 async fn listeners() -> Result<String, StepError> {
@@ -52,12 +78,7 @@ pub async fn apply(
     }
     if holders.is_empty() {
         if let Some(unit) = our_unit {
-            let active = sh(&format!(
-                "systemctl is-active {}",
-                crate::transport::shell::quote(unit)
-            ))
-            .await
-            .is_ok_and(|o| o.output.trim() == "active")
+            let active = unit_active(unit).await
                 // Without systemd: our own supervisor runs the server.
                 || crate::agent::supervise::inspect(unit)
                     .supervised_server()

@@ -4,16 +4,32 @@ use crate::agent::outcome::{Outcome, StepError};
 use crate::agent::shell::sh;
 use crate::transport::shell::quote;
 
+/// What systemd says of `unit` (`systemctl show` names): its `ActiveState` and
+/// `UnitFileState`, both from one call (each systemctl is a round trip to systemd, and a
+/// re-run of a busy fleet is CPU-bound). Empty strings where systemd said nothing.
+pub async fn unit_state(unit: &str) -> (String, String) {
+    let out = sh(&format!(
+        "systemctl show -p ActiveState,UnitFileState {}",
+        quote(unit)
+    ))
+    .await
+    .map(|o| o.output)
+    .unwrap_or_default();
+    let value = |key: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+            .unwrap_or("")
+            .trim()
+            .to_string()
+    };
+    (value("ActiveState"), value("UnitFileState"))
+}
+
 pub async fn apply(unit: &str, notified: bool, check_only: bool) -> Result<Outcome, StepError> {
     let q = quote(unit);
-    // Both at once: each systemctl is a round trip to systemd, the bulk of a re-run's step.
-    let (is_enabled, is_active) = (
-        format!("systemctl is-enabled {q}"),
-        format!("systemctl is-active {q}"),
-    );
-    let (enabled, active) = tokio::join!(sh(&is_enabled), sh(&is_active));
-    let enabled = enabled.is_ok_and(|o| o.output.trim() == "enabled");
-    let active = active.is_ok_and(|o| o.output.trim() == "active");
+    let (active, enabled) = unit_state(unit).await;
+    let enabled = enabled == "enabled";
+    let active = active == "active";
     let mut changes = Vec::new();
     if !enabled {
         changes.push(format!("enable {unit}"));

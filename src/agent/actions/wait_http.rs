@@ -25,11 +25,9 @@ pub async fn apply(
     let started = Instant::now();
     // A service that keeps exiting (a broken release) will not answer: say so in seconds,
     // not at the deadline.
+    // Counted from the first probe that fails: a healthy service (a re-run) costs no systemctl.
     let unit = log_unit.filter(|_| !check_only);
-    let base = match unit {
-        Some(u) => restarts(u).await,
-        None => None,
-    };
+    let mut base: Option<Option<u64>> = None;
     let mut looked = Instant::now();
     let last = loop {
         match probe(&client, url, expect).await {
@@ -42,7 +40,13 @@ pub async fn apply(
             // A check run must not wait for a server it did not start.
             Err(why) if check_only || started.elapsed() >= timeout => break why,
             Err(why) => {
-                if let (Some(u), Some(base)) = (unit, base) {
+                if let Some(u) = unit {
+                    if base.is_none() {
+                        base = Some(restarts(u).await);
+                        looked = Instant::now();
+                    }
+                }
+                if let (Some(u), Some(Some(base))) = (unit, base) {
                     if looked.elapsed() >= CRASH_LOOK {
                         looked = Instant::now();
                         let now = restarts(u).await.unwrap_or(base);
