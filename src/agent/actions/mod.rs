@@ -37,10 +37,16 @@ pub async fn perform(
     notified: bool,
     check_only: bool,
 ) -> Result<Outcome, StepError> {
-    if !matches!(action, Action::PortFree { .. }) {
-        // Anything else may start or stop a listener.
+    let result = apply(action, notified, check_only).await;
+    // What the checks saw (listeners, units' states) holds while steps change nothing: a
+    // re-run asks once. Any step that changed something, or failed, may have changed it.
+    if !matches!(&result, Ok(o) if o.status == super::event::StepStatus::Ok) {
         port::forget_listeners();
     }
+    result
+}
+
+async fn apply(action: &Action, notified: bool, check_only: bool) -> Result<Outcome, StepError> {
     match action {
         Action::Packages { packages } => packages::apply(packages, check_only).await,
         Action::Directory { path, owner, mode } => {

@@ -7,38 +7,18 @@ use crate::agent::outcome::{Outcome, StepError};
 use crate::agent::shell::sh;
 
 /// Every listener with its process (`ss -Htlnp`), shared by the port checks that run one
-/// after another: listing processes walks all of /proc, once is enough. Any other step
-/// forgets it ([`forget_listeners`]).
+/// after another: listing processes walks all of /proc, once is enough. A step that changes
+/// something forgets it ([`forget_listeners`]).
 static LISTENERS: Mutex<Option<String>> = Mutex::new(None);
 
-/// Whether each unit asked about was active, for the same port checks (a server has several
-/// ports); forgotten with the listeners.
-static ACTIVE_UNITS: Mutex<Vec<(String, bool)>> = Mutex::new(Vec::new());
-
+/// Forgets the listeners and the units' states (`service::unit_state`) the checks saw.
 pub fn forget_listeners() {
     *LISTENERS.lock().unwrap_or_else(|e| e.into_inner()) = None;
-    ACTIVE_UNITS
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clear();
+    super::service::forget_units();
 }
 
 async fn unit_active(unit: &str) -> bool {
-    let known = ACTIVE_UNITS
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .iter()
-        .find(|(u, _)| u == unit)
-        .map(|(_, active)| *active);
-    if let Some(active) = known {
-        return active;
-    }
-    let active = super::service::unit_state(unit).await.0 == "active";
-    ACTIVE_UNITS
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .push((unit.to_string(), active));
-    active
+    super::service::unit_state(unit).await.0 == "active"
 }
 
 async fn listeners() -> Result<String, StepError> {

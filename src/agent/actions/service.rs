@@ -1,13 +1,41 @@
 //! systemd services: enabled and running, restarted only when a step that feeds them changed.
 
+use std::sync::Mutex;
+
 use crate::agent::outcome::{Outcome, StepError};
 use crate::agent::shell::sh;
 use crate::transport::shell::quote;
+
+/// The units' states seen since a step last changed something (`actions::perform` forgets
+/// them): a port check and the service step of one server ask systemd once.
+static UNITS: Mutex<Vec<(String, (String, String))>> = Mutex::new(Vec::new());
+
+pub fn forget_units() {
+    UNITS.lock().unwrap_or_else(|e| e.into_inner()).clear();
+}
 
 /// What systemd says of `unit` (`systemctl show` names): its `ActiveState` and
 /// `UnitFileState`, both from one call (each systemctl is a round trip to systemd, and a
 /// re-run of a busy fleet is CPU-bound). Empty strings where systemd said nothing.
 pub async fn unit_state(unit: &str) -> (String, String) {
+    let known = UNITS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .find(|(u, _)| u == unit)
+        .map(|(_, state)| state.clone());
+    if let Some(state) = known {
+        return state;
+    }
+    let state = ask_systemd(unit).await;
+    UNITS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push((unit.to_string(), state.clone()));
+    state
+}
+
+async fn ask_systemd(unit: &str) -> (String, String) {
     let out = sh(&format!(
         "systemctl show -p ActiveState,UnitFileState {}",
         quote(unit)
