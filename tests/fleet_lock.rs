@@ -146,8 +146,14 @@ fn library_api(inventory: &Path) {
     let hosts = inventory.select(None).unwrap();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        let (connected, ended) = connect_all(&hosts, &FanOut::default()).await;
+        let (mut connected, ended) = connect_all(&hosts, &FanOut::default()).await;
         assert!(ended.is_empty(), "{ended:?}");
+        // The lease is the agent's (`agent lease`): placed as deploy's detect would, since
+        // this test program is not one.
+        let agent = std::fs::read(env!("CARGO_BIN_EXE_mp-remote")).unwrap();
+        let path = ".mp-remote/bin/mp-remote-fleet-lock-test";
+        connected[0].transport.upload(&agent, path, 0o755).await.unwrap();
+        connected[0].agent = Some(path.to_string());
         let mut ours = LeaseRequest::new("20250102-030405-1", "deploy");
         ours.ttl = Duration::from_secs(3);
         let theirs = LeaseRequest::new("20250102-030405-2", "clean");

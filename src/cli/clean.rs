@@ -28,7 +28,7 @@ pub async fn run(
     args: Args,
     settings: &Settings,
 ) -> ExitCode {
-    let plans: Vec<CleanPlan> = hosts
+    let mut plans: Vec<CleanPlan> = hosts
         .iter()
         .map(|h| plan(h, args.purge_data).with_user_services(services))
         .collect();
@@ -61,6 +61,11 @@ pub async fn run(
             return ExitCode::Usage;
         }
     };
+    // The agent gives the lease back once it is done: clean removes it from the host.
+    let release = lease::call(lease::Action::Release, lease::LEASE_FILE, Some(&request));
+    for p in &mut plans {
+        p.release_lease = Some(release.clone());
+    }
     let work = lease::keep_renewed(&leased, &request, clean(&plans, hosts, fanout));
     let outcomes = match recorder.interruptible(work).await {
         Ok(outcomes) => outcomes,
@@ -70,7 +75,17 @@ pub async fn run(
         }
     };
     audit(&leased, &request, &outcomes).await;
-    lease::release_all(&leased, &request.run_id).await;
+    // Where the agent did not answer, it could not give the lease back.
+    let unanswered: Vec<session::Connected<'_>> = leased
+        .iter()
+        .filter(|c| {
+            !outcomes
+                .iter()
+                .any(|o| o.host == c.host.name && o.value.is_some())
+        })
+        .cloned()
+        .collect();
+    lease::release_all(&unanswered, &request.run_id).await;
     for c in &leased {
         c.transport.close().await;
     }

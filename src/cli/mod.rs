@@ -230,6 +230,8 @@ pub enum AgentCommand {
     Clean,
     /// Stop a run's agent here: Ctrl-C on the control node (request on stdin).
     Stop,
+    /// Read, take, renew or give back the fleet lease here (request on stdin).
+    Lease,
     /// Hand FILE to the other hosts of this private network (those that send TOKEN first),
     /// until nobody asked for --idle seconds. Prints `port N`, then a line per copy.
     Relay {
@@ -328,6 +330,7 @@ async fn run(cli: Cli) -> ExitCode {
         Command::Agent(AgentCommand::Logs) => Some(crate::agent::hostops::Op::Logs),
         Command::Agent(AgentCommand::Clean) => Some(crate::agent::hostops::Op::Clean),
         Command::Agent(AgentCommand::Stop) => Some(crate::agent::hostops::Op::Stop),
+        Command::Agent(AgentCommand::Lease) => Some(crate::agent::hostops::Op::Lease),
         _ => None,
     };
     if let Some(op) = op {

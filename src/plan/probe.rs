@@ -230,6 +230,39 @@ impl Stopped {
     }
 }
 
+/// `agent lease`'s question: what to do with the host's fleet lease (`run::lease`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseCall {
+    /// `read`, `acquire`, `renew`, `release` (ours only) or `force` (whatever is there).
+    pub action: String,
+    pub file: String,
+    /// Empty for `read` and `force`.
+    pub run_id: String,
+    pub ttl_secs: u64,
+    /// `user@control-host`.
+    pub owner: String,
+    pub command: String,
+    /// A run known to be dead (the one a `--retry` repeats): its lease counts as expired.
+    pub takeover: Option<String>,
+}
+
+/// What `agent lease` found and did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseAnswer {
+    /// The host's clock, seconds since the epoch: expiry is decided on it.
+    pub now: i64,
+    /// What was there before acting: absent, found (`read`), corrupt, future, ours, expired,
+    /// held.
+    pub state: String,
+    /// 0 done; 10 held by another run; 11 unreadable lease; 12 newer format; 13 not ours any
+    /// more (renew); 20 cannot read or write the file; 21 cannot lock.
+    pub code: u32,
+    /// The lease in effect: the one written, found, or removed (the file's first 4 KiB).
+    pub body: String,
+    /// Why, for codes 20 and 21.
+    pub message: Option<String>,
+}
+
 /// One line of the agent's answer to `status`, `control` or `logs`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
@@ -238,6 +271,7 @@ pub enum OpEvent {
     Controlled(Controlled),
     Cleaned(Cleaned),
     Stopped(Stopped),
+    Leased(LeaseAnswer),
     Log {
         text: String,
     },
@@ -262,6 +296,10 @@ pub struct CleanRequest {
     pub data: Vec<(String, String)>,
     /// Accounts that own data: removed only with `purge_data`.
     pub data_accounts: Vec<String>,
+    /// The run's lease, given back once done: clean removes the agent a later call would
+    /// need for it.
+    #[serde(default)]
+    pub release_lease: Option<LeaseCall>,
 }
 
 /// What `agent clean` did.

@@ -64,11 +64,23 @@ pub async fn call(
     op: &str,
     request: &impl Serialize,
 ) -> anyhow::Result<Vec<OpEvent>> {
+    events(op, exec(transport, host, agents, op, request).await?)
+}
+
+/// Runs `agent <op>` with `request` (finding or placing the agent first); returns its output
+/// as it is. A transport failure is a [`crate::transport::TransportError`] inside the error.
+pub async fn exec(
+    transport: &dyn Transport,
+    host: &Host,
+    agents: &Agents,
+    op: &str,
+    request: &impl Serialize,
+) -> anyhow::Result<crate::transport::ExecOutput> {
     let request = serde_json::to_vec(request)?;
     if host.connection == Connection::Local {
         let me = std::env::current_exe()?;
         let command = run_line(&quote(&me.to_string_lossy()), op, host.become_);
-        return events(op, transport.exec(&command, &request).await?);
+        return Ok(transport.exec(&command, &request).await?);
     }
     // This program first: on a host it deployed, it is there.
     let own = agents.own()?;
@@ -108,7 +120,7 @@ pub async fn call(
             output = transport.exec(&once, &request).await?;
         }
     }
-    events(op, output)
+    Ok(output)
 }
 
 /// The agent's answer, through `done`; its `failed` as an error.
@@ -134,7 +146,7 @@ fn events(op: &str, output: crate::transport::ExecOutput) -> anyhow::Result<Vec<
 }
 
 /// The agent at `path` running `op`, through sudo when the host says `become`.
-fn run_line(path: &str, op: &str, become_root: bool) -> String {
+pub fn run_line(path: &str, op: &str, become_root: bool) -> String {
     let sudo = if become_root { "sudo -n -- " } else { "" };
     format!("exec {sudo}{path} agent {op}")
 }

@@ -51,6 +51,8 @@ pub struct CleanPlan {
     /// The user's services on this host (`[services.*]`): stopped first (they may need the
     /// pipeline), then their unit, release directory, env file and account removed.
     pub user_services: Vec<UserServiceRemoval>,
+    /// The run's lease, which the agent gives back when done (`agent clean`).
+    pub release_lease: Option<crate::plan::probe::LeaseCall>,
 }
 
 /// What clean removes of one user service: all of it is mp-remote's (no data is kept).
@@ -147,6 +149,7 @@ pub fn plan(host: &Host, purge_data: bool) -> CleanPlan {
             .collect(),
         purge_data,
         user_services: Vec::new(),
+        release_lease: None,
     }
 }
 
@@ -202,6 +205,7 @@ impl CleanPlan {
                 .map(|d| (d.path.to_string(), d.owner.to_string()))
                 .collect(),
             data_accounts: self.data_accounts.clone(),
+            release_lease: self.release_lease.clone(),
         }
     }
 

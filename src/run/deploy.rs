@@ -144,57 +144,66 @@ pub async fn deploy(
     let (connected, mut ended) = session::connect_all(selected, fanout).await;
     let agents = agents.await??;
     mark("connecting");
-    // The fleet lock: taken before anything changes, kept renewed while the run works.
-    let connected = match &options.lease {
-        Some(request) => {
-            let (leased, lost) = super::guard::take_leases(connected, request).await?;
-            ended.extend(lost);
-            leased
-        }
-        None => connected,
-    };
-    mark("taking the leases");
-    let work = async {
-        let mut results: BTreeMap<String, HostDeploy> = BTreeMap::new();
-        for e in ended.drain(..) {
-            results.insert(e.host.clone(), ended_host(e));
-        }
+    let mut results: BTreeMap<String, HostDeploy> = BTreeMap::new();
+    for e in ended.drain(..) {
+        results.insert(e.host.clone(), ended_host(e));
+    }
 
-        // Layer 1, detect: facts, the secret, the agent.
-        let detected = session::on_each(&connected, fanout.forks, |c| {
-            let (agents, artifacts, relays) = (&agents, &artifacts, &relays);
-            async move { detect(&c, agents, relays, artifacts, options, limits).await }
-        })
-        .await;
-        relays.stop(&connected).await;
-        mark("detect");
-        let mut ready: Vec<Ready> = Vec::new();
-        let mut password = None;
-        let mut nats_secret = None;
-        let mut agent_sha256 = BTreeMap::new();
-        for (c, (took, result)) in connected.iter().zip(detected) {
-            match result {
-                Ok(d) => {
-                    password = password.or(d.password);
-                    nats_secret = nats_secret.or(d.nats_secret);
-                    agent_sha256.insert(c.host.name.clone(), d.agent_sha256);
-                    progress(&c.host.name, &AgentEvent::StepFinished(d.arrival.clone()));
-                    ready.push(Ready {
-                        c: c.clone(),
-                        facts: d.facts,
-                        agent_path: d.agent_path,
-                        arrival: d.arrival,
-                    });
-                }
-                Err(error) => {
-                    let (status, line) = super::fanout::classify(&error, &c.host.name);
-                    results.insert(
-                        c.host.name.clone(),
-                        failed_host(&c.host.name, status, line, took),
-                    );
-                }
+    // Layer 1, detect: facts, the secret, the agent. It changes nothing but the agents'
+    // directory (content-addressed), so it goes before the lease, which the agent takes.
+    let detected = session::on_each(&connected, fanout.forks, |c| {
+        let (agents, artifacts, relays) = (&agents, &artifacts, &relays);
+        async move { detect(&c, agents, relays, artifacts, options, limits).await }
+    })
+    .await;
+    relays.stop(&connected).await;
+    mark("detect");
+    let mut ready: Vec<Ready> = Vec::new();
+    let mut password = None;
+    let mut nats_secret = None;
+    let mut agent_sha256 = BTreeMap::new();
+    let mut connected = connected;
+    for (c, (took, result)) in connected.iter_mut().zip(detected) {
+        match result {
+            Ok(d) => {
+                password = password.or(d.password);
+                nats_secret = nats_secret.or(d.nats_secret);
+                agent_sha256.insert(c.host.name.clone(), d.agent_sha256);
+                c.agent = Some(d.agent_path.clone());
+                ready.push(Ready {
+                    c: c.clone(),
+                    facts: d.facts,
+                    agent_path: d.agent_path,
+                    arrival: d.arrival,
+                });
+            }
+            Err(error) => {
+                let (status, line) = super::fanout::classify(&error, &c.host.name);
+                results.insert(
+                    c.host.name.clone(),
+                    failed_host(&c.host.name, status, line, took),
+                );
             }
         }
+    }
+    // The fleet lock: taken before anything changes, kept renewed while the run works.
+    let leased = match &options.lease {
+        Some(request) => {
+            let detected: Vec<Connected<'_>> = ready.iter().map(|r| r.c.clone()).collect();
+            let (leased, lost) = super::guard::take_leases(detected, request).await?;
+            for e in lost {
+                ready.retain(|r| r.c.host.name != e.host);
+                results.insert(e.host.clone(), ended_host(e));
+            }
+            leased
+        }
+        None => Vec::new(),
+    };
+    mark("taking the leases");
+    for r in &ready {
+        progress(&r.c.host.name, &AgentEvent::StepFinished(r.arrival.clone()));
+    }
+    let work = async {
         // One host: NATS binds loopback only (stack::nats::listen_address), so its clients and
         // the data-flow check reach it there.
         let one_host = inventory.hosts.len() == 1;
@@ -308,14 +317,14 @@ pub async fn deploy(
         Ok::<_, anyhow::Error>((results, outcome))
     };
     let worked = match &options.lease {
-        Some(request) => super::lease::keep_renewed(&connected, request, work).await,
+        Some(request) => super::lease::keep_renewed(&leased, request, work).await,
         None => work.await,
     };
     if let Some(request) = &options.lease {
         if let Ok((results, _)) = &worked {
             super::guard::audit(&connected, request, results).await;
         }
-        for error in super::lease::release_all(&connected, &request.run_id).await {
+        for error in super::lease::release_all(&leased, &request.run_id).await {
             tracing::warn!("{error}");
         }
         mark("auditing and releasing the leases");

@@ -1,10 +1,11 @@
 //! The fleet lease: before a run changes hosts it takes a lease on every one of them, so that
 //! two operators never deploy the same fleet at once. A lease is a JSON file on the host
-//! ([`LEASE_FILE`]), taken and renewed by one exec of [`SCRIPT`] under a host-side lock; its
-//! expiry runs on the host's clock, so the control node's clock does not matter.
+//! ([`LEASE_FILE`]), taken and renewed by one exec of `mp-remote agent lease` (the host side,
+//! `agent::hostops::lease`) under a host-side lock; its expiry runs on the host's clock, so the
+//! control node's clock does not matter.
 //!
-//! The script's command line and the reading of its answer are pure functions (tested beside
-//! this file, the script itself against temp dirs); only the `async` functions touch hosts.
+//! The request and the reading of the agent's answer are pure functions (tested beside this
+//! file, the host side in-process against temp dirs); only the `async` functions touch hosts.
 
 // Errors carry the holder's whole lease for the message; they are rare and cold.
 #![allow(clippy::result_large_err)]
@@ -17,7 +18,9 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use super::session::Connected;
-use crate::transport::shell::{quote, with_become};
+use crate::agent::hostops::lease::{CORRUPT, FUTURE, HELD, NOT_OURS};
+use crate::plan::probe::{LeaseAnswer, LeaseCall, OpEvent};
+use crate::transport::shell::quote;
 use crate::transport::{ExecOutput, TransportError};
 
 /// Where a host keeps its lease: runtime state, beside the supervisor's pid files, so that
@@ -30,15 +33,6 @@ pub const DEFAULT_TTL: Duration = Duration::from_secs(5 * 60);
 
 /// The lease format this build writes and understands.
 pub const FORMAT: u64 = 1;
-
-/// The host side: run with `sh -s -- ACTION FILE [RUN_ID TTL OWNER COMMAND]`, fed on stdin.
-pub const SCRIPT: &str = include_str!("lease.sh");
-
-/// The script's exit codes (see the head of `lease.sh`).
-const EXIT_HELD: u32 = 10;
-const EXIT_CORRUPT: u32 = 11;
-const EXIT_FUTURE: u32 = 12;
-const EXIT_NOT_OURS: u32 = 13;
 
 /// How much of an unreadable lease file an error quotes.
 const EXCERPT_CHARS: usize = 200;
@@ -130,8 +124,8 @@ pub enum LeaseError {
         source: TransportError,
     },
 
-    /// The script failed (sudo refused, a read-only disk, a stuck lock) or answered nonsense.
-    #[error("{host}: the lease script on the host failed ({status}): {detail}")]
+    /// The agent failed (sudo refused, a read-only disk, a stuck lock) or answered nonsense.
+    #[error("{host}: taking the lease on the host failed ({status}): {detail}")]
     Script {
         host: String,
         status: String,
@@ -282,25 +276,6 @@ fn hostname() -> Option<String> {
     Some(String::from_utf8_lossy(&buffer[..end]).into_owned()).filter(|h| !h.is_empty())
 }
 
-/// `s` as the inside of a JSON string (without the quotes).
-pub fn json_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 || c == '\u{7f}' => {
-                out.push_str(&format!("\\u{:04x}", c as u32));
-            }
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// A run id the script can compare as plain text: `[A-Za-z0-9._-]`, not empty.
 fn valid_run_id(run_id: &str) -> bool {
     !run_id.is_empty()
@@ -309,33 +284,31 @@ fn valid_run_id(run_id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
 }
 
-/// The command line that runs [`SCRIPT`] (fed on stdin) for `action` on `path`; the request's
-/// strings go JSON-escaped and shell-quoted as arguments, never into the script's text.
-pub fn command(action: Action, path: &str, request: Option<&LeaseRequest>) -> String {
-    let mut line = format!("sh -s -- {} {}", action.word(), quote(path));
-    if let Some(r) = request {
-        let ttl = r.ttl.as_secs().max(1).to_string();
-        for arg in [
-            r.run_id.clone(),
-            ttl,
-            json_escape(&r.owner),
-            json_escape(&r.command),
-        ]
-        .into_iter()
-        .chain(r.takeover.clone())
-        {
-            line.push(' ');
-            line.push_str(&quote(&arg));
-        }
+/// What the agent is asked for `action` (`request`: the run; None for `read` and `force`).
+pub fn call(action: Action, path: &str, request: Option<&LeaseRequest>) -> LeaseCall {
+    LeaseCall {
+        action: action.word().into(),
+        file: path.into(),
+        run_id: request.map(|r| r.run_id.clone()).unwrap_or_default(),
+        ttl_secs: request.map_or(0, |r| r.ttl.as_secs().max(1)),
+        owner: request.map(|r| r.owner.clone()).unwrap_or_default(),
+        command: request.map(|r| r.command.clone()).unwrap_or_default(),
+        takeover: request.and_then(|r| r.takeover.clone()),
     }
-    line
 }
 
-/// Reads the script's output: `now N`, `state S`, then the lease text.
-pub fn parse_reply(stdout: &str) -> Option<Reply> {
-    let mut lines = stdout.splitn(3, '\n');
-    let now = lines.next()?.strip_prefix("now ")?.trim().parse().ok()?;
-    let found = match lines.next()?.strip_prefix("state ")?.trim() {
+/// The agent's answer among its output lines.
+fn answer_in(stdout: &str) -> Option<LeaseAnswer> {
+    stdout
+        .lines()
+        .find_map(|line| match serde_json::from_str(line.trim()) {
+            Ok(OpEvent::Leased(answer)) => Some(answer),
+            _ => None,
+        })
+}
+
+fn found_of(state: &str) -> Option<Found> {
+    Some(match state {
         "absent" => Found::Absent,
         "found" => Found::Present,
         "corrupt" => Found::Corrupt,
@@ -344,9 +317,7 @@ pub fn parse_reply(stdout: &str) -> Option<Reply> {
         "expired" => Found::Expired,
         "held" => Found::Held,
         _ => return None,
-    };
-    let body = lines.next().unwrap_or("").to_string();
-    Some(Reply { now, found, body })
+    })
 }
 
 /// The first `EXCERPT_CHARS` characters of a file's text, for messages.
@@ -371,7 +342,7 @@ fn format_of(body: &str) -> Option<u64> {
     Some(digits.parse().unwrap_or(u64::MAX))
 }
 
-/// Parses a lease text the script vouched for: a newer format is [`LeaseError::FutureFormat`]
+/// Parses a lease text the agent vouched for: a newer format is [`LeaseError::FutureFormat`]
 /// (whatever its fields), anything else that is not a lease is [`LeaseError::Corrupt`].
 fn parse_lease(host: &str, path: &str, body: &str) -> Result<Lease, LeaseError> {
     if let Some(format) = format_of(body).filter(|&f| f > FORMAT) {
@@ -388,8 +359,8 @@ fn parse_lease(host: &str, path: &str, body: &str) -> Result<Lease, LeaseError> 
     })
 }
 
-/// The script's exit status and output as the outcome of `action` on `host`: the lease now
-/// in effect (written, found, or removed), or why not.
+/// The agent's answer (or its failure) as the outcome of `action` on `host`: the lease now in
+/// effect (written, found, or removed), or why not.
 pub fn interpret(
     host: &str,
     path: &str,
@@ -406,18 +377,24 @@ pub fn interpret(
         },
         detail,
     };
-    let Some(reply) = parse_reply(&stdout) else {
+    let answer = answer_in(&stdout).and_then(|a| Some((found_of(&a.state)?, a)));
+    let Some((found, answer)) = answer else {
         let stderr = output.stderr_text();
         let detail = if stderr.trim().is_empty() {
             format!("unexpected output {:?}", excerpt(&stdout))
         } else {
-            stderr.trim().to_string()
+            crate::agent::outcome::tail(stderr.trim(), 5)
         };
         return Err(script_error(detail));
     };
+    let reply = Reply {
+        now: answer.now,
+        found,
+        body: answer.body,
+    };
     let lease = || parse_lease(host, path, &reply.body);
-    match output.status {
-        Some(0) => {
+    match answer.code {
+        0 => {
             let kept = match (action, reply.found) {
                 // Acquire and renew print the lease they wrote, whatever they found.
                 (Action::Acquire | Action::Renew, _) => Some(lease()?),
@@ -429,21 +406,21 @@ pub fn interpret(
             };
             Ok((reply, kept))
         }
-        Some(EXIT_HELD) => Err(LeaseError::Held {
+        HELD => Err(LeaseError::Held {
             host: host.into(),
             lease: lease()?,
         }),
-        Some(EXIT_CORRUPT) => Err(LeaseError::Corrupt {
+        CORRUPT => Err(LeaseError::Corrupt {
             host: host.into(),
             path: path.into(),
             content_excerpt: excerpt(&reply.body),
         }),
-        Some(EXIT_FUTURE) => Err(LeaseError::FutureFormat {
+        FUTURE => Err(LeaseError::FutureFormat {
             host: host.into(),
             path: path.into(),
             format: format_of(&reply.body).unwrap_or(0),
         }),
-        Some(EXIT_NOT_OURS) => Err(LeaseError::Lost {
+        NOT_OURS => Err(LeaseError::Lost {
             host: host.into(),
             run_id: run_id.into(),
             now_there: match reply.found {
@@ -451,12 +428,16 @@ pub fn interpret(
                 _ => lease().ok(),
             },
         }),
-        _ => Err(script_error(output.stderr_text().trim().to_string())),
+        code => Err(LeaseError::Script {
+            host: host.into(),
+            status: format!("code {code}"),
+            detail: answer.message.unwrap_or_default(),
+        }),
     }
 }
 
 /// Runs `action` on one host.
-async fn run_script(
+async fn run_agent(
     c: &Connected<'_>,
     action: Action,
     request: Option<&LeaseRequest>,
@@ -470,21 +451,38 @@ async fn run_script(
             detail: format!("run id {run_id:?} must be made of [A-Za-z0-9._-]"),
         });
     }
-    let line = with_become(&command(action, LEASE_FILE, request), c.host.become_);
-    let output = c
-        .transport
-        .exec(&line, SCRIPT.as_bytes())
-        .await
-        .map_err(|source| LeaseError::Transport {
+    let call = call(action, LEASE_FILE, request);
+    let output = match &c.agent {
+        // Placed by this run's detect: one exec.
+        Some(path) => {
+            let line = super::agent_call::run_line(&quote(path), "lease", c.host.become_);
+            let stdin = serde_json::to_vec(&call).unwrap_or_default();
+            c.transport.exec(&line, &stdin).await.map_err(Into::into)
+        }
+        None => match super::agent_call::day2_agents() {
+            Ok(agents) => {
+                super::agent_call::exec(c.transport.as_ref(), c.host, &agents, "lease", &call).await
+            }
+            Err(e) => Err(anyhow::anyhow!(e)),
+        },
+    };
+    let output = output.map_err(|e| match e.downcast::<TransportError>() {
+        Ok(source) => LeaseError::Transport {
             host: host.clone(),
             source,
-        })?;
+        },
+        Err(e) => LeaseError::Script {
+            host: host.clone(),
+            status: "not run".into(),
+            detail: format!("{e:#}"),
+        },
+    })?;
     interpret(host, LEASE_FILE, action, run_id, &output)
 }
 
 /// Takes the lease on one host; returns it as written.
 pub async fn acquire(c: &Connected<'_>, request: &LeaseRequest) -> Result<Lease, LeaseError> {
-    let (_, lease) = run_script(c, Action::Acquire, Some(request)).await?;
+    let (_, lease) = run_agent(c, Action::Acquire, Some(request)).await?;
     lease.ok_or_else(|| LeaseError::Script {
         host: c.host.name.clone(),
         status: "exit 0".into(),
@@ -520,7 +518,7 @@ pub async fn renew_all(hosts: &[Connected<'_>], request: &LeaseRequest) -> Vec<L
     join_all(
         hosts
             .iter()
-            .map(|c| run_script(c, Action::Renew, Some(request))),
+            .map(|c| run_agent(c, Action::Renew, Some(request))),
     )
     .await
     .into_iter()
@@ -584,7 +582,7 @@ pub async fn release_all(hosts: &[Connected<'_>], run_id: &str) -> Vec<LeaseErro
     join_all(
         hosts
             .iter()
-            .map(|c| run_script(c, Action::Release, Some(&request))),
+            .map(|c| run_agent(c, Action::Release, Some(&request))),
     )
     .await
     .into_iter()
@@ -595,7 +593,7 @@ pub async fn release_all(hosts: &[Connected<'_>], run_id: &str) -> Vec<LeaseErro
 /// Removes whatever lease the host has (`lock release`), readable or not, and returns it;
 /// None when there was none. The audit line is the caller's ([`super::audit`]).
 pub async fn force_release(c: &Connected<'_>) -> Result<Option<Removed>, LeaseError> {
-    let (reply, lease) = run_script(c, Action::Force, None).await?;
+    let (reply, lease) = run_agent(c, Action::Force, None).await?;
     Ok(match (reply.found, lease) {
         (Found::Absent, _) => None,
         (_, Some(lease)) => Some(Removed::Lease(lease)),
@@ -608,7 +606,7 @@ pub async fn force_release(c: &Connected<'_>) -> Result<Option<Removed>, LeaseEr
 /// The host's lease and its clock, in one exec (`lock status`). An unreadable lease file is
 /// an error, [`LeaseError::Corrupt`] or [`LeaseError::FutureFormat`].
 pub async fn observe(c: &Connected<'_>) -> Result<Observed, LeaseError> {
-    let (reply, lease) = run_script(c, Action::Read, None).await?;
+    let (reply, lease) = run_agent(c, Action::Read, None).await?;
     Ok(Observed {
         host_now: reply.now,
         lease,

@@ -1,9 +1,7 @@
-//! Tests of `lease`: the pure parts on plain data, and `lease.sh` itself run with `sh` against a
-//! temp dir.
+//! Tests of `lease`: the pure parts on plain data, and the host side (`agent lease`) run
+//! in-process against a temp dir.
 
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 use super::*;
 
@@ -17,34 +15,13 @@ fn request(run_id: &str, ttl_secs: u64) -> LeaseRequest {
     }
 }
 
-/// Runs the script on this machine against `path`, as the transport would on a host.
-fn script(
-    action: Action,
-    path: &Path,
-    request: Option<&LeaseRequest>,
-    env: &[(&str, &str)],
-) -> ExecOutput {
-    let line = command(action, path.to_str().unwrap(), request);
-    let mut child = Command::new("sh")
-        .arg("-c")
-        .arg(&line)
-        .envs(env.iter().copied())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(SCRIPT.as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
+/// Runs the host side on this machine against `path`, as the agent would on a host.
+fn script(action: Action, path: &Path, request: Option<&LeaseRequest>) -> ExecOutput {
+    let call = call(action, path.to_str().unwrap(), request);
     ExecOutput {
-        status: output.status.code().map(|c| c as u32),
-        stdout: output.stdout,
-        stderr: output.stderr,
+        status: Some(0),
+        stdout: crate::agent::hostops::lease::answer_line(&call).into_bytes(),
+        stderr: Vec::new(),
     }
 }
 
@@ -53,7 +30,7 @@ fn outcome(
     path: &Path,
     request: Option<&LeaseRequest>,
 ) -> Result<(Reply, Option<Lease>), LeaseError> {
-    let output = script(action, path, request, &[]);
+    let output = script(action, path, request);
     let run_id = request.map(|r| r.run_id.as_str()).unwrap_or("");
     interpret("h1", path.to_str().unwrap(), action, run_id, &output)
 }
@@ -78,37 +55,39 @@ fn bobs(expires_epoch: i64) -> String {
 }
 
 #[test]
-fn json_escape_table() {
-    for (raw, escaped) in [
-        ("alice@laptop", "alice@laptop"),
-        (r#"a"b"#, r#"a\"b"#),
-        (r"a\b", r"a\\b"),
-        ("a\nb\tc\r", r"a\nb\tc\r"),
-        ("\u{1}\u{7f}", r"\u0001\u007f"),
-        ("zoë", "zoë"),
-        ("'$(rm -rf /)'", "'$(rm -rf /)'"),
-    ] {
-        assert_eq!(json_escape(raw), escaped, "{raw:?}");
-        let parsed: String = serde_json::from_str(&format!("\"{escaped}\"")).unwrap();
-        assert_eq!(parsed, raw);
-    }
-}
-
-#[test]
-fn command_lines() {
+fn calls_carry_the_run() {
+    let read = call(Action::Read, LEASE_FILE, None);
     assert_eq!(
-        command(Action::Read, LEASE_FILE, None),
-        "sh -s -- read /run/mp-remote/lease.json"
+        (
+            read.action.as_str(),
+            read.file.as_str(),
+            read.run_id.as_str()
+        ),
+        ("read", "/run/mp-remote/lease.json", "")
     );
     let mut r = request("20250102-030405-4242", 300);
     r.owner = "o'brien@it's".into();
     r.command = "lock \"release\"".into();
+    r.takeover = Some("20250102-030405-1".into());
+    let acquire = call(Action::Acquire, LEASE_FILE, Some(&r));
     assert_eq!(
-        command(Action::Acquire, LEASE_FILE, Some(&r)),
-        r#"sh -s -- acquire /run/mp-remote/lease.json 20250102-030405-4242 300 'o'\''brien@it'\''s' 'lock \"release\"'"#
+        (
+            acquire.action.as_str(),
+            acquire.ttl_secs,
+            acquire.owner.as_str(),
+            acquire.command.as_str(),
+            acquire.takeover.as_deref()
+        ),
+        (
+            "acquire",
+            300,
+            "o'brien@it's",
+            "lock \"release\"",
+            Some("20250102-030405-1")
+        )
     );
     r.ttl = Duration::from_millis(10);
-    assert!(command(Action::Renew, "/l", Some(&r)).contains(" 1 "));
+    assert_eq!(call(Action::Renew, "/l", Some(&r)).ttl_secs, 1);
 }
 
 #[test]
@@ -120,22 +99,41 @@ fn run_ids_are_plain() {
     }
 }
 
+/// The agent's answer line for `code`, from the old text form `now N\nstate S\nBODY`.
+fn answer(code: u32, text: &str) -> String {
+    let mut lines = text.splitn(3, '\n');
+    let now = lines
+        .next()
+        .unwrap()
+        .strip_prefix("now ")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let state = lines
+        .next()
+        .unwrap()
+        .strip_prefix("state ")
+        .unwrap()
+        .to_string();
+    let event = OpEvent::Leased(LeaseAnswer {
+        now,
+        state,
+        code,
+        body: lines.next().unwrap_or("").to_string(),
+        message: (code >= 20).then(|| "cannot lock".to_string()),
+    });
+    serde_json::to_string(&event).unwrap() + "\n"
+}
+
 #[test]
-fn replies_parse() {
-    assert_eq!(
-        parse_reply("now 17\nstate held\n{\"x\":1}\nmore\n"),
-        Some(Reply {
-            now: 17,
-            found: Found::Held,
-            body: "{\"x\":1}\nmore\n".into()
-        })
-    );
-    assert_eq!(
-        parse_reply("now 5\nstate absent\n").map(|r| (r.found, r.body)),
-        Some((Found::Absent, String::new()))
-    );
-    assert_eq!(parse_reply("sudo: a password is required\n"), None);
-    assert_eq!(parse_reply("now 5\nstate weird\n"), None);
+fn answers_are_found_among_other_lines() {
+    let line = answer(10, "now 17\nstate held\n{\"x\":1}\nmore\n");
+    let found = answer_in(&format!("a banner\n{line}")).unwrap();
+    assert_eq!((found.now, found.state.as_str()), (17, "held"));
+    assert_eq!(found.body, "{\"x\":1}\nmore\n");
+    assert_eq!(answer_in("sudo: a password is required\n"), None);
+    assert_eq!(found_of("weird"), None);
+    assert_eq!(found_of("found"), Some(Found::Present));
 }
 
 #[test]
@@ -151,9 +149,13 @@ fn format_of_reads_a_number_or_nothing() {
 
 #[test]
 fn exit_codes_become_errors() {
-    let output = |status, stdout: &str, stderr: &str| ExecOutput {
-        status: Some(status),
-        stdout: stdout.as_bytes().to_vec(),
+    let output = |code, text: &str, stderr: &str| ExecOutput {
+        status: Some(if text.is_empty() { code } else { 0 }),
+        stdout: if text.is_empty() {
+            Vec::new()
+        } else {
+            answer(code, text).into_bytes()
+        },
         stderr: stderr.as_bytes().to_vec(),
     };
     let run = |o: &ExecOutput| interpret("h1", LEASE_FILE, Action::Acquire, "r1", o);
@@ -184,9 +186,9 @@ fn exit_codes_become_errors() {
     let sudo = run(&output(1, "", "sudo: a password is required\n")).unwrap_err();
     assert_eq!(
         sudo.to_string(),
-        "h1: the lease script on the host failed (exit 1): sudo: a password is required"
+        "h1: taking the lease on the host failed (exit 1): sudo: a password is required"
     );
-    let stuck = run(&output(21, "now 1\n", "cannot lock")).unwrap_err();
+    let stuck = run(&output(21, "now 1\nstate absent\n", "")).unwrap_err();
     assert!(stuck.to_string().contains("cannot lock"), "{stuck}");
 }
 
@@ -378,61 +380,40 @@ fn observed_remaining_uses_the_hosts_clock() {
     assert_eq!(observed.remaining(), Some(300));
 }
 
-/// Eight acquirers at once with different run ids: exactly one gets the lease, the others
-/// see it held by the winner.
-fn race(env: &[(&str, &str)]) {
+/// Eight acquirers at once with different run ids, each with its own open lock file (as
+/// separate agents would have): exactly one gets the lease, the others see it held by the
+/// winner.
+#[test]
+fn racing_acquirers_one_wins() {
     let (_dir, path) = lease_dir();
-    let children: Vec<_> = (0..8)
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
+    let threads: Vec<_> = (0..8)
         .map(|i| {
-            let line = command(
-                Action::Acquire,
-                path.to_str().unwrap(),
-                Some(&request(&format!("run{i}"), 300)),
-            );
-            let mut child = Command::new("sh")
-                .arg("-c")
-                .arg(line)
-                .envs(env.iter().copied())
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap();
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(SCRIPT.as_bytes())
-                .unwrap();
-            child
+            let (path, barrier) = (path.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                let call = call(
+                    Action::Acquire,
+                    path.to_str().unwrap(),
+                    Some(&request(&format!("run{i}"), 300)),
+                );
+                barrier.wait();
+                crate::agent::hostops::lease::answer(&call)
+            })
         })
         .collect();
     let mut winners = Vec::new();
     let mut held = 0;
-    for (i, child) in children.into_iter().enumerate() {
-        let output = child.wait_with_output().unwrap();
-        match output.status.code() {
-            Some(0) => winners.push(format!("run{i}")),
-            Some(10) => held += 1,
-            other => panic!(
-                "run{i}: {other:?} {}",
-                String::from_utf8_lossy(&output.stderr)
-            ),
+    for (i, thread) in threads.into_iter().enumerate() {
+        let answer = thread.join().unwrap();
+        match answer.code {
+            0 => winners.push(format!("run{i}")),
+            10 => held += 1,
+            other => panic!("run{i}: {other} {:?}", answer.message),
         }
     }
     assert_eq!((winners.len(), held), (1, 7), "{winners:?}");
     let lease: Lease = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     assert_eq!(lease.run_id, winners[0]);
-}
-
-#[test]
-fn racing_acquirers_one_wins_with_flock() {
-    race(&[]);
-}
-
-#[test]
-fn racing_acquirers_one_wins_with_a_lock_directory() {
-    race(&[("MP_REMOTE_LEASE_LOCK", "mkdir")]);
 }
 
 #[tokio::test(start_paused = true)]

@@ -21,6 +21,9 @@ pub struct Connected<'h> {
     /// When the host's whole task must be done (`--timeout`, counted from the connect):
     /// [`on_each`] ends its work there as `timed_out`.
     pub deadline: Option<(Instant, std::time::Duration)>,
+    /// The agent this run placed on the host (its path there), once detect has: what the
+    /// lease is taken with. None: looked for, or pushed, when needed.
+    pub agent: Option<String>,
 }
 
 impl<'h> Connected<'h> {
@@ -30,6 +33,7 @@ impl<'h> Connected<'h> {
             host,
             transport,
             deadline: None,
+            agent: None,
         }
     }
 }
@@ -69,6 +73,7 @@ pub async fn connect_all<'h>(
                 host,
                 transport,
                 deadline,
+                agent: None,
             }),
             Err(error) => {
                 let error = anyhow::Error::new(error);

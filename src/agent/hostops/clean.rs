@@ -355,6 +355,7 @@ mod tests {
             }],
             data: vec![(at("data/inner"), "root".into())],
             data_accounts: vec![],
+            release_lease: None,
         };
         let done = clean(&request).await;
         assert!(done.failed.is_empty(), "{done:?}");

@@ -1,9 +1,10 @@
 //! The agent's host-side commands besides running a plan: `agent status`, `agent control`,
-//! `agent logs`, `agent clean` and `agent stop`. Each reads its request (JSON, `plan::probe`) on stdin and answers with
+//! `agent logs`, `agent clean`, `agent stop` and `agent lease`. Each reads its request (JSON, `plan::probe`) on stdin and answers with
 //! typed events, one JSON line each ([`OpEvent`]), closed by `done`, like a plan's run.
 
 mod clean;
 mod control;
+pub mod lease;
 mod logs;
 mod observe;
 mod stop;
@@ -11,7 +12,7 @@ mod stop;
 use std::io::{Read, Write};
 
 use crate::plan::probe::{
-    CleanRequest, ControlRequest, LogsRequest, OpEvent, ProbeRequest, StopRequest,
+    CleanRequest, ControlRequest, LeaseCall, LogsRequest, OpEvent, ProbeRequest, StopRequest,
 };
 
 pub use control::NO_SYSTEMD;
@@ -25,6 +26,7 @@ pub enum Op {
     Logs,
     Clean,
     Stop,
+    Lease,
 }
 
 /// Exit codes: 0 answered (whatever the services' state), 1 the request could not be read,
@@ -52,11 +54,30 @@ pub async fn run(op: Op) -> i32 {
             Err(e) => return bad(e),
         },
         Op::Clean => match serde_json::from_str::<CleanRequest>(&text) {
-            Ok(request) => emit(&OpEvent::Cleaned(clean::clean(&request).await)),
+            Ok(request) => {
+                let mut cleaned = clean::clean(&request).await;
+                if let Some(call) = &request.release_lease {
+                    let answer = lease::answer(call);
+                    if answer.code != 0 {
+                        cleaned.failed.push(format!(
+                            "cannot give back the lease {}: {}",
+                            call.file,
+                            answer
+                                .message
+                                .unwrap_or_else(|| format!("code {}", answer.code))
+                        ));
+                    }
+                }
+                emit(&OpEvent::Cleaned(cleaned))
+            }
             Err(e) => return bad(e),
         },
         Op::Stop => match serde_json::from_str::<StopRequest>(&text) {
             Ok(request) => emit(&OpEvent::Stopped(stop::stop(&request).await)),
+            Err(e) => return bad(e),
+        },
+        Op::Lease => match serde_json::from_str::<LeaseCall>(&text) {
+            Ok(request) => emit(&OpEvent::Leased(lease::answer(&request))),
             Err(e) => return bad(e),
         },
         Op::Logs => match serde_json::from_str::<LogsRequest>(&text) {
