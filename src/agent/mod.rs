@@ -11,6 +11,7 @@ pub mod ledger;
 pub mod local_addr;
 pub mod lock;
 pub mod outcome;
+mod owner;
 pub mod relay;
 pub mod runner;
 pub mod shell;

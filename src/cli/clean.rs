@@ -53,7 +53,7 @@ pub async fn run(
     // The fleet lock, as for deploy: nothing is removed while another run works here.
     let request = LeaseRequest::new(recorder.id(), "clean");
     let (connected, _) = session::connect_all(hosts, fanout).await;
-    let leased = match guard::take_leases(connected, &request).await {
+    let leased = match guard::take_leases(connected, &request, Default::default()).await {
         Ok((leased, _)) => leased,
         Err(error) => {
             eprintln!("error: {error:#}");

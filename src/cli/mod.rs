@@ -232,6 +232,8 @@ pub enum AgentCommand {
     Stop,
     /// Read, take, renew or give back the fleet lease here (request on stdin).
     Lease,
+    /// Where a run starts: read the secrets kept here and take the lease (request on stdin).
+    Begin,
     /// Hand FILE to the other hosts of this private network (those that send TOKEN first),
     /// until nobody asked for --idle seconds. Prints `port N`, then a line per copy.
     Relay {
@@ -331,6 +333,7 @@ async fn run(cli: Cli) -> ExitCode {
         Command::Agent(AgentCommand::Clean) => Some(crate::agent::hostops::Op::Clean),
         Command::Agent(AgentCommand::Stop) => Some(crate::agent::hostops::Op::Stop),
         Command::Agent(AgentCommand::Lease) => Some(crate::agent::hostops::Op::Lease),
+        Command::Agent(AgentCommand::Begin) => Some(crate::agent::hostops::Op::Begin),
         _ => None,
     };
     if let Some(op) = op {

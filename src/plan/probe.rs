@@ -246,6 +246,25 @@ pub struct LeaseCall {
     pub takeover: Option<String>,
 }
 
+/// `agent begin`'s question, asked beside the facts probe when a run starts on a host: the
+/// secrets the host keeps (after any agent left running by a cut connection has finished: it
+/// may be about to write one), and the run's lease.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BeginRequest {
+    pub state_dir: String,
+    /// Files of one line each.
+    pub secrets: Vec<String>,
+    pub lease: Option<LeaseCall>,
+}
+
+/// What `agent begin` read and took.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Begun {
+    /// One per asked file, in order: its first line, empty when missing.
+    pub secrets: Vec<String>,
+    pub lease: Option<LeaseAnswer>,
+}
+
 /// What `agent lease` found and did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LeaseAnswer {
@@ -272,6 +291,7 @@ pub enum OpEvent {
     Cleaned(Cleaned),
     Stopped(Stopped),
     Leased(LeaseAnswer),
+    Begun(Begun),
     Log {
         text: String,
     },

@@ -155,12 +155,24 @@ pub fn run_line(path: &str, op: &str, become_root: bool) -> String {
 /// home), as the login user, then runs it; prints [`NO_AGENT`], the user's uid and whether
 /// mp-remote keeps state here (`deployed`) when it is in neither.
 fn find_and_run(sha256: &str, op: &str, become_root: bool) -> String {
+    let state = crate::plan::build::STATE_DIR;
+    find_then(
+        sha256,
+        op,
+        become_root,
+        &format!(
+            "s=none; {{ [ -d {state} ] || [ -d \"$HOME/.mp-remote\" ]; }} && s=deployed; \
+             echo {NO_AGENT} $(id -u) $s $(uname -m) $(getconf GNU_LIBC_VERSION 2>/dev/null | cut -d' ' -f2); exit 97"
+        ),
+    )
+}
+
+/// Runs `agent <op>` of the build `sha256` where `push_agent` puts it, else `otherwise`.
+pub fn find_then(sha256: &str, op: &str, become_root: bool, otherwise: &str) -> String {
     let name = format!("mp-remote-{}", &sha256[..16]);
     let state = crate::plan::build::STATE_DIR;
     format!(
-        "a={state}/bin/{name}; [ -x \"$a\" ] || a=\"$HOME/.mp-remote/bin/{name}\"; if [ -x \"$a\" ]; then {}; fi; \
-         s=none; {{ [ -d {state} ] || [ -d \"$HOME/.mp-remote\" ]; }} && s=deployed; \
-         echo {NO_AGENT} $(id -u) $s $(uname -m) $(getconf GNU_LIBC_VERSION 2>/dev/null | cut -d' ' -f2); exit 97",
+        "a={state}/bin/{name}; [ -x \"$a\" ] || a=\"$HOME/.mp-remote/bin/{name}\"; if [ -x \"$a\" ]; then {}; fi; {otherwise}",
         run_line("\"$a\"", op, become_root)
     )
 }

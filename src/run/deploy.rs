@@ -14,6 +14,7 @@ use super::FanOut;
 use crate::agent::{AgentEvent, StepEnd, StepStatus};
 use crate::facts::{self, Facts};
 use crate::inventory::{Inventory, Role};
+use crate::plan::probe::{BeginRequest, LeaseAnswer, OpEvent};
 use crate::plan::{self, Components, HostPlan};
 use crate::report::HostStatus;
 use crate::transport::shell::{quote, with_become};
@@ -151,11 +152,14 @@ pub async fn deploy(
 
     // Layer 1, detect: facts, the secret, the agent. It changes nothing but the agents'
     // directory (content-addressed), so it goes before the lease, which the agent takes.
+    // The leases `agent begin` took beside the facts probe, by host.
+    let begun = std::sync::Mutex::new(BTreeMap::new());
     let detected = session::on_each(&connected, fanout.forks, |c| {
-        let (agents, artifacts, relays) = (&agents, &artifacts, &relays);
-        async move { detect(&c, agents, relays, artifacts, options, limits).await }
+        let (agents, artifacts, relays, begun) = (&agents, &artifacts, &relays, &begun);
+        async move { detect(&c, agents, relays, artifacts, options, limits, begun).await }
     })
     .await;
+    let mut begun: BTreeMap<String, LeaseAnswer> = begun.into_inner().unwrap_or_default();
     relays.stop(&connected).await;
     mark("detect");
     let mut ready: Vec<Ready> = Vec::new();
@@ -189,8 +193,19 @@ pub async fn deploy(
     // The fleet lock: taken before anything changes, kept renewed while the run works.
     let leased = match &options.lease {
         Some(request) => {
+            // A host that failed detect after `agent begin` took its lease gives it back.
+            let failed: Vec<Connected<'_>> = connected
+                .iter()
+                .filter(|c| begun.get(&c.host.name).is_some_and(|a| a.code == 0))
+                .filter(|c| !ready.iter().any(|r| r.c.host.name == c.host.name))
+                .cloned()
+                .collect();
+            for error in super::lease::release_all(&failed, &request.run_id).await {
+                tracing::warn!("{error}");
+            }
+            begun.retain(|name, _| ready.iter().any(|r| &r.c.host.name == name));
             let detected: Vec<Connected<'_>> = ready.iter().map(|r| r.c.clone()).collect();
-            let (leased, lost) = super::guard::take_leases(detected, request).await?;
+            let (leased, lost) = super::guard::take_leases(detected, request, begun).await?;
             for e in lost {
                 ready.retain(|r| r.c.host.name != e.host);
                 results.insert(e.host.clone(), ended_host(e));
@@ -360,6 +375,7 @@ async fn detect(
     artifacts: &[agent_exec::PushArtifact],
     options: &DeployOptions,
     limits: Thresholds,
+    begun: &std::sync::Mutex<BTreeMap<String, LeaseAnswer>>,
 ) -> anyhow::Result<Detected> {
     let host = c.host;
     let deploy_dir = host
@@ -382,15 +398,45 @@ async fn detect(
         quote(deploy_dir),
         agent_exec::agent_dirs().map(|d| quote(&d)).join(" ")
     );
-    let secrets_command = with_become(&read_secret_command(&wanted), host.become_);
+    // Where this very build is on the host (any re-run), `agent begin` reads them and takes
+    // the run's lease in the same exec; elsewhere a shell reads them, and the lease comes
+    // after detect has placed the agent.
+    let begin = BeginRequest {
+        state_dir: plan::build::STATE_DIR.into(),
+        secrets: wanted.iter().map(|p| p.to_string()).collect(),
+        lease: options.lease.as_ref().map(|r| {
+            super::lease::call(
+                super::lease::Action::Acquire,
+                super::lease::LEASE_FILE,
+                Some(r),
+            )
+        }),
+    };
+    let shell_read = if wanted.is_empty() {
+        "true".to_string()
+    } else {
+        with_become(&read_secret_command(&wanted), host.become_)
+    };
+    let secrets_command = if host.connection == crate::inventory::Connection::Local {
+        let me = std::env::current_exe().context("cannot locate this program")?;
+        super::agent_call::run_line(&quote(&me.to_string_lossy()), "begin", host.become_)
+    } else {
+        match agents.own() {
+            Ok(own) => {
+                super::agent_call::find_then(&own.sha256, "begin", host.become_, &shell_read)
+            }
+            Err(_) => shell_read,
+        }
+    };
+    let request = serde_json::to_vec(&begin)?;
     let (output, read) = tokio::join!(
         c.transport
             .exec(&probe_command, facts::PROBE_SCRIPT.as_bytes()),
         async {
-            if wanted.is_empty() {
+            if wanted.is_empty() && begin.lease.is_none() {
                 return Ok(None);
             }
-            c.transport.exec(&secrets_command, b"").await.map(Some)
+            c.transport.exec(&secrets_command, &request).await.map(Some)
         }
     );
     let (output, read) = (output?, read?);
@@ -425,7 +471,24 @@ async fn detect(
     let mut secrets = BTreeMap::new();
     if let Some(read) = read {
         let text = read.stdout_text();
-        for (path, line) in wanted.iter().zip(text.lines()) {
+        let answer = text
+            .lines()
+            .find_map(|l| match serde_json::from_str(l.trim()) {
+                Ok(OpEvent::Begun(b)) => Some(b),
+                _ => None,
+            });
+        let lines: Vec<String> = match answer {
+            Some(b) => {
+                if let Some(lease) = b.lease {
+                    if let Ok(mut begun) = begun.lock() {
+                        begun.insert(host.name.clone(), lease);
+                    }
+                }
+                b.secrets
+            }
+            None => text.lines().map(str::to_string).collect(),
+        };
+        for (path, line) in wanted.iter().zip(lines) {
             if !line.trim().is_empty() {
                 secrets.insert(*path, line.trim().to_string());
             }

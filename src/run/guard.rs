@@ -9,18 +9,25 @@ use super::deploy::HostDeploy;
 use super::lease::{self, LeaseRequest};
 use super::session::{Connected, Ended};
 use crate::agent::StepStatus;
+use crate::plan::probe::LeaseAnswer;
 use crate::report::HostStatus;
 
 /// Takes a lease on every connected host. Hosts lost on the way end unreachable and the
 /// others are leased again; a host held by another run, or whose lease file cannot be read,
-/// refuses the whole run before anything changed.
+/// refuses the whole run before anything changed. `already`: the hosts' answers to the same
+/// acquire, asked beside the facts probe (`agent begin`).
 pub async fn take_leases<'h>(
     mut connected: Vec<Connected<'h>>,
     request: &LeaseRequest,
+    already: BTreeMap<String, LeaseAnswer>,
 ) -> anyhow::Result<(Vec<Connected<'h>>, Vec<Ended>)> {
     let mut ended = Vec::new();
+    let mut already = already;
     loop {
-        let Err(errors) = lease::acquire_all(&connected, request).await else {
+        let taken = lease::acquire_all_with(&connected, request, &already).await;
+        // A failed round gave back what it took: the next one asks again.
+        already.clear();
+        let Err(errors) = taken else {
             return Ok((connected, ended));
         };
         if !errors.iter().all(|e| e.is_unreachable()) {

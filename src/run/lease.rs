@@ -10,6 +10,7 @@
 // Errors carry the holder's whole lease for the message; they are rare and cold.
 #![allow(clippy::result_large_err)]
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Duration;
 
@@ -377,8 +378,8 @@ pub fn interpret(
         },
         detail,
     };
-    let answer = answer_in(&stdout).and_then(|a| Some((found_of(&a.state)?, a)));
-    let Some((found, answer)) = answer else {
+    let answer = answer_in(&stdout).filter(|a| found_of(&a.state).is_some());
+    let Some(answer) = answer else {
         let stderr = output.stderr_text();
         let detail = if stderr.trim().is_empty() {
             format!("unexpected output {:?}", excerpt(&stdout))
@@ -386,6 +387,25 @@ pub fn interpret(
             crate::agent::outcome::tail(stderr.trim(), 5)
         };
         return Err(script_error(detail));
+    };
+    judge(host, path, action, run_id, answer)
+}
+
+/// The agent's answer to `action` on `host`: the lease now in effect (written, found, or
+/// removed), or why not.
+pub fn judge(
+    host: &str,
+    path: &str,
+    action: Action,
+    run_id: &str,
+    answer: LeaseAnswer,
+) -> Result<(Reply, Option<Lease>), LeaseError> {
+    let Some(found) = found_of(&answer.state) else {
+        return Err(LeaseError::Script {
+            host: host.into(),
+            status: format!("code {}", answer.code),
+            detail: format!("unexpected state {:?}", answer.state),
+        });
     };
     let reply = Reply {
         now: answer.now,
@@ -496,7 +516,30 @@ pub async fn acquire_all(
     hosts: &[Connected<'_>],
     request: &LeaseRequest,
 ) -> Result<(), Vec<LeaseError>> {
-    let results = join_all(hosts.iter().map(|c| acquire(c, request))).await;
+    acquire_all_with(hosts, request, &BTreeMap::new()).await
+}
+
+/// [`acquire_all`], where `already` holds the answers hosts gave to the same acquire asked
+/// beside the facts probe (`agent begin`): those hosts are not asked again.
+pub async fn acquire_all_with(
+    hosts: &[Connected<'_>],
+    request: &LeaseRequest,
+    already: &BTreeMap<String, LeaseAnswer>,
+) -> Result<(), Vec<LeaseError>> {
+    let results = join_all(hosts.iter().map(|c| async move {
+        match already.get(&c.host.name) {
+            Some(answer) => judge(
+                &c.host.name,
+                LEASE_FILE,
+                Action::Acquire,
+                &request.run_id,
+                answer.clone(),
+            )
+            .map(drop),
+            None => acquire(c, request).await.map(drop),
+        }
+    }))
+    .await;
     let errors: Vec<LeaseError> = results.into_iter().filter_map(Result::err).collect();
     if errors.is_empty() {
         return Ok(());

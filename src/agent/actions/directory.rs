@@ -11,9 +11,8 @@ pub async fn apply(
     check_only: bool,
 ) -> Result<Outcome, StepError> {
     let q = quote(path);
-    let current = sh(&format!("stat -c '%U:%G %a' {q} 2>/dev/null"))
-        .await
-        .map(|o| o.output.trim().to_string())
+    let current = crate::agent::owner::owner_and_mode(path)
+        .map(|(owner, mode)| format!("{owner} {mode:o}"))
         .unwrap_or_default();
     let owner_wanted = owner.map(|o| {
         if o.contains(':') {

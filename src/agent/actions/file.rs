@@ -163,9 +163,8 @@ async fn fix_metadata(
         }
     }
     if let Some(owner) = owner {
-        let current = sh(&format!("stat -c %U:%G {}", quote(path)))
-            .await
-            .map(|o| o.output.trim().to_string())
+        let current = crate::agent::owner::owner_and_mode(path)
+            .map(|(owner, _)| owner)
             .unwrap_or_default();
         let wanted = if owner.contains(':') {
             owner.to_string()

@@ -7,14 +7,25 @@ use crate::transport::shell::quote;
 
 pub async fn apply(packages: &[String], check_only: bool) -> Result<Outcome, StepError> {
     let manager = detect_manager().await?;
-    let installed = installed_versions(manager, packages).await?;
+    // dpkg's own database answers both questions below without starting dpkg twice.
+    let db = (manager == Manager::Apt)
+        .then(|| std::fs::read_to_string(DPKG_STATUS).ok())
+        .flatten()
+        .map(|status| read_dpkg_db(&status, packages, dpkg_journal_pending()));
+    let installed = match &db {
+        Some((versions, _)) => versions.clone(),
+        None => installed_versions(manager, packages).await?,
+    };
     let missing: Vec<&String> = packages
         .iter()
         .zip(&installed)
         .filter(|(_, version)| version.is_none())
         .map(|(name, _)| name)
         .collect();
-    let broken = manager == Manager::Apt && dpkg_interrupted().await;
+    let broken = match &db {
+        Some((_, interrupted)) => *interrupted,
+        None => manager == Manager::Apt && dpkg_interrupted().await,
+    };
     if missing.is_empty() && !broken {
         let list: Vec<String> = packages
             .iter()
@@ -181,6 +192,58 @@ fn parse_status(line: &str) -> Option<String> {
     (status == "install ok installed" && !version.is_empty()).then(|| version.to_string())
 }
 
+const DPKG_STATUS: &str = "/var/lib/dpkg/status";
+const DPKG_UPDATES: &str = "/var/lib/dpkg/updates";
+
+/// Entries in dpkg's journal: a dpkg run ended before it folded them into its status file.
+fn dpkg_journal_pending() -> bool {
+    std::fs::read_dir(DPKG_UPDATES).is_ok_and(|mut d| d.next().is_some())
+}
+
+/// From dpkg's status file: each package's installed version (None unless `install ok
+/// installed`), and whether an interrupted run left anything half done (what `dpkg --audit`
+/// lists: a package unpacked, half-installed, half-configured or awaiting triggers, or one
+/// marked for reinstallation) or `journal_pending`.
+fn read_dpkg_db(
+    status: &str,
+    packages: &[String],
+    journal_pending: bool,
+) -> (Vec<Option<String>>, bool) {
+    let mut versions = vec![None; packages.len()];
+    let mut interrupted = journal_pending;
+    for stanza in status.split("\n\n") {
+        let field = |name: &str| {
+            stanza
+                .lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(':').map(str::trim))
+        };
+        let state = field("Status").unwrap_or("");
+        let words: Vec<&str> = state.split_whitespace().collect();
+        if let [_, flag, state] = words[..] {
+            interrupted |= flag == "reinstreq"
+                || matches!(
+                    state,
+                    "unpacked"
+                        | "half-installed"
+                        | "half-configured"
+                        | "triggers-awaited"
+                        | "triggers-pending"
+                );
+        }
+        let Some(package) = field("Package") else {
+            continue;
+        };
+        if let Some(at) = packages.iter().position(|p| p == package) {
+            if let Some(version) =
+                parse_status(&format!("{state}|{}", field("Version").unwrap_or("")))
+            {
+                versions[at] = Some(version);
+            }
+        }
+    }
+    (versions, interrupted)
+}
+
 /// `dpkg --audit` lists packages left half-configured by an interrupted run.
 async fn dpkg_interrupted() -> bool {
     sh("dpkg --audit 2>/dev/null")
@@ -218,6 +281,35 @@ mod tests {
         let versions = installed_versions(Manager::Apt, &wanted).await.unwrap();
         assert_eq!(versions[0], None);
         assert!(versions[1].is_some(), "{versions:?}");
+    }
+
+    #[test]
+    fn dpkg_db_gives_versions_and_interrupted_runs() {
+        let status = "Package: nats-server\nStatus: install ok installed\nPriority: optional\nVersion: 2.9.10-1\nDescription: x\n more\n\nPackage: clickhouse-server\nStatus: deinstall ok config-files\nVersion: 18.16.1\n\nPackage: dpkg\nStatus: install ok installed\nVersion: 1.21.22\n";
+        let wanted = [
+            "nats-server".to_string(),
+            "clickhouse-server".to_string(),
+            "nope".to_string(),
+        ];
+        assert_eq!(
+            read_dpkg_db(status, &wanted, false),
+            (vec![Some("2.9.10-1".into()), None, None], false)
+        );
+        assert!(
+            read_dpkg_db(status, &wanted, true).1,
+            "the journal has entries"
+        );
+        let half = status.replace("deinstall ok config-files", "install ok half-configured");
+        assert!(read_dpkg_db(&half, &wanted, false).1);
+        let reinst = status.replace("deinstall ok config-files", "install reinstreq installed");
+        assert!(read_dpkg_db(&reinst, &wanted, false).1);
+        if let Ok(real) = std::fs::read_to_string(DPKG_STATUS) {
+            let (versions, _) = read_dpkg_db(&real, &["dpkg".to_string()], false);
+            assert!(
+                versions[0].is_some(),
+                "dpkg is installed on a Debian machine"
+            );
+        }
     }
 
     #[test]

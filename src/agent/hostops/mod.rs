@@ -12,7 +12,8 @@ mod stop;
 use std::io::{Read, Write};
 
 use crate::plan::probe::{
-    CleanRequest, ControlRequest, LeaseCall, LogsRequest, OpEvent, ProbeRequest, StopRequest,
+    BeginRequest, Begun, CleanRequest, ControlRequest, LeaseCall, LogsRequest, OpEvent,
+    ProbeRequest, StopRequest,
 };
 
 pub use control::NO_SYSTEMD;
@@ -27,6 +28,7 @@ pub enum Op {
     Clean,
     Stop,
     Lease,
+    Begin,
 }
 
 /// Exit codes: 0 answered (whatever the services' state), 1 the request could not be read,
@@ -76,6 +78,10 @@ pub async fn run(op: Op) -> i32 {
             Ok(request) => emit(&OpEvent::Stopped(stop::stop(&request).await)),
             Err(e) => return bad(e),
         },
+        Op::Begin => match serde_json::from_str::<BeginRequest>(&text) {
+            Ok(request) => emit(&OpEvent::Begun(begin(&request).await)),
+            Err(e) => return bad(e),
+        },
         Op::Lease => match serde_json::from_str::<LeaseCall>(&text) {
             Ok(request) => emit(&OpEvent::Leased(lease::answer(&request))),
             Err(e) => return bad(e),
@@ -90,6 +96,31 @@ pub async fn run(op: Op) -> i32 {
     }
     emit(&OpEvent::Done);
     0
+}
+
+/// `agent begin`: waits for an agent a cut connection left running (it may be about to write a
+/// secret), reads the secrets, takes the lease: one exec where a run starts on a host.
+async fn begin(request: &BeginRequest) -> Begun {
+    let lock = std::path::Path::new(&request.state_dir).join("agent.lock");
+    if lock.exists() {
+        // Held only while it waits; whether it could be had changes nothing read here.
+        let _ =
+            crate::agent::lock::acquire(&request.state_dir, crate::agent::lock::WAIT, || {}).await;
+    }
+    let secrets = request
+        .secrets
+        .iter()
+        .map(|path| {
+            std::fs::read_to_string(path)
+                .ok()
+                .and_then(|text| text.lines().next().map(|l| l.trim().to_string()))
+                .unwrap_or_default()
+        })
+        .collect();
+    Begun {
+        secrets,
+        lease: request.lease.as_ref().map(lease::answer),
+    }
 }
 
 fn failed(message: &str, code: i32) -> i32 {
