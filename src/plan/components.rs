@@ -120,10 +120,19 @@ pub struct NatsTlsPaths {
 }
 
 /// The seed's pinned releases, used when the inventory names no source.
-pub const NATS_PINNED: &str = "2.10.7";
-pub const CLICKHOUSE_PINNED: &str = "25.10.1";
+pub const NATS_PINNED: &str = crate::stack::nats::PINNED;
+pub const CLICKHOUSE_PINNED: &str = crate::stack::clickhouse::PINNED;
 
 impl Components {
+    /// Where the vendor's server `name` comes from (None: not a vendor's server).
+    pub fn source(&self, name: &str) -> Option<&Source> {
+        match name {
+            "nats" => Some(&self.nats),
+            "clickhouse" => Some(&self.clickhouse),
+            _ => None,
+        }
+    }
+
     pub fn from_table(table: &toml::Table) -> Result<Self, String> {
         let get = |name: &str, pinned: &str| -> Result<Source, String> {
             let without_tls = table.get(name).map(|value| {

@@ -58,7 +58,13 @@ pub struct Account {
 pub enum Origin {
     /// A vendor's server: the OS package (or a pinned release / pushed artifact of it, see
     /// `[components.NAME]`), removed by `clean`.
-    Vendor { package: &'static str },
+    Vendor {
+        package: &'static str,
+        /// The release installed when the inventory has no `[components.NAME]`.
+        pinned: &'static str,
+        /// Its install and init steps (`plan::vendor`), in its own module.
+        plan: &'static crate::plan::vendor::VendorPlan,
+    },
     /// mp-remote itself, run as `mp-remote service NAME` from the release the deploy pushed.
     Release,
 }
@@ -107,7 +113,23 @@ impl Component {
     /// The OS package of a vendor's server (None: mp-remote's own release).
     pub fn package(&self) -> Option<&'static str> {
         match self.origin {
-            Origin::Vendor { package } => Some(package),
+            Origin::Vendor { package, .. } => Some(package),
+            Origin::Release => None,
+        }
+    }
+
+    /// The release a vendor's server installs when the inventory names no source.
+    pub fn pinned(&self) -> Option<&'static str> {
+        match self.origin {
+            Origin::Vendor { pinned, .. } => Some(pinned),
+            Origin::Release => None,
+        }
+    }
+
+    /// How the servers plan installs and starts a vendor's server.
+    pub fn vendor_plan(&self) -> Option<&'static crate::plan::vendor::VendorPlan> {
+        match self.origin {
+            Origin::Vendor { plan, .. } => Some(plan),
             Origin::Release => None,
         }
     }

@@ -3,8 +3,8 @@ use crate::plan::Components;
 
 const SUM: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 const OTHER: &str = "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210";
-const SYSTEMD: &str = include_str!("../../tests/fixtures/facts/debian12_vm.txt");
-const CONTAINER: &str = include_str!("../../tests/fixtures/facts/debian12.txt");
+const SYSTEMD: &str = include_str!("../../../tests/fixtures/facts/debian12_vm.txt");
+const CONTAINER: &str = include_str!("../../../tests/fixtures/facts/debian12.txt");
 const COMMON_TGZ: &str = "clickhouse-common-static-25.10.1.3832-amd64.tgz";
 const SERVER_TGZ: &str = "clickhouse-server-25.10.1.3832-amd64.tgz";
 

@@ -1,4 +1,4 @@
-//! The install layer of ClickHouse, per source (`[components.clickhouse]`):
+//! The ClickHouse install layer, per source (`[components.clickhouse]`):
 //!
 //! - `os`: the distribution's package (Debian 12: 18.16, its own unit).
 //! - `release`: ClickHouse's official tgz archives from packages.clickhouse.com (or a mirror
@@ -17,14 +17,13 @@
 
 use crate::facts::{Facts, Init};
 use crate::inventory::Host;
-use crate::stack::managed::{with_marker, CommentStyle};
-
-use super::build::{PlanError, STATE_DIR};
-use super::components::{Checksums, Source, CLICKHOUSE_PINNED};
-use super::install::{
+use crate::plan::build::{PlanError, STATE_DIR};
+use crate::plan::components::{Checksums, Source};
+use crate::plan::install::{
     clean_version, file_name, packages_step, push_sum, pushed_artifact_path, release_arch,
 };
-use super::model::{Action, ArtifactFrom, Step, VendorFile};
+use crate::plan::model::{Action, ArtifactFrom, Step, VendorFile};
+use crate::stack::managed::{with_marker, CommentStyle};
 
 /// The multi-call binary of a release or pushed archive.
 pub const CLICKHOUSE_RELEASE_BINARY: &str = "/usr/local/bin/clickhouse";
@@ -36,12 +35,12 @@ pub const CLICKHOUSE_VENDOR_SERVER: &str = "/usr/bin/clickhouse-server";
 pub const CLICKHOUSE_RELEASE_SITE: &str = "https://packages.clickhouse.com";
 /// The unit mp-remote writes where no package brought one.
 pub const CLICKHOUSE_UNIT_PATH: &str = "/etc/systemd/system/clickhouse-server.service";
-pub const CLICKHOUSE_LOG_DIR: &str = "/var/log/clickhouse-server";
+pub const CLICKHOUSE_LOG_DIR: &str = super::LOG_DIR;
 
 /// The two archives of a tgz install, in install order.
 const COMMON: &str = "clickhouse-common-static";
 const SERVER: &str = CLICKHOUSE.unit;
-use crate::stack::clickhouse::COMPONENT as CLICKHOUSE;
+use super::COMPONENT as CLICKHOUSE;
 
 /// The ClickHouse install steps for `source`, and the server binary the init layer runs.
 /// `service_step`: the id of the step running the server (a new binary, config or unit
@@ -70,7 +69,7 @@ pub fn clickhouse_install(
             sha256,
             base_url,
         } => {
-            let version = clean_version(version.as_deref().unwrap_or(CLICKHOUSE_PINNED));
+            let version = clean_version(version.as_deref().unwrap_or(super::PINNED));
             let archives = release_archives(facts, &version, sha256.as_ref(), base_url.as_deref())
                 .map_err(refuse)?;
             Ok((
@@ -328,7 +327,7 @@ fn archive_steps(
             title: "system user clickhouse".into(),
             action: Action::SystemUser {
                 name: "clickhouse".into(),
-                home: super::build::CLICKHOUSE_DATA_DIR.into(),
+                home: super::DATA_DIR.into(),
             },
             notify: vec![],
         },
@@ -389,5 +388,5 @@ WantedBy=multi-user.target
 }
 
 #[cfg(test)]
-#[path = "install_clickhouse_tests.rs"]
+#[path = "install_tests.rs"]
 mod tests;

@@ -1,0 +1,96 @@
+//! What the plan asks of a vendor's server (NATS, ClickHouse): its install and init steps on a
+//! host that runs it, and what a host without it still needs from it. Each server answers in
+//! its own module beside its declaration (`stack::nats::plan`, `stack::clickhouse::plan`),
+//! hooked into its [`Origin::Vendor`](crate::stack::component::Origin); [`super::servers_plan`]
+//! walks the host's components in start order and names none of them.
+
+use crate::facts::Facts;
+use crate::inventory::Host;
+use crate::stack::component::Component;
+
+use super::build::{Fleet, PlanError};
+use super::components::Source;
+use super::model::{Action, Step};
+
+/// One vendor server's part in the servers plan.
+pub struct VendorPlan {
+    /// What `ss` shows as the server's process (the first 15 characters of its name): the
+    /// port checks before installing let it hold its own ports.
+    pub process: &'static str,
+    /// Its install and init steps on a host with its role.
+    pub steps: fn(&VendorContext) -> Result<VendorSteps, PlanError>,
+    /// Init steps on a host without its role (NATS: the TLS CA its clients there trust).
+    pub elsewhere: fn(&Fleet) -> Vec<Step>,
+}
+
+/// The declaration is data compared by identity: one plan per server.
+impl PartialEq for VendorPlan {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::eq(self, other)
+    }
+}
+
+impl Eq for VendorPlan {}
+
+impl std::fmt::Debug for VendorPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VendorPlan")
+            .field("process", &self.process)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a server's steps are built from.
+pub struct VendorContext<'a> {
+    pub host: &'a Host,
+    pub facts: &'a Facts,
+    /// Where the server comes from (`[components.NAME]`, or its pinned release).
+    pub source: &'a Source,
+    pub fleet: &'a Fleet,
+}
+
+impl VendorContext<'_> {
+    /// A source this host cannot install as written, and what to change.
+    pub fn refuse(&self, component: &'static str, message: String) -> PlanError {
+        PlanError::Source {
+            host: self.host.name.clone(),
+            component,
+            message,
+        }
+    }
+
+    /// A renderer's error (a config the stack refused).
+    pub fn stack_error(&self, e: impl std::fmt::Display) -> PlanError {
+        PlanError::Stack {
+            host: self.host.name.clone(),
+            message: e.to_string(),
+        }
+    }
+}
+
+/// A server's steps in the two layers of the servers plan.
+#[derive(Debug, Default)]
+pub struct VendorSteps {
+    pub install: Vec<Step>,
+    pub init: Vec<Step>,
+}
+
+/// The component's ports checked before installing: free, or held by `process` of its unit.
+pub fn port_steps(component: &Component, process: &str) -> Vec<Step> {
+    component
+        .ports
+        .iter()
+        .filter(|p| p.checked_before_install)
+        .map(|p| Step {
+            id: format!("install.{}.port-{}", component.name, p.number),
+            title: format!("port {} ({}) free or ours", p.number, p.purpose),
+            action: Action::PortFree {
+                port: p.number,
+                service: p.purpose.to_string(),
+                allowed_processes: vec![process.to_string()],
+                our_unit: Some(component.unit.to_string()),
+            },
+            notify: vec![],
+        })
+        .collect()
+}
