@@ -15,11 +15,10 @@ use super::model::RawHost;
 use super::names::shown;
 use super::validate::Checker;
 use super::{Host, Role};
-use crate::plan::components::{
-    check_base_url, check_sha256, check_version, Artifacts, Checksums, CLICKHOUSE_PINNED,
-    NATS_PINNED,
-};
+use crate::plan::components::{check_base_url, check_sha256, check_version, Artifacts, Checksums};
 use crate::plan::install::{clean_version, push_sum};
+use crate::stack::clickhouse::PINNED as CLICKHOUSE_PINNED;
+use crate::stack::nats::PINNED as NATS_PINNED;
 
 /// One `[components.NAME]` table as written.
 #[derive(Debug, Deserialize)]

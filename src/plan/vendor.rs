@@ -17,10 +17,20 @@ pub struct VendorPlan {
     /// What `ss` shows as the server's process (the first 15 characters of its name): the
     /// port checks before installing let it hold its own ports.
     pub process: &'static str,
+    /// What `[components.NAME]` takes beside the source (NATS: `tls`).
+    pub settings: &'static [Setting],
     /// Its install and init steps on a host with its role.
     pub steps: fn(&VendorContext) -> Result<VendorSteps, PlanError>,
     /// Init steps on a host without its role (NATS: the TLS CA its clients there trust).
     pub elsewhere: fn(&Fleet) -> Vec<Step>,
+}
+
+/// A key of `[components.NAME]` beside the source, read by the server's own module.
+pub struct Setting {
+    pub key: &'static str,
+    /// Checks the value as written; the error says what to write instead (the caller puts
+    /// `[components.NAME]: KEY: ` before it).
+    pub check: fn(&toml::Value) -> Result<(), String>,
 }
 
 /// The declaration is data compared by identity: one plan per server.

@@ -23,7 +23,7 @@ fn install(facts: &str, components: &str) -> Result<(Vec<Step>, &'static str), S
     clickhouse_install(
         &host(),
         &crate::facts::parse(facts).unwrap(),
-        &components.clickhouse,
+        components.source("clickhouse").unwrap(),
         "init.clickhouse.service",
     )
     .map_err(|e| e.to_string())

@@ -15,6 +15,7 @@ use super::{ClickHouseVersion, ListenConfigInput, UsersConfigInput, COMPONENT as
 pub const PLAN: VendorPlan = VendorPlan {
     // `ss` shows the first 15 characters of a process name.
     process: "clickhouse-serv",
+    settings: &[],
     steps,
     elsewhere: |_: &Fleet| Vec::new(),
 };

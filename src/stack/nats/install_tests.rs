@@ -26,7 +26,7 @@ fn nats(facts_text: &str, components: &str) -> Result<(Vec<Step>, NatsRun), Plan
     nats_install(
         &host(),
         &facts(facts_text),
-        &components.nats,
+        components.source("nats").unwrap(),
         "init.nats.service",
         "/etc/marketprism/nats-server.conf",
     )

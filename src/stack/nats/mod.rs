@@ -20,7 +20,7 @@ pub use streams::{
     default_replicas, diff, streams, streams_with_replicas, validate_layout, DiscardPolicy,
     StorageType, StreamLimits, StreamSpec, MARKET_DATA, MAX_REPLICAS, ORDERBOOK_SNAP,
 };
-pub use tls::NatsTlsFiles;
+pub use tls::{NatsTlsFiles, NatsTlsPaths};
 
 use std::time::Duration;
 

@@ -5,18 +5,23 @@
 //! into [`super::COMPONENT`] as [`PLAN`].
 
 use crate::plan::build::{Fleet, PlanError};
+use crate::plan::components::Components;
 use crate::plan::model::{Action, JsonExpectation, Step};
 use crate::plan::service::{service_steps, Server};
-use crate::plan::vendor::{VendorContext, VendorPlan, VendorSteps};
+use crate::plan::vendor::{Setting, VendorContext, VendorPlan, VendorSteps};
 
 use super::install::{nats_install, NatsRun};
 use super::{
-    NatsConfigInput, NatsTlsFiles, COMPONENT as NATS, CONFIG_FILE as NATS_CONFIG, TLS_CA_FILE,
-    TLS_CERT_FILE, TLS_KEY_FILE,
+    NatsConfigInput, NatsTlsFiles, NatsTlsPaths, COMPONENT as NATS, CONFIG_FILE as NATS_CONFIG,
+    TLS_CA_FILE, TLS_CERT_FILE, TLS_KEY_FILE,
 };
 
 pub const PLAN: VendorPlan = VendorPlan {
     process: "nats-server",
+    settings: &[Setting {
+        key: "tls",
+        check: |value| tls_paths_of(value).map(|_| ()),
+    }],
     steps,
     elsewhere,
 };
@@ -28,6 +33,21 @@ fn steps(ctx: &VendorContext) -> Result<VendorSteps, PlanError> {
     let (install, run) = nats_install(ctx.host, ctx.facts, ctx.source, SERVICE_STEP, NATS_CONFIG)?;
     let init = init_steps(ctx, run)?;
     Ok(VendorSteps { install, init })
+}
+
+/// `[components.nats] tls = { cert, key, ca }`: NATS clients and routes speak TLS.
+pub fn tls_paths(components: &Components) -> Option<NatsTlsPaths> {
+    // Checked when the table was read ([`PLAN`]'s settings): a value here parses.
+    components
+        .setting(NATS.name, "tls")
+        .and_then(|value| tls_paths_of(value).ok())
+}
+
+fn tls_paths_of(value: &toml::Value) -> Result<NatsTlsPaths, String> {
+    value
+        .clone()
+        .try_into::<NatsTlsPaths>()
+        .map_err(|e| format!("{e}; write tls = {{ cert = \"...\", key = \"...\", ca = \"...\" }}"))
 }
 
 /// Every NATS client on a host without NATS (pipeline or user service) trusts the same CA.
