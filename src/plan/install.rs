@@ -123,6 +123,29 @@ pub(crate) fn clean_version(version: &str) -> String {
     version.trim().trim_start_matches('v').to_string()
 }
 
+/// `inventory check`: a release's sums must cover its file (`files`, one per architecture the
+/// vendor builds) for at least one architecture; `table` is where to add them.
+pub(crate) fn release_sums_cover(
+    sums: Option<&Checksums>,
+    files: &[String],
+    table: &str,
+) -> Result<(), String> {
+    let Some(sums) = sums else {
+        return Err(format!(
+            "source = \"release\" needs the sha256 of {}: add sha256 = \"<its sum from the release's SHA256SUMS>\" under {table} (several architectures: sha256 = {{ \"<file>\" = \"<sum>\", ... }})",
+            files[0]
+        ));
+    };
+    if files.iter().any(|f| sums.for_file(f).is_some()) {
+        Ok(())
+    } else {
+        Err(format!(
+            "sha256 has no sum for {}: add \"<file>\" = \"<its sum>\" for the architectures of your hosts",
+            files.join(" or ")
+        ))
+    }
+}
+
 /// The sum for `file` of `component`'s release, or what to add to the inventory.
 pub(crate) fn release_sum(
     sha256: Option<&Checksums>,

@@ -9,7 +9,7 @@ use crate::inventory::Host;
 use crate::stack::component::Component;
 
 use super::build::{Fleet, PlanError};
-use super::components::Source;
+use super::components::{Checksums, Source};
 use super::model::{Action, Step};
 
 /// One vendor server's part in the servers plan.
@@ -19,6 +19,9 @@ pub struct VendorPlan {
     pub process: &'static str,
     /// What `[components.NAME]` takes beside the source (NATS: `tls`).
     pub settings: &'static [Setting],
+    /// What `inventory check` asks of a source for the hosts that will install it (the sums
+    /// its release's files need, how many artifacts it takes), before any host is reached.
+    pub check_source: fn(&SourceCheck) -> Result<(), SourceProblem>,
     /// Its install and init steps on a host with its role.
     pub steps: fn(&VendorContext) -> Result<VendorSteps, PlanError>,
     /// Init steps on a host without its role (NATS: the TLS CA its clients there trust).
@@ -31,6 +34,41 @@ pub struct Setting {
     /// Checks the value as written; the error says what to write instead (the caller puts
     /// `[components.NAME]: KEY: ` before it).
     pub check: fn(&toml::Value) -> Result<(), String>,
+}
+
+/// A `[components.NAME]` source as written, checked for the hosts that will install it.
+pub struct SourceCheck<'a> {
+    /// `os`, `release` or `push`.
+    pub kind: &'a str,
+    pub version: Option<&'a str>,
+    pub sums: Option<&'a Checksums>,
+    pub artifacts: &'a [String],
+}
+
+/// What is wrong with a source, at which of its keys, and what to write instead.
+#[derive(Debug, PartialEq, Eq)]
+pub struct SourceProblem {
+    pub at: SourceKey,
+    pub message: String,
+    pub hint: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceKey {
+    Version,
+    Sha256,
+    Artifact,
+}
+
+impl SourceProblem {
+    /// The sums do not cover what the source installs.
+    pub fn sums(message: String) -> Self {
+        SourceProblem {
+            at: SourceKey::Sha256,
+            message,
+            hint: String::new(),
+        }
+    }
 }
 
 /// The declaration is data compared by identity: one plan per server.

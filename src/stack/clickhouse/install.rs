@@ -20,9 +20,10 @@ use crate::inventory::Host;
 use crate::plan::build::{PlanError, STATE_DIR};
 use crate::plan::components::{Checksums, Source};
 use crate::plan::install::{
-    clean_version, file_name, packages_step, push_sum, pushed_artifact_path, release_arch,
+    clean_version, file_name, packages_step, push_sum, pushed_artifact_path, release_arch, ARCHES,
 };
 use crate::plan::model::{Action, ArtifactFrom, Step, VendorFile};
+use crate::plan::vendor::{SourceCheck, SourceKey, SourceProblem};
 use crate::stack::managed::{with_marker, CommentStyle};
 
 /// The multi-call binary of a release or pushed archive.
@@ -97,6 +98,53 @@ pub fn clickhouse_install(
     }
 }
 
+/// The two archives of `version` for `arch` (`amd64`, `arm64`), in install order.
+fn archives(version: &str, arch: &str) -> [String; 2] {
+    [COMMON, SERVER].map(|package| format!("{package}-{version}-{arch}.tgz"))
+}
+
+/// What to write where a release's version has fewer than four parts.
+fn four_parts(version: &str) -> String {
+    format!(
+        "ClickHouse's archives are named by four-part versions: set version = \"{version}.N\" (e.g. 25.10.1.3832, as listed on packages.clickhouse.com/tgz/stable)"
+    )
+}
+
+/// `inventory check`: a release is named by a four-part version and has both archives' sums
+/// for one architecture at least.
+pub(super) fn check_source(source: &SourceCheck) -> Result<(), SourceProblem> {
+    if source.kind != "release" {
+        return Ok(());
+    }
+    let version = clean_version(source.version.unwrap_or(super::PINNED));
+    if version.split('.').count() != 4 {
+        return Err(SourceProblem {
+            at: SourceKey::Version,
+            message: format!("version {version:?} names no ClickHouse archive"),
+            hint: four_parts(&version),
+        });
+    }
+    let wanted = archives(&version, ARCHES[0])
+        .iter()
+        .map(|f| format!("\"{f}\" = \"<its sha256>\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    match source.sums {
+        Some(Checksums::ByFile(by_file))
+            if ARCHES.iter().any(|arch| {
+                archives(&version, arch)
+                    .iter()
+                    .all(|f| by_file.contains_key(f))
+            }) =>
+        {
+            Ok(())
+        }
+        _ => Err(SourceProblem::sums(format!(
+            "source = \"release\" needs one sha256 per archive: sha256 = {{ {wanted} }} (arm64 hosts: the -arm64 files)"
+        ))),
+    }
+}
+
 /// Where each of the two archives comes from, with its sum.
 struct Archives {
     common: (ArtifactFrom, String),
@@ -112,9 +160,7 @@ fn release_archives(
     base_url: Option<&str>,
 ) -> Result<Archives, String> {
     if version.split('.').count() != 4 {
-        return Err(format!(
-            "ClickHouse's archives are named by four-part versions: set version = \"{version}.N\" (e.g. 25.10.1.3832, as listed on packages.clickhouse.com/tgz/stable)"
-        ));
+        return Err(four_parts(version));
     }
     let arch = release_arch(facts).ok_or_else(|| {
         format!(
@@ -125,7 +171,7 @@ fn release_archives(
     let base = base_url
         .unwrap_or(CLICKHOUSE_RELEASE_SITE)
         .trim_end_matches('/');
-    let files = [COMMON, SERVER].map(|p| format!("{p}-{version}-{arch}.tgz"));
+    let files = archives(version, arch);
     let wanted = || {
         files
             .iter()

@@ -16,6 +16,7 @@ pub const PLAN: VendorPlan = VendorPlan {
     // `ss` shows the first 15 characters of a process name.
     process: "clickhouse-serv",
     settings: &[],
+    check_source: super::install::check_source,
     steps,
     elsewhere: |_: &Fleet| Vec::new(),
 };

@@ -15,9 +15,10 @@ use crate::plan::build::{PlanError, STATE_DIR};
 use crate::plan::components::Source;
 use crate::plan::install::{
     clean_version, file_name, packages_step, push_sum, pushed_artifact_path, release_arch,
-    release_sum,
+    release_sum, release_sums_cover, ARCHES,
 };
 use crate::plan::model::{Action, ArtifactFrom, Step};
+use crate::plan::vendor::{SourceCheck, SourceKey, SourceProblem};
 use crate::stack::managed::{with_marker, CommentStyle};
 
 use super::{COMPONENT as NATS, DROP_IN as NATS_OS_DROP_IN};
@@ -79,7 +80,7 @@ pub fn nats_install(
                     facts.arch
                 ))
             })?;
-            let file = format!("nats-server-v{version}-linux-{arch}.tar.gz");
+            let file = release_file(&version, arch);
             let base = base_url
                 .as_deref()
                 .unwrap_or(NATS_RELEASE_SITE)
@@ -190,6 +191,30 @@ pub fn nats_install(
         });
     }
     Ok((steps, run))
+}
+
+/// The release tarball of `version` for `arch` (`amd64`, `arm64`), as the vendor names it.
+fn release_file(version: &str, arch: &str) -> String {
+    format!("nats-server-v{version}-linux-{arch}.tar.gz")
+}
+
+/// `inventory check`: a release's sums cover its tarball for one architecture at least; a
+/// push is one file.
+pub(super) fn check_source(source: &SourceCheck) -> Result<(), SourceProblem> {
+    match source.kind {
+        "release" => {
+            let version = clean_version(source.version.unwrap_or(super::PINNED));
+            let files = ARCHES.map(|arch| release_file(&version, arch));
+            release_sums_cover(source.sums, &files, &format!("[components.{}]", NATS.name))
+                .map_err(SourceProblem::sums)
+        }
+        "push" if source.artifacts.len() != 1 => Err(SourceProblem {
+            at: SourceKey::Artifact,
+            message: "source = \"push\" takes one artifact for NATS".into(),
+            hint: "artifact = \"files/...\": the release tarball, the binary or a .deb".into(),
+        }),
+        _ => Ok(()),
+    }
 }
 
 fn binary_step(

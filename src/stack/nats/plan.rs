@@ -22,6 +22,7 @@ pub const PLAN: VendorPlan = VendorPlan {
         key: "tls",
         check: |value| tls_paths_of(value).map(|_| ()),
     }],
+    check_source: super::install::check_source,
     steps,
     elsewhere,
 };
