@@ -217,7 +217,8 @@ fn one_of(names: &[&str]) -> String {
 }
 
 /// Malformed values are refused here, before any host is touched. A missing sha256 is not:
-/// whether it is needed depends on the hosts' roles (see plan/install.rs).
+/// whether it is needed depends on the hosts' roles (each server's install steps and its
+/// `check_source`, `plan::vendor`).
 fn validate(source: &Source) -> Result<(), String> {
     match source {
         Source::Os {} => Ok(()),

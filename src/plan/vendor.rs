@@ -142,3 +142,55 @@ pub fn port_steps(component: &Component, process: &str) -> Vec<Step> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::Components;
+    use crate::stack::component::ALL;
+
+    /// `update` and the agent's state find a server's steps by their ids: every step a
+    /// server's plan returns is `install.NAME.*` or `init.NAME.*`.
+    #[test]
+    fn every_vendor_server_names_its_steps_after_itself() {
+        let facts = crate::facts::parse(include_str!("../../tests/fixtures/facts/debian12_vm.txt"))
+            .unwrap();
+        let inventory = crate::inventory::parse(
+            "[[hosts]]\nname = \"a\"\naddress = \"10.0.0.1\"\nbecome = true\nroles = [\"nats\", \"clickhouse\"]\n\n[components.nats]\nsource = \"os\"\n\n[components.clickhouse]\nsource = \"os\"\n",
+            std::path::Path::new("test.toml"),
+            None,
+        )
+        .unwrap();
+        let components = Components::from_table(&inventory.components).unwrap();
+        let fleet = Fleet::single_host_for_tests();
+        let mut seen = 0;
+        for c in ALL {
+            let Some(plan) = c.vendor_plan() else {
+                assert!(components.source(c.name).is_none(), "{}", c.name);
+                continue;
+            };
+            assert!(c.pinned().is_some(), "{}", c.name);
+            let ctx = VendorContext {
+                host: &inventory.hosts[0],
+                facts: &facts,
+                source: components.source(c.name).expect("a source"),
+                fleet: &fleet,
+            };
+            let steps = (plan.steps)(&ctx).unwrap();
+            assert!(!steps.install.is_empty() && !steps.init.is_empty());
+            for s in &steps.install {
+                assert!(
+                    s.id.starts_with(&format!("install.{}.", c.name)),
+                    "{}",
+                    s.id
+                );
+            }
+            for s in &steps.init {
+                assert!(s.id.starts_with(&format!("init.{}.", c.name)), "{}", s.id);
+            }
+            assert!(steps.init.iter().any(|s| s.id == c.health_step()));
+            seen += 1;
+        }
+        assert_eq!(seen, 2);
+    }
+}

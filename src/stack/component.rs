@@ -2,7 +2,8 @@
 //! data, accounts, where it comes from, how it restarts and rolls). The plan, day-2 commands,
 //! clean, facts and status read these instead of restating a unit name or a port; adding a
 //! built-in component is one module declaring a [`Component`] plus its templates, and one line
-//! in [`ALL`].
+//! in [`ALL`]. A vendor's server also brings its install and init steps, in its module, hooked
+//! in by [`Origin::Vendor`]'s `plan` (`plan::vendor`).
 //!
 //! The declarations live beside each component's renderers: [`super::nats::COMPONENT`],
 //! [`super::clickhouse::COMPONENT`], [`super::pipeline::STORAGE`] and
