@@ -2,10 +2,10 @@
 //! steps (`stack::nats::install`, `stack::clickhouse::install`), per source
 //! (`[components.*]`):
 //!
-//! - `os`: the distribution's package ([`packages_step`]), all of a host's in one transaction
+//! - `os`: the distribution's package (`packages_step`), all of a host's in one transaction
 //!   ([`one_package_transaction`]).
 //! - `release`: the vendor's archive, downloaded on the host with curl and checked against the
-//!   inventory's sha256 before anything is installed ([`release_sum`], [`release_arch`]).
+//!   inventory's sha256 before anything is installed (`release_sum`, `release_arch`).
 //! - `push`: a file from the control node, uploaded by it (content-addressed, see
 //!   [`pushed_artifact_path`]), then installed like a release; a `.deb` goes through dpkg.
 //!

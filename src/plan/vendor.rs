@@ -98,15 +98,6 @@ pub struct VendorContext<'a> {
 }
 
 impl VendorContext<'_> {
-    /// A source this host cannot install as written, and what to change.
-    pub fn refuse(&self, component: &'static str, message: String) -> PlanError {
-        PlanError::Source {
-            host: self.host.name.clone(),
-            component,
-            message,
-        }
-    }
-
     /// A renderer's error (a config the stack refused).
     pub fn stack_error(&self, e: impl std::fmt::Display) -> PlanError {
         PlanError::Stack {
