@@ -1,4 +1,5 @@
 use super::*;
+use crate::plan::components::Checksums;
 use crate::plan::model::LayerName;
 use crate::plan::{servers_plan, Components, Fleet};
 
@@ -292,4 +293,50 @@ fn servers_plan_runs_the_release_binary() {
             other => panic!("{other:?}"),
         }
     }
+}
+
+/// What `inventory check` asks of a source: a release's sums cover its tarball for one
+/// architecture (the pinned version without a version key); a push is one file.
+#[test]
+fn check_source_wants_a_sum_for_one_arch_and_one_pushed_file() {
+    let check = |kind, version, sums: Option<&Checksums>, artifacts: &[String]| {
+        check_source(&SourceCheck {
+            kind,
+            version,
+            sums,
+            artifacts,
+        })
+    };
+    let none = check("release", None, None, &[]).unwrap_err();
+    assert_eq!(none.at, SourceKey::Sha256);
+    assert!(
+        none.message
+            .contains("needs the sha256 of nats-server-v2.10.7-linux-amd64.tar.gz")
+            && none.message.contains("under [components.nats]"),
+        "{none:?}"
+    );
+    let arm = Checksums::ByFile(
+        [(
+            "nats-server-v2.9.10-linux-arm64.tar.gz".to_string(),
+            SUM.to_string(),
+        )]
+        .into(),
+    );
+    assert_eq!(check("release", Some("v2.9.10"), Some(&arm), &[]), Ok(()));
+    let other = check("release", None, Some(&arm), &[]).unwrap_err();
+    assert!(
+        other.message.contains(
+            "no sum for nats-server-v2.10.7-linux-amd64.tar.gz or nats-server-v2.10.7-linux-arm64.tar.gz"
+        ),
+        "{other:?}"
+    );
+    let two = ["a.tar.gz".to_string(), "b.tar.gz".to_string()];
+    let pushed = check("push", None, None, &two).unwrap_err();
+    assert_eq!(pushed.at, SourceKey::Artifact);
+    assert_eq!(
+        pushed.message,
+        "source = \"push\" takes one artifact for NATS"
+    );
+    assert_eq!(check("push", None, None, &two[..1]), Ok(()));
+    assert_eq!(check("os", None, None, &[]), Ok(()));
 }
