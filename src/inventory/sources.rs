@@ -1,7 +1,8 @@
-//! `[components.*]`: where NATS and ClickHouse come from (`plan::components` reads them for
+//! `[components.*]`: where the vendors' servers come from (`plan::components` reads them for
 //! the deploy). Checked here with positions, including what the deploy will need from a
-//! source for the hosts that install it (sums, ClickHouse's four-part version), so that
-//! `inventory check` refuses what `deploy` would refuse after connecting.
+//! source for the hosts that install it (sums, ClickHouse's four-part version: each server's
+//! `check_source`, `plan::vendor`), so that `inventory check` refuses what `deploy` would
+//! refuse after connecting.
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -15,11 +16,9 @@ use super::model::RawHost;
 use super::names::shown;
 use super::validate::Checker;
 use super::{Host, Role};
-use crate::plan::components::{
-    check_base_url, check_sha256, check_version, Artifacts, Checksums, CLICKHOUSE_PINNED,
-    NATS_PINNED,
-};
-use crate::plan::install::{clean_version, push_sum};
+use crate::plan::components::{check_base_url, check_sha256, check_version, Artifacts, Checksums};
+use crate::plan::install::push_sum;
+use crate::plan::vendor::{SourceCheck, SourceKey};
 
 /// One `[components.NAME]` table as written.
 #[derive(Debug, Deserialize)]
@@ -43,9 +42,6 @@ pub struct RawTls {
 }
 
 pub type RawComponents = BTreeMap<Spanned<String>, Spanned<RawComponent>>;
-
-/// The architectures the vendors publish builds for.
-const ARCHES: [&str; 2] = ["amd64", "arm64"];
 
 const SOURCES: &str = "use \"os\" (the distribution's package), \"release\" (the vendor's, with version and sha256) or \"push\" (a file from this machine, with artifact and sha256)";
 
@@ -86,11 +82,19 @@ impl Checker<'_> {
             let role = match Role::from_str(name.get_ref()) {
                 Ok(role) if role.component().package().is_some() => role,
                 Ok(_) => {
+                    let own: Vec<&str> = Role::ALL
+                        .iter()
+                        .filter(|r| r.component().package().is_none())
+                        .map(|r| r.as_str())
+                        .collect();
                     return Err(self.src.invalid(
                         name.span(),
                         format!("[components.{}] takes no settings", name.get_ref()),
-                        "remove it: storage and collector are mp-remote itself, released under the deploy_dir var",
-                    ))
+                        format!(
+                            "remove it: {} are mp-remote itself, released under the deploy_dir var",
+                            own.join(" and ")
+                        ),
+                    ));
                 }
                 Err(_) => {
                     return Err(self.src.invalid(
@@ -110,10 +114,10 @@ impl Checker<'_> {
     /// sums (and ClickHouse's pin no four-part version): deploy will refuse it. The inventory
     /// may be meant for other commands only (ping, facts, status), so this is a warning.
     pub(crate) fn default_sources(&self, raw: &RawComponents, hosts: &[Spanned<RawHost>]) {
-        for (role, pinned) in [
-            (Role::NATS, NATS_PINNED),
-            (Role::CLICKHOUSE, CLICKHOUSE_PINNED),
-        ] {
+        for (role, pinned) in Role::ALL
+            .into_iter()
+            .filter_map(|r| Some((r, r.component().pinned()?)))
+        {
             if raw.keys().any(|name| name.get_ref() == role.as_str()) {
                 continue;
             }
@@ -200,39 +204,28 @@ impl Checker<'_> {
         if !installed {
             return Ok(());
         }
-        // What the deploy will ask of this source on the hosts that install it.
+        // What the deploy will ask of this source on the hosts that install it: the server's
+        // own needs first, then a sum for each pushed file.
         let sums_span = c.sha256.as_ref().map_or(source.span(), Spanned::span);
         let need = |result: Result<(), String>| result.or_else(|e| fail(sums_span.clone(), e, ""));
-        match (role, kind) {
-            (Role::NATS, "release") => {
-                let version =
-                    clean_version(c.version.as_ref().map_or(NATS_PINNED, |v| v.get_ref()));
-                let files =
-                    ARCHES.map(|arch| format!("nats-server-v{version}-linux-{arch}.tar.gz"));
-                need(release_sums(sums.as_ref(), &files, "[components.nats]"))
+        if let Some(plan) = role.component().vendor_plan() {
+            let check = SourceCheck {
+                kind,
+                version: c.version.as_ref().map(|v| v.get_ref().as_str()),
+                sums: sums.as_ref(),
+                artifacts: &artifacts,
+            };
+            if let Err(problem) = (plan.check_source)(&check) {
+                let span = match problem.at {
+                    SourceKey::Version => c.version.as_ref().map_or(source.span(), Spanned::span),
+                    SourceKey::Artifact => c.artifact.as_ref().map_or(source.span(), Spanned::span),
+                    SourceKey::Sha256 => sums_span,
+                };
+                return fail(span, problem.message, &problem.hint);
             }
-            (Role::CLICKHOUSE, "release") => {
-                let version = clean_version(
-                    c.version
-                        .as_ref()
-                        .map_or(CLICKHOUSE_PINNED, |v| v.get_ref()),
-                );
-                if version.split('.').count() != 4 {
-                    let span = c.version.as_ref().map_or(source.span(), Spanned::span);
-                    return fail(
-                        span,
-                        format!("version {version:?} names no ClickHouse archive"),
-                        &format!("ClickHouse's archives are named by four-part versions: set version = \"{version}.N\" (e.g. 25.10.1.3832, as listed on packages.clickhouse.com/tgz/stable)"),
-                    );
-                }
-                need(clickhouse_release_sums(sums.as_ref(), &version))
-            }
-            (Role::NATS, "push") if artifacts.len() != 1 => fail(
-                c.artifact.as_ref().map_or(source.span(), Spanned::span),
-                "source = \"push\" takes one artifact for NATS".into(),
-                "artifact = \"files/...\": the release tarball, the binary or a .deb",
-            ),
-            (_, "push") => {
+        }
+        match kind {
+            "push" => {
                 for artifact in &artifacts {
                     need(push_sum(sums.as_ref(), artifact, role.as_str()).map(|_| ()))?;
                 }
@@ -337,48 +330,5 @@ impl Checker<'_> {
             ));
         }
         Ok(paths.into_iter().map(str::to_string).collect())
-    }
-}
-
-/// A release's sums must cover its file for at least one architecture the vendor builds.
-fn release_sums(sums: Option<&Checksums>, files: &[String], table: &str) -> Result<(), String> {
-    let Some(sums) = sums else {
-        return Err(format!(
-            "source = \"release\" needs the sha256 of {}: add sha256 = \"<its sum from the release's SHA256SUMS>\" under {table} (several architectures: sha256 = {{ \"<file>\" = \"<sum>\", ... }})",
-            files[0]
-        ));
-    };
-    if files.iter().any(|f| sums.for_file(f).is_some()) {
-        Ok(())
-    } else {
-        Err(format!(
-            "sha256 has no sum for {}: add \"<file>\" = \"<its sum>\" for the architectures of your hosts",
-            files.join(" or ")
-        ))
-    }
-}
-
-/// ClickHouse comes as two archives: both sums, by file name, for one architecture at least.
-fn clickhouse_release_sums(sums: Option<&Checksums>, version: &str) -> Result<(), String> {
-    let pair = |arch: &str| {
-        ["clickhouse-common-static", "clickhouse-server"]
-            .map(|package| format!("{package}-{version}-{arch}.tgz"))
-    };
-    let wanted = pair(ARCHES[0])
-        .iter()
-        .map(|f| format!("\"{f}\" = \"<its sha256>\""))
-        .collect::<Vec<_>>()
-        .join(", ");
-    match sums {
-        Some(Checksums::ByFile(by_file))
-            if ARCHES
-                .iter()
-                .any(|arch| pair(arch).iter().all(|f| by_file.contains_key(f))) =>
-        {
-            Ok(())
-        }
-        _ => Err(format!(
-            "source = \"release\" needs one sha256 per archive: sha256 = {{ {wanted} }} (arm64 hosts: the -arm64 files)"
-        )),
     }
 }

@@ -23,6 +23,8 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use crate::stack::component;
+
 /// How a component gets onto a host.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(tag = "source", rename_all = "snake_case", deny_unknown_fields)]
@@ -101,39 +103,92 @@ impl Checksums {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The inventory's `[components.*]`, by the names the components declare
+/// (`stack::component::ALL`).
+#[derive(Debug, Clone, PartialEq)]
 pub struct Components {
-    pub nats: Source,
-    pub clickhouse: Source,
-    /// `[components.nats] tls = { cert, key, ca }`: NATS clients and routes speak TLS.
-    pub nats_tls: Option<NatsTlsPaths>,
+    /// Every vendor's server, by name: as its table says, else its pinned release.
+    sources: BTreeMap<&'static str, Source>,
+    /// The settings a server takes beside its source (`[components.nats] tls`), by name and
+    /// key, as written and as its module checked them.
+    settings: BTreeMap<(&'static str, &'static str), toml::Value>,
 }
-
-/// The certificate every NATS node presents (to clients and to the other nodes' routes), its
-/// key, and the CA that signed it: paths on the control node, relative to the inventory.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NatsTlsPaths {
-    pub cert: String,
-    pub key: String,
-    pub ca: String,
-}
-
-/// The seed's pinned releases, used when the inventory names no source.
-pub const NATS_PINNED: &str = "2.10.7";
-pub const CLICKHOUSE_PINNED: &str = "25.10.1";
 
 impl Components {
+    /// Where the vendor's server `name` comes from (None: not a vendor's server).
+    pub fn source(&self, name: &str) -> Option<&Source> {
+        self.sources.get(name)
+    }
+
+    /// The setting `key` of `[components.NAME]` (one its module declares), as written.
+    pub fn setting(&self, name: &str, key: &str) -> Option<&toml::Value> {
+        self.settings
+            .iter()
+            .find(|((n, k), _)| *n == name && *k == key)
+            .map(|(_, v)| v)
+    }
+
     pub fn from_table(table: &toml::Table) -> Result<Self, String> {
-        let get = |name: &str, pinned: &str| -> Result<Source, String> {
-            let without_tls = table.get(name).map(|value| {
+        let names: Vec<&str> = component::ALL.iter().map(|c| c.name).collect();
+        for key in table.keys() {
+            if !names.contains(&key.as_str()) {
+                return Err(format!(
+                    "[components.{key}] is not a component: use {}",
+                    one_of(&names)
+                ));
+            }
+        }
+        let vendors = || {
+            component::ALL
+                .into_iter()
+                .filter_map(|c| Some((c, c.vendor_plan()?, c.pinned()?)))
+        };
+        // A setting of another server's written here: say where it belongs.
+        for (c, plan, _) in vendors() {
+            let Some(own) = table.get(c.name).and_then(toml::Value::as_table) else {
+                continue;
+            };
+            for key in own.keys() {
+                if plan.settings.iter().any(|s| s.key == key) {
+                    continue;
+                }
+                let others: Vec<String> = vendors()
+                    .filter(|(_, p, _)| p.settings.iter().any(|s| s.key == key))
+                    .map(|(o, _, _)| format!("[components.{}]", o.name))
+                    .collect();
+                if !others.is_empty() {
+                    return Err(format!(
+                        "[components.{}]: {key} applies to {} only",
+                        c.name,
+                        others.join(" or ")
+                    ));
+                }
+            }
+        }
+        let mut settings = BTreeMap::new();
+        for (c, plan, _) in vendors() {
+            for setting in plan.settings {
+                let Some(value) = table.get(c.name).and_then(|t| t.get(setting.key)) else {
+                    continue;
+                };
+                (setting.check)(value)
+                    .map_err(|e| format!("[components.{}]: {}: {e}", c.name, setting.key))?;
+                settings.insert((c.name, setting.key), value.clone());
+            }
+        }
+        let mut sources = BTreeMap::new();
+        for (c, plan, pinned) in vendors() {
+            let name = c.name;
+            let without_settings = table.get(name).map(|value| {
                 let mut value = value.clone();
                 if let Some(t) = value.as_table_mut() {
-                    t.remove("tls");
+                    for setting in plan.settings {
+                        t.remove(setting.key);
+                    }
                 }
                 value
             });
-            let source = match without_tls {
+            let source = match without_settings {
                 None => Source::Release {
                     version: Some(pinned.to_string()),
                     sha256: None,
@@ -146,35 +201,24 @@ impl Components {
                 })?,
             };
             validate(&source).map_err(|e| format!("[components.{name}]: {e}"))?;
-            Ok(source)
-        };
-        for key in table.keys() {
-            if !["nats", "clickhouse", "storage", "collector"].contains(&key.as_str()) {
-                return Err(format!(
-                    "[components.{key}] is not a component: use nats, clickhouse, storage or collector"
-                ));
-            }
+            sources.insert(name, source);
         }
-        let tls_of = |name: &str| table.get(name).and_then(|t| t.get("tls"));
-        if tls_of("clickhouse").is_some() {
-            return Err("[components.clickhouse]: tls applies to [components.nats] only".into());
-        }
-        let nats_tls = match tls_of("nats") {
-            None => None,
-            Some(value) => Some(value.clone().try_into::<NatsTlsPaths>().map_err(|e| {
-                format!("[components.nats]: tls: {e}; write tls = {{ cert = \"...\", key = \"...\", ca = \"...\" }}")
-            })?),
-        };
-        Ok(Self {
-            nats: get("nats", NATS_PINNED)?,
-            clickhouse: get("clickhouse", CLICKHOUSE_PINNED)?,
-            nats_tls,
-        })
+        Ok(Self { sources, settings })
+    }
+}
+
+/// `a, b or c`.
+fn one_of(names: &[&str]) -> String {
+    match names {
+        [] => String::new(),
+        [one] => one.to_string(),
+        [rest @ .., last] => format!("{} or {last}", rest.join(", ")),
     }
 }
 
 /// Malformed values are refused here, before any host is touched. A missing sha256 is not:
-/// whether it is needed depends on the hosts' roles (see plan/install.rs).
+/// whether it is needed depends on the hosts' roles (each server's install steps and its
+/// `check_source`, `plan::vendor`).
 fn validate(source: &Source) -> Result<(), String> {
     match source {
         Source::Os {} => Ok(()),
@@ -266,6 +310,7 @@ pub(crate) fn check_sha256(sum: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stack::nats::{plan::tls_paths, NatsTlsPaths};
 
     const SUM: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
@@ -279,9 +324,9 @@ mod tests {
             "[nats]\nsource = \"os\"\ntls = { cert = \"c.pem\", key = \"k.pem\", ca = \"ca.pem\" }\n",
         )
         .unwrap();
-        assert_eq!(c.nats, Source::Os {});
+        assert_eq!(c.source("nats"), Some(&Source::Os {}));
         assert_eq!(
-            c.nats_tls,
+            tls_paths(&c),
             Some(NatsTlsPaths {
                 cert: "c.pem".into(),
                 key: "k.pem".into(),
@@ -304,9 +349,9 @@ mod tests {
     #[test]
     fn sources_parse_with_defaults() {
         let components = parse("[nats]\nsource = \"os\"\n").unwrap();
-        assert_eq!(components.nats, Source::Os {});
+        assert_eq!(components.source("nats"), Some(&Source::Os {}));
         assert!(
-            matches!(components.clickhouse, Source::Release { version: Some(ref v), .. } if v == CLICKHOUSE_PINNED)
+            matches!(components.source("clickhouse"), Some(Source::Release { version: Some(ref v), .. }) if v == crate::stack::clickhouse::PINNED)
         );
         assert!(parse("[nats]\nsource = \"apt\"\n")
             .unwrap_err()
@@ -324,7 +369,7 @@ mod tests {
             version,
             sha256,
             base_url,
-        } = &one.nats
+        } = one.source("nats").unwrap()
         else {
             panic!("{one:?}")
         };
@@ -338,7 +383,7 @@ mod tests {
         .unwrap();
         let Source::Release {
             sha256: Some(sums), ..
-        } = &by_file.nats
+        } = by_file.source("nats").unwrap()
         else {
             panic!("{by_file:?}")
         };
@@ -359,19 +404,19 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(
-            push.nats,
+            *push.source("nats").unwrap(),
             Source::Push {
                 artifact: Artifacts::One("files/nats.tar.gz".into()),
                 sha256: Some(Checksums::One(SUM.into())),
                 version: None
             }
         );
-        assert_eq!(push.nats.name(), "push");
+        assert_eq!(push.source("nats").unwrap().name(), "push");
         let two = parse(&format!(
             "[clickhouse]\nsource = \"push\"\nartifact = [\"a.tgz\", \"b.tgz\"]\nsha256 = {{ \"a.tgz\" = \"{SUM}\" }}\n"
         ))
         .unwrap();
-        let Source::Push { artifact, .. } = &two.clickhouse else {
+        let Source::Push { artifact, .. } = two.source("clickhouse").unwrap() else {
             panic!("{two:?}")
         };
         assert_eq!(artifact.paths(), ["a.tgz", "b.tgz"]);

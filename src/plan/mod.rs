@@ -3,15 +3,14 @@
 pub mod build;
 pub mod components;
 pub mod install;
-pub mod install_clickhouse;
 pub mod model;
-mod nats_tls;
 pub mod pipeline;
 pub mod probe;
 pub mod rollout;
 pub mod service;
 pub mod services;
 pub mod update;
+pub mod vendor;
 
 pub use build::{servers_plan, streams_plan, Fleet, PlanError};
 pub use components::{Artifacts, Checksums, Components, Source};

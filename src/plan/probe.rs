@@ -391,7 +391,7 @@ pub fn component_target(component: &Component, deploy_dir: &str) -> Target {
         Probe::Tcp { port } => (Check::Tcp { port }, Expect::Accept),
     };
     let (package, files, version_from) = match component.origin {
-        Origin::Vendor { package } => (
+        Origin::Vendor { package, .. } => (
             Some(package.to_string()),
             Vec::new(),
             component.binaries.iter().map(|b| b.to_string()).collect(),

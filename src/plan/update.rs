@@ -11,7 +11,7 @@ fn servers() -> Vec<(String, &'static str, String)> {
     component::ALL
         .into_iter()
         .filter_map(|c| match c.origin {
-            Origin::Vendor { package } => {
+            Origin::Vendor { package, .. } => {
                 let probe = std::iter::once(format!("command -v {package}"))
                     .chain(c.binaries.iter().map(|b| format!("test -x {b}")))
                     .collect::<Vec<_>>()

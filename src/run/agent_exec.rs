@@ -91,13 +91,11 @@ pub fn load_push_artifacts(
     selected: &[&Host],
 ) -> anyhow::Result<Vec<PushArtifact>> {
     let mut loaded = Vec::new();
-    for (role, name, source) in [
-        (Role::NATS, "nats", &components.nats),
-        (Role::CLICKHOUSE, "clickhouse", &components.clickhouse),
-    ] {
-        let Source::Push {
+    for role in Role::ALL {
+        let name = role.component().name;
+        let Some(Source::Push {
             artifact, sha256, ..
-        } = source
+        }) = components.source(name)
         else {
             continue;
         };

@@ -129,7 +129,7 @@ pub fn plan(host: &Host, purge_data: bool) -> CleanPlan {
             .iter()
             .rev()
             .filter_map(|c| match c.origin {
-                Origin::Vendor { package } => Some(package),
+                Origin::Vendor { package, .. } => Some(package),
                 Origin::Release => None,
             })
             .collect(),

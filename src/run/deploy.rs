@@ -264,8 +264,8 @@ pub async fn deploy(
                 .iter()
                 .map(|h| (h.name.clone(), h.private_address.clone()))
                 .collect(),
-            nats_tls: match &components.nats_tls {
-                Some(paths) => Some(read_nats_tls(&inventory.path, paths)?),
+            nats_tls: match crate::stack::nats::plan::tls_paths(&components) {
+                Some(paths) => Some(read_nats_tls(&inventory.path, &paths)?),
                 None => None,
             },
             storage_addresses: inventory
@@ -688,7 +688,7 @@ pub(super) fn read_secret_command(secrets: &[&str]) -> String {
 /// The TLS files `[components.nats] tls` names, relative to the inventory's directory.
 fn read_nats_tls(
     inventory: &std::path::Path,
-    paths: &plan::components::NatsTlsPaths,
+    paths: &crate::stack::nats::NatsTlsPaths,
 ) -> anyhow::Result<crate::stack::nats::NatsTlsFiles> {
     let dir = inventory.parent().unwrap_or(std::path::Path::new("."));
     let read = |name: &str, path: &str| {

@@ -2,7 +2,8 @@
 //! data, accounts, where it comes from, how it restarts and rolls). The plan, day-2 commands,
 //! clean, facts and status read these instead of restating a unit name or a port; adding a
 //! built-in component is one module declaring a [`Component`] plus its templates, and one line
-//! in [`ALL`].
+//! in [`ALL`]. A vendor's server also brings its install and init steps, in its module, hooked
+//! in by [`Origin::Vendor`]'s `plan` (`plan::vendor`).
 //!
 //! The declarations live beside each component's renderers: [`super::nats::COMPONENT`],
 //! [`super::clickhouse::COMPONENT`], [`super::pipeline::STORAGE`] and
@@ -58,7 +59,13 @@ pub struct Account {
 pub enum Origin {
     /// A vendor's server: the OS package (or a pinned release / pushed artifact of it, see
     /// `[components.NAME]`), removed by `clean`.
-    Vendor { package: &'static str },
+    Vendor {
+        package: &'static str,
+        /// The release installed when the inventory has no `[components.NAME]`.
+        pinned: &'static str,
+        /// Its install and init steps (`plan::vendor`), in its own module.
+        plan: &'static crate::plan::vendor::VendorPlan,
+    },
     /// mp-remote itself, run as `mp-remote service NAME` from the release the deploy pushed.
     Release,
 }
@@ -107,7 +114,23 @@ impl Component {
     /// The OS package of a vendor's server (None: mp-remote's own release).
     pub fn package(&self) -> Option<&'static str> {
         match self.origin {
-            Origin::Vendor { package } => Some(package),
+            Origin::Vendor { package, .. } => Some(package),
+            Origin::Release => None,
+        }
+    }
+
+    /// The release a vendor's server installs when the inventory names no source.
+    pub fn pinned(&self) -> Option<&'static str> {
+        match self.origin {
+            Origin::Vendor { pinned, .. } => Some(pinned),
+            Origin::Release => None,
+        }
+    }
+
+    /// How the servers plan installs and starts a vendor's server.
+    pub fn vendor_plan(&self) -> Option<&'static crate::plan::vendor::VendorPlan> {
+        match self.origin {
+            Origin::Vendor { plan, .. } => Some(plan),
             Origin::Release => None,
         }
     }

@@ -6,6 +6,9 @@
 //!   `config.d` / `users.d` overrides.
 //! - [`nats`]: `nats-server.conf` and the two JetStream stream specifications, with layout
 //!   validation and a field diff for "updated in place" reporting.
+//! - [`component`]: one declaration per component; a vendor's server (NATS, ClickHouse) also
+//!   brings its install steps per source and its init steps (`nats::install`, `nats::plan`,
+//!   `clickhouse::install`, `clickhouse::plan`), built from `plan`'s shared helpers.
 //!
 //! Every config file mp-remote writes starts with a managed marker holding the SHA-256 of the rest
 //! of the file ([`managed`]), so a later run can tell its own file from one a person edited.

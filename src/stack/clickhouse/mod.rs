@@ -8,6 +8,8 @@
 //!   the same order with types that version has.
 
 mod config;
+pub mod install;
+pub mod plan;
 mod schema;
 pub mod tables;
 mod version;
@@ -25,6 +27,15 @@ use super::component::{Account, Component, DataDir, Origin, Port, Probe, Rolling
 
 /// ClickHouse's data (Debian's package and the official ones agree).
 pub const DATA_DIR: &str = "/var/lib/clickhouse";
+/// Its logs (the package's, and the ones a release install makes).
+pub const LOG_DIR: &str = "/var/log/clickhouse-server";
+/// The ClickHouse user the pipeline uses; its password is generated once per fleet.
+pub const PIPELINE_USER: &str = "marketprism";
+/// That password (0600, root) on every ClickHouse host: read back by the next deploy.
+pub const SECRET_FILE: &str = "/etc/marketprism/clickhouse-password";
+/// The release installed when the inventory has no `[components.clickhouse]` (ClickHouse's
+/// archives want a fourth part: the inventory check asks for it).
+pub const PINNED: &str = "25.10.1";
 /// mp-remote's overrides beside the package's config.
 pub const LISTEN_FILE: &str = "/etc/clickhouse-server/config.d/mp-listen.xml";
 pub const USERS_FILE: &str = "/etc/clickhouse-server/users.d/mp-users.xml";
@@ -64,13 +75,15 @@ pub const COMPONENT: Component = Component {
         path: DATA_DIR,
         owner: "clickhouse",
     }],
-    log_dirs: &["/var/log/clickhouse-server"],
+    log_dirs: &[LOG_DIR],
     accounts: &[Account {
         name: "clickhouse",
         owns_data: true,
     }],
     origin: Origin::Vendor {
         package: "clickhouse-server",
+        pinned: PINNED,
+        plan: &plan::PLAN,
     },
     binaries: &[
         "/usr/bin/clickhouse-server",

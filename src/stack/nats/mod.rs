@@ -7,7 +7,9 @@
 
 mod auth;
 mod config;
+pub mod install;
 mod listen;
+pub mod plan;
 mod streams;
 mod tls;
 
@@ -18,7 +20,7 @@ pub use streams::{
     default_replicas, diff, streams, streams_with_replicas, validate_layout, DiscardPolicy,
     StorageType, StreamLimits, StreamSpec, MARKET_DATA, MAX_REPLICAS, ORDERBOOK_SNAP,
 };
-pub use tls::NatsTlsFiles;
+pub use tls::{NatsTlsFiles, NatsTlsPaths};
 
 use std::time::Duration;
 
@@ -37,6 +39,8 @@ pub const ADMIN_PASSWORD_FILE: &str = "/etc/marketprism/nats-admin-password";
 pub const TLS_CERT_FILE: &str = "/etc/marketprism/nats-cert.pem";
 pub const TLS_KEY_FILE: &str = "/etc/marketprism/nats-key.pem";
 pub const TLS_CA_FILE: &str = "/etc/marketprism/nats-ca.pem";
+/// The release installed when the inventory has no `[components.nats]`.
+pub const PINNED: &str = "2.10.7";
 /// The drop-in that points a package's `nats-server.service` at [`CONFIG_FILE`].
 pub const DROP_IN: &str = "/etc/systemd/system/nats-server.service.d/mp-remote.conf";
 
@@ -82,6 +86,8 @@ pub const COMPONENT: Component = Component {
     }],
     origin: Origin::Vendor {
         package: "nats-server",
+        pinned: PINNED,
+        plan: &plan::PLAN,
     },
     binaries: &["/usr/sbin/nats-server", "/usr/local/bin/nats-server"],
     restart: ("on-failure", 2),

@@ -20,3 +20,14 @@ impl fmt::Debug for NatsTlsFiles {
             .finish()
     }
 }
+
+/// The certificate every NATS node presents (to clients and to the other nodes' routes), its
+/// key, and the CA that signed it, as `[components.nats] tls` names them: paths on the control
+/// node, relative to the inventory.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NatsTlsPaths {
+    pub cert: String,
+    pub key: String,
+    pub ca: String,
+}

@@ -3,8 +3,8 @@ use crate::plan::Components;
 
 const SUM: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 const OTHER: &str = "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210";
-const SYSTEMD: &str = include_str!("../../tests/fixtures/facts/debian12_vm.txt");
-const CONTAINER: &str = include_str!("../../tests/fixtures/facts/debian12.txt");
+const SYSTEMD: &str = include_str!("../../../tests/fixtures/facts/debian12_vm.txt");
+const CONTAINER: &str = include_str!("../../../tests/fixtures/facts/debian12.txt");
 const COMMON_TGZ: &str = "clickhouse-common-static-25.10.1.3832-amd64.tgz";
 const SERVER_TGZ: &str = "clickhouse-server-25.10.1.3832-amd64.tgz";
 
@@ -23,7 +23,7 @@ fn install(facts: &str, components: &str) -> Result<(Vec<Step>, &'static str), S
     clickhouse_install(
         &host(),
         &crate::facts::parse(facts).unwrap(),
-        &components.clickhouse,
+        components.source("clickhouse").unwrap(),
         "init.clickhouse.service",
     )
     .map_err(|e| e.to_string())
@@ -216,4 +216,49 @@ fn push_of_debs_installs_common_before_server() {
     )
     .unwrap_err();
     assert!(no_sum.contains("needs the artifact's sha256"), "{no_sum}");
+}
+
+/// What `inventory check` asks of a source: a four-part version (the message at the version),
+/// then both archives' sums for one architecture (at the sums); a push is left to the generic
+/// per-file check.
+#[test]
+fn check_source_wants_four_parts_and_both_archives() {
+    let check = |kind, version, sums: Option<&Checksums>| {
+        check_source(&SourceCheck {
+            kind,
+            version,
+            sums,
+            artifacts: &[],
+        })
+    };
+    let pinned = check("release", None, None).unwrap_err();
+    assert_eq!(pinned.at, SourceKey::Version);
+    assert_eq!(
+        pinned.message,
+        "version \"25.10.1\" names no ClickHouse archive"
+    );
+    assert!(
+        pinned.hint.contains("set version = \"25.10.1.N\""),
+        "{pinned:?}"
+    );
+    let one = Checksums::One(SUM.into());
+    let sums = check("release", Some("25.10.1.3832"), Some(&one)).unwrap_err();
+    assert_eq!(sums.at, SourceKey::Sha256);
+    assert!(
+        sums.message.contains(&format!(
+            "\"{COMMON_TGZ}\" = \"<its sha256>\", \"{SERVER_TGZ}\" = \"<its sha256>\""
+        )),
+        "{sums:?}"
+    );
+    let arm = Checksums::ByFile(
+        [
+            "clickhouse-common-static-25.10.1.3832-arm64.tgz",
+            "clickhouse-server-25.10.1.3832-arm64.tgz",
+        ]
+        .map(|f| (f.to_string(), SUM.to_string()))
+        .into(),
+    );
+    assert_eq!(check("release", Some("v25.10.1.3832"), Some(&arm)), Ok(()));
+    assert_eq!(check("push", None, None), Ok(()));
+    assert_eq!(check("os", None, None), Ok(()));
 }

@@ -1,4 +1,4 @@
-//! The install layer of ClickHouse, per source (`[components.clickhouse]`):
+//! The ClickHouse install layer, per source (`[components.clickhouse]`):
 //!
 //! - `os`: the distribution's package (Debian 12: 18.16, its own unit).
 //! - `release`: ClickHouse's official tgz archives from packages.clickhouse.com (or a mirror
@@ -17,14 +17,14 @@
 
 use crate::facts::{Facts, Init};
 use crate::inventory::Host;
-use crate::stack::managed::{with_marker, CommentStyle};
-
-use super::build::{PlanError, STATE_DIR};
-use super::components::{Checksums, Source, CLICKHOUSE_PINNED};
-use super::install::{
-    clean_version, file_name, packages_step, push_sum, pushed_artifact_path, release_arch,
+use crate::plan::build::{PlanError, STATE_DIR};
+use crate::plan::components::{Checksums, Source};
+use crate::plan::install::{
+    clean_version, file_name, packages_step, push_sum, pushed_artifact_path, release_arch, ARCHES,
 };
-use super::model::{Action, ArtifactFrom, Step, VendorFile};
+use crate::plan::model::{Action, ArtifactFrom, Step, VendorFile};
+use crate::plan::vendor::{SourceCheck, SourceKey, SourceProblem};
+use crate::stack::managed::{with_marker, CommentStyle};
 
 /// The multi-call binary of a release or pushed archive.
 pub const CLICKHOUSE_RELEASE_BINARY: &str = "/usr/local/bin/clickhouse";
@@ -36,12 +36,12 @@ pub const CLICKHOUSE_VENDOR_SERVER: &str = "/usr/bin/clickhouse-server";
 pub const CLICKHOUSE_RELEASE_SITE: &str = "https://packages.clickhouse.com";
 /// The unit mp-remote writes where no package brought one.
 pub const CLICKHOUSE_UNIT_PATH: &str = "/etc/systemd/system/clickhouse-server.service";
-pub const CLICKHOUSE_LOG_DIR: &str = "/var/log/clickhouse-server";
+pub const CLICKHOUSE_LOG_DIR: &str = super::LOG_DIR;
 
 /// The two archives of a tgz install, in install order.
 const COMMON: &str = "clickhouse-common-static";
 const SERVER: &str = CLICKHOUSE.unit;
-use crate::stack::clickhouse::COMPONENT as CLICKHOUSE;
+use super::COMPONENT as CLICKHOUSE;
 
 /// The ClickHouse install steps for `source`, and the server binary the init layer runs.
 /// `service_step`: the id of the step running the server (a new binary, config or unit
@@ -70,7 +70,7 @@ pub fn clickhouse_install(
             sha256,
             base_url,
         } => {
-            let version = clean_version(version.as_deref().unwrap_or(CLICKHOUSE_PINNED));
+            let version = clean_version(version.as_deref().unwrap_or(super::PINNED));
             let archives = release_archives(facts, &version, sha256.as_ref(), base_url.as_deref())
                 .map_err(refuse)?;
             Ok((
@@ -98,6 +98,53 @@ pub fn clickhouse_install(
     }
 }
 
+/// The two archives of `version` for `arch` (`amd64`, `arm64`), in install order.
+fn archives(version: &str, arch: &str) -> [String; 2] {
+    [COMMON, SERVER].map(|package| format!("{package}-{version}-{arch}.tgz"))
+}
+
+/// What to write where a release's version has fewer than four parts.
+fn four_parts(version: &str) -> String {
+    format!(
+        "ClickHouse's archives are named by four-part versions: set version = \"{version}.N\" (e.g. 25.10.1.3832, as listed on packages.clickhouse.com/tgz/stable)"
+    )
+}
+
+/// `inventory check`: a release is named by a four-part version and has both archives' sums
+/// for one architecture at least.
+pub(super) fn check_source(source: &SourceCheck) -> Result<(), SourceProblem> {
+    if source.kind != "release" {
+        return Ok(());
+    }
+    let version = clean_version(source.version.unwrap_or(super::PINNED));
+    if version.split('.').count() != 4 {
+        return Err(SourceProblem {
+            at: SourceKey::Version,
+            message: format!("version {version:?} names no ClickHouse archive"),
+            hint: four_parts(&version),
+        });
+    }
+    let wanted = archives(&version, ARCHES[0])
+        .iter()
+        .map(|f| format!("\"{f}\" = \"<its sha256>\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    match source.sums {
+        Some(Checksums::ByFile(by_file))
+            if ARCHES.iter().any(|arch| {
+                archives(&version, arch)
+                    .iter()
+                    .all(|f| by_file.contains_key(f))
+            }) =>
+        {
+            Ok(())
+        }
+        _ => Err(SourceProblem::sums(format!(
+            "source = \"release\" needs one sha256 per archive: sha256 = {{ {wanted} }} (arm64 hosts: the -arm64 files)"
+        ))),
+    }
+}
+
 /// Where each of the two archives comes from, with its sum.
 struct Archives {
     common: (ArtifactFrom, String),
@@ -113,9 +160,7 @@ fn release_archives(
     base_url: Option<&str>,
 ) -> Result<Archives, String> {
     if version.split('.').count() != 4 {
-        return Err(format!(
-            "ClickHouse's archives are named by four-part versions: set version = \"{version}.N\" (e.g. 25.10.1.3832, as listed on packages.clickhouse.com/tgz/stable)"
-        ));
+        return Err(four_parts(version));
     }
     let arch = release_arch(facts).ok_or_else(|| {
         format!(
@@ -126,7 +171,7 @@ fn release_archives(
     let base = base_url
         .unwrap_or(CLICKHOUSE_RELEASE_SITE)
         .trim_end_matches('/');
-    let files = [COMMON, SERVER].map(|p| format!("{p}-{version}-{arch}.tgz"));
+    let files = archives(version, arch);
     let wanted = || {
         files
             .iter()
@@ -328,7 +373,7 @@ fn archive_steps(
             title: "system user clickhouse".into(),
             action: Action::SystemUser {
                 name: "clickhouse".into(),
-                home: super::build::CLICKHOUSE_DATA_DIR.into(),
+                home: super::DATA_DIR.into(),
             },
             notify: vec![],
         },
@@ -389,5 +434,5 @@ WantedBy=multi-user.target
 }
 
 #[cfg(test)]
-#[path = "install_clickhouse_tests.rs"]
+#[path = "install_tests.rs"]
 mod tests;
