@@ -12,6 +12,8 @@ set +e +u 2>/dev/null
 deploy_dir=${1:-/opt/marketprism}
 # Further arguments: directories where mp-remote keeps its agents (content-addressed names).
 [ $# -gt 0 ] && shift
+# Fixed names without spaces (run::agent_exec::agent_dirs), split where used.
+agent_dirs=$*
 # Non-login SSH sessions often lack sbin (ss, sysctl) and Homebrew in PATH.
 PATH="$PATH:/usr/sbin:/sbin:/usr/local/bin:/usr/local/sbin:/opt/homebrew/bin"
 LC_ALL=C
@@ -79,8 +81,14 @@ isnum "$cpus" || cpus=$(sysctl -n hw.ncpu 2>/dev/null </dev/null)
 isnum "$cpus" || cpus=
 kv cpus "$cpus"
 
+# Read with builtins where a file will do: each process costs a host about a millisecond.
 if [ -r /proc/meminfo ]; then
-    kv meminfo "$(grep '^MemTotal:' /proc/meminfo 2>/dev/null)"
+    while read -r m_k m_v m_u; do
+        if [ "$m_k" = MemTotal: ]; then
+            kv meminfo "$m_k $m_v $m_u"
+            break
+        fi
+    done </proc/meminfo
 fi
 if [ "$uname_s" = Darwin ]; then
     kv hw_memsize "$(sysctl -n hw.memsize 2>/dev/null </dev/null)"
@@ -97,7 +105,8 @@ while [ ! -d "$d" ] && [ "$i" -lt 64 ]; do
     i=$((i + 1))
 done
 kv disk_path "$d"
-kv disk_df "$(df -Pk "$d" 2>/dev/null </dev/null | tail -n 1)"
+df_out=$(df -Pk "$d" 2>/dev/null </dev/null)
+kv disk_df "${df_out##*"$nl"}"
 
 # Init: systemd's own test (sd_booted) is /run/systemd/system; PID 1 tells containers apart.
 pid1=
@@ -106,9 +115,17 @@ pid1=
 kv pid1 "$pid1"
 kv run_systemd_system "$(yesno [ -d /run/systemd/system ])"
 
-uid=$(id -u 2>/dev/null)
+# `uid=0(root) gid=0(root) ...` (POSIX): both from one `id`.
+id_out=$(id 2>/dev/null </dev/null)
+uid=${id_out#uid=}
+uid=${uid%%[!0-9]*}
+user=
+case $id_out in
+    "uid=$uid("*) user=${id_out#"uid=$uid("} && user=${user%%")"*} ;;
+esac
+[ -n "$user" ] || user=$(id -un 2>/dev/null </dev/null)
 kv uid "$uid"
-kv user "$(id -un 2>/dev/null)"
+kv user "$user"
 if [ "$uid" = 0 ]; then
     kv sudo "not asked: root" # root needs none, and sudo's PAM session is dear
 elif have sudo; then
@@ -146,18 +163,32 @@ kv listen_source "$src"
 section listen "$out"
 
 # The agents already here, with their sizes: a re-run finds its agent without another exec.
-agents=
-for d in "$@"; do
+# One `wc` for all of them: `SIZE PATH` per file (and a total when there are several).
+set --
+for d in $agent_dirs; do
     for f in "$d"/mp-remote-*; do
-        [ -f "$f" ] && agents="$agents$f $(wc -c <"$f" 2>/dev/null)$nl"
+        [ -f "$f" ] && set -- "$@" "$f"
     done
 done
+agents=
+if [ $# -gt 0 ]; then
+    while read -r w_size w_path; do
+        [ -f "$w_path" ] && agents="$agents$w_path $w_size$nl"
+    done <<EOF_WC
+$(wc -c -- "$@" 2>/dev/null </dev/null)
+EOF_WC
+fi
 section agents "$agents"
 
 # The host's own IP addresses: a server binds its private address only when the host has it.
 addrs=
 if have ip; then
-    addrs=$(ip -o addr show 2>/dev/null </dev/null | awk '{print $4}')
+    while read -r _ _ _ ip_a _; do
+        addrs="$addrs$ip_a$nl"
+    done <<EOF_IP
+$(ip -o addr show 2>/dev/null </dev/null)
+EOF_IP
+    addrs=${addrs%"$nl"}
 elif have hostname; then
     addrs=$(hostname -I 2>/dev/null </dev/null)
 fi
@@ -186,7 +217,7 @@ pkg_version() {
 # (path, inode, size, mtime) in the agents' directory: ClickHouse takes ~25 ms of CPU to say it,
 # on every host at every re-run. The cache is only a copy: a changed binary is asked again.
 cache_dir=
-for d in "$@"; do
+for d in $agent_dirs; do
     if [ -d "$d" ] && [ -w "$d" ]; then
         cache_dir=$d
         break
