@@ -96,6 +96,17 @@ fn deploy_below_the_memory_threshold_fails_before_installing() {
     assert_eq!(run.code, 2, "{run:?}");
     assert!(run.stdout.contains("below the 100000 GiB"), "{run:?}");
     assert!(run.stdout.contains("--force"), "{run:?}");
+    // Its lease (taken beside the facts probe, before detect refused the host) was given
+    // back: a lease left behind would refuse every run here for 5 minutes. Another test's
+    // deploy may hold the lease now, but never this run's.
+    let all = format!("{}{}", run.stdout, run.stderr);
+    let run_id = all
+        .split("/runs/")
+        .nth(1)
+        .and_then(|rest| rest.split([' ', '\n']).next())
+        .unwrap_or_else(|| panic!("no record path: {run:?}"));
+    let lease = std::fs::read_to_string("/run/mp-remote/lease.json").unwrap_or_default();
+    assert!(!lease.contains(run_id), "{run_id} left its lease: {lease}");
 }
 
 #[test]

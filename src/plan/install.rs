@@ -21,6 +21,22 @@ use super::build::STATE_DIR;
 use super::components::Checksums;
 use super::model::{Action, Step};
 
+/// `install.NAME.unit`: the systemd unit mp-remote writes for a server installed without a
+/// package (a release or a pushed archive); a changed unit restarts it through `service_step`.
+pub fn unit_step(component: &str, path: &str, content: String, service_step: &str) -> Step {
+    Step {
+        id: format!("install.{component}.unit"),
+        title: format!("systemd unit {path}"),
+        action: Action::File {
+            path: path.into(),
+            content,
+            mode: 0o644,
+            owner: None,
+        },
+        notify: vec![service_step.into()],
+    }
+}
+
 /// The architectures the vendors publish builds for, as they spell them.
 pub const ARCHES: [&str; 2] = ["amd64", "arm64"];
 

@@ -183,10 +183,11 @@ impl CleanPlan {
         }));
         for file in &self.files {
             declared.push(path(file));
-            if file == NATS_DROP_IN {
-                declared.push(Made::Dir {
-                    path: "/etc/systemd/system/nats-server.service.d".into(),
-                });
+            // A unit's drop-in directory goes with its drop-in (when nothing else is in it).
+            if let Some(dir) = file.rsplit_once('/').map(|(dir, _)| dir) {
+                if dir.ends_with(".service.d") {
+                    declared.push(Made::Dir { path: dir.into() });
+                }
             }
         }
         declared.extend(self.packages.iter().map(|p| Made::Package {

@@ -152,14 +152,25 @@ pub async fn deploy(
 
     // Layer 1, detect: facts, the secret, the agent. It changes nothing but the agents'
     // directory (content-addressed), so it goes before the lease, which the agent takes.
-    // The leases `agent begin` took beside the facts probe, by host.
-    let begun = std::sync::Mutex::new(BTreeMap::new());
+    // Each host's `agent begin` (secrets and lease, beside the facts probe) runs as a task of
+    // its own: a host whose detect is cut short (its deadline) still says whether it took the
+    // lease, so that the lease is given back instead of left to expire.
+    let begins = std::sync::Mutex::new(tokio::task::JoinSet::new());
     let detected = session::on_each(&connected, fanout.forks, |c| {
-        let (agents, artifacts, relays, begun) = (&agents, &artifacts, &relays, &begun);
-        async move { detect(&c, agents, relays, artifacts, options, limits, begun).await }
+        let (agents, artifacts, relays, begins) = (&agents, &artifacts, &relays, &begins);
+        async move { detect(&c, agents, relays, artifacts, options, limits, begins).await }
     })
     .await;
-    let mut begun: BTreeMap<String, LeaseAnswer> = begun.into_inner().unwrap_or_default();
+    let mut begins = begins.into_inner().unwrap_or_default();
+    let mut begun: BTreeMap<String, LeaseAnswer> = BTreeMap::new();
+    let _ = tokio::time::timeout(BEGIN_WAIT, async {
+        while let Some(joined) = begins.join_next().await {
+            if let Ok((host, Some(answer))) = joined {
+                begun.insert(host, answer);
+            }
+        }
+    })
+    .await;
     relays.stop(&connected).await;
     mark("detect");
     let mut ready: Vec<Ready> = Vec::new();
@@ -375,7 +386,7 @@ async fn detect(
     artifacts: &[agent_exec::PushArtifact],
     options: &DeployOptions,
     limits: Thresholds,
-    begun: &std::sync::Mutex<BTreeMap<String, LeaseAnswer>>,
+    begins: &std::sync::Mutex<tokio::task::JoinSet<(String, Option<LeaseAnswer>)>>,
 ) -> anyhow::Result<Detected> {
     let host = c.host;
     let deploy_dir = host
@@ -429,14 +440,37 @@ async fn detect(
         }
     };
     let request = serde_json::to_vec(&begin)?;
+    let (sent, answer) = tokio::sync::oneshot::channel();
+    let asked = !(wanted.is_empty() && begin.lease.is_none());
+    if asked {
+        let (transport, name) = (c.transport.clone(), host.name.clone());
+        if let Ok(mut begins) = begins.lock() {
+            begins.spawn(async move {
+                let output = transport.exec(&secrets_command, &request).await;
+                let lease = output
+                    .as_ref()
+                    .ok()
+                    .and_then(|o| begun_in(&o.stdout_text()))
+                    .and_then(|b| b.lease);
+                let _ = sent.send(output);
+                (name, lease)
+            });
+        }
+    }
     let (output, read) = tokio::join!(
         c.transport
             .exec(&probe_command, facts::PROBE_SCRIPT.as_bytes()),
         async {
-            if wanted.is_empty() && begin.lease.is_none() {
+            if !asked {
                 return Ok(None);
             }
-            c.transport.exec(&secrets_command, &request).await.map(Some)
+            match answer.await {
+                Ok(output) => Ok(Some(output?)),
+                Err(_) => Err(anyhow::anyhow!(
+                    "{}: `agent begin` ended without an answer",
+                    host.name
+                )),
+            }
         }
     );
     let (output, read) = (output?, read?);
@@ -471,21 +505,8 @@ async fn detect(
     let mut secrets = BTreeMap::new();
     if let Some(read) = read {
         let text = read.stdout_text();
-        let answer = text
-            .lines()
-            .find_map(|l| match serde_json::from_str(l.trim()) {
-                Ok(OpEvent::Begun(b)) => Some(b),
-                _ => None,
-            });
-        let lines: Vec<String> = match answer {
-            Some(b) => {
-                if let Some(lease) = b.lease {
-                    if let Ok(mut begun) = begun.lock() {
-                        begun.insert(host.name.clone(), lease);
-                    }
-                }
-                b.secrets
-            }
+        let lines: Vec<String> = match begun_in(&text) {
+            Some(b) => b.secrets,
             None => text.lines().map(str::to_string).collect(),
         };
         for (path, line) in wanted.iter().zip(lines) {
@@ -519,6 +540,19 @@ async fn detect(
         password,
         nats_secret,
     })
+}
+
+/// How long a run waits for the `agent begin` of hosts whose detect ended early.
+const BEGIN_WAIT: Duration = Duration::from_secs(30);
+
+/// `agent begin`'s answer among the lines of its output.
+fn begun_in(stdout: &str) -> Option<crate::plan::probe::Begun> {
+    stdout
+        .lines()
+        .find_map(|l| match serde_json::from_str(l.trim()) {
+            Ok(OpEvent::Begun(b)) => Some(b),
+            _ => None,
+        })
 }
 
 /// The record's step for how the agent got onto the host (uploaded, copied from a relay,

@@ -389,17 +389,12 @@ fn archive_steps(
         },
     ];
     if facts.init == Init::Systemd {
-        steps.push(Step {
-            id: "install.clickhouse.unit".into(),
-            title: format!("systemd unit {CLICKHOUSE_UNIT_PATH}"),
-            action: Action::File {
-                path: CLICKHOUSE_UNIT_PATH.into(),
-                content: clickhouse_unit(),
-                mode: 0o644,
-                owner: None,
-            },
-            notify,
-        });
+        steps.push(crate::plan::install::unit_step(
+            "clickhouse",
+            CLICKHOUSE_UNIT_PATH,
+            clickhouse_unit(),
+            service_step,
+        ));
     }
     steps
 }

@@ -166,17 +166,12 @@ pub fn nats_install(
         },
     ];
     if facts.init == Init::Systemd {
-        steps.push(Step {
-            id: "install.nats.unit".into(),
-            title: format!("systemd unit {NATS_UNIT_PATH}"),
-            action: Action::File {
-                path: NATS_UNIT_PATH.into(),
-                content: nats_unit(run.binary, config),
-                mode: 0o644,
-                owner: None,
-            },
-            notify: vec![service_step.into()],
-        });
+        steps.push(crate::plan::install::unit_step(
+            "nats",
+            NATS_UNIT_PATH,
+            nats_unit(run.binary, config),
+            service_step,
+        ));
         // A host that ran source = "os" before keeps that drop-in, which would start the
         // package's binary instead of this one.
         steps.push(Step {
