@@ -14,13 +14,7 @@ use super::build::{Fleet, PlanError, CLICKHOUSE_USER};
 use super::model::{Action, FlowCheck, HostPlan, JsonExpectation, LayerName, Step};
 use super::service::{service_steps, Server};
 
-/// Where the storage reads the ClickHouse password: its own copy, readable by its account
-/// only (the ClickHouse host's copy stays root's).
-pub const STORAGE_PASSWORD_FILE: &str = "/etc/marketprism/storage-clickhouse-password";
-/// Where a pipeline service reads its NATS password: its own file, readable by its account.
-pub fn nats_password_file(service: PipelineService) -> String {
-    format!("/etc/marketprism/{}-nats-password", service.name())
-}
+pub use crate::stack::pipeline::{nats_password_file, STORAGE_PASSWORD_FILE};
 /// Synthetic messages per second per collector, unless the host's `collector_rate` var says.
 pub const DEFAULT_COLLECTOR_RATE: u32 = 40;
 /// How long the services get to answer healthy, and data to reach every table.
@@ -115,7 +109,7 @@ pub fn install_steps(host: &Host, facts: &Facts, fleet: &Fleet) -> Vec<Step> {
             title: format!("system user {SERVICE_USER}"),
             action: Action::SystemUser {
                 name: SERVICE_USER.into(),
-                home: "/var/lib/marketprism".into(),
+                home: crate::stack::pipeline::SERVICE_HOME.into(),
             },
             notify: vec![],
         },

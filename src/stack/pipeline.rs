@@ -151,8 +151,18 @@ pub const COLLECTOR: Component = service(
 /// Where mp-remote's own config files go (the packages' own files are left alone).
 pub const CONFIG_DIR: &str = "/etc/marketprism";
 
-/// The account both services run as.
+/// The account both services run as, and its home.
 pub const SERVICE_USER: &str = "marketprism";
+pub const SERVICE_HOME: &str = "/var/lib/marketprism";
+
+/// Where the storage reads the ClickHouse password: its own copy, readable by its account
+/// only (the ClickHouse host's copy stays root's).
+pub const STORAGE_PASSWORD_FILE: &str = "/etc/marketprism/storage-clickhouse-password";
+
+/// Where a pipeline service reads its NATS password: its own file, readable by its account.
+pub fn nats_password_file(service: PipelineService) -> String {
+    format!("{CONFIG_DIR}/{}-nats-password", service.name())
+}
 
 /// `[nats]` of a service's config: who it connects as and where its password is on the host
 /// (never the password itself).
