@@ -8,7 +8,7 @@
 #   3. count(DISTINCT trade_id) in ClickHouse must equal the trades the collector published.
 # Streams and schema are created by `mp-remote agent run` with the deploy's own actions.
 #   bench/pipeline.sh [MESSAGES]          (default 200000)
-#   MP_BENCH_BATCH=5000 bench/pipeline.sh (storage batch_size; default 1000)
+#   MP_BENCH_BATCH=1000 bench/pipeline.sh (storage batch_size; default 5000, storage's own)
 #   MP_BENCH_PORT_BASE=35000              (ports used: BASE+85 ... BASE+900)
 #   MP_BENCH_BIN=target/debug/mp-remote   (skip the release build)
 #   MP_BENCH_TMP=/dev/shm                 (where the servers keep their files; default /tmp)
@@ -20,7 +20,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 messages=${1:-200000}
-batch=${MP_BENCH_BATCH:-1000}
+batch=${MP_BENCH_BATCH:-5000}
 base=${MP_BENCH_PORT_BASE:-35000}
 nats_port=$((base + 222)) nats_mon=$((base + 822))
 ch_http=$((base + 123)) ch_tcp=$((base + 900))

@@ -190,8 +190,12 @@ fn default_storage_metrics() -> SocketAddr {
 fn default_buffer() -> usize {
     10_000
 }
+/// Rows per insert at most. ClickHouse makes files for every part an insert creates (per
+/// partition, per column), so its CPU, not storage's, bounds small inserts: 5000 stored a
+/// backlog 1.4x faster than 1000 (`bench/pipeline.sh`); latency stays bounded by
+/// `flush_interval` when messages are few.
 fn default_batch_size() -> usize {
-    1000
+    5000
 }
 fn default_flush_interval() -> Duration {
     Duration::from_secs(1)

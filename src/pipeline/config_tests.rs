@@ -85,7 +85,7 @@ fn minimal_storage_file_gets_defaults() {
     .unwrap();
     assert_eq!(s.health_listen.port(), 8085);
     assert_eq!(s.metrics_listen.port(), 9094);
-    assert_eq!(s.batch_size, 1000);
+    assert_eq!(s.batch_size, 5000);
     assert_eq!(s.flush_interval, Duration::from_secs(1));
     assert_eq!(s.clickhouse.database, "marketprism_hot");
     assert_eq!(s.clickhouse.user, "default");
