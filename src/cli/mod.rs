@@ -297,7 +297,11 @@ pub fn main() -> i32 {
     if !matches!(cli.command, Command::Agent(_) | Command::Service(_)) {
         restore_sigpipe();
     }
-    let runtime = match tokio::runtime::Runtime::new() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .on_thread_start(block_sigpipe)
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("error: cannot start the async runtime: {error}");
@@ -543,6 +547,21 @@ fn load_inventory(cli: &Cli) -> Result<Inventory, InventoryError> {
     }
 }
 
+/// The runtime's threads never take SIGPIPE: they write a command's input into a local child
+/// (the local transport), and a child that ends without reading all of it (one cut short by
+/// `--timeout`) must give that write an error, not end the whole run silently. A signal from a
+/// write goes to the thread that wrote, so the main thread's `| head` behaviour stays; children
+/// start with an empty mask (std resets it before exec).
+fn block_sigpipe() {
+    // SAFETY: a signal set on the stack, applied to this thread only.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGPIPE);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+}
+
 /// `mp-remote status | head` should end quietly like any Unix tool, not panic on a closed
 /// pipe: Rust ignores SIGPIPE by default. The agent keeps ignoring it, so that a dropped SSH
 /// connection never kills a half-done step.
@@ -550,5 +569,40 @@ fn restore_sigpipe() {
     // SAFETY: called once at start-up, before any thread writes to a pipe.
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// What `block_sigpipe` relies on: a write into a closed pipe from such a thread is an
+    /// error (EPIPE) instead of the process's end, and a child started from it gets an empty
+    /// signal mask (std resets it before exec).
+    #[test]
+    fn a_runtime_thread_survives_a_closed_pipe_and_its_children_start_clean() {
+        std::thread::spawn(|| {
+            super::block_sigpipe();
+            let mut fds = [0; 2];
+            // SAFETY: a fresh pipe; both ends are closed below.
+            let written = unsafe {
+                assert_eq!(libc::pipe(fds.as_mut_ptr()), 0);
+                libc::close(fds[0]);
+                let written = libc::write(fds[1], b"x".as_ptr().cast(), 1);
+                libc::close(fds[1]);
+                written
+            };
+            assert_eq!(written, -1);
+            assert_eq!(
+                std::io::Error::last_os_error().raw_os_error(),
+                Some(libc::EPIPE)
+            );
+            let status = std::process::Command::new("sh")
+                .args(["-c", "grep '^SigBlk:' /proc/self/status"])
+                .output()
+                .unwrap();
+            let line = String::from_utf8_lossy(&status.stdout).into_owned();
+            assert!(line.trim_end().ends_with("0000000000000000"), "{line}");
+        })
+        .join()
+        .unwrap();
     }
 }
