@@ -37,6 +37,32 @@ pub fn unit_step(component: &str, path: &str, content: String, service_step: &st
     }
 }
 
+/// The unit of a vendor's server installed without a package: ordered after the network,
+/// run as its own account, `service` the rest of its `[Service]` section (one line each).
+pub fn vendor_unit(description: &str, docs: &str, account: &str, service: &[&str]) -> String {
+    crate::stack::managed::with_marker(
+        crate::stack::managed::CommentStyle::Hash,
+        &format!(
+            "[Unit]
+Description={description} (installed by mp-remote)
+Documentation={docs}
+After=network-online.target
+Wants=network-online.target
+
+[Service]
+Type=simple
+User={account}
+Group={account}
+{}
+
+[Install]
+WantedBy=multi-user.target
+",
+            service.join("\n")
+        ),
+    )
+}
+
 /// The architectures the vendors publish builds for, as they spell them.
 pub const ARCHES: [&str; 2] = ["amd64", "arm64"];
 

@@ -24,7 +24,6 @@ use crate::plan::install::{
 };
 use crate::plan::model::{Action, ArtifactFrom, Step, VendorFile};
 use crate::plan::vendor::{SourceCheck, SourceKey, SourceProblem};
-use crate::stack::managed::{with_marker, CommentStyle};
 
 /// The multi-call binary of a release or pushed archive.
 pub const CLICKHOUSE_RELEASE_BINARY: &str = "/usr/local/bin/clickhouse";
@@ -402,29 +401,19 @@ fn archive_steps(
 /// ClickHouse's own unit, less what needs a recent server (`Type=notify`) or capabilities a
 /// container may not grant: runs the linked server with the package's config path.
 fn clickhouse_unit() -> String {
-    with_marker(
-        CommentStyle::Hash,
-        &format!(
-            "[Unit]
-Description=ClickHouse Server (installed by mp-remote)
-Documentation=https://clickhouse.com/docs
-After=network-online.target
-Wants=network-online.target
-
-[Service]
-Type=simple
-User=clickhouse
-Group=clickhouse
-ExecStart={CLICKHOUSE_RELEASE_SERVER} --config=/etc/clickhouse-server/config.xml
-Restart=always
-RestartSec=5
-LimitNOFILE=500000
-TimeoutStopSec=120
-
-[Install]
-WantedBy=multi-user.target
-"
-        ),
+    crate::plan::install::vendor_unit(
+        "ClickHouse Server",
+        "https://clickhouse.com/docs",
+        "clickhouse",
+        &[
+            &format!(
+                "ExecStart={CLICKHOUSE_RELEASE_SERVER} --config=/etc/clickhouse-server/config.xml"
+            ),
+            "Restart=always",
+            "RestartSec=5",
+            "LimitNOFILE=500000",
+            "TimeoutStopSec=120",
+        ],
     )
 }
 

@@ -19,7 +19,6 @@ use crate::plan::install::{
 };
 use crate::plan::model::{Action, ArtifactFrom, Step};
 use crate::plan::vendor::{SourceCheck, SourceKey, SourceProblem};
-use crate::stack::managed::{with_marker, CommentStyle};
 
 use super::{COMPONENT as NATS, DROP_IN as NATS_OS_DROP_IN};
 
@@ -237,31 +236,19 @@ fn binary_step(
 /// The unit for a NATS without a package: Debian's, with our binary and config, restarts on
 /// failure and the file limit the `os` drop-in sets.
 fn nats_unit(binary: &str, config: &str) -> String {
-    with_marker(
-        CommentStyle::Hash,
-        &format!(
-            "[Unit]
-Description=NATS Server (installed by mp-remote)
-Documentation=https://docs.nats.io
-After=network-online.target
-Wants=network-online.target
-
-[Service]
-Type=simple
-User=nats
-Group=nats
-ExecStart={binary} -c {config}
-ExecReload=/bin/kill -s HUP $MAINPID
-ExecStop=/bin/kill -s SIGINT $MAINPID
-Restart=on-failure
-RestartSec=2
-LimitNOFILE=65536
-PrivateTmp=true
-
-[Install]
-WantedBy=multi-user.target
-"
-        ),
+    crate::plan::install::vendor_unit(
+        "NATS Server",
+        "https://docs.nats.io",
+        "nats",
+        &[
+            &format!("ExecStart={binary} -c {config}"),
+            "ExecReload=/bin/kill -s HUP $MAINPID",
+            "ExecStop=/bin/kill -s SIGINT $MAINPID",
+            "Restart=on-failure",
+            "RestartSec=2",
+            "LimitNOFILE=65536",
+            "PrivateTmp=true",
+        ],
     )
 }
 
