@@ -4,6 +4,7 @@
 
 mod support;
 
+mod aarch64_agent;
 mod agent_relay;
 mod cli_interrupt;
 mod cli_inventory;
