@@ -92,6 +92,7 @@ fn pipeline_survives_outages_without_losing_a_message() {
     p.wait_healthy(p.storage, 8085);
 
     p.assert_nothing_lost();
+    a_backlog_does_not_wait_for_the_flush_interval(&p);
 
     // Bring the collector back: a deploy starts what was stopped, and reports it.
     let again = mp_remote(Some(&inventory), &["deploy"]);
@@ -104,6 +105,78 @@ fn pipeline_survives_outages_without_losing_a_message() {
 
     update_with_a_new_build(&fleet, &inventory);
     day2_of_the_pipeline_services(&fleet, &inventory);
+}
+
+/// A backlog is stored as fast as it can be, its tail included: a second storage with a
+/// 60 s `flush_interval` (its own consumers, into a copy of the tables) stores the whole of
+/// the streams (the collector is stopped) in far less than 60 s. Before, the tail's fetch waited
+/// out the interval for a batch that could not fill.
+fn a_backlog_does_not_wait_for_the_flush_interval(p: &Pipeline) {
+    let (fleet, host) = (p.fleet, p.storage);
+    // What the streams hold now (their limits may have dropped the oldest): a new consumer
+    // is given all of it.
+    let jsz = fleet.exec(host, "curl -sf 'http://127.0.0.1:8222/jsz?streams=true'");
+    let jsz: serde_json::Value = serde_json::from_str(&jsz).expect("jsz");
+    let held: u64 = jsz["account_details"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|a| a["stream_detail"].as_array().into_iter().flatten())
+        .map(|s| s["state"]["messages"].as_u64().unwrap_or(0))
+        .sum();
+    assert!(held > 0, "{jsz}");
+    // The package's passwordless `default` user, allowed on loopback, makes the copy.
+    let sql = |query: &str| {
+        fleet.exec(
+            host,
+            &format!("curl -sf http://127.0.0.1:8123/ --data-binary '{query}'"),
+        )
+    };
+    sql("CREATE DATABASE flushtest");
+    for t in TABLES {
+        sql(&format!(
+            "CREATE TABLE flushtest.{t} AS marketprism_hot.{t}"
+        ));
+    }
+    fleet.exec(
+        host,
+        r#"set -e
+: > /tmp/flushtest-empty
+{ echo 'flush_interval = "60s"'; echo 'consumer_prefix = "mp-flushtest"'
+  sed -e 's/:8085"/:18085"/; s/:9094"/:19094"/' \
+      -e '/^\[clickhouse\]/,${s/^database = .*/database = "flushtest"/; s/^user = .*/user = "default"/; s|^password_file = .*|password_file = "/tmp/flushtest-empty"|}' \
+      /etc/marketprism/storage.toml; } > /tmp/flushtest.toml
+systemd-run --unit mp-flushtest --collect /opt/marketprism/current/mp-remote service storage --config /tmp/flushtest.toml"#,
+    );
+    let started = std::time::Instant::now();
+    let health = loop {
+        let health = p.health(host, 18085);
+        // A message that is not MarketPrism's (the security checks publish one) is rejected.
+        let count = |k: &str| health[k].as_u64().unwrap_or(0);
+        if count("acked") + count("rejected") >= held {
+            break health;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "the second storage did not store the {held} messages of the streams within 30 s: {health}\n{}",
+            fleet.exec(host, "journalctl -u mp-flushtest --no-pager | tail -n 20")
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    fleet.exec(host, "systemctl stop mp-flushtest");
+    let stored: u64 = TABLES
+        .iter()
+        .map(|t| {
+            let count = sql(&format!("SELECT count() FROM flushtest.{t}"));
+            count.trim().parse::<u64>().unwrap_or(0)
+        })
+        .sum();
+    let skipped = ["duplicates_dropped", "rejected"].map(|k| health[k].as_u64().unwrap_or(0));
+    assert!(
+        stored + skipped.iter().sum::<u64>() >= held,
+        "{stored} rows stored for {held} messages: {health}"
+    );
+    sql("DROP DATABASE flushtest");
 }
 
 /// Only the fleet's own clients get in, each only as far as its work needs: seen from the

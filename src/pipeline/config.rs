@@ -153,7 +153,8 @@ pub struct StorageConfig {
     /// Messages per fetch and per insert, at most.
     #[serde(default = "default_batch_size")]
     pub batch_size: usize,
-    /// The longest a fetch waits to fill a batch.
+    /// How long storage waits to fill a batch when fewer than a tenth of one are ready (a
+    /// trickle); a backlog, its tail included, is stored without waiting.
     #[serde(default = "default_flush_interval", with = "humantime_serde_local")]
     pub flush_interval: Duration,
     /// Durable consumer names are `{prefix}-MARKET_DATA` and `{prefix}-ORDERBOOK_SNAP`.

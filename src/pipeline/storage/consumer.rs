@@ -73,6 +73,7 @@ impl Worker {
             window,
             state: self.state.clone(),
             shutdown: self.shutdown.clone(),
+            last_batch: None,
         };
         let mut ready: Vec<Message> = Vec::new();
         while !(*self.shutdown.borrow() && ready.is_empty()) {

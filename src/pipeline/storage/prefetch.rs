@@ -61,26 +61,40 @@ pub struct Fetcher {
     pub window: Window,
     pub state: Arc<StorageState>,
     pub shutdown: watch::Receiver<bool>,
+    /// When the last insert's messages were handed over: a small one is not made again
+    /// before `flush_interval` has passed since.
+    pub last_batch: Option<Instant>,
 }
 
 impl Fetcher {
     /// The messages for the next insert, fetched while `storing` messages are being stored
     /// (`stored` turns true when they are). Returns once the store is done and something was
     /// fetched, or the next insert is full and the store is done, or at shutdown.
-    pub async fn gather(
+    pub async fn gather(&mut self, storing: usize, stored: watch::Receiver<bool>) -> Vec<Message> {
+        let held = self.gather_held(storing, stored).await;
+        if !held.is_empty() {
+            self.last_batch = Some(Instant::now());
+        }
+        held
+    }
+
+    async fn gather_held(
         &mut self,
         storing: usize,
         mut stored: watch::Receiver<bool>,
     ) -> Vec<Message> {
         let mut held: Vec<Message> = Vec::new();
         let mut progress_due = Instant::now() + PROGRESS_EVERY;
+        // The stream had little more ready: the next insert is what is held, once the store
+        // is done (a waiting fetch now would hold it back until its expiry).
+        let mut drained = false;
         loop {
             let done = *stored.borrow();
             if *self.shutdown.borrow() || (done && !held.is_empty()) {
                 return held;
             }
             let room = self.window.room(if done { 0 } else { storing }, held.len());
-            if room == 0 {
+            if room == 0 || drained {
                 // Full: wait for the store, keeping the held messages from being redelivered.
                 let waited = tokio::time::timeout_at(progress_due, stored.wait_for(|d| *d));
                 if waited.await.is_ok() {
@@ -90,11 +104,19 @@ impl Fetcher {
                 progress_due = Instant::now() + PROGRESS_EVERY;
                 continue;
             }
-            match self.fetch(room.min(self.batch_size)).await {
+            let max = room.min(self.batch_size);
+            let adding = !held.is_empty();
+            let fetched = if adding {
+                self.fetch_ready(max).await
+            } else {
+                self.fetch_first(max).await
+            };
+            match fetched {
                 Ok(messages) => {
-                    if held.is_empty() {
+                    if !adding {
                         progress_due = Instant::now() + PROGRESS_EVERY;
                     }
+                    drained = adding && messages.len() < enough(self.batch_size).min(max);
                     held.extend(messages);
                 }
                 Err(e) => {
@@ -115,16 +137,70 @@ impl Fetcher {
         }
     }
 
-    /// Up to `max` messages, waiting at most `flush_interval` for them.
-    async fn fetch(&self, max: usize) -> Result<Vec<Message>, String> {
-        let mut batch = self
+    /// The first messages of the next insert. What the stream has ready is taken at once when
+    /// it is at least a tenth of a batch (a backlog, its tail, or a high rate), or when the
+    /// last insert was `flush_interval` ago or more (a backlog at start, or after a pause):
+    /// waiting for a full batch would only delay it. Otherwise it waits for more until
+    /// `flush_interval` after the last insert, so a trickle is stored in one insert per
+    /// interval, not one per round trip.
+    async fn fetch_first(&self, max: usize) -> Result<Vec<Message>, String> {
+        let mut ready = self.fetch_ready(max).await?;
+        let since = self.last_batch.map(|t| t.elapsed());
+        let due = since.is_none_or(|s| s >= self.flush_interval);
+        if ready.len() >= enough(self.batch_size).min(max) || (due && !ready.is_empty()) {
+            return Ok(ready);
+        }
+        let wait = match since {
+            Some(s) if s < self.flush_interval => (self.flush_interval - s).max(MIN_WAIT),
+            _ => self.flush_interval,
+        };
+        match self.fetch(max - ready.len(), wait).await {
+            Ok(more) => {
+                ready.extend(more);
+                Ok(ready)
+            }
+            // Those already delivered are kept (dropped, they would come again only after the
+            // ack wait); the error is the next fetch's to meet.
+            Err(e) if !ready.is_empty() => {
+                tracing::warn!("{}: fetch failed: {e}", self.stream);
+                Ok(ready)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Up to `max` messages the stream has ready now, without waiting (a `no_wait` pull: the
+    /// server ends it at once, so none can arrive after it is dropped).
+    async fn fetch_ready(&self, max: usize) -> Result<Vec<Message>, String> {
+        let batch = self
             .consumer
-            .batch()
+            .fetch()
             .max_messages(max)
-            .expires(self.flush_interval)
             .messages()
             .await
             .map_err(|e| e.to_string())?;
+        Ok(self.collect(batch, max).await)
+    }
+
+    /// Up to `max` messages, waiting at most `wait` for them.
+    async fn fetch(&self, max: usize, wait: Duration) -> Result<Vec<Message>, String> {
+        let batch = self
+            .consumer
+            .batch()
+            .max_messages(max)
+            .expires(wait)
+            .messages()
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(self.collect(batch, max).await)
+    }
+
+    /// Every message of a pull request, until the server ends it.
+    async fn collect(
+        &self,
+        mut batch: async_nats::jetstream::consumer::pull::Batch,
+        max: usize,
+    ) -> Vec<Message> {
         let mut messages = Vec::with_capacity(max);
         while let Some(next) = batch.next().await {
             match next {
@@ -136,7 +212,7 @@ impl Fetcher {
                 }
             }
         }
-        Ok(messages)
+        messages
     }
 
     async fn pause(&mut self, d: Duration) {
@@ -145,6 +221,14 @@ impl Fetcher {
             _ = self.shutdown.wait_for(|s| *s) => {}
         }
     }
+}
+
+/// The shortest wait a fetch asks the server for.
+const MIN_WAIT: Duration = Duration::from_millis(10);
+
+/// How many ready messages make an insert worth doing at once: a tenth of a batch.
+fn enough(batch_size: usize) -> usize {
+    (batch_size / 10).max(1)
 }
 
 async fn progress(messages: &[Message]) {
