@@ -96,12 +96,15 @@ pub async fn apply(packages: &[String], check_only: bool) -> Result<Outcome, Ste
     .with_output(&run.output))
 }
 
-/// Without systemd, a package's postinst starts its server through init.d (ClickHouse's does),
-/// with the package's config and outside the agent's supervisor, which then finds the ports
-/// taken. A policy-rc.d answering 101 ("not allowed") stops that for the install; one the host
-/// already has (Docker images ship one) is left as it is.
+/// A package's postinst starts its server with the package's config: under systemd the init
+/// layer then restarts it with mp-remote's (a ClickHouse stop alone is most of a second, and
+/// the first start-up is paid twice), and without systemd it runs outside the agent's
+/// supervisor, which then finds the ports taken. A policy-rc.d answering 101 ("not allowed")
+/// stops that for the install; the init layer starts each server once, configured. One the
+/// host already has (Docker images ship one) is left as it is. The packages mp-remote installs
+/// are its servers (started by init) and libraries, so nothing else is left stopped.
 const NO_SERVICE_STARTS: &str = "policy=/usr/sbin/policy-rc.d
-if [ ! -d /run/systemd/system ] && { [ ! -e $policy ] || grep -q mp-remote $policy; }; then
+if [ ! -e $policy ] || grep -q mp-remote $policy; then
   printf '#!/bin/sh\\n# mp-remote: no service starts while it installs packages\\nexit 101\\n' >$policy
   chmod 755 $policy
   trap 'rm -f $policy' EXIT
