@@ -446,13 +446,16 @@ async fn detect(
         let (transport, name) = (c.transport.clone(), host.name.clone());
         if let Ok(mut begins) = begins.lock() {
             begins.spawn(async move {
-                let output = transport.exec(&secrets_command, &request).await;
-                let lease = output
-                    .as_ref()
-                    .ok()
-                    .and_then(|o| begun_in(&o.stdout_text()))
-                    .and_then(|b| b.lease);
-                let _ = sent.send(output);
+                // Parsed once: its lease for the run, its secrets for detect below.
+                let answer = transport
+                    .exec(&secrets_command, &request)
+                    .await
+                    .map(|o| (begun_in(&o.stdout_text()), o));
+                let lease = match &answer {
+                    Ok((Some(begun), _)) => begun.lease.clone(),
+                    _ => None,
+                };
+                let _ = sent.send(answer);
                 (name, lease)
             });
         }
@@ -503,11 +506,10 @@ async fn detect(
         }
     }
     let mut secrets = BTreeMap::new();
-    if let Some(read) = read {
-        let text = read.stdout_text();
-        let lines: Vec<String> = match begun_in(&text) {
+    if let Some((begun, read)) = read {
+        let lines: Vec<String> = match begun {
             Some(b) => b.secrets,
-            None => text.lines().map(str::to_string).collect(),
+            None => read.stdout_text().lines().map(str::to_string).collect(),
         };
         for (path, line) in wanted.iter().zip(lines) {
             if !line.trim().is_empty() {

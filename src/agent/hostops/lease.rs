@@ -216,6 +216,7 @@ fn stamp(epoch: i64) -> String {
 }
 
 /// For the tests beside `run::lease`: the answer as the agent prints it.
+#[cfg(test)]
 pub fn answer_line(call: &LeaseCall) -> String {
     let event = crate::plan::probe::OpEvent::Leased(answer(call));
     let mut line = serde_json::to_string(&event).unwrap_or_default();
