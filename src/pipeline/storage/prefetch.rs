@@ -11,6 +11,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_nats::jetstream::consumer::pull::Batch;
 use async_nats::jetstream::consumer::PullConsumer;
 use async_nats::jetstream::{AckKind, Message};
 use futures::StreamExt;
@@ -172,47 +173,61 @@ impl Fetcher {
     /// Up to `max` messages the stream has ready now, without waiting (a `no_wait` pull: the
     /// server ends it at once, so none can arrive after it is dropped).
     async fn fetch_ready(&self, max: usize) -> Result<Vec<Message>, String> {
-        let batch = self
-            .consumer
-            .fetch()
-            .max_messages(max)
-            .messages()
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok(self.collect(batch, max).await)
+        let deadline = Instant::now() + NO_END_GRACE;
+        let batch = self.consumer.fetch().max_messages(max).messages();
+        let batch = tokio::time::timeout_at(deadline, batch).await;
+        self.collect(batch, max, deadline).await
     }
 
     /// Up to `max` messages, waiting at most `wait` for them.
     async fn fetch(&self, max: usize, wait: Duration) -> Result<Vec<Message>, String> {
+        let deadline = Instant::now() + wait + NO_END_GRACE;
         let batch = self
             .consumer
             .batch()
             .max_messages(max)
             .expires(wait)
-            .messages()
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok(self.collect(batch, max).await)
+            .messages();
+        let batch = tokio::time::timeout_at(deadline, batch).await;
+        self.collect(batch, max, deadline).await
     }
 
-    /// Every message of a pull request, until the server ends it.
+    /// Every message of a pull request, until the server ends it or `deadline`: a request
+    /// whose end is lost (its NATS node restarted meanwhile) would otherwise be waited for
+    /// forever, and a `no_wait` one has no expiry of its own.
     async fn collect(
         &self,
-        mut batch: async_nats::jetstream::consumer::pull::Batch,
+        batch: Result<
+            Result<Batch, async_nats::jetstream::consumer::pull::BatchError>,
+            tokio::time::error::Elapsed,
+        >,
         max: usize,
-    ) -> Vec<Message> {
+        deadline: Instant,
+    ) -> Result<Vec<Message>, String> {
+        let no_end = || format!("no answer to a fetch within {NO_END_GRACE:?} of its end");
+        let mut batch = batch.map_err(|_| no_end())?.map_err(|e| e.to_string())?;
         let mut messages = Vec::with_capacity(max);
-        while let Some(next) = batch.next().await {
-            match next {
-                Ok(m) => messages.push(m),
+        loop {
+            match tokio::time::timeout_at(deadline, batch.next()).await {
+                Ok(Some(Ok(m))) => messages.push(m),
+                Ok(None) => break,
                 // What was received is kept; the rest comes with the next fetch.
-                Err(e) => {
+                Ok(Some(Err(e))) => {
                     tracing::debug!("{}: batch ended: {e}", self.stream);
+                    break;
+                }
+                Err(_) => {
+                    tracing::warn!(
+                        "{}: {}; going on with the {} message(s) it brought",
+                        self.stream,
+                        no_end(),
+                        messages.len()
+                    );
                     break;
                 }
             }
         }
-        messages
+        Ok(messages)
     }
 
     async fn pause(&mut self, d: Duration) {
@@ -222,6 +237,9 @@ impl Fetcher {
         }
     }
 }
+
+/// How long past its expiry (a `no_wait` one: past its sending) a fetch's end may come.
+const NO_END_GRACE: Duration = Duration::from_secs(5);
 
 /// The shortest wait a fetch asks the server for.
 const MIN_WAIT: Duration = Duration::from_millis(10);
