@@ -8,10 +8,11 @@
 //! never dropped (its messages would wait for the ack wait before coming again); the messages
 //! held get "in progress" acks while the insert before them is retried.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_nats::jetstream::consumer::pull::Batch;
+use async_nats::jetstream::consumer::pull::{Batch, BatchError};
 use async_nats::jetstream::consumer::PullConsumer;
 use async_nats::jetstream::{AckKind, Message};
 use futures::StreamExt;
@@ -96,7 +97,8 @@ impl Fetcher {
             }
             let room = self.window.room(if done { 0 } else { storing }, held.len());
             if room == 0 || drained {
-                // Full: wait for the store, keeping the held messages from being redelivered.
+                // Full, or nothing more ready: wait for the store, keeping the held messages
+                // from being redelivered.
                 let waited = tokio::time::timeout_at(progress_due, stored.wait_for(|d| *d));
                 if waited.await.is_ok() {
                     return held;
@@ -173,23 +175,21 @@ impl Fetcher {
     /// Up to `max` messages the stream has ready now, without waiting (a `no_wait` pull: the
     /// server ends it at once, so none can arrive after it is dropped).
     async fn fetch_ready(&self, max: usize) -> Result<Vec<Message>, String> {
-        let deadline = Instant::now() + NO_END_GRACE;
-        let batch = self.consumer.fetch().max_messages(max).messages();
-        let batch = tokio::time::timeout_at(deadline, batch).await;
-        self.collect(batch, max, deadline).await
+        let request = self.consumer.fetch().max_messages(max).messages();
+        self.collect(request, max, Instant::now() + NO_END_GRACE)
+            .await
     }
 
     /// Up to `max` messages, waiting at most `wait` for them.
     async fn fetch(&self, max: usize, wait: Duration) -> Result<Vec<Message>, String> {
-        let deadline = Instant::now() + wait + NO_END_GRACE;
-        let batch = self
+        let request = self
             .consumer
             .batch()
             .max_messages(max)
             .expires(wait)
             .messages();
-        let batch = tokio::time::timeout_at(deadline, batch).await;
-        self.collect(batch, max, deadline).await
+        self.collect(request, max, Instant::now() + wait + NO_END_GRACE)
+            .await
     }
 
     /// Every message of a pull request, until the server ends it or `deadline`: a request
@@ -197,15 +197,15 @@ impl Fetcher {
     /// forever, and a `no_wait` one has no expiry of its own.
     async fn collect(
         &self,
-        batch: Result<
-            Result<Batch, async_nats::jetstream::consumer::pull::BatchError>,
-            tokio::time::error::Elapsed,
-        >,
+        request: impl Future<Output = Result<Batch, BatchError>>,
         max: usize,
         deadline: Instant,
     ) -> Result<Vec<Message>, String> {
         let no_end = || format!("no answer to a fetch within {NO_END_GRACE:?} of its end");
-        let mut batch = batch.map_err(|_| no_end())?.map_err(|e| e.to_string())?;
+        let mut batch = tokio::time::timeout_at(deadline, request)
+            .await
+            .map_err(|_| no_end())?
+            .map_err(|e| e.to_string())?;
         let mut messages = Vec::with_capacity(max);
         loop {
             match tokio::time::timeout_at(deadline, batch.next()).await {
