@@ -68,6 +68,23 @@ fn deploy_single_host_then_nothing_changes() {
         );
     }
 
+    // The deploy left the probe's version cache filled (the probe before it found no
+    // servers), so the re-run below asks no binary its version: the cached answer is what
+    // the binary says. (ClickHouse 18.16 has no `--version`: its version is the package's.)
+    let cached = fleet.exec(
+        "h1",
+        "tail -n 1 /var/lib/mp-remote/bin/version-cache-nats-server",
+    );
+    let asked = fleet.exec("h1", "nats-server --version | head -n 1");
+    assert!(
+        asked.contains("v2.") && cached.trim() == asked.trim(),
+        "cache {cached:?}, binary {asked:?}"
+    );
+    assert!(fleet.holds(
+        "h1",
+        "test -f /var/lib/mp-remote/bin/version-cache-clickhouse-server"
+    ));
+
     let started = |fleet: &Fleet| {
         ["nats-server", "clickhouse-server"].map(|unit| fleet.started_at("h1", unit))
     };

@@ -17,6 +17,7 @@ pub mod runner;
 pub mod shell;
 pub mod state;
 pub mod supervise;
+mod version_cache;
 
 pub use event::{AgentEvent, StepEnd, StepStatus};
 pub use outcome::{Outcome, StepError};

@@ -26,6 +26,16 @@ pub async fn run_plan(plan: &HostPlan, emit: &mut dyn FnMut(&AgentEvent)) -> boo
     // Restarts an earlier run asked for and did not get to.
     let mut notified: BTreeSet<String> = state.pending_notify.clone();
     let (mut changed, mut failed) = (0, 0);
+    let units: Vec<&str> = plan
+        .layers
+        .iter()
+        .flat_map(|l| &l.steps)
+        .filter_map(|s| match &s.action {
+            crate::plan::Action::Service { unit } => Some(unit.as_str()),
+            _ => None,
+        })
+        .collect();
+    actions::service::ask_ahead(&units).await;
     for layer in &plan.layers {
         for step in &layer.steps {
             if failed > 0 {
@@ -147,6 +157,13 @@ pub async fn run_plan(plan: &HostPlan, emit: &mut dyn FnMut(&AgentEvent)) -> boo
             }
             emit(&event);
         }
+    }
+    let installed = plan
+        .layers
+        .iter()
+        .any(|l| l.name == crate::plan::LayerName::Install && !l.steps.is_empty());
+    if changed > 0 && installed && !plan.check_only {
+        super::version_cache::remember().await;
     }
     emit(&AgentEvent::RunFinished {
         ok: failed == 0,

@@ -35,6 +35,47 @@ pub async fn unit_state(unit: &str) -> (String, String) {
     state
 }
 
+/// Asks systemd about all of `units` in one `systemctl show` (a re-run checks every server's
+/// unit: one process instead of one per unit), remembered like [`unit_state`]'s answers.
+pub async fn ask_ahead(units: &[&str]) {
+    if units.len() < 2 {
+        return;
+    }
+    let quoted: Vec<String> = units.iter().map(|u| quote(u)).collect();
+    let Ok(out) = sh(&format!(
+        "systemctl show -p ActiveState,UnitFileState {}",
+        quoted.join(" ")
+    ))
+    .await
+    else {
+        return;
+    };
+    let states = states_of(&out.output, units.len());
+    if let Some(states) = states {
+        let mut known = UNITS.lock().unwrap_or_else(|e| e.into_inner());
+        for (unit, state) in units.iter().zip(states) {
+            if !known.iter().any(|(u, _)| u == unit) {
+                known.push((unit.to_string(), state));
+            }
+        }
+    }
+}
+
+/// `systemctl show`'s blocks for `count` units (one per unit, in order, a blank line between
+/// them) as (ActiveState, UnitFileState); None unless there are exactly `count`.
+fn states_of(out: &str, count: usize) -> Option<Vec<(String, String)>> {
+    let blocks: Vec<&str> = out
+        .split("\n\n")
+        .filter(|block| !block.trim().is_empty())
+        .collect();
+    (blocks.len() == count).then(|| {
+        blocks
+            .iter()
+            .map(|b| (value(b, "ActiveState"), value(b, "UnitFileState")))
+            .collect()
+    })
+}
+
 async fn ask_systemd(unit: &str) -> (String, String) {
     let out = show(unit, "ActiveState,UnitFileState").await;
     (value(&out, "ActiveState"), value(&out, "UnitFileState"))
@@ -174,6 +215,20 @@ mod tests {
 
     const LOADED: &str =
         "NeedDaemonReload=no\nLoadState=loaded\nActiveState=inactive\nDropInPaths=\n";
+
+    #[test]
+    fn one_show_answers_for_every_unit_in_order() {
+        let out = "ActiveState=active\nUnitFileState=enabled\n\nActiveState=inactive\nUnitFileState=disabled\n";
+        assert_eq!(
+            super::states_of(out, 2),
+            Some(vec![
+                ("active".into(), "enabled".into()),
+                ("inactive".into(), "disabled".into())
+            ])
+        );
+        // An answer that does not split into one block per unit is not guessed at.
+        assert_eq!(super::states_of("ActiveState=active\n", 2), None);
+    }
 
     #[test]
     fn a_loaded_enabled_unit_is_only_started() {
