@@ -98,9 +98,8 @@ fn value(out: &str, key: &str) -> String {
         .to_string()
 }
 
-/// What decides the extra commands before a start: whether systemd must re-read the unit's
-/// files, and whether it is `failed`.
-const RELOAD_PROPERTIES: &str = "NeedDaemonReload,LoadState,ActiveState,DropInPaths";
+/// What decides whether systemd must re-read the unit's files before a start.
+const RELOAD_PROPERTIES: &str = "NeedDaemonReload,LoadState,DropInPaths";
 
 /// Where mp-remote (and an admin) put a unit's drop-ins.
 const DROP_IN_DIRS: [&str; 2] = ["/etc/systemd/system", "/run/systemd/system"];
@@ -134,15 +133,13 @@ fn drop_ins_on_disk(unit: &str) -> Vec<String> {
 }
 
 /// The commands that (re)start `unit`, with only the extra ones it needs. Each
-/// `daemon-reload` (and a plain `systemctl enable`, which reloads too and runs
-/// `update-rc.d` for a unit with an init script) re-runs every systemd generator: on a
-/// 10-host fresh deploy those were 13% of the hosts' CPU. So: reload only when the unit's
-/// files changed or it is not loaded; enable without a reload (the link counts from the next
-/// boot; the start below is explicit); clear a `failed` state only when there is one (a
-/// crash-looping release hit the start limit, and the restart onto a good one would be
-/// refused). `NeedDaemonReload` alone misses a drop-in in a new `.d` directory (systemd 252
-/// answers from a cache of the unit directories), so the drop-ins systemd loaded are
-/// compared with those on disk.
+/// `daemon-reload` (and a plain `systemctl enable`, which reloads too and runs `update-rc.d`
+/// for a unit with an init script) re-runs every systemd generator: on a 10-host fresh
+/// deploy those were 13% of the hosts' CPU. So: reload only when the unit's files changed or
+/// it is not loaded; enable without a reload, and only what is not enabled (the link counts
+/// from the next boot; the start below is explicit). `NeedDaemonReload` alone misses a
+/// drop-in in a new `.d` directory (systemd 252 answers from a cache of the unit
+/// directories), so the drop-ins systemd loaded are compared with those on disk.
 fn start_script(unit: &str, verb: &str, enabled: bool, shown: &str, on_disk: &[String]) -> String {
     let q = quote(unit);
     let dirs = drop_in_dirs(unit);
@@ -162,9 +159,11 @@ fn start_script(unit: &str, verb: &str, enabled: bool, shown: &str, on_disk: &[S
     if !enabled {
         commands.push(format!("systemctl enable --no-reload {q}"));
     }
-    if value(shown, "ActiveState") == "failed" {
-        commands.push(format!("systemctl reset-failed {q}"));
-    }
+    // Always: a crash-looping unit counts its starts even while `activating`, and only
+    // reset-failed clears that count (its cost is one call, no reload).
+    commands.push(format!(
+        "{{ systemctl reset-failed {q} 2>/dev/null; true; }}"
+    ));
     commands.push(format!("systemctl {verb} {q}"));
     commands.join(" && ")
 }
@@ -213,8 +212,12 @@ pub async fn apply(unit: &str, notified: bool, check_only: bool) -> Result<Outco
 mod tests {
     use super::start_script;
 
-    const LOADED: &str =
-        "NeedDaemonReload=no\nLoadState=loaded\nActiveState=inactive\nDropInPaths=\n";
+    const LOADED: &str = "NeedDaemonReload=no\nLoadState=loaded\nDropInPaths=\n";
+
+    /// What always runs before the start: clearing the start-rate count.
+    fn reset(unit: &str) -> String {
+        format!("{{ systemctl reset-failed {unit} 2>/dev/null; true; }}")
+    }
 
     #[test]
     fn one_show_answers_for_every_unit_in_order() {
@@ -231,56 +234,50 @@ mod tests {
     }
 
     #[test]
-    fn a_loaded_enabled_unit_is_only_started() {
+    fn a_loaded_enabled_unit_is_started_without_a_reload() {
         assert_eq!(
             start_script("nats-server", "start", true, LOADED, &[]),
-            "systemctl start nats-server"
+            format!("{} && systemctl start nats-server", reset("nats-server"))
         );
     }
 
     #[test]
     fn a_drop_in_systemd_has_not_loaded_reloads_even_when_systemd_says_no_need() {
         let drop_in = ["/etc/systemd/system/nats-server.service.d/mp-remote.conf".to_string()];
-        // A drop-in for every service is not the unit's own.
-        let global = "DropInPaths=/etc/systemd/system/service.d/x.conf\n";
         assert_eq!(
             start_script("nats-server.service", "start", true, LOADED, &drop_in),
-            "systemctl daemon-reload && systemctl start nats-server.service"
+            format!(
+                "systemctl daemon-reload && {} && systemctl start nats-server.service",
+                reset("nats-server.service")
+            )
         );
         let loaded = LOADED.replace("DropInPaths=", &format!("DropInPaths={}", drop_in[0]));
-        assert_eq!(
-            start_script("nats-server", "start", true, &loaded, &drop_in),
-            "systemctl start nats-server"
+        assert!(!start_script("nats-server", "start", true, &loaded, &drop_in).contains("reload"));
+        // A drop-in for every service is not the unit's own.
+        let global = LOADED.replace(
+            "DropInPaths=",
+            "DropInPaths=/etc/systemd/system/service.d/x.conf",
         );
-        let both = LOADED.replace("DropInPaths=\n", global);
-        assert_eq!(
-            start_script("nats-server", "start", true, &both, &[]),
-            "systemctl start nats-server"
-        );
+        assert!(!start_script("nats-server", "start", true, &global, &[]).contains("reload"));
     }
 
     #[test]
     fn a_changed_unit_reloads_and_a_disabled_unit_is_enabled_without_a_second_reload() {
-        let shown = "NeedDaemonReload=yes\nLoadState=loaded\nActiveState=active\n";
+        let shown = "NeedDaemonReload=yes\nLoadState=loaded\n";
         assert_eq!(
             start_script("nats-server", "restart", false, shown, &[]),
-            "systemctl daemon-reload && systemctl enable --no-reload nats-server && systemctl restart nats-server"
+            format!(
+                "systemctl daemon-reload && systemctl enable --no-reload nats-server && {} && systemctl restart nats-server",
+                reset("nats-server")
+            )
         );
     }
 
     #[test]
-    fn a_failed_unit_is_reset_and_an_unanswered_show_reloads() {
-        let failed = "NeedDaemonReload=no\nLoadState=loaded\nActiveState=failed\n";
-        assert_eq!(
-            start_script("mp-storage", "start", true, failed, &[]),
-            "systemctl reset-failed mp-storage && systemctl start mp-storage"
-        );
-        assert_eq!(
-            start_script("mp-storage", "start", true, "", &[]),
-            "systemctl daemon-reload && systemctl start mp-storage"
-        );
-        let not_found = "NeedDaemonReload=no\nLoadState=not-found\nActiveState=inactive\n";
-        assert!(start_script("mp-storage", "start", true, not_found, &[])
-            .starts_with("systemctl daemon-reload && "));
+    fn an_unanswered_show_or_a_unit_not_loaded_reloads() {
+        for shown in ["", "NeedDaemonReload=no\nLoadState=not-found\n"] {
+            assert!(start_script("mp-storage", "start", true, shown, &[])
+                .starts_with("systemctl daemon-reload && "));
+        }
     }
 }
