@@ -12,7 +12,7 @@ pub mod services;
 pub mod update;
 pub mod vendor;
 
-pub use build::{servers_plan, streams_plan, Fleet, PlanError};
+pub use build::{cut_nats_start, servers_plan, streams_plan, Fleet, PlanError};
 pub use components::{Artifacts, Checksums, Components, Source};
 pub use model::{
     Action, FlowCheck, GateProbe, HostPlan, JsonExpectation, Layer, LayerName, Step, PLAN_FORMAT,

@@ -178,6 +178,39 @@ mod tests {
 
     /// The init layer of the whole servers plan for a host with these facts.
     fn init_steps(facts: &str) -> Vec<Step> {
+        servers_plan(facts)
+            .layers
+            .into_iter()
+            .filter(|l| l.name == crate::plan::LayerName::Init)
+            .flat_map(|l| l.steps)
+            .collect()
+    }
+
+    /// Starting NATS comes out of the servers plan whole, in order, and nothing else does.
+    #[test]
+    fn the_nats_start_is_cut_into_a_plan_of_its_own() {
+        let mut plan = servers_plan(include_str!("../../tests/fixtures/facts/debian12_vm.txt"));
+        let before = plan.layers.iter().map(|l| l.steps.len()).sum::<usize>();
+        let start = crate::plan::cut_nats_start(&mut plan).unwrap();
+        assert_eq!(
+            ids(&start.layers[0].steps),
+            ["init.nats.service", "init.nats.health"]
+        );
+        assert_eq!(start.layers[0].name, crate::plan::LayerName::Init);
+        assert_eq!(
+            (start.run_id.as_str(), start.host.as_str()),
+            ("run", "local")
+        );
+        let rest: Vec<&Step> = plan.layers.iter().flat_map(|l| &l.steps).collect();
+        assert_eq!(rest.len() + 2, before);
+        // What fed the service still notifies it: the agent keeps the restart it owes.
+        assert!(rest
+            .iter()
+            .any(|s| s.notify.contains(&"init.nats.service".to_string())));
+        assert!(crate::plan::cut_nats_start(&mut plan).is_none());
+    }
+
+    fn servers_plan(facts: &str) -> crate::plan::HostPlan {
         let facts = crate::facts::parse(facts).unwrap();
         let inventory = crate::inventory::parse(
             "[[hosts]]\nname = \"local\"\nconnection = \"local\"\nbecome = true\nroles = [\"nats\", \"clickhouse\"]\n\n[components.nats]\nsource = \"os\"\n\n[components.clickhouse]\nsource = \"os\"\n",
@@ -187,7 +220,7 @@ mod tests {
         .unwrap();
         let components = crate::plan::Components::from_table(&inventory.components).unwrap();
         let fleet = crate::plan::Fleet::single_host_for_tests();
-        let plan = crate::plan::servers_plan(
+        crate::plan::servers_plan(
             &inventory.hosts[0],
             &facts,
             &components,
@@ -195,12 +228,7 @@ mod tests {
             "run",
             false,
         )
-        .unwrap();
-        plan.layers
-            .into_iter()
-            .filter(|l| l.name == crate::plan::LayerName::Init)
-            .flat_map(|l| l.steps)
-            .collect()
+        .unwrap()
     }
 
     fn ids(steps: &[Step]) -> Vec<&str> {

@@ -84,8 +84,12 @@ pub(super) async fn servers_phase(
     let hosts = ctx.ready_among(names);
     let connections: Vec<Connected> = hosts.iter().map(|r| r.c.clone()).collect();
     let options = ctx.options;
+    let together = !options.check_only && nats_nodes_to_start(&hosts);
+    // Where NATS nodes start together: their start, cut from each servers plan.
+    let starts = std::sync::Mutex::new(BTreeMap::new());
     let outcomes = session::on_each(&connections, ctx.fanout.forks, |c| {
         let r = ctx.ready(&c.host.name).expect("every ready host has facts");
+        let starts = &starts;
         async move {
             let plan = plan::servers_plan(
                 c.host,
@@ -95,11 +99,19 @@ pub(super) async fn servers_phase(
                 &ctx.run_id,
                 options.check_only,
             )?;
-            let plan = if options.update {
+            let mut plan = if options.update {
                 plan::update::without_installs(plan)
             } else {
                 plan
             };
+            if together {
+                if let Some(start) = plan::cut_nats_start(&mut plan) {
+                    starts
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(c.host.name.clone(), start);
+                }
+            }
             run(&c, &r.agent_path, &plan, ctx.progress, ctx.options.diff).await
         }
     })
@@ -108,6 +120,53 @@ pub(super) async fn servers_phase(
         let mut entry = host_result(&r.c.host.name, Some(r.facts.clone()), took, result);
         entry.steps.insert(0, r.arrival.clone());
         results.insert(r.c.host.name.clone(), entry);
+    }
+    let starts = starts.into_inner().unwrap_or_else(|e| e.into_inner());
+    start_nats_together(ctx, &hosts, starts, results).await;
+}
+
+/// Whether the NATS nodes among `hosts` start together ([`plan::cut_nats_start`]): two or
+/// more of them, and one not running (its client port not listening).
+fn nats_nodes_to_start(hosts: &[Ready]) -> bool {
+    let port = crate::stack::nats::COMPONENT.port("client");
+    let nodes: Vec<&Ready> = hosts
+        .iter()
+        .filter(|r| r.c.host.roles.contains(&Role::NATS))
+        .collect();
+    nodes.len() >= 2
+        && nodes
+            .iter()
+            .any(|r| !r.facts.listening_ports.contains(&port))
+}
+
+/// The NATS starts cut from the servers plans, on every host whose servers plan went
+/// through, at once.
+async fn start_nats_together(
+    ctx: &Ctx<'_, '_>,
+    hosts: &[Ready<'_>],
+    mut starts: BTreeMap<String, plan::HostPlan>,
+    results: &mut BTreeMap<String, HostDeploy>,
+) {
+    let nodes: Vec<Connected> = hosts
+        .iter()
+        .filter(|r| starts.contains_key(&r.c.host.name))
+        .filter(|r| results.get(&r.c.host.name).map(|e| e.status) == Some(HostStatus::Ok))
+        .map(|r| r.c.clone())
+        .collect();
+    let plans: BTreeMap<String, plan::HostPlan> = nodes
+        .iter()
+        .filter_map(|c| Some((c.host.name.clone(), starts.remove(&c.host.name)?)))
+        .collect();
+    let outcomes = session::on_each(&nodes, ctx.fanout.forks, |c| {
+        let r = ctx.ready(&c.host.name).expect("every ready host has facts");
+        let plan = &plans[&c.host.name];
+        async move { run(&c, &r.agent_path, plan, ctx.progress, ctx.options.diff).await }
+    })
+    .await;
+    for (c, (took, result)) in nodes.iter().zip(outcomes) {
+        if let Some(entry) = results.get_mut(&c.host.name) {
+            absorb(entry, took, result);
+        }
     }
 }
 

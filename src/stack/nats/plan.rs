@@ -28,7 +28,7 @@ pub const PLAN: VendorPlan = VendorPlan {
 };
 
 /// The step running the server: what its files and binary notify.
-const SERVICE_STEP: &str = "init.nats.service";
+pub(crate) const SERVICE_STEP: &str = "init.nats.service";
 
 fn steps(ctx: &VendorContext) -> Result<VendorSteps, PlanError> {
     let (install, run) = nats_install(ctx.host, ctx.facts, ctx.source, SERVICE_STEP, NATS_CONFIG)?;
