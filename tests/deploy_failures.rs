@@ -45,6 +45,33 @@ fn port_held_by_a_foreign_process_fails_only_that_host() {
         .contains("perl"));
     let h1 = fleet.exec("h1", "systemctl is-active nats-server");
     assert_eq!(h1.trim(), "active");
+    // Two fresh NATS nodes start together, after their servers plans: h1's started, and
+    // h2's record lists its start as skipped, not as missing.
+    let record = crate::support::rolling::latest_run(&fleet);
+    let status = |host: &str, step: &str| {
+        record["hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["name"] == host)
+            .and_then(|h| {
+                h["steps"]
+                    .as_array()?
+                    .iter()
+                    .find(|s| s["step"] == step)
+                    .map(|s| s["status"].as_str().unwrap_or_default().to_string())
+            })
+    };
+    assert_eq!(
+        status("h1", "init.nats.service").as_deref(),
+        Some("changed")
+    );
+    assert_eq!(
+        status("h2", "init.nats.service").as_deref(),
+        Some("skipped"),
+        "{}",
+        record["hosts"]
+    );
 }
 
 #[test]

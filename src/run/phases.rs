@@ -168,6 +168,33 @@ async fn start_nats_together(
             absorb(entry, took, result);
         }
     }
+    // The hosts that failed above: their record lists the start as skipped, as the agent
+    // lists the steps after a failed one.
+    for (name, plan) in starts {
+        let Some(entry) = results.get_mut(&name) else {
+            continue;
+        };
+        for layer in &plan.layers {
+            for step in &layer.steps {
+                let end = crate::agent::StepEnd {
+                    layer: layer.name,
+                    step: step.id.clone(),
+                    status: crate::agent::StepStatus::Skipped,
+                    duration_ms: 0,
+                    message: "skipped: an earlier step failed".into(),
+                    changes: vec![],
+                    output_tail: String::new(),
+                    hint: None,
+                    output: String::new(),
+                    data: Default::default(),
+                    diff: String::new(),
+                    cpu_ms: None,
+                };
+                (ctx.progress)(&name, &crate::agent::AgentEvent::StepFinished(end.clone()));
+                entry.steps.push(end);
+            }
+        }
+    }
 }
 
 /// Barrier, then on one NATS node: the streams (R3 needs every node up). Nothing when no
