@@ -79,3 +79,23 @@ pub struct StepEnd {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_ms: Option<u64>,
 }
+
+impl StepEnd {
+    /// A step that did not run because one before it failed.
+    pub fn skipped(layer: LayerName, step: &str) -> Self {
+        StepEnd {
+            layer,
+            step: step.to_string(),
+            status: StepStatus::Skipped,
+            duration_ms: 0,
+            message: "skipped: an earlier step failed".into(),
+            changes: vec![],
+            output_tail: String::new(),
+            hint: None,
+            output: String::new(),
+            data: Default::default(),
+            diff: String::new(),
+            cpu_ms: None,
+        }
+    }
+}

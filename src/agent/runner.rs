@@ -39,20 +39,9 @@ pub async fn run_plan(plan: &HostPlan, emit: &mut dyn FnMut(&AgentEvent)) -> boo
     for layer in &plan.layers {
         for step in &layer.steps {
             if failed > 0 {
-                emit(&AgentEvent::StepFinished(StepEnd {
-                    layer: layer.name,
-                    step: step.id.clone(),
-                    status: StepStatus::Skipped,
-                    duration_ms: 0,
-                    message: "skipped: an earlier step failed".into(),
-                    changes: vec![],
-                    output_tail: String::new(),
-                    hint: None,
-                    output: String::new(),
-                    data: Default::default(),
-                    diff: String::new(),
-                    cpu_ms: None,
-                }));
+                emit(&AgentEvent::StepFinished(StepEnd::skipped(
+                    layer.name, &step.id,
+                )));
                 continue;
             }
             emit(&AgentEvent::StepStarted {

@@ -176,20 +176,7 @@ async fn start_nats_together(
         };
         for layer in &plan.layers {
             for step in &layer.steps {
-                let end = crate::agent::StepEnd {
-                    layer: layer.name,
-                    step: step.id.clone(),
-                    status: crate::agent::StepStatus::Skipped,
-                    duration_ms: 0,
-                    message: "skipped: an earlier step failed".into(),
-                    changes: vec![],
-                    output_tail: String::new(),
-                    hint: None,
-                    output: String::new(),
-                    data: Default::default(),
-                    diff: String::new(),
-                    cpu_ms: None,
-                };
+                let end = crate::agent::StepEnd::skipped(layer.name, &step.id);
                 (ctx.progress)(&name, &crate::agent::AgentEvent::StepFinished(end.clone()));
                 entry.steps.push(end);
             }
