@@ -121,9 +121,24 @@ async fn version(candidates: &[String]) -> Option<String> {
     (!line.is_empty()).then_some(line)
 }
 
+/// How long a check asks again while NATS says a stream or consumer replica "is not
+/// current": a replica catching up after a burst (seen right after a deploy, the data
+/// flowing) is a moment, not an unhealthy node; one still behind after this is reported.
+const NOT_CURRENT_GRACE: Duration = Duration::from_secs(5);
+
 pub async fn check(client: &reqwest::Client, check: &Check) -> Reply {
     match check {
-        Check::Http { url } => get(client.get(here(url))).await,
+        Check::Http { url } => {
+            let deadline = tokio::time::Instant::now() + NOT_CURRENT_GRACE;
+            loop {
+                let reply = get(client.get(here(url))).await;
+                let catching_up = reply.code == 503 && reply.body.contains("is not current");
+                if !catching_up || tokio::time::Instant::now() >= deadline {
+                    return reply;
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
         Check::Tcp { port } => {
             let connect = tokio::net::TcpStream::connect(crate::agent::local_addr::socket(*port));
             match tokio::time::timeout(CALL_TIMEOUT, connect).await {
