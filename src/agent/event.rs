@@ -81,14 +81,14 @@ pub struct StepEnd {
 }
 
 impl StepEnd {
-    /// A step that did not run because one before it failed.
-    pub fn skipped(layer: LayerName, step: &str) -> Self {
+    /// A step's end with `message` and nothing else to tell (no output, changes or data).
+    pub fn new(layer: LayerName, step: &str, status: StepStatus, message: String) -> Self {
         StepEnd {
             layer,
             step: step.to_string(),
-            status: StepStatus::Skipped,
+            status,
             duration_ms: 0,
-            message: "skipped: an earlier step failed".into(),
+            message,
             changes: vec![],
             output_tail: String::new(),
             hint: None,
@@ -97,5 +97,15 @@ impl StepEnd {
             diff: String::new(),
             cpu_ms: None,
         }
+    }
+
+    /// A step that did not run because one before it failed.
+    pub fn skipped(layer: LayerName, step: &str) -> Self {
+        Self::new(
+            layer,
+            step,
+            StepStatus::Skipped,
+            "skipped: an earlier step failed".into(),
+        )
     }
 }

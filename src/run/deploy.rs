@@ -562,18 +562,13 @@ fn begun_in(stdout: &str) -> Option<crate::plan::probe::Begun> {
 /// deployment, so `--check` (which pushes it too) and the deploy after it count the same.
 fn arrival_step(arrival: &super::relay::Arrival, sha256: &str, took: Duration) -> StepEnd {
     StepEnd {
-        layer: crate::plan::LayerName::Detect,
-        step: "detect.agent".into(),
-        status: StepStatus::Ok,
         duration_ms: took.as_millis() as u64,
-        message: arrival.message(sha256),
-        changes: Vec::new(),
-        output_tail: String::new(),
-        hint: None,
-        output: String::new(),
-        data: Default::default(),
-        diff: String::new(),
-        cpu_ms: None,
+        ..StepEnd::new(
+            crate::plan::LayerName::Detect,
+            "detect.agent",
+            StepStatus::Ok,
+            arrival.message(sha256),
+        )
     }
 }
 
