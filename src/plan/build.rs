@@ -161,11 +161,24 @@ pub fn cut_nats_start(plan: &mut HostPlan) -> Option<HostPlan> {
     ];
     let mut cut = Vec::new();
     for layer in &mut plan.layers {
-        let (moved, kept): (Vec<Step>, Vec<Step>) = std::mem::take(&mut layer.steps)
-            .into_iter()
-            .partition(|step| ids.contains(&step.id));
+        let mut kept = Vec::new();
+        for step in std::mem::take(&mut layer.steps) {
+            if !ids.contains(&step.id) {
+                kept.push(step);
+                continue;
+            }
+            // The reload a new drop-in needs happens here, while other hosts still install.
+            if let Action::Service { unit } = &step.action {
+                kept.push(Step {
+                    id: format!("{}-files", step.id),
+                    title: format!("systemd has read {unit}'s files"),
+                    action: Action::UnitLoaded { unit: unit.clone() },
+                    notify: vec![],
+                });
+            }
+            cut.push(step);
+        }
         layer.steps = kept;
-        cut.extend(moved);
     }
     (!cut.is_empty()).then(|| {
         HostPlan::one_layer(

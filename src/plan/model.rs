@@ -125,6 +125,9 @@ pub enum Action {
     },
     /// A systemd unit enabled and running; restarted when a step notifying it changed.
     Service { unit: String },
+    /// systemd has read the unit's current files (a `daemon-reload` only when they changed),
+    /// ahead of a start that comes later in another plan.
+    UnitLoaded { unit: String },
     /// A server run by the agent's own supervisor, where the host has no systemd: detached,
     /// pid files under /run/mp-remote, output in /var/log/mp-remote/NAME.log, restarted when it
     /// exits. Restarted by the step when a step notifying it changed, or when its binary or

@@ -102,7 +102,7 @@ mod tests {
             "-c",
             "/etc/marketprism/nats-server.conf",
         ],
-        drop_in_step: Some("init.nats.unit"),
+        drop_in_step: Some("install.nats.drop-in"),
     };
 
     fn config_step(path: &str, notify: &[&str]) -> Step {
@@ -123,7 +123,7 @@ mod tests {
     fn systemd_gets_the_drop_in_then_the_unit() {
         let steps = service_steps(Init::Systemd, &NATS, &[]);
         let ids: Vec<&str> = steps.iter().map(|s| s.id.as_str()).collect();
-        assert_eq!(ids, ["init.nats.unit", "init.nats.service"]);
+        assert_eq!(ids, ["install.nats.drop-in", "init.nats.service"]);
         let Action::File { path, content, .. } = &steps[0].action else {
             panic!("{steps:?}")
         };
@@ -186,7 +186,8 @@ mod tests {
             .collect()
     }
 
-    /// Starting NATS comes out of the servers plan whole, in order, and nothing else does.
+    /// Starting NATS comes out of the servers plan whole, in order, and nothing else does;
+    /// in its place the servers plan has systemd read the unit's files.
     #[test]
     fn the_nats_start_is_cut_into_a_plan_of_its_own() {
         let mut plan = servers_plan(include_str!("../../tests/fixtures/facts/debian12_vm.txt"));
@@ -202,7 +203,17 @@ mod tests {
             ("run", "local")
         );
         let rest: Vec<&Step> = plan.layers.iter().flat_map(|l| &l.steps).collect();
-        assert_eq!(rest.len() + 2, before);
+        assert_eq!(rest.len() + 1, before);
+        let loaded = rest
+            .iter()
+            .find(|s| s.id == "init.nats.service-files")
+            .unwrap();
+        assert_eq!(
+            loaded.action,
+            Action::UnitLoaded {
+                unit: "nats-server".into()
+            }
+        );
         // What fed the service still notifies it: the agent keeps the restart it owes.
         assert!(rest
             .iter()
@@ -270,11 +281,19 @@ mod tests {
         );
     }
 
-    /// Hosts with systemd get the very steps they got before the supervisor existed: a
-    /// deploy after an upgrade of mp-remote changes nothing there.
+    /// Hosts with systemd get the very steps they got before the supervisor existed (the
+    /// NATS drop-in moved ahead of the packages, its file unchanged): a deploy after an
+    /// upgrade of mp-remote changes nothing there.
     #[test]
     fn servers_plan_with_systemd_is_unchanged() {
-        let steps = init_steps(include_str!("../../tests/fixtures/facts/debian12_vm.txt"));
+        let facts = include_str!("../../tests/fixtures/facts/debian12_vm.txt");
+        let install: Vec<Step> = servers_plan(facts).layers.remove(0).steps;
+        let at = |id: &str| install.iter().position(|s| s.id == id).unwrap();
+        assert!(at("install.nats.drop-in") < at("install.packages"));
+        assert!(install[..at("install.nats.drop-in")]
+            .iter()
+            .all(|s| matches!(s.action, Action::PortFree { .. })));
+        let steps = init_steps(facts);
         assert_eq!(
             ids(&steps),
             [
@@ -282,7 +301,6 @@ mod tests {
                 "init.nats.admin-password",
                 "init.nats.store-dir",
                 "init.nats.config",
-                "init.nats.unit",
                 "init.nats.service",
                 "init.nats.health",
                 "init.clickhouse.data-dir",
@@ -297,7 +315,7 @@ mod tests {
         assert!(!steps
             .iter()
             .any(|s| matches!(s.action, Action::Supervised { .. })));
-        assert_eq!(steps[5].title, "nats-server enabled and running");
-        assert_eq!(steps[11].title, "clickhouse-server enabled and running");
+        assert_eq!(steps[4].title, "nats-server enabled and running");
+        assert_eq!(steps[10].title, "clickhouse-server enabled and running");
     }
 }

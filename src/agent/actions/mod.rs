@@ -65,6 +65,7 @@ async fn apply(action: &Action, notified: bool, check_only: bool) -> Result<Outc
             our_unit,
         } => port::apply(*port, service, allowed_processes, our_unit.as_deref()).await,
         Action::Service { unit } => service::apply(unit, notified, check_only).await,
+        Action::UnitLoaded { unit } => service::load(unit, check_only).await,
         Action::Supervised {
             name,
             user,

@@ -31,6 +31,8 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// refuses to place a replicated stream meanwhile ("no suitable peers for placement"): such
 /// refusals are retried for up to this long, then reported.
 const PLACEMENT_WAIT: Duration = Duration::from_secs(30);
+/// The peers report in within a few hundred milliseconds of the meta leader's election.
+const PLACEMENT_RETRY: Duration = Duration::from_millis(100);
 
 const HINT_NOT_RUNNING: &str = "is nats-server running? see `journalctl -u nats-server`";
 const HINT_JS_DISABLED: &str = "enable JetStream in nats-server.conf (a `jetstream { store_dir: \
@@ -198,7 +200,7 @@ where
         match call().await {
             Err(e) if cluster_settling(&e) && std::time::Instant::now() < deadline => {
                 tracing::debug!("JetStream cannot place the stream yet ({e}); retrying");
-                tokio::time::sleep(Duration::from_millis(500)).await;
+                tokio::time::sleep(PLACEMENT_RETRY).await;
             }
             other => return other,
         }

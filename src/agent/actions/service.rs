@@ -142,18 +142,8 @@ fn drop_ins_on_disk(unit: &str) -> Vec<String> {
 /// directories), so the drop-ins systemd loaded are compared with those on disk.
 fn start_script(unit: &str, verb: &str, enabled: bool, shown: &str, on_disk: &[String]) -> String {
     let q = quote(unit);
-    let dirs = drop_in_dirs(unit);
-    let mut loaded_drop_ins: Vec<String> = value(shown, "DropInPaths")
-        .split_whitespace()
-        .filter(|path| dirs.iter().any(|dir| path.starts_with(dir.as_str())))
-        .map(str::to_string)
-        .collect();
-    loaded_drop_ins.sort();
     let mut commands = Vec::new();
-    if value(shown, "NeedDaemonReload") != "no"
-        || value(shown, "LoadState") != "loaded"
-        || loaded_drop_ins != on_disk
-    {
+    if needs_reload(unit, shown, on_disk) {
         commands.push("systemctl daemon-reload".to_string());
     }
     if !enabled {
@@ -166,6 +156,46 @@ fn start_script(unit: &str, verb: &str, enabled: bool, shown: &str, on_disk: &[S
     ));
     commands.push(format!("systemctl {verb} {q}"));
     commands.join(" && ")
+}
+
+/// Whether systemd must re-read `unit`'s files: they changed, it is not loaded, or the
+/// drop-ins it loaded (`shown`'s `DropInPaths`) are not those on disk.
+fn needs_reload(unit: &str, shown: &str, on_disk: &[String]) -> bool {
+    let dirs = drop_in_dirs(unit);
+    let mut loaded_drop_ins: Vec<String> = value(shown, "DropInPaths")
+        .split_whitespace()
+        .filter(|path| dirs.iter().any(|dir| path.starts_with(dir.as_str())))
+        .map(str::to_string)
+        .collect();
+    loaded_drop_ins.sort();
+    value(shown, "NeedDaemonReload") != "no"
+        || value(shown, "LoadState") != "loaded"
+        || loaded_drop_ins != on_disk
+}
+
+/// systemd reads `unit`'s current files now, where a start follows in a later plan: a fresh
+/// NATS cluster's nodes start together (`plan::cut_nats_start`), and a reload there would sit
+/// between the last host's install and every node's start.
+pub async fn load(unit: &str, check_only: bool) -> Result<Outcome, StepError> {
+    let shown = show(unit, RELOAD_PROPERTIES).await;
+    if !needs_reload(unit, &shown, &drop_ins_on_disk(unit)) {
+        return Ok(Outcome::unchanged(format!(
+            "systemd has {unit}'s current files"
+        )));
+    }
+    let change = vec![format!("reload systemd's units ({unit}'s files changed)")];
+    if check_only {
+        return Ok(Outcome::changed(format!("would {}", change[0]), change));
+    }
+    let run = sh("systemctl daemon-reload")
+        .await
+        .map_err(|e| StepError::new(format!("cannot run systemctl: {e}")))?;
+    if !run.success() {
+        return Err(StepError::new("systemctl daemon-reload failed")
+            .hint("see `journalctl -b -u init.scope` on the host")
+            .with_output(&run.output));
+    }
+    Ok(Outcome::changed(change[0].clone(), change))
 }
 
 pub async fn apply(unit: &str, notified: bool, check_only: bool) -> Result<Outcome, StepError> {

@@ -9,7 +9,14 @@ use crate::agent::shell::sh;
 use crate::plan::JsonExpectation;
 use crate::transport::shell::quote;
 
+/// How often a wait asks: often while a server is starting (a loopback request costs
+/// microseconds, and every step after this one waits for the answer), then less. A server
+/// that answers "not yet" is asked less often than one not listening yet: NATS logs a
+/// warning for every failed `/healthz`.
+const POLL_NOT_LISTENING: Duration = Duration::from_millis(25);
+const POLL_ANSWERED: Duration = Duration::from_millis(100);
 const POLL: Duration = Duration::from_millis(200);
+const FAST_FOR: Duration = Duration::from_secs(3);
 
 pub async fn apply(
     url: &str,
@@ -38,7 +45,7 @@ pub async fn apply(
                 )))
             }
             // A check run must not wait for a server it did not start.
-            Err(why) if check_only || started.elapsed() >= timeout => break why,
+            Err(why) if check_only || started.elapsed() >= timeout => break why.why,
             Err(why) => {
                 if let Some(u) = unit {
                     if base.is_none() {
@@ -59,7 +66,7 @@ pub async fn apply(
                         }
                     }
                 }
-                tokio::time::sleep(POLL).await
+                tokio::time::sleep(next_poll(started.elapsed(), why.answered)).await
             }
         }
     };
@@ -87,6 +94,15 @@ pub async fn apply(
         None => "check the service on the host".into(),
     })
     .with_output(&log))
+}
+
+/// How long to wait before asking again, `waited` into the wait.
+fn next_poll(waited: Duration, answered: bool) -> Duration {
+    match (waited < FAST_FOR, answered) {
+        (true, false) => POLL_NOT_LISTENING,
+        (true, true) => POLL_ANSWERED,
+        (false, _) => POLL,
+    }
 }
 
 /// Automatic restarts during a wait that mean the service keeps exiting.
@@ -123,26 +139,43 @@ pub async fn service_log(unit: &str) -> String {
     }
 }
 
+/// Why a probe failed, and whether the server answered at all.
+#[derive(Debug)]
+pub(crate) struct Unhealthy {
+    pub why: String,
+    pub answered: bool,
+}
+
+impl std::fmt::Display for Unhealthy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.why)
+    }
+}
+
 /// One health probe: Ok when it answers 2xx and the expected JSON field has the wanted value.
 /// The JSON is parsed, never substring-matched ("unhealthy" contains "healthy").
 pub(crate) async fn probe(
     client: &reqwest::Client,
     url: &str,
     expect: Option<&JsonExpectation>,
-) -> Result<(), String> {
-    let response = client
-        .get(here(url))
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
+) -> Result<(), Unhealthy> {
+    let silent = |e: reqwest::Error| Unhealthy {
+        why: e.to_string(),
+        answered: false,
+    };
+    let response = client.get(here(url)).send().await.map_err(silent)?;
     let status = response.status();
-    let body = response.text().await.map_err(|e| e.to_string())?;
+    let body = response.text().await.map_err(silent)?;
+    let answered = |why: String| Unhealthy {
+        why,
+        answered: true,
+    };
     if !status.is_success() {
-        return Err(format!("HTTP {status}: {}", body.trim()));
+        return Err(answered(format!("HTTP {status}: {}", body.trim())));
     }
     match expect {
         None => Ok(()),
-        Some(expect) => check_json(&body, expect),
+        Some(expect) => check_json(&body, expect).map_err(answered),
     }
 }
 
@@ -162,6 +195,17 @@ fn check_json(body: &str, expect: &JsonExpectation) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Quick while a server starts, slower once it answers "not yet" (NATS logs each failed
+    /// `/healthz`), and slow after the first seconds.
+    #[test]
+    fn polls_quickly_only_while_a_server_is_starting() {
+        let ms = Duration::from_millis;
+        assert_eq!(next_poll(ms(100), false), ms(25));
+        assert_eq!(next_poll(ms(100), true), ms(100));
+        assert_eq!(next_poll(ms(5000), false), ms(200));
+        assert_eq!(next_poll(ms(5000), true), ms(200));
+    }
 
     #[test]
     fn unhealthy_never_passes_for_healthy() {

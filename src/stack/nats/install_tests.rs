@@ -274,7 +274,7 @@ fn servers_plan_runs_the_release_binary() {
         .unwrap();
         let steps: Vec<&Step> = plan.layers.iter().flat_map(|l| &l.steps).collect();
         assert!(
-            !steps.iter().any(|s| s.id == "init.nats.unit"),
+            !steps.iter().any(|s| s.id == "install.nats.drop-in"),
             "no drop-in"
         );
         assert!(!steps
