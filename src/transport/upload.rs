@@ -120,7 +120,7 @@ fn gzip_in_parts(contents: &[u8], parts: usize) -> Vec<u8> {
     if contents.is_empty() {
         return gzip(contents);
     }
-    let size = contents.len().div_ceil(parts.max(1)).max(1);
+    let size = contents.len().div_ceil(parts.max(1));
     std::thread::scope(|scope| {
         let members: Vec<_> = contents
             .chunks(size)

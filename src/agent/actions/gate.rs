@@ -34,7 +34,7 @@ pub async fn apply(
         let mut failed = None;
         for p in probes {
             if let Err(why) = probe(&client, &p.url, p.expect_json.as_ref()).await {
-                failed = Some((p, why.why));
+                failed = Some((p, why.reason));
                 break;
             }
         }

@@ -45,7 +45,7 @@ pub async fn apply(
                 )))
             }
             // A check run must not wait for a server it did not start.
-            Err(why) if check_only || started.elapsed() >= timeout => break why.why,
+            Err(why) if check_only || started.elapsed() >= timeout => break why.reason,
             Err(why) => {
                 if let Some(u) = unit {
                     if base.is_none() {
@@ -142,13 +142,13 @@ pub async fn service_log(unit: &str) -> String {
 /// Why a probe failed, and whether the server answered at all.
 #[derive(Debug)]
 pub(crate) struct Unhealthy {
-    pub why: String,
+    pub reason: String,
     pub answered: bool,
 }
 
 impl std::fmt::Display for Unhealthy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.why)
+        f.write_str(&self.reason)
     }
 }
 
@@ -160,14 +160,14 @@ pub(crate) async fn probe(
     expect: Option<&JsonExpectation>,
 ) -> Result<(), Unhealthy> {
     let silent = |e: reqwest::Error| Unhealthy {
-        why: e.to_string(),
+        reason: e.to_string(),
         answered: false,
     };
     let response = client.get(here(url)).send().await.map_err(silent)?;
     let status = response.status();
     let body = response.text().await.map_err(silent)?;
-    let answered = |why: String| Unhealthy {
-        why,
+    let answered = |reason: String| Unhealthy {
+        reason,
         answered: true,
     };
     if !status.is_success() {
